@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The README's test line: install devtensor (+ test extras and the NVRTC kernel-check wheels) into
+# .venv, compile every kernels/*.cu for sm_80 and sm_90 with NVRTC, then run the test suite.
+# Any failure (including pytest's exit 5 for "no tests collected") fails the script.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' -r ci/requirements-kernels.txt
+.venv/bin/python ci/check_kernels.py
+.venv/bin/python -m pytest -q -p no:cacheprovider tests "$@"

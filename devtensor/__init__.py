@@ -1,0 +1,47 @@
+"""devtensor: a device-agnostic tensor library with autograd, in PyTorch's dialect.
+
+    import devtensor as dt
+    x = dt.randn(3, 4, requires_grad=True)
+    (x @ x.T).sum().backward()
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from . import dtypes as _dtype_mod
+from .backends import _register_builtin
+from .device import device, get_default_device, set_default_device, set_device_fallback
+from .dtypes import (bfloat16, float16, float32, float64, get_default_dtype, int8, int16, int32, int64,
+                    promote_types, result_type, set_default_dtype, uint8)
+from .dtypes import bool_ as bool  # noqa: A001 - devtensor.bool, as torch.bool
+from .dtypes import dtype
+from .tensor import Size, Tensor, is_tensor
+
+_register_builtin()
+
+from .ops import FUNCTIONS as _FUNCTIONS  # noqa: E402  (declares every op; attaches Tensor methods)
+
+globals().update(_FUNCTIONS)
+
+from . import autograd, backends  # noqa: E402
+from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled  # noqa: E402
+from .backends.meta import derive_kernels as _derive_meta  # noqa: E402
+from .dispatch import OPS as _OPS  # noqa: E402
+from .dispatch import set_sync_debug  # noqa: E402
+
+_derive_meta(_OPS)
+
+from . import cuda  # noqa: E402
+from . import nn  # noqa: E402
+
+half, double, long, short = float16, float64, int64, int16
+int = int32  # noqa: A001 - devtensor.int, as torch.int
+float = float32  # noqa: A001 - devtensor.float, as torch.float
+
+
+def is_floating_point(t):
+    return t.dtype.is_floating_point
+
+
+def numel(t):
+    return t.numel()

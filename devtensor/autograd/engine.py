@@ -1,0 +1,226 @@
+"""The backward engine: one walk of the graph in reverse topological order.
+
+It undoes broadcasting (sum to the input's shape) and promotion (cast to the input's dtype)
+for every rule in ONE place, accumulates into leaf .grad, runs hooks, checks saved tensors'
+versions (in Node.unpack) and frees saved values unless retain_graph.
+"""
+from __future__ import annotations
+
+from collections import deque
+
+from .grad_mode import _grad_state
+from .node import Node, _unpack_attached
+
+
+def _roots_and_grads(tensors, grad_tensors, api):
+    from ..tensor import Tensor, ones_like_nograd
+
+    roots = []
+    for i, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{api}: expected Tensors, got {type(t).__name__}")
+        if not t._rg:
+            raise RuntimeError(f"{api}: element {i} of tensors does not require grad and does not have "
+                               "a grad_fn (was it computed under no_grad, or from tensors without "
+                               "requires_grad=True?)")
+        g = grad_tensors[i] if grad_tensors is not None else None
+        if g is None:
+            if t._data.size != 1:
+                raise RuntimeError(f"{api}: grad can be implicitly created only for scalar outputs; "
+                                   f"got an output of shape {tuple(t._data.shape)}: pass gradient= "
+                                   "(a tensor of that shape)")
+            g = ones_like_nograd(t)
+        else:
+            if not isinstance(g, Tensor):
+                from ..tensor import tensor as _tensor
+
+                g = _tensor(g, dtype=t.dtype, device=t.device)
+            if tuple(g._data.shape) != tuple(t._data.shape):
+                raise RuntimeError(f"{api}: gradient has shape {tuple(g._data.shape)} but the output has "
+                                   f"shape {tuple(t._data.shape)}")
+        roots.append((t, g))
+    return roots
+
+
+def run_backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None,
+                 allow_unused=True, api="backward"):
+    """Backpropagate from `tensors`. With `inputs`, return their grads instead of accumulating."""
+    from ..tensor import Tensor
+
+    if retain_graph is None:
+        retain_graph = create_graph
+    roots = _roots_and_grads(tensors, grad_tensors, api)
+
+    capture = None
+    if inputs is not None:
+        capture = set()
+        for x in inputs:
+            if not isinstance(x, Tensor) or not x._rg:
+                raise RuntimeError(f"{api}: every input must be a tensor that requires grad")
+            capture.add(id(x._edge[0]) if x._edge is not None else id(x))
+
+    # buffers: per (node) a list of grads per output; leaves: accumulate directly
+    buffers: dict = {}
+    deps: dict = {}
+    start_nodes = []
+    leaf_results: dict = {}
+    nonleaf_results: dict = {}
+
+    for t, g in roots:
+        e = t._edge
+        if e is None:
+            _deliver_leaf(t, g, capture, leaf_results, create_graph)
+            continue
+        node, nr = e
+        buf = buffers.get(node)
+        if buf is None:
+            buf = buffers[node] = [None] * node.nout
+            start_nodes.append(node)
+        buf[nr] = g if buf[nr] is None else buf[nr] + g
+
+    _count_deps(start_nodes, deps)
+    ready = deque(n for n in start_nodes if deps.get(n, 0) == 0)
+    prev_mode = _grad_state.enabled
+    prev_attach = _unpack_attached[0]
+    _grad_state.enabled = bool(create_graph)
+    _unpack_attached[0] = bool(create_graph)
+    try:
+        while ready:
+            node = ready.popleft()
+            grads = buffers.pop(node)
+            if node.pre_hooks:
+                grads = _run_prehooks(node, grads)
+            if capture is not None and id(node) in capture:
+                nonleaf_results.setdefault(id(node), grads)
+            in_grads = _apply_rule(node, grads)
+            if not retain_graph:
+                node.free()
+            for i, e in enumerate(node.next):
+                if e is None:
+                    continue
+                g = in_grads[i] if i < len(in_grads) else None
+                if g is not None:
+                    g = _fit(g, node.in_meta[i], node)
+                if isinstance(e, tuple):
+                    nxt, nr = e
+                    buf = buffers.get(nxt)
+                    if buf is None:
+                        buf = buffers[nxt] = [None] * nxt.nout
+                    if g is not None:
+                        buf[nr] = g if buf[nr] is None else buf[nr] + g
+                    deps[nxt] -= 1
+                    if deps[nxt] == 0:
+                        ready.append(nxt)
+                elif g is not None:
+                    _deliver_leaf(e, g, capture, leaf_results, create_graph)
+    finally:
+        _grad_state.enabled = prev_mode
+        _unpack_attached[0] = prev_attach
+
+    if inputs is None:
+        return None
+    out = []
+    for x in inputs:
+        if x._edge is None:
+            g = leaf_results.get(id(x))
+        else:
+            node, nr = x._edge
+            gs = nonleaf_results.get(id(node))
+            g = gs[nr] if gs is not None else None
+        if g is None and not allow_unused:
+            raise RuntimeError(f"{api}: one of the differentiated tensors (shape {tuple(x.shape)}) "
+                               "appears to not have been used in the graph; pass allow_unused=True "
+                               "if this is intended")
+        out.append(g)
+    return tuple(out)
+
+
+def _count_deps(start_nodes, deps):
+    seen = set()
+    stack = list(start_nodes)
+    for n in start_nodes:
+        seen.add(n)
+    while stack:
+        n = stack.pop()
+        for e in n.next:
+            if isinstance(e, tuple):
+                m = e[0]
+                deps[m] = deps.get(m, 0) + 1
+                if m not in seen:
+                    seen.add(m)
+                    stack.append(m)
+
+
+def _run_prehooks(node, grads):
+    grads = list(grads)
+    for nr, hooks in node.pre_hooks.items():
+        for h in hooks:
+            if grads[nr] is None:
+                continue
+            r = h(grads[nr])
+            if r is not None:
+                grads[nr] = r
+    return grads
+
+
+def _apply_rule(node, grads):
+    op = node.op
+    if all(g is None for g in grads):
+        return (None,) * len(node.next)
+    if node.freed and op.save:
+        node.unpack(0)  # raises the "backward through the graph a second time" error
+    if op.nout == 1:
+        res = op.backward(node, grads[0])
+    else:
+        res = op.backward(node, *grads)
+    if not isinstance(res, tuple):
+        res = (res,)
+    return res
+
+
+def _fit(g, meta, node):
+    """Undo broadcasting and dtype promotion: the grad takes the input's shape and dtype."""
+    shape, np_dtype = meta
+    gd = g._data
+    if gd.shape != shape:
+        g = g.sum_to_size(shape) if _expandable(shape, gd.shape) else _bad_grad_shape(node, g, shape)
+    if g._data.dtype != np_dtype:
+        g = g._cast_np(np_dtype)
+    return g
+
+
+def _expandable(shape, target):
+    if len(shape) > len(target):
+        return False
+    for s, t in zip(reversed(shape), reversed(target)):
+        if s != 1 and s != t:
+            return False
+    return True
+
+
+def _bad_grad_shape(node, g, shape):
+    raise RuntimeError(f"{node.name()} returned a gradient of shape {tuple(g._data.shape)} for an input "
+                       f"of shape {tuple(shape)}, which is not broadcastable to it (a bug in that "
+                       "op's backward rule)")
+
+
+def _deliver_leaf(t, g, capture, results, create_graph):
+    hooks = t._hooks_or_none()
+    if hooks:
+        for h in hooks:
+            r = h(g)
+            if r is not None:
+                g = r
+    if capture is not None:
+        if id(t) in capture:
+            prev = results.get(id(t))
+            results[id(t)] = g if prev is None else prev + g
+        return
+    prev = t._grad_or_none()
+    if prev is None:
+        # a rule may pass one gradient to several inputs (add): own a copy before anyone mutates it
+        t._set_grad(g if create_graph else g.detach().clone())
+    elif create_graph:
+        t._set_grad(prev + g)
+    else:
+        prev.add_(g.detach())

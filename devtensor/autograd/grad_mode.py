@@ -1,0 +1,76 @@
+"""Thread-local grad mode: no_grad, enable_grad, set_grad_enabled, inference_mode."""
+from __future__ import annotations
+
+import functools
+import threading
+
+
+class _GradState(threading.local):
+    enabled = True
+
+
+_grad_state = _GradState()
+
+
+def is_grad_enabled() -> bool:
+    return _grad_state.enabled
+
+
+class _GradModeContext:
+    """Base for the context managers; each instance also works as a decorator."""
+
+    _target: bool = True
+
+    def __enter__(self):
+        self._prev = _grad_state.enabled
+        _grad_state.enabled = self._target
+        return self
+
+    def __exit__(self, *exc):
+        _grad_state.enabled = self._prev
+        return False
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with self.__class__._fresh(self):
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+    @classmethod
+    def _fresh(cls, proto):
+        return cls()
+
+
+class no_grad(_GradModeContext):
+    _target = False
+
+
+class enable_grad(_GradModeContext):
+    _target = True
+
+
+class inference_mode(_GradModeContext):
+    def __init__(self, mode: bool = True):
+        self._target = not mode
+
+    @classmethod
+    def _fresh(cls, proto):
+        return cls(not proto._target)
+
+
+class set_grad_enabled(_GradModeContext):
+    """Takes effect at once (as a function call) and also works as a context manager."""
+
+    def __init__(self, mode: bool):
+        self._prev = _grad_state.enabled
+        self._target = bool(mode)
+        _grad_state.enabled = self._target
+
+    def __enter__(self):
+        return self
+
+    @classmethod
+    def _fresh(cls, proto):
+        return cls(proto._target)

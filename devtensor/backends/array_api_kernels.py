@@ -1,0 +1,235 @@
+"""Kernels that read the same in numpy and CuPy: one definition, registered for both.
+
+`register(backend, xp)` fills `backend`'s table from the array namespace `xp` (numpy for cpu,
+cupy for cuda). A backend then overrides what it does better (numba loops, CUDA kernels).
+Kernels receive arrays already cast to the op's compute dtype (dispatch does that) and
+plain Python values; they return arrays.
+"""
+from __future__ import annotations
+
+import math
+
+UNARY = {  # op name -> attribute of the array namespace
+    "neg": "negative", "abs": "abs", "exp": "exp", "log": "log", "log1p": "log1p",
+    "expm1": "expm1", "sqrt": "sqrt", "sin": "sin", "cos": "cos", "tanh": "tanh",
+    "sign": "sign", "floor": "floor", "ceil": "ceil", "reciprocal": "reciprocal",
+    "logical_not": "logical_not", "isnan": "isnan", "isfinite": "isfinite", "isinf": "isinf",
+    "bitwise_not": "invert",
+}
+BINARY = {
+    "add": "add", "sub": "subtract", "mul": "multiply", "div": "true_divide",
+    "maximum": "maximum", "minimum": "minimum", "pow": "power", "remainder": "remainder",
+    "floor_divide": "floor_divide", "atan2": "arctan2",
+    "eq": "equal", "ne": "not_equal", "lt": "less", "le": "less_equal", "gt": "greater",
+    "ge": "greater_equal", "logical_and": "logical_and", "logical_or": "logical_or",
+    "logical_xor": "logical_xor", "bitwise_and": "bitwise_and", "bitwise_or": "bitwise_or",
+    "bitwise_xor": "bitwise_xor",
+}
+
+
+def register(be, xp):
+    k = be.kernel
+    for name, attr in UNARY.items():
+        k(name)(getattr(xp, attr))
+    for name, attr in BINARY.items():
+        k(name)(getattr(xp, attr))
+
+    @k("rsqrt")
+    def rsqrt(x):
+        return xp.reciprocal(xp.sqrt(x))
+
+    @k("sigmoid")
+    def sigmoid(x):
+        # exp of a non-positive number never overflows: split on the sign
+        e = xp.exp(-xp.abs(x))
+        return xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+    @k("relu")
+    def relu(x):
+        return xp.maximum(x, 0)
+
+    @k("round")
+    def round_(x, decimals=0):
+        return xp.round(x, decimals)
+
+    @k("where")
+    def where(cond, x, y):
+        return xp.where(cond, x, y)
+
+    @k("clamp")
+    def clamp(x, lo, hi):
+        if lo is not None:
+            x = xp.maximum(x, lo)
+        if hi is not None:
+            x = xp.minimum(x, hi)
+        return x
+
+    @k("cast")
+    def cast(x, dtype):
+        return x.astype(dtype.np)
+
+    # ---- reductions (dim: tuple of axes or None; dispatch normalised it) --------------------
+    @k("sum")
+    def sum_(x, dim, keepdim):
+        return xp.sum(x, axis=dim, keepdims=keepdim, dtype=x.dtype)
+
+    @k("mean")
+    def mean(x, dim, keepdim):
+        return xp.mean(x, axis=dim, keepdims=keepdim, dtype=x.dtype)
+
+    @k("prod")
+    def prod(x, dim, keepdim):
+        return xp.prod(x, axis=dim, keepdims=keepdim, dtype=x.dtype)
+
+    @k("amax")
+    def amax(x, dim, keepdim):
+        return xp.max(x, axis=dim, keepdims=keepdim)
+
+    @k("amin")
+    def amin(x, dim, keepdim):
+        return xp.min(x, axis=dim, keepdims=keepdim)
+
+    @k("argmax")
+    def argmax(x, dim, keepdim):
+        return xp.argmax(x, axis=dim, keepdims=keepdim).astype(xp.int64, copy=False)
+
+    @k("argmin")
+    def argmin(x, dim, keepdim):
+        return xp.argmin(x, axis=dim, keepdims=keepdim).astype(xp.int64, copy=False)
+
+    @k("max_dim")
+    def max_dim(x, dim, keepdim):
+        i = xp.argmax(x, axis=dim, keepdims=True)
+        v = xp.take_along_axis(x, i, axis=dim)
+        if not keepdim:
+            v, i = v.squeeze(dim), i.squeeze(dim)
+        return v, i.astype(xp.int64, copy=False)
+
+    @k("min_dim")
+    def min_dim(x, dim, keepdim):
+        i = xp.argmin(x, axis=dim, keepdims=True)
+        v = xp.take_along_axis(x, i, axis=dim)
+        if not keepdim:
+            v, i = v.squeeze(dim), i.squeeze(dim)
+        return v, i.astype(xp.int64, copy=False)
+
+    @k("all")
+    def all_(x, dim, keepdim):
+        return xp.all(x, axis=dim, keepdims=keepdim)
+
+    @k("any")
+    def any_(x, dim, keepdim):
+        return xp.any(x, axis=dim, keepdims=keepdim)
+
+    # ---- linear algebra ---------------------------------------------------------------------
+    @k("matmul")
+    def matmul(a, b):
+        return xp.matmul(a, b)
+
+    # ---- shape (views where the array library gives views) ----------------------------------
+    @k("reshape")
+    def reshape(x, shape):
+        return x.reshape(shape)
+
+    @k("permute")
+    def permute(x, dims):
+        return x.transpose(dims)
+
+    @k("expand")
+    def expand(x, shape):
+        return xp.broadcast_to(x, shape)
+
+    @k("flip")
+    def flip(x, dims):
+        return xp.flip(x, dims)
+
+    @k("contiguous", "clone")
+    def clone(x):
+        return xp.array(x, copy=True, order="C")
+
+    @k("cat")
+    def cat(*arrays, dim):
+        return xp.concatenate(arrays, axis=dim)
+
+    @k("pad")
+    def pad(x, widths, value):
+        return xp.pad(x, widths, mode="constant", constant_values=value)
+
+    # ---- indexing ---------------------------------------------------------------------------
+    @k("index")
+    def index(x, key, basic):
+        return x[key]
+
+    @k("index_backward")
+    def index_backward(g, shape, key, basic):
+        out = xp.zeros(shape, dtype=g.dtype)
+        if basic:
+            out[key] = g
+        else:
+            _add_at(xp, out, key, g)
+        return out
+
+    @k("index_put")
+    def index_put(x, v, key, accumulate):
+        out = x.copy()
+        if accumulate:
+            _add_at(xp, out, key, v)
+        else:
+            out[key] = v
+        return out
+
+    @k("gather")
+    def gather(x, index, dim):
+        return xp.take_along_axis(x, index, axis=dim)
+
+    @k("scatter_add")
+    def scatter_add(x, index, src, dim):
+        out = x.copy()
+        idx = list(xp.indices(index.shape, sparse=True))
+        idx[dim] = index
+        _add_at(xp, out, tuple(idx), src)
+        return out
+
+    @k("copy_")
+    def copy_(dst, src):
+        dst[...] = src
+        return dst
+
+    # ---- creation (no tensor inputs; shape and dtype given) -----------------------------------
+    @k("full")
+    def full(shape, value, dtype, device):
+        return xp.full(shape, value, dtype=dtype.np)
+
+    @k("empty")
+    def empty(shape, dtype, device):
+        return xp.empty(shape, dtype=dtype.np)
+
+    @k("arange")
+    def arange(start, end, step, dtype, device):
+        n = max(0, math.ceil((end - start) / step))
+        return (start + xp.arange(n, dtype=xp.float64 if dtype.is_floating_point else xp.int64) * step).astype(dtype.np)
+
+    @k("linspace")
+    def linspace(start, end, steps, dtype, device):
+        return xp.linspace(start, end, steps, dtype=xp.float64).astype(dtype.np)
+
+    @k("eye")
+    def eye(n, m, dtype, device):
+        return xp.eye(n, m, dtype=dtype.np)
+
+    @k("tril")
+    def tril(x, diagonal):
+        return xp.tril(x, diagonal)
+
+    @k("triu")
+    def triu(x, diagonal):
+        return xp.triu(x, diagonal)
+
+
+def _add_at(xp, out, key, v):
+    if hasattr(xp, "add") and hasattr(xp.add, "at"):
+        xp.add.at(out, key, v)
+    else:  # pragma: no cover - cupyx provides scatter_add for CuPy
+        import cupyx
+
+        cupyx.scatter_add(out, key, v)

@@ -1,0 +1,95 @@
+"""cpu kernels for the fused nn ops: thin adapters onto nn_kernels (numba + BLAS)."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import cpu
+
+
+class _Lazy:
+    """nn_kernels imports numba; load it on the first nn kernel call, not at devtensor import."""
+
+    def __getattr__(self, name):
+        from . import nn_kernels
+
+        return getattr(nn_kernels, name)
+
+
+K = _Lazy()
+
+
+def _f(x):
+    """numba kernels take float32/float64; other floats compute in float32."""
+    return x if x.dtype in (np.float32, np.float64) else x.astype(np.float32)
+
+
+@cpu.kernel("conv2d")
+def conv2d(x, w, b, stride, padding, dilation, groups):
+    return K.conv2d_forward(x, w, b, stride, padding, dilation, groups)
+
+
+@cpu.kernel("conv2d_backward_input")
+def conv2d_backward_input(gy, w, stride, padding, dilation, groups, x_shape):
+    return K.conv2d_backward_input(gy, w, x_shape, stride, padding, dilation, groups)
+
+
+@cpu.kernel("conv2d_backward_weight")
+def conv2d_backward_weight(gy, x, stride, padding, dilation, groups, w_shape):
+    return K.conv2d_backward_weight(gy, x, w_shape, stride, padding, dilation, groups)
+
+
+@cpu.kernel("max_pool2d")
+def max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode):
+    return K.max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode)
+
+
+@cpu.kernel("max_pool2d_backward")
+def max_pool2d_backward(gy, indices, x_shape):
+    return K.max_pool2d_backward(gy, indices, x_shape)
+
+
+@cpu.kernel("avg_pool2d")
+def avg_pool2d(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
+    return K.avg_pool2d_forward(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+
+
+@cpu.kernel("avg_pool2d_backward")
+def avg_pool2d_backward(gy, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, x_shape):
+    return K.avg_pool2d_backward(gy, x_shape, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                                 divisor_override)
+
+
+def _rows(fn, x, dim):
+    """Run a row kernel over `dim`: move it last, make rows contiguous, move it back."""
+    if x.ndim == 0:
+        x2 = x.reshape(1, 1)
+        return fn(np.ascontiguousarray(x2)).reshape(())
+    xm = np.moveaxis(x, dim, -1)
+    shape = xm.shape
+    rows = np.ascontiguousarray(xm).reshape(-1, shape[-1]) if xm.size else xm.reshape(-1, shape[-1])
+    if rows.size == 0:
+        return np.empty(x.shape, x.dtype)
+    out = fn(_f(rows)).astype(x.dtype, copy=False).reshape(shape)
+    return np.moveaxis(out, -1, dim)
+
+
+@cpu.kernel("softmax")
+def softmax(x, dim):
+    return _rows(K.softmax_rows, x, dim)
+
+
+@cpu.kernel("log_softmax")
+def log_softmax(x, dim):
+    return _rows(K.log_softmax_rows, x, dim)
+
+
+@cpu.kernel("cross_entropy_rows")
+def cross_entropy_rows(logits, target, ignore_index, label_smoothing):
+    return K.cross_entropy_rows(np.ascontiguousarray(logits), np.ascontiguousarray(target), ignore_index,
+                                label_smoothing)
+
+
+@cpu.kernel("cross_entropy_rows_backward")
+def cross_entropy_rows_backward(g, logits, lse, target, ignore_index, label_smoothing):
+    return K.cross_entropy_rows_backward(np.ascontiguousarray(g), np.ascontiguousarray(logits), lse,
+                                         np.ascontiguousarray(target), ignore_index, label_smoothing)

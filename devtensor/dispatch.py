@@ -1,0 +1,273 @@
+"""The op table: each op is declared once (an OpDef) and every call goes through `call`.
+
+call(op, args, attrs):
+    1. device  - every tensor argument on one device (a 0-d cpu tensor may join any device);
+    2. dtype   - the op's dtype rule picks the compute dtype from ONE cached promotion table and
+                 casts tensor arguments to it, so kernels see validated, same-dtype inputs;
+    3. kernel  - op.kernels[device.type](*arrays, **attrs) -> array(s), errors re-raised with the
+                 op, the shapes, the dtypes and the device;
+    4. wrap    - arrays become Tensors on the device (0-d scalars normalised once, here);
+    5. record  - when grad mode is on and an input requires grad, one autograd Node.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from . import dtypes as _dt
+from .autograd.grad_mode import _grad_state
+from .autograd.node import Node
+
+OPS: dict = {}
+
+_SYNC = [os.environ.get("DEVTENSOR_SYNC", "") not in ("", "0")]
+
+# dtype rules: how the compute dtype and the output dtype follow from the inputs
+PROMOTE = "promote"      # arithmetic: result_type of all inputs; output has it (add, mul, where)
+DIVIDE = "divide"        # true division: result_type made floating
+COMPARE = "compare"      # compare in result_type; output bool
+FLOAT = "float"          # unary math: integer inputs become the default float (exp, sin)
+KEEP = "keep"            # no casting; output dtype is whatever the kernel returns (shape ops)
+CUSTOM = "custom"        # the op's public function already chose and cast; no casting here
+
+
+class OpDef:
+    """One op: its name (the dispatch key), dtype rule, backward rule and test metadata."""
+
+    __slots__ = ("name", "inputs", "rule", "backward", "save", "save_idx", "ref", "samples",
+                 "kernels", "nout", "diff_outputs", "view", "composite", "differentiable",
+                 "grad_inputs", "doc", "__weakref__")
+
+    def __init__(self, name, inputs, rule, backward, save, ref, samples, nout, diff_outputs,
+                 view, differentiable, grad_inputs, doc):
+        self.name = name
+        self.inputs = tuple(inputs)
+        self.rule = rule
+        self.backward = backward
+        self.save = tuple(save)
+        idx = []
+        for s in self.save:  # inputs by position; outputs as -1 ("out", "out0"), -2 ("out1"), ...
+            if s == "out":
+                idx.append(-1)
+            elif s.startswith("out") and s[3:].isdigit():
+                idx.append(-1 - int(s[3:]))
+            else:
+                idx.append(self.inputs.index(s))
+        self.save_idx = tuple(idx)
+        self.ref = ref
+        self.samples = samples
+        self.kernels: dict = {}
+        self.nout = nout
+        self.diff_outputs = diff_outputs
+        self.view = view
+        self.composite = None
+        self.differentiable = differentiable and backward is not None
+        self.grad_inputs = grad_inputs  # which inputs get gradients (None: all)
+        self.doc = doc
+
+    def __repr__(self):
+        return f"<op {self.name}>"
+
+    def __call__(self, *args, **attrs):
+        return call(self, args, attrs)
+
+
+def defop(name, inputs=("x",), *, rule=KEEP, backward=None, save=(), ref=None, samples=None,
+          nout=1, diff_outputs=None, view=False, differentiable=True, grad_inputs=None, doc=""):
+    if name in OPS:
+        raise ValueError(f"op {name!r} is declared twice")
+    op = OpDef(name, inputs, rule, backward, save, ref, samples, nout,
+               diff_outputs if diff_outputs is not None else tuple(range(nout)), view,
+               differentiable, grad_inputs, doc)
+    from .backends import _PENDING
+
+    op.kernels.update(_PENDING.pop(name, {}))
+    OPS[name] = op
+    return op
+
+
+# ---- errors ---------------------------------------------------------------------------------
+
+def _describe(args):
+    parts = []
+    for a in args:
+        d = getattr(a, "_data", None)
+        if d is not None:
+            parts.append(f"tensor(shape={tuple(d.shape)}, dtype={_dt.from_numpy_dtype(d.dtype).name}, "
+                         f"device={a._device})")
+        elif a is None:
+            parts.append("None")
+        else:
+            parts.append(f"{type(a).__name__} {a!r}"[:60])
+    return ", ".join(parts)
+
+
+def op_error(op_name, msg, args=(), cls=RuntimeError):
+    desc = f" [arguments: {_describe(args)}]" if args else ""
+    return cls(f"{op_name}: {msg}{desc}")
+
+
+def _no_kernel(op, dev):
+    have = sorted(k for k in op.kernels)
+    return NotImplementedError(
+        f"{op.name}: no kernel for device '{dev.type}'; devices that have it: "
+        f"{', '.join(have) if have else 'none'}")
+
+
+def _kernel_failed(op, e, args):
+    cls = {IndexError: IndexError, TypeError: TypeError, ZeroDivisionError: ZeroDivisionError,
+           MemoryError: MemoryError}.get(type(e), RuntimeError)
+    msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return op_error(op.name, msg, args, cls)
+
+
+# ---- the call path --------------------------------------------------------------------------
+
+def _common_device(op, args):
+    dev = None
+    for a in args:
+        d = getattr(a, "_device", None)
+        if d is None or d is dev:
+            continue
+        if dev is None:
+            dev = d
+        elif a._data.ndim == 0 and d.type == "cpu":
+            continue  # a 0-d cpu tensor joins any device, as in PyTorch
+        elif dev.type == "cpu" and _first_is_cpu_scalar(args, dev):
+            dev = d
+        else:
+            raise op_error(op.name, f"expected all tensors on one device, but got {dev} and {d} "
+                           "(move one with .to(device); remember that .to() returns a new tensor: "
+                           "assign its result)", args)
+    return dev
+
+
+def _first_is_cpu_scalar(args, dev):
+    return all(getattr(a, "_device", None) is not dev or a._data.ndim == 0 for a in args)
+
+
+def _compute_dtype(op, args):
+    dims, zeros, scalars = [], [], []
+    for a in args:
+        d = getattr(a, "_data", None)
+        if d is not None:
+            (zeros if d.ndim == 0 else dims).append(_dt._FROM_NP[d.dtype])
+        elif a is not None:
+            scalars.append(_dt._scalar_dtype(a))
+    r = _dt.result_type_key(tuple(dims), tuple(zeros), tuple(scalars))
+    return _dt.float_of(r) if op.rule is DIVIDE else r
+
+
+_PYTYPE = {0: bool, 1: int, 2: float}
+
+
+def call(op, args, attrs):
+    from .tensor import Tensor, _wrap
+
+    dev = _common_device(op, args)
+    if dev is None:
+        raise op_error(op.name, "needs at least one tensor argument", args, TypeError)
+    rule = op.rule
+    if rule is not KEEP and rule is not CUSTOM:
+        if rule is FLOAT:
+            cd = _dt.float_of(_dt._FROM_NP[args[0]._data.dtype])
+        else:
+            cd = _compute_dtype(op, args)
+        arrays = _cast_args(args, cd, dev)
+    else:
+        arrays = [a._data if isinstance(a, Tensor) else a for a in args]
+        if dev.type != "cpu":
+            arrays = _move_cpu_scalars(args, arrays, dev)
+    fn = op.kernels.get(dev.type)
+    if fn is None:
+        raise _no_kernel(op, dev)
+    try:
+        raw = fn(*arrays, **attrs)
+    except (ValueError, TypeError, IndexError, ZeroDivisionError, AssertionError, MemoryError) as e:
+        raise _kernel_failed(op, e, args) from None
+    if _SYNC[0]:
+        _sync_check(op, dev, args)
+    be_arr = _array_type(dev)
+    if op.nout == 1:
+        if raw.__class__ is not be_arr:
+            raw = _backend(dev).ensure_array(raw)
+        if rule is COMPARE and raw.dtype != np.bool_:
+            raw = raw.astype(np.bool_)
+        out = _wrap(raw, dev)
+        outs = (out,)
+    else:
+        outs = tuple(_wrap(r if r.__class__ is be_arr else _backend(dev).ensure_array(r), dev) for r in raw)
+        out = outs
+    if op.view:
+        base = args[0]
+        for o in outs:
+            o._vc = base._shared_vc()
+            o._base = base._base if base._base is not None else base
+    if _grad_state.enabled and op.differentiable:
+        for a in args:
+            if a.__class__ is Tensor and a._rg:
+                Node.record(op, args, attrs, outs)
+                break
+    return out
+
+
+def _cast_args(args, cd, dev):
+    from .tensor import Tensor
+
+    npd = cd.np
+    arrays = []
+    for a in args:
+        if a.__class__ is Tensor or isinstance(a, Tensor):
+            d = a._data
+            if a._device is not dev:  # a 0-d cpu tensor joining another device
+                d = _backend(dev).from_numpy(np.asarray(a._data), dev)
+            if d.dtype != npd:
+                d = d.astype(npd)
+            arrays.append(d)
+        elif a is None:
+            arrays.append(None)
+        else:
+            arrays.append(_PYTYPE[cd._cat](a))
+    return arrays
+
+
+def _move_cpu_scalars(args, arrays, dev):
+    from .tensor import Tensor
+
+    return [_backend(dev).from_numpy(np.asarray(a._data), dev)
+            if isinstance(a, Tensor) and a._device is not dev else x for a, x in zip(args, arrays)]
+
+
+_BACKENDS: dict = {}
+
+
+def _backend(dev):
+    be = _BACKENDS.get(dev.type)
+    if be is None:
+        from .backends import get_backend
+
+        be = _BACKENDS[dev.type] = get_backend(dev.type)
+    return be
+
+
+_ARRAY_TYPES: dict = {}
+
+
+def _array_type(dev):
+    t = _ARRAY_TYPES.get(dev.type)
+    if t is None:
+        t = _ARRAY_TYPES[dev.type] = _backend(dev).array_type
+    return t
+
+
+def _sync_check(op, dev, args):
+    try:
+        _backend(dev).synchronize(dev)
+    except Exception as e:
+        raise op_error(op.name, f"device error after this op's kernel (DEVTENSOR_SYNC=1): {e}", args) from None
+
+
+def set_sync_debug(flag: bool) -> None:
+    """Synchronize after every kernel and name the op that failed (DEVTENSOR_SYNC=1)."""
+    _SYNC[0] = bool(flag)

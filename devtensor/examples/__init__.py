@@ -1,0 +1,1 @@
+"""Runnable entry points shipped inside the package (the main job)."""

@@ -1,0 +1,6 @@
+"""The op table's declarations, one module per family. Importing this package declares every op
+and attaches the Tensor methods; FUNCTIONS is what devtensor exports at top level."""
+from . import creation, elementwise, index, inplace, linalg, nn, reduce, shape  # noqa: F401
+from ._api import FUNCTIONS
+
+__all__ = ["FUNCTIONS"]

@@ -1,0 +1,361 @@
+"""Tensor creation, random numbers and device moves."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .. import dtypes as _dt
+from ..device import device as _device_cls
+from ..device import get_default_device, resolve
+from ..dispatch import CUSTOM, _backend, call, defop, op_error
+from ..tensor import Tensor, _wrap
+from ._api import public
+
+
+def _copy_to_backward(c, g):
+    return g.to(c.src)
+
+
+copy_to_ = defop("copy_to", rule=CUSTOM, backward=_copy_to_backward)
+
+# creation ops have no tensor inputs: they are declared (for the completeness test) and called
+# through _create, which picks the backend from the device argument
+for _n in ("full", "empty", "arange", "linspace", "eye", "rand", "randn", "randint", "randperm"):
+    defop(_n, (), rule=CUSTOM, differentiable=False)
+
+
+def _create(name, dev, *args):
+    from ..dispatch import OPS
+
+    fn = OPS[name].kernels.get(dev.type)
+    if fn is None:
+        from ..dispatch import _no_kernel
+
+        raise _no_kernel(OPS[name], dev)
+    raw = fn(*args, dev)
+    return _wrap(raw, dev)
+
+
+def _dev(device):
+    return get_default_device() if device is None else resolve(device)
+
+
+def _finish(t, requires_grad):
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def _shape(size, fn):
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = tuple(size[0])
+    try:
+        shape = tuple(int(s) for s in size)
+    except TypeError:
+        raise TypeError(f"{fn}: size must be ints or a tuple of ints, got {size!r}") from None
+    if any(s < 0 for s in shape):
+        raise RuntimeError(f"{fn}: negative dimension in size {list(shape)}")
+    return shape
+
+
+def copy_to(t, dev):
+    """Move to another device (a differentiable op: the gradient moves back)."""
+    src_dev = t._device
+    if dev is src_dev:
+        return t
+    host = t._host() if src_dev.type != "meta" else None
+    be = _backend(dev)
+    if host is None:
+        from ..backends.meta import MetaArray
+
+        if dev.type != "meta":
+            raise RuntimeError(f"to({dev}): meta tensors have no data to copy")
+        raw = MetaArray(t._data.shape, t._data.dtype)
+    else:
+        raw = be.from_numpy(np.asarray(host), dev) if dev.type != "meta" else be.from_numpy(host, dev)
+    out = _wrap(raw, dev)
+    from ..autograd.grad_mode import _grad_state
+    from ..autograd.node import Node
+
+    if _grad_state.enabled and t._rg:
+        Node.record(copy_to_, (t,), {"src": src_dev}, (out,))
+    return out
+
+
+# ---- from data --------------------------------------------------------------------------------
+def _infer_np(data, dtype):
+    if isinstance(data, Tensor):
+        a = data._host()
+    elif isinstance(data, np.ndarray):
+        a = data
+    else:
+        if hasattr(data, "__dlpack__") and not isinstance(data, (list, tuple)):
+            try:
+                a = np.from_dlpack(data)
+            except Exception:
+                a = np.asarray(data)
+        else:
+            a = _from_python(data)
+    if dtype is None:
+        if a.dtype.kind == "f" and a.dtype != np.float16 and not isinstance(data, (np.ndarray, Tensor)):
+            a = a.astype(_dt.get_default_dtype().np)  # Python floats become the default float dtype
+        elif a.dtype.kind == "u" and a.dtype != np.uint8 or a.dtype.kind == "i" and a.dtype == np.int8 and False:
+            pass
+        return a, _dt.from_numpy_dtype(a.dtype)
+    dt = _dt.as_dtype(dtype)
+    return a.astype(dt.np, copy=False), dt
+
+
+def _from_python(data):
+    if isinstance(data, bool):
+        return np.asarray(data)
+    if isinstance(data, numbers.Integral):
+        return np.asarray(data, dtype=np.int64)
+    if isinstance(data, numbers.Real):
+        return np.asarray(data, dtype=np.float64)
+    if isinstance(data, (list, tuple)):
+        items = [x.item() if isinstance(x, Tensor) and x.numel() == 1 and x.ndim == 0 else
+                 (x.tolist() if isinstance(x, Tensor) else x) for x in data]
+        try:
+            a = np.asarray(items)
+        except ValueError as e:
+            raise ValueError(f"tensor: data is ragged or not rectangular ({e})") from None
+        if a.dtype == object:
+            raise TypeError("tensor: could not infer a dtype from the data (mixed or unsupported element types)")
+        if a.dtype.kind == "i":
+            a = a.astype(np.int64)
+        elif a.dtype.kind == "f":
+            a = a.astype(np.float64)
+        elif a.size == 0 and a.dtype.kind == "f":
+            pass
+        return a
+    a = np.asarray(data)
+    if a.dtype == object:
+        raise TypeError(f"tensor: could not convert an object of type {type(data).__name__} to a tensor")
+    return a
+
+
+@public(method=False)
+def tensor(data, dtype=None, device=None, requires_grad=False, pin_memory=False):
+    """Always copies data (as torch.tensor does)."""
+    a, dt = _infer_np(data, dtype)
+    dev = _dev(device)
+    raw = _backend(dev).from_numpy(np.array(a, dtype=dt.np, copy=True), dev)
+    return _finish(_wrap(raw, dev), requires_grad)
+
+
+@public(method=False)
+def as_tensor(data, dtype=None, device=None):
+    if isinstance(data, Tensor):
+        return data.to(device=device, dtype=dtype) if (device or dtype) else data
+    if isinstance(data, np.ndarray) and (device is None or resolve(device).type == "cpu") and (
+            dtype is None or _dt.as_dtype(dtype).np == data.dtype):
+        return from_numpy(data)
+    return tensor(data, dtype=dtype, device=device)
+
+
+@public(method=False)
+def from_numpy(ndarray):
+    if not isinstance(ndarray, np.ndarray):
+        raise TypeError(f"from_numpy: expected np.ndarray, got {type(ndarray).__name__}")
+    _dt.from_numpy_dtype(ndarray.dtype)
+    return _wrap(ndarray, _device_cls("cpu"))
+
+
+@public(method=False)
+def from_dlpack(ext):
+    dev_type, dev_id = ext.__dlpack_device__()
+    if int(dev_type) == 1:  # kDLCPU
+        return _wrap(np.from_dlpack(ext), _device_cls("cpu"))
+    if int(dev_type) == 2:  # kDLCUDA
+        import cupy
+
+        return _wrap(cupy.from_dlpack(ext), _device_cls("cuda", int(dev_id)))
+    raise RuntimeError(f"from_dlpack: unsupported DLPack device type {dev_type}")
+
+
+# ---- filled ---------------------------------------------------------------------------------
+def _dtype_or(dtype, default):
+    return _dt.as_dtype(dtype) if dtype is not None else default
+
+
+@public(method=False)
+def full(size, fill_value, *, dtype=None, device=None, requires_grad=False):
+    if isinstance(fill_value, Tensor):
+        fill_value = fill_value.item()
+    dt = _dtype_or(dtype, _dt.bool_ if isinstance(fill_value, bool) else
+                   _dt.int64 if isinstance(fill_value, numbers.Integral) else _dt.get_default_dtype())
+    return _finish(_create("full", _dev(device), _shape((size,) if isinstance(size, int) else (tuple(size),),
+                                                         "full"), fill_value, dt), requires_grad)
+
+
+def _filled(value, name):
+    def f(*size, dtype=None, device=None, requires_grad=False, out=None):
+        shape = _shape(size, name)
+        return _finish(_create("full", _dev(device), shape, value, _dtype_or(dtype, _dt.get_default_dtype())),
+                       requires_grad)
+
+    f.__name__ = name
+    return f
+
+
+zeros = public(_filled(0, "zeros"), method=False)
+ones = public(_filled(1, "ones"), method=False)
+
+
+@public(method=False)
+def empty(*size, dtype=None, device=None, requires_grad=False):
+    return _finish(_create("empty", _dev(device), _shape(size, "empty"), _dtype_or(dtype, _dt.get_default_dtype())),
+                   requires_grad)
+
+
+def _like(value, name):
+    def f(input, *, dtype=None, device=None, requires_grad=False):
+        dev = input._device if device is None else resolve(device)
+        return _finish(_create("full", dev, tuple(input._data.shape), value, _dtype_or(dtype, input.dtype)),
+                       requires_grad)
+
+    f.__name__ = name
+    return public(f, method=False)
+
+
+zeros_like = _like(0, "zeros_like")
+ones_like = _like(1, "ones_like")
+empty_like = _like(0, "empty_like")
+
+
+@public(method=False)
+def full_like(input, fill_value, *, dtype=None, device=None, requires_grad=False):
+    dev = input._device if device is None else resolve(device)
+    return _finish(_create("full", dev, tuple(input._data.shape), fill_value, _dtype_or(dtype, input.dtype)),
+                   requires_grad)
+
+
+def _new(value, name):
+    def f(self, *size, dtype=None, device=None, requires_grad=False):
+        dev = self._device if device is None else resolve(device)
+        return _finish(_create("full", dev, _shape(size, name), value, _dtype_or(dtype, self.dtype)),
+                       requires_grad)
+
+    f.__name__ = name
+    return f
+
+
+Tensor.new_zeros = _new(0, "new_zeros")
+Tensor.new_ones = _new(1, "new_ones")
+Tensor.new_empty = _new(0, "new_empty")
+
+
+def _new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad=False):
+    dev = self._device if device is None else resolve(device)
+    return _finish(_create("full", dev, _shape((size,), "new_full"), fill_value, _dtype_or(dtype, self.dtype)),
+                   requires_grad)
+
+
+def _new_tensor(self, data, dtype=None, device=None, requires_grad=False):
+    return tensor(data, dtype=dtype or self.dtype, device=device or self._device, requires_grad=requires_grad)
+
+
+Tensor.new_full = _new_full
+Tensor.new_tensor = _new_tensor
+
+
+# ---- ranges ----------------------------------------------------------------------------------
+@public(method=False)
+def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=False):
+    if end is None:
+        start, end = 0, start
+    vals = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
+    if vals[2] == 0:
+        raise RuntimeError("arange: step must be nonzero")
+    if (vals[1] - vals[0]) * vals[2] < 0:
+        raise RuntimeError(f"arange: upper bound and larger bound inconsistent with step sign "
+                           f"(start={vals[0]}, end={vals[1]}, step={vals[2]})")
+    is_float = any(isinstance(v, float) for v in vals)
+    dt = _dtype_or(dtype, _dt.get_default_dtype() if is_float else _dt.int64)
+    return _finish(_create("arange", _dev(device), *vals, dt), requires_grad)
+
+
+@public(method=False)
+def linspace(start, end, steps, *, dtype=None, device=None, requires_grad=False):
+    if steps < 0:
+        raise RuntimeError(f"linspace: number of steps must be non-negative, got {steps}")
+    return _finish(_create("linspace", _dev(device), float(start), float(end), int(steps),
+                           _dtype_or(dtype, _dt.get_default_dtype())), requires_grad)
+
+
+@public(method=False)
+def eye(n, m=None, *, dtype=None, device=None, requires_grad=False):
+    return _finish(_create("eye", _dev(device), int(n), int(n if m is None else m),
+                           _dtype_or(dtype, _dt.get_default_dtype())), requires_grad)
+
+
+# ---- random ---------------------------------------------------------------------------------
+@public(method=False)
+def rand(*size, generator=None, dtype=None, device=None, requires_grad=False):
+    dt = _dtype_or(dtype, _dt.get_default_dtype())
+    _float_only("rand", dt)
+    return _finish(_create("rand", _dev(device), _shape(size, "rand"), dt), requires_grad)
+
+
+@public(method=False)
+def randn(*size, generator=None, dtype=None, device=None, requires_grad=False):
+    dt = _dtype_or(dtype, _dt.get_default_dtype())
+    _float_only("randn", dt)
+    return _finish(_create("randn", _dev(device), _shape(size, "randn"), dt), requires_grad)
+
+
+def _float_only(name, dt):
+    if not dt.is_floating_point:
+        raise TypeError(f"{name}: expected a floating dtype, got {dt}")
+
+
+@public(method=False)
+def randint(low=0, high=None, size=None, *, generator=None, dtype=None, device=None, requires_grad=False):
+    if high is None:
+        low, high = 0, low
+    if size is None:
+        raise TypeError("randint: size is required, e.g. randint(0, 10, (3,))")
+    if high <= low:
+        raise RuntimeError(f"randint: expected low < high, got low={low}, high={high}")
+    return _create("randint", _dev(device), int(low), int(high), _shape((size,) if isinstance(size, int) else
+                                                                            (tuple(size),), "randint"),
+                   _dtype_or(dtype, _dt.int64))
+
+
+@public(method=False)
+def randperm(n, *, generator=None, dtype=None, device=None):
+    return _create("randperm", _dev(device), int(n), _dtype_or(dtype, _dt.int64))
+
+
+@public(method=False)
+def rand_like(input, *, dtype=None, device=None):
+    return rand(tuple(input.shape), dtype=dtype or input.dtype, device=device or input.device)
+
+
+@public(method=False)
+def randn_like(input, *, dtype=None, device=None):
+    return randn(tuple(input.shape), dtype=dtype or input.dtype, device=device or input.device)
+
+
+@public(method=False)
+def manual_seed(seed):
+    """Seed every backend's generator: the same seed gives the same numbers on a device, run after run."""
+    from ..backends import _REGISTRY
+
+    seed = int(seed)
+    for be in _REGISTRY.values():
+        if be.is_available()[0]:
+            be.manual_seed(seed)
+    return seed
+
+
+@public(method=False)
+def initial_seed():
+    from ..backends import get_backend
+
+    return get_backend("cpu").seed
+
+
+_ = (call, op_error)

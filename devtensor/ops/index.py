@@ -1,0 +1,211 @@
+"""Indexing: __getitem__ / __setitem__ (ints, slices, None, Ellipsis, integer tensors, bool masks),
+gather, scatter_add, index_select, masked_fill, nonzero."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import dtypes as _dt
+from ..autograd.grad_mode import _grad_state
+from ..dispatch import CUSTOM, KEEP, call, defop, op_error
+from ..tensor import Tensor
+from ._api import public
+
+
+def _index_backward(c, g):
+    return call(_index_bw, (g,), {"shape": c.in_meta[0][0], "key": c.key, "basic": c.basic})
+
+
+_index = defop("index", rule=CUSTOM, backward=_index_backward, view=False)
+_index_bw = defop("index_backward", ("g",), rule=CUSTOM,
+                  backward=lambda c, gg: gg[_key_tensors(c.key, gg)])
+
+
+def _index_put_backward(c, g):
+    gx = g if c.accumulate else call(_index_put, (g, g.new_zeros(()), ), {"key": c.key, "accumulate": False})
+    gv = g[_key_tensors(c.key, g)]
+    return gx, gv
+
+
+_index_put = defop("index_put", ("x", "v"), rule=CUSTOM, backward=_index_put_backward)
+gather_ = defop("gather", ("x", "index"), rule=CUSTOM, save=("index",), grad_inputs=(0,),
+                backward=lambda c, g: (scatter_add(g.new_zeros(c.in_meta[0][0]), c.dim, c.index, g), None))
+scatter_add_ = defop("scatter_add", ("x", "index", "src"), rule=CUSTOM, save=("index",), grad_inputs=(0, 2),
+                     backward=lambda c, g: (g, None, gather(g, c.dim, c.index)))
+
+
+def _key_tensors(key, like):
+    """Re-wrap raw index arrays of a saved key as tensors (for double backward)."""
+    return tuple(_wrap_raw(k, like) if hasattr(k, "dtype") and hasattr(k, "shape") else k for k in key)
+
+
+def _wrap_raw(arr, like):
+    from ..tensor import _wrap
+
+    return _wrap(arr, like._device)
+
+
+def _check_int(op, idx):
+    if idx.dtype.is_floating_point:
+        raise IndexError(f"{op}: tensors used as indices must be long, int, byte or bool tensors, "
+                         f"got {idx.dtype}")
+
+
+def _normalize_key(x, key):
+    """Convert a user key to the backend's form; return (key, basic) with bounds checked."""
+    if not isinstance(key, tuple):
+        key = (key,)
+    out = []
+    basic = True
+    dev = x._device
+    n_index = 0
+    for k in key:
+        if isinstance(k, Tensor):
+            _check_int("index", k)
+            if k._device is not dev:
+                if k._data.ndim == 0 and k._device.type == "cpu":
+                    k = k.to(dev)
+                else:
+                    raise op_error("index", f"indices are on {k._device} but the tensor is on {dev}", (x, k))
+            if k.dtype is _dt.bool_:
+                n_index += k.ndim
+            else:
+                n_index += 1
+            out.append(k._data)
+            basic = False
+        elif isinstance(k, (list, np.ndarray)):
+            a = np.asarray(k)
+            if a.dtype.kind == "f":
+                raise IndexError(f"index: lists used as indices must hold integers or bools, got {a.dtype}")
+            t = Tensor_from_host(a, dev)
+            out.append(t)
+            n_index += a.ndim if a.dtype == np.bool_ else 1
+            basic = False
+        elif isinstance(k, (bool, np.bool_)):
+            out.append(bool(k))
+            basic = False
+        elif isinstance(k, (int, np.integer)):
+            out.append(int(k))
+            n_index += 1
+        elif k is None or k is Ellipsis or isinstance(k, slice):
+            if isinstance(k, slice) and k.step is not None and k.step <= 0:
+                raise ValueError("index: step must be greater than zero (negative steps are not supported, "
+                                 "as in PyTorch; use .flip())")
+            out.append(k)
+            if isinstance(k, slice):
+                n_index += 1
+        else:
+            raise IndexError(f"index: unsupported index of type {type(k).__name__}: only integers, slices, "
+                             "None, Ellipsis, integer tensors and bool masks are valid indices")
+    if n_index > x._data.ndim:
+        raise IndexError(f"index: too many indices for tensor of dimension {x._data.ndim} "
+                         f"(got {n_index}, shape {tuple(x._data.shape)})")
+    return tuple(out), basic
+
+
+def Tensor_from_host(a, dev):
+    from ..backends import get_backend
+
+    return get_backend(dev.type).from_numpy(a, dev)
+
+
+def _getitem(self, key):
+    k, basic = _normalize_key(self, key)
+    try:
+        out = call(_index, (self,), {"key": k, "basic": basic})
+    except IndexError as e:
+        raise IndexError(f"{e} (tensor shape {tuple(self._data.shape)}, index {_show(key)})") from None
+    if basic:  # basic indexing gives a view sharing storage and version counter
+        out._vc = self._shared_vc()
+        out._base = self._base if self._base is not None else self
+    return out
+
+
+def _show(key):
+    if isinstance(key, tuple):
+        return "(" + ", ".join(_show(k) for k in key) + ")"
+    if isinstance(key, Tensor):
+        return f"tensor(shape={tuple(key.shape)}, dtype={key.dtype.name})"
+    return repr(key)
+
+
+def _setitem(self, key, value):
+    from .inplace import apply_inplace
+
+    k, _ = _normalize_key(self, key)
+    if not isinstance(value, Tensor):
+        value = float(value) if self.dtype.is_floating_point else value
+        value = _as_value(value, self)
+    elif value.dtype is not self.dtype:
+        value = value.to(self.dtype)
+    apply_inplace(self, "__setitem__", lambda x: call(_index_put, (x, value), {"key": k, "accumulate": False}),
+                  (value,))
+
+
+def _as_value(v, like):
+    from .creation import tensor
+
+    return tensor(v, dtype=like.dtype, device=like.device)
+
+
+Tensor.__getitem__ = _getitem
+Tensor.__setitem__ = _setitem
+
+
+@public
+def gather(input, dim, index):
+    _check_int("gather", index)
+    if index.ndim != input.ndim:
+        raise RuntimeError(f"gather: index tensor must have the same number of dimensions as input "
+                           f"({index.ndim} vs {input.ndim})")
+    d = dim % max(input.ndim, 1)
+    if index.numel() and (int(index.max()) >= input.shape[d] or int(index.min()) < -input.shape[d]):
+        raise IndexError(f"gather: index {int(index.max())} is out of bounds for dimension {d} with size "
+                         f"{input.shape[d]}")
+    return call(gather_, (input, index.to(_dt.int64)), {"dim": d})
+
+
+@public
+def scatter_add(input, dim, index, src):
+    _check_int("scatter_add", index)
+    d = dim % max(input.ndim, 1)
+    return call(scatter_add_, (input, index.to(_dt.int64), src.to(input.dtype)), {"dim": d})
+
+
+@public
+def index_select(input, dim, index):
+    d = dim % max(input.ndim, 1)
+    return input[(slice(None),) * d + (index,)]
+
+
+@public
+def masked_fill(input, mask, value):
+    from .elementwise import where
+
+    if mask.dtype is not _dt.bool_:
+        raise RuntimeError(f"masked_fill: expected a bool mask, got {mask.dtype}")
+    if isinstance(value, Tensor):
+        value = value.to(input.dtype)
+    return where(mask, value if isinstance(value, Tensor) else _py_like(value, input), input)
+
+
+def _py_like(v, t):
+    return float(v) if t.dtype.is_floating_point else (bool(v) if t.dtype is _dt.bool_ else int(v))
+
+
+@public
+def nonzero(input, *, as_tuple=False):
+    from .creation import tensor
+
+    idx = np.nonzero(np.asarray(input._host()))
+    if as_tuple:
+        return tuple(tensor(i.astype(np.int64), device=input.device) for i in idx)
+    return tensor(np.stack(idx, axis=1).astype(np.int64) if idx else np.zeros((0, 0), np.int64),
+                  device=input.device)
+
+
+@public
+def take_along_dim(input, indices, dim):
+    return gather(input, dim, indices)
+
+
+_ = (KEEP, _grad_state)

@@ -1,0 +1,99 @@
+"""matmul (batched, broadcast; numpy's BLAS on cpu) and its spellings mm, bmm, mv, dot, linear."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..dispatch import KEEP, call, defop, op_error
+from ..tensor import Tensor
+from ._api import public
+
+
+def _matmul_backward(c, g):
+    a, b = c.a, c.b
+    return g @ b.mT, a.mT @ g  # the engine sums broadcast batch dims away
+
+
+def _samples(dtype=np.float64):
+    r = np.random.default_rng(5)
+    M = lambda *s: r.standard_normal(s).astype(dtype)  # noqa: E731
+    return [((M(3, 4), M(4, 5)), {}), ((M(2, 3, 4), M(4, 2)), {}), ((M(2, 1, 3, 4), M(5, 4, 2)), {}),
+            ((M(5, 3).T, M(5, 4)), {}), ((M(0, 3), M(3, 2)), {}), ((M(3, 0), M(0, 2)), {})]
+
+
+_matmul = defop("matmul", ("a", "b"), rule=KEEP, save=("a", "b"), backward=_matmul_backward,
+                ref=np.matmul, samples=_samples)
+
+
+@public
+def matmul(input, other):
+    if not isinstance(other, Tensor) or not isinstance(input, Tensor):
+        raise TypeError(f"matmul: both arguments must be Tensors, got {type(input).__name__} and "
+                        f"{type(other).__name__}")
+    if input.dtype is not other.dtype:
+        raise op_error("matmul", f"expected both operands to have the same dtype, but got {input.dtype.name} "
+                       f"and {other.dtype.name} (convert one with .to(dtype))", (input, other))
+    a, b = input, other
+    if a.ndim == 0 or b.ndim == 0:
+        raise op_error("matmul", "both arguments need at least 1 dimension", (a, b))
+    sa, sb = a._data.shape, b._data.shape
+    squeeze_a = a.ndim == 1
+    squeeze_b = b.ndim == 1
+    if squeeze_a:
+        a = a.reshape(1, -1)
+    if squeeze_b:
+        b = b.reshape(-1, 1)
+    if a._data.shape[-1] != b._data.shape[-2]:
+        raise op_error("matmul", f"shapes cannot be multiplied ({_mat(sa)} and {_mat(sb)}): inner dimensions "
+                       f"{a._data.shape[-1]} and {b._data.shape[-2]} differ", (input, other))
+    try:
+        np.broadcast_shapes(a._data.shape[:-2], b._data.shape[:-2])
+    except ValueError:
+        raise op_error("matmul", f"batch dimensions {sa[:-2]} and {sb[:-2]} cannot be broadcast",
+                       (input, other)) from None
+    out = call(_matmul, (a, b), {})
+    if squeeze_a and squeeze_b:
+        return out.reshape(())
+    if squeeze_a:
+        return out.squeeze(-2)
+    if squeeze_b:
+        return out.squeeze(-1)
+    return out
+
+
+def _mat(s):
+    return "x".join(str(d) for d in s)
+
+
+Tensor.__matmul__ = matmul
+Tensor.__rmatmul__ = lambda self, other: matmul(other, self)
+
+
+@public
+def mm(input, mat2):
+    if input.ndim != 2 or mat2.ndim != 2:
+        raise op_error("mm", f"expected 2-D tensors, got {input.ndim}-D and {mat2.ndim}-D", (input, mat2))
+    return matmul(input, mat2)
+
+
+@public
+def bmm(input, mat2):
+    if input.ndim != 3 or mat2.ndim != 3 or input.shape[0] != mat2.shape[0]:
+        raise op_error("bmm", "expected 3-D tensors with the same batch size", (input, mat2))
+    return matmul(input, mat2)
+
+
+@public
+def mv(input, vec):
+    return matmul(input, vec)
+
+
+@public
+def dot(input, other):
+    if input.ndim != 1 or other.ndim != 1:
+        raise op_error("dot", "expected 1-D tensors", (input, other))
+    return matmul(input, other)
+
+
+@public
+def outer(input, vec2):
+    return input.reshape(-1, 1) * vec2.reshape(1, -1)

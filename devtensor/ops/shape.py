@@ -1,0 +1,363 @@
+"""Shape ops. reshape, permute, expand and flip are views where the array library gives views
+(they share the version counter of their base); the rest are composites of these."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..dispatch import KEEP, PROMOTE, call, defop
+from ..tensor import Tensor, _norm_dim
+from ._api import public
+
+
+def _inverse(perm):
+    inv = [0] * len(perm)
+    for i, p in enumerate(perm):
+        inv[p] = i
+    return tuple(inv)
+
+
+_reshape = defop("reshape", rule=KEEP, view=True, backward=lambda c, g: g.reshape(c.in_meta[0][0]),
+                 ref=lambda x, shape: x.reshape(shape))
+_permute = defop("permute", rule=KEEP, view=True, backward=lambda c, g: g.permute(_inverse(c.dims)),
+                 ref=lambda x, dims: x.transpose(dims))
+_expand = defop("expand", rule=KEEP, view=True, backward=lambda c, g: g,  # the engine sums to shape
+                ref=lambda x, shape: np.broadcast_to(x, shape))
+_flip = defop("flip", rule=KEEP, view=True, backward=lambda c, g: g.flip(c.dims), ref=np.flip)
+_contiguous = defop("contiguous", rule=KEEP, backward=lambda c, g: g, ref=np.ascontiguousarray)
+_clone = defop("clone", rule=KEEP, backward=lambda c, g: g, ref=np.copy)
+
+
+def _cat_backward(c, g):
+    d = c.dim
+    out, start = [], 0
+    for m in c.in_meta:
+        n = m[0][d]
+        out.append(g.narrow(d, start, n))
+        start += n
+    return tuple(out)
+
+
+_cat = defop("cat", ("*tensors",), rule=PROMOTE, backward=_cat_backward,
+             ref=lambda *xs, dim: np.concatenate(xs, axis=dim))
+
+
+def _pad_backward(c, g):
+    key = tuple(slice(lo, g.shape[i] - hi) for i, (lo, hi) in enumerate(c.widths))
+    return g[key]
+
+
+_pad = defop("pad", rule=KEEP, backward=_pad_backward)
+_tril = defop("tril", rule=KEEP, backward=lambda c, g: g.tril(c.diagonal), ref=np.tril)
+_triu = defop("triu", rule=KEEP, backward=lambda c, g: g.triu(c.diagonal), ref=np.triu)
+
+
+def _shape_arg(shape):
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    return tuple(int(s) for s in shape)
+
+
+def _infer(op, shape, numel, cur):
+    neg = [i for i, s in enumerate(shape) if s == -1]
+    if len(neg) > 1:
+        raise RuntimeError(f"{op}: only one dimension can be inferred (-1), got shape {list(shape)}")
+    known = 1
+    for s in shape:
+        if s != -1:
+            if s < 0:
+                raise RuntimeError(f"{op}: invalid shape dimension {s} in {list(shape)}")
+            known *= s
+    if neg:
+        if known == 0 or numel % known:
+            raise RuntimeError(f"{op}: shape {list(shape)} is invalid for input of size {numel} (shape {cur})")
+        shape = tuple(numel // known if s == -1 else s for s in shape)
+    elif known != numel:
+        raise RuntimeError(f"{op}: shape {list(shape)} is invalid for input of size {numel} (shape {cur})")
+    return shape
+
+
+@public
+def reshape(input, *shape):
+    shape = _infer("reshape", _shape_arg(shape), input._data.size, tuple(input._data.shape))
+    return call(_reshape, (input,), {"shape": shape})
+
+
+@public(function=False)
+def view(self, *shape):
+    if len(shape) == 1 and not isinstance(shape[0], (tuple, list, int)):
+        return self.to(shape[0])  # view(dtype) reinterpretation is not supported: casts instead
+    return reshape(self, *shape)
+
+
+@public(function=False)
+def view_as(self, other):
+    return reshape(self, other.shape)
+
+
+@public(function=False)
+def reshape_as(self, other):
+    return reshape(self, other.shape)
+
+
+@public
+def permute(input, *dims):
+    dims = _shape_arg(dims)
+    n = input._data.ndim
+    if len(dims) != n:
+        raise RuntimeError(f"permute: number of dims don't match: the input has {n} dims, got {list(dims)}")
+    dims = tuple(_norm_dim(d, n, "permute") for d in dims)
+    if len(set(dims)) != n:
+        raise RuntimeError(f"permute: repeated dim in {list(dims)}")
+    return call(_permute, (input,), {"dims": dims})
+
+
+@public
+def transpose(input, dim0, dim1):
+    n = input._data.ndim
+    if n < 2 and n == 0:
+        return input
+    d0, d1 = _norm_dim(dim0, n, "transpose"), _norm_dim(dim1, n, "transpose")
+    perm = list(range(n))
+    perm[d0], perm[d1] = perm[d1], perm[d0]
+    return call(_permute, (input,), {"dims": tuple(perm)})
+
+
+public(transpose, name="swapaxes")
+
+
+@public
+def t(input):
+    if input.ndim > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but got {input.ndim}")
+    return input if input.ndim < 2 else transpose(input, 0, 1)
+
+
+Tensor.T = property(lambda self: permute(self, tuple(reversed(range(self.ndim)))))
+Tensor.mT = property(lambda self: transpose(self, -2, -1))
+
+
+@public(function=False)
+def expand(self, *shape):
+    shape = _shape_arg(shape)
+    cur = self._data.shape
+    if len(shape) < len(cur):
+        raise RuntimeError(f"expand: the number of sizes provided ({len(shape)}) must be greater or equal "
+                           f"to the number of dimensions in the tensor ({len(cur)})")
+    lead = len(shape) - len(cur)
+    out = []
+    for i, s in enumerate(shape):
+        c = cur[i - lead] if i >= lead else None
+        if s == -1:
+            if c is None:
+                raise RuntimeError(f"expand: -1 is not allowed in a leading, non-existing dimension ({list(shape)})")
+            s = c
+        elif c is not None and c != 1 and c != s:
+            raise RuntimeError(f"expand: the expanded size of the tensor ({s}) must match the existing size ({c}) "
+                               f"at non-singleton dimension {i}. Target sizes: {list(shape)}. Tensor sizes: {list(cur)}")
+        out.append(s)
+    out = tuple(out)
+    if out == cur:
+        return self
+    return call(_expand, (self,), {"shape": out})
+
+
+@public(function=False)
+def expand_as(self, other):
+    return expand(self, other.shape)
+
+
+@public
+def broadcast_to(input, shape):
+    return expand(input, shape)
+
+
+@public
+def flip(input, dims):
+    dims = (dims,) if isinstance(dims, int) else tuple(dims)
+    return call(_flip, (input,), {"dims": tuple(_norm_dim(d, input.ndim, "flip") for d in dims)})
+
+
+@public(function=False)
+def contiguous(self):
+    if self._data.flags.c_contiguous if hasattr(self._data, "flags") else True:
+        return self
+    return call(_contiguous, (self,), {})
+
+
+@public(function=False)
+def is_contiguous(self):
+    return bool(self._data.flags.c_contiguous) if hasattr(self._data, "flags") else True
+
+
+@public
+def clone(input):
+    return call(_clone, (input,), {})
+
+
+@public
+def flatten(input, start_dim=0, end_dim=-1):
+    n = input.ndim
+    if n == 0:
+        return reshape(input, (1,))
+    s, e = _norm_dim(start_dim, n, "flatten"), _norm_dim(end_dim, n, "flatten")
+    if s > e:
+        raise RuntimeError("flatten: start_dim cannot come after end_dim")
+    shape = input._data.shape
+    return reshape(input, shape[:s] + (-1 if input._data.size else int(np.prod(shape[s:e + 1])),) + shape[e + 1:])
+
+
+@public
+def unflatten(input, dim, sizes):
+    d = _norm_dim(dim, input.ndim, "unflatten")
+    shape = input._data.shape
+    return reshape(input, shape[:d] + tuple(sizes) + shape[d + 1:])
+
+
+@public
+def squeeze(input, dim=None):
+    shape = input._data.shape
+    if dim is None:
+        new = tuple(s for s in shape if s != 1)
+    else:
+        dims = (dim,) if isinstance(dim, int) else tuple(dim)
+        dims = {_norm_dim(d, len(shape), "squeeze") for d in dims}
+        new = tuple(s for i, s in enumerate(shape) if not (i in dims and s == 1))
+    return input if new == shape else reshape(input, new)
+
+
+@public
+def unsqueeze(input, dim):
+    shape = input._data.shape
+    n = len(shape) + 1
+    if not -n <= dim < n:
+        raise IndexError(f"unsqueeze: dimension out of range (expected to be in range of [{-n}, {n - 1}], "
+                         f"but got {dim})")
+    d = dim % n
+    return reshape(input, shape[:d] + (1,) + shape[d:])
+
+
+@public
+def cat(tensors, dim=0):
+    tensors = list(tensors)
+    if not tensors:
+        raise RuntimeError("cat: expected a non-empty list of Tensors")
+    # PyTorch skips legacy empty 1-d tensors in cat
+    ts = [t for t in tensors if not (t.ndim == 1 and t.shape[0] == 0)] or tensors[:1]
+    ref = ts[0]
+    d = _norm_dim(dim, ref.ndim, "cat")
+    for i, t in enumerate(ts):
+        if t.ndim != ref.ndim or any(a != b for j, (a, b) in enumerate(zip(t.shape, ref.shape)) if j != d):
+            raise RuntimeError(f"cat: sizes of tensors must match except in dimension {d}: tensor 0 has shape "
+                               f"{list(ref.shape)} and tensor {i} has shape {list(t.shape)}")
+    return call(_cat, tuple(ts), {"dim": d})
+
+
+public(cat, name="concat")
+public(cat, name="concatenate")
+
+
+@public
+def stack(tensors, dim=0):
+    tensors = list(tensors)
+    if not tensors:
+        raise RuntimeError("stack: expected a non-empty list of Tensors")
+    for i, t in enumerate(tensors):
+        if t.shape != tensors[0].shape:
+            raise RuntimeError(f"stack: expects each tensor to be equal size, but got {list(tensors[0].shape)} "
+                               f"at entry 0 and {list(t.shape)} at entry {i}")
+    n = tensors[0].ndim + 1
+    d = _norm_dim(dim, n, "stack")
+    return cat([unsqueeze(t, d) for t in tensors], d)
+
+
+@public
+def narrow(input, dim, start, length):
+    d = _norm_dim(dim, input.ndim, "narrow")
+    key = (slice(None),) * d + (slice(start, start + length),)
+    return input[key]
+
+
+@public
+def split(tensor, split_size_or_sections, dim=0):
+    d = _norm_dim(dim, tensor.ndim, "split")
+    n = tensor.shape[d]
+    if isinstance(split_size_or_sections, int):
+        step = split_size_or_sections
+        if step <= 0:
+            raise ValueError(f"split: split_size must be positive, got {step}")
+        sizes = [min(step, n - i) for i in range(0, n, step)] or [0]
+    else:
+        sizes = list(split_size_or_sections)
+        if sum(sizes) != n:
+            raise RuntimeError(f"split: split sizes {sizes} must sum to the size {n} of dimension {d}")
+    out, start = [], 0
+    for s in sizes:
+        out.append(narrow(tensor, d, start, s))
+        start += s
+    return tuple(out)
+
+
+@public
+def chunk(input, chunks, dim=0):
+    if chunks <= 0:
+        raise ValueError(f"chunk: chunks must be positive, got {chunks}")
+    n = input.shape[_norm_dim(dim, input.ndim, "chunk")]
+    step = -(-n // chunks) if n else 1
+    return split(input, step, dim)
+
+
+@public
+def unbind(input, dim=0):
+    d = _norm_dim(dim, input.ndim, "unbind")
+    return tuple(squeeze(p, d) for p in split(input, 1, d))
+
+
+@public(function=False)
+def repeat(self, *sizes):
+    sizes = _shape_arg(sizes)
+    if len(sizes) < self.ndim:
+        raise RuntimeError(f"repeat: number of repeat dims ({len(sizes)}) can not be smaller than the number "
+                           f"of dimensions of the tensor ({self.ndim})")
+    x = reshape(self, (1,) * (len(sizes) - self.ndim) + tuple(self.shape))
+    inter, final = [], []
+    for r, s in zip(sizes, x.shape):
+        inter += [1, s]
+        final.append(r * s)
+    big = []
+    for r, s in zip(sizes, x.shape):
+        big += [r, s]
+    return reshape(expand(reshape(x, tuple(inter)), tuple(big)), tuple(final))
+
+
+@public
+def movedim(input, source, destination):
+    n = input.ndim
+    src, dst = _norm_dim(source, n, "movedim"), _norm_dim(destination, n, "movedim")
+    order = [i for i in range(n) if i != src]
+    order.insert(dst, src)
+    return permute(input, tuple(order))
+
+
+@public
+def tril(input, diagonal=0):
+    return call(_tril, (input,), {"diagonal": diagonal})
+
+
+@public
+def triu(input, diagonal=0):
+    return call(_triu, (input,), {"diagonal": diagonal})
+
+
+def pad(input, pad, mode="constant", value=None):
+    """F.pad: `pad` lists (left, right) pairs starting from the LAST dimension, as in PyTorch."""
+    if mode != "constant":
+        raise NotImplementedError(f"pad: only mode='constant' is supported, got {mode!r}")
+    if len(pad) % 2 or len(pad) // 2 > input.ndim:
+        raise RuntimeError(f"pad: padding length {len(pad)} must be even and at most 2*ndim ({2 * input.ndim})")
+    widths = [(0, 0)] * input.ndim
+    for i in range(len(pad) // 2):
+        lo, hi = int(pad[2 * i]), int(pad[2 * i + 1])
+        if lo < 0 or hi < 0:
+            raise NotImplementedError("pad: negative padding is not supported")
+        widths[input.ndim - 1 - i] = (lo, hi)
+    return call(_pad, (input,), {"widths": tuple(widths), "value": 0 if value is None else value})
