@@ -116,7 +116,8 @@ def compile_nvrtc(source, filename, name_expressions, options):
 _ENTRY = re.compile(r"Compiling entry function '([^']+)' for '(\w+)'")
 _PROPS = re.compile(r"Function properties for (\S+)")
 _FRAME = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads")
-_USED = re.compile(r"Used (\d+) registers(?:, used \d+ barriers)?(?:, (\d+) bytes smem)?")
+_USED = re.compile(r"Used (\d+) registers")
+_SMEM = re.compile(r"(\d+) bytes smem")
 
 
 def parse_ptxas_log(log):
@@ -141,7 +142,8 @@ def parse_ptxas_log(log):
         m = _USED.search(line)
         if m and cur is not None:
             out[cur]["regs"] = int(m.group(1))
-            out[cur]["smem"] = int(m.group(2) or 0)
+            s = _SMEM.search(line)
+            out[cur]["smem"] = int(s.group(1)) if s else 0
     return out
 
 

@@ -18,6 +18,8 @@ import numpy as np
 from . import dtypes as _dt
 from .autograd.grad_mode import _grad_state
 from .autograd.node import Node
+from .device import device as _device
+from .tensor import Tensor, _wrap
 
 OPS: dict = {}
 
@@ -160,25 +162,34 @@ def _compute_dtype(op, args):
 
 
 _PYTYPE = {0: bool, 1: int, 2: float}
+_SAME_DTYPE_OK = {PROMOTE: True, COMPARE: True, KEEP: True, CUSTOM: True, FLOAT: False, DIVIDE: False}
+_FLOAT_KINDS = ("f",)
 
 
 def call(op, args, attrs):
-    from .tensor import Tensor, _wrap
-
-    dev = _common_device(op, args)
-    if dev is None:
-        raise op_error(op.name, "needs at least one tensor argument", args, TypeError)
+    """Run `op` on `args` (Tensors and Python scalars) with keyword attributes `attrs`."""
+    # Fast path: every argument a Tensor on one device with one dtype (the common case in
+    # training loops): nothing to promote, cast or move.
     rule = op.rule
-    if rule is not KEEP and rule is not CUSTOM:
-        if rule is FLOAT:
-            cd = _dt.float_of(_dt._FROM_NP[args[0]._data.dtype])
-        else:
-            cd = _compute_dtype(op, args)
-        arrays = _cast_args(args, cd, dev)
+    a0 = args[0] if args else None
+    if a0.__class__ is Tensor:
+        dev = a0._device
+        d0 = a0._data.dtype
+        fast = _SAME_DTYPE_OK[rule] or d0.kind in _FLOAT_KINDS
+        if fast:
+            arrays = [a0._data]
+            for a in args[1:]:
+                if a.__class__ is Tensor and a._device is dev and a._data.dtype is d0:
+                    arrays.append(a._data)
+                elif a is None and rule is CUSTOM:
+                    arrays.append(None)
+                else:
+                    fast = False
+                    break
+        if not fast:
+            dev, arrays = _slow_args(op, args, rule)
     else:
-        arrays = [a._data if isinstance(a, Tensor) else a for a in args]
-        if dev.type != "cpu":
-            arrays = _move_cpu_scalars(args, arrays, dev)
+        dev, arrays = _slow_args(op, args, rule)
     fn = op.kernels.get(dev.type)
     if fn is None:
         raise _no_kernel(op, dev)
@@ -188,22 +199,23 @@ def call(op, args, attrs):
         raise _kernel_failed(op, e, args) from None
     if _SYNC[0]:
         _sync_check(op, dev, args)
-    be_arr = _array_type(dev)
     if op.nout == 1:
-        if raw.__class__ is not be_arr:
-            raw = _backend(dev).ensure_array(raw)
+        if raw.__class__ is not _ARRAY_TYPES.get(dev.type):
+            raw = _ensure(raw, dev)
         if rule is COMPARE and raw.dtype != np.bool_:
             raw = raw.astype(np.bool_)
         out = _wrap(raw, dev)
         outs = (out,)
     else:
-        outs = tuple(_wrap(r if r.__class__ is be_arr else _backend(dev).ensure_array(r), dev) for r in raw)
+        outs = tuple(_wrap(r if r.__class__ is _ARRAY_TYPES.get(dev.type) else _ensure(r, dev), dev) for r in raw)
         out = outs
     if op.view:
         base = args[0]
+        vc = base._shared_vc()
+        root = base._base if base._base is not None else base
         for o in outs:
-            o._vc = base._shared_vc()
-            o._base = base._base if base._base is not None else base
+            o._vc = vc
+            o._base = root
     if _grad_state.enabled and op.differentiable:
         for a in args:
             if a.__class__ is Tensor and a._rg:
@@ -212,9 +224,53 @@ def call(op, args, attrs):
     return out
 
 
-def _cast_args(args, cd, dev):
-    from .tensor import Tensor
+def _ensure(raw, dev):
+    be = _backend(dev)
+    _ARRAY_TYPES.setdefault(dev.type, be.array_type)
+    return be.ensure_array(raw)
 
+
+_SCALARS = (bool, int, float)
+
+
+def _coerce(op, args):
+    """numpy arrays become tensors, numpy scalars Python scalars; anything else is an error."""
+    out = None
+    for i, a in enumerate(args):
+        if a is None or a.__class__ in _SCALARS or isinstance(a, Tensor):
+            continue
+        if out is None:
+            out = list(args)
+        if isinstance(a, np.generic):
+            out[i] = a.item()
+        elif isinstance(a, np.ndarray):
+            out[i] = _wrap(a, _device("cpu")) if a.ndim else a.item()
+        elif isinstance(a, (bool, int, float)):
+            out[i] = a
+        else:
+            raise op_error(op.name, f"unsupported argument of type {type(a).__name__} (expected a Tensor or a "
+                           "Python number)", (), TypeError)
+    return args if out is None else tuple(out)
+
+
+def _slow_args(op, args, rule):
+    args = _coerce(op, args)
+    dev = _common_device(op, args)
+    if dev is None:
+        raise op_error(op.name, "needs at least one tensor argument", args, TypeError)
+    if rule is not KEEP and rule is not CUSTOM:
+        if rule is FLOAT:
+            cd = _dt.float_of(_dt._FROM_NP[args[0]._data.dtype])
+        else:
+            cd = _compute_dtype(op, args)
+        return dev, _cast_args(args, cd, dev)
+    arrays = [a._data if isinstance(a, Tensor) else a for a in args]
+    if dev.type != "cpu":
+        arrays = _move_cpu_scalars(args, arrays, dev)
+    return dev, arrays
+
+
+def _cast_args(args, cd, dev):
     npd = cd.np
     arrays = []
     for a in args:
@@ -233,8 +289,6 @@ def _cast_args(args, cd, dev):
 
 
 def _move_cpu_scalars(args, arrays, dev):
-    from .tensor import Tensor
-
     return [_backend(dev).from_numpy(np.asarray(a._data), dev)
             if isinstance(a, Tensor) and a._device is not dev else x for a, x in zip(args, arrays)]
 
@@ -251,14 +305,7 @@ def _backend(dev):
     return be
 
 
-_ARRAY_TYPES: dict = {}
-
-
-def _array_type(dev):
-    t = _ARRAY_TYPES.get(dev.type)
-    if t is None:
-        t = _ARRAY_TYPES[dev.type] = _backend(dev).array_type
-    return t
+_ARRAY_TYPES: dict = {}  # device type -> its array class, filled on first use
 
 
 def _sync_check(op, dev, args):

@@ -474,3 +474,8 @@ def is_tensor(x) -> bool:
 
 
 _ = _grad_state  # re-exported for ops that check grad mode on their fast paths
+
+
+from .autograd import node as _node_mod  # noqa: E402
+
+_node_mod.Tensor = Tensor

@@ -18,20 +18,21 @@ def _numerical_jacobian_vjp(fn, inputs, i, v, eps):
     from ..ops.creation import from_numpy
 
     x = inputs[i]
-    base = np.array(x.detach()._host(), dtype=np.float64, copy=True)
-    grad = np.zeros_like(base)
+    base = np.array(x.detach()._host(), dtype=np.float64, copy=True, order="C")
+    grad = np.zeros(base.shape)
     flat = base.reshape(-1)
     for k in range(flat.size):
         vals = []
         for sgn in (1, -1):
             pert = flat.copy()
             pert[k] += sgn * eps
-            xi = from_numpy(pert.reshape(base.shape)).to(x.device)
+            xi = from_numpy(pert.reshape(base.shape)).to(x.device).requires_grad_(x.requires_grad)
             args = list(inputs)
             args[i] = xi
+            outs = _as_tuple(fn(*args))  # grad mode stays on: gradgradcheck differentiates inside fn
             with no_grad():
-                outs = _as_tuple(fn(*args))
-            vals.append(sum(float((o.double() * vv).sum().item()) for o, vv in zip(outs, v) if vv is not None))
+                vals.append(sum(float((o.detach().double() * from_numpy(np.asarray(vv)).to(o.device)).sum().item())
+                                for o, vv in zip(outs, v) if vv is not None))
         grad.reshape(-1)[k] = (vals[0] - vals[1]) / (2 * eps)
     return grad
 
@@ -49,13 +50,14 @@ def gradcheck(fn, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=Tru
             raise GradcheckError(f"gradcheck: input {i} is {inputs[i].dtype}; use float64 inputs for finite differences")
     outs = _as_tuple(fn(*inputs))
     rng = np.random.default_rng(seed)
-    vs = [rng.standard_normal(tuple(o.shape)) if isinstance(o, Tensor) and o.requires_grad else None for o in outs]
-    targets = [o for o, v in zip(outs, vs) if v is not None]
-    if not targets:
-        raise GradcheckError("gradcheck: no output requires grad")
-    gts = [tensor(v, dtype=o.dtype, device=o.device) for o, v in zip(outs, vs) if v is not None]
-    analytic = run_backward(targets, gts, retain_graph=True, inputs=[inputs[i] for i in diff],
-                            api="gradcheck") if diff else ()
+    vs = [rng.standard_normal(tuple(o.shape)) if isinstance(o, Tensor) and o.dtype.is_floating_point else None
+          for o in outs]
+    targets = [o for o, v in zip(outs, vs) if v is not None and o.requires_grad]
+    gts = [tensor(v, dtype=o.dtype, device=o.device) for o, v in zip(outs, vs) if v is not None and o.requires_grad]
+    if targets and diff:
+        analytic = run_backward(targets, gts, retain_graph=True, inputs=[inputs[i] for i in diff], api="gradcheck")
+    else:  # no output depends differentiably on the inputs: the Jacobian must be zero
+        analytic = (None,) * len(diff)
     for i, a in zip(diff, analytic):
         num = _numerical_jacobian_vjp(fn, inputs, i, vs, eps)
         ana = np.zeros_like(num) if a is None else np.asarray(a.detach()._host(), dtype=np.float64)

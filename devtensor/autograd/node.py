@@ -9,6 +9,9 @@ stored as detached aliases), so graphs hold no reference cycles and die with the
 from __future__ import annotations
 
 
+Tensor = None  # set by devtensor.tensor once the class exists (tensor.py imports this package)
+
+
 class Node:
     __slots__ = ("op", "attrs", "next", "saved", "versions", "in_meta", "nout", "pre_hooks",
                  "freed", "__weakref__")
@@ -27,24 +30,19 @@ class Node:
     # -- construction (called by dispatch.call when grad mode is on and an input needs grad) ---
     @staticmethod
     def record(op, args, attrs, outs):
-        from ..tensor import Tensor
-
         nxt = []
         meta = []
         for a in args:
-            if a.__class__ is Tensor or isinstance(a, Tensor):
+            if isinstance(a, Tensor):
                 d = a._data
                 meta.append((d.shape, d.dtype))
-                if a._rg:
-                    nxt.append(a._edge if a._edge is not None else a)
-                else:
-                    nxt.append(None)
+                nxt.append((a._edge or a) if a._rg else None)
             else:
                 meta.append(None)
                 nxt.append(None)
         if op.grad_inputs is not None:
             nxt = [e if i in op.grad_inputs else None for i, e in enumerate(nxt)]
-        saved, versions = _save(op, args, outs)
+        saved, versions = _save(op, args, outs) if op.save else ((), ())
         node = Node(op, attrs, tuple(nxt), saved, versions, tuple(meta), len(outs))
         for nr in op.diff_outputs:
             o = outs[nr]
@@ -137,10 +135,6 @@ def _camel(name):
 
 
 def _save(op, args, outs):
-    if not op.save:
-        return (), ()
-    from ..tensor import Tensor
-
     saved = []
     versions = []
     for i in op.save_idx:

@@ -100,11 +100,11 @@ _PENDING: dict = {}
 
 def register(backend: Backend) -> Backend:
     """Register a backend (its device type becomes valid in device strings)."""
-    from .. import device as _device_mod
+    from ..device import _extra_types
 
     _REGISTRY[backend.name] = backend
-    if backend.name not in ("cpu", "cuda", "meta") and backend.name not in _device_mod._extra_types:
-        _device_mod._extra_types.append(backend.name)
+    if backend.name not in ("cpu", "cuda", "meta") and backend.name not in _extra_types:
+        _extra_types.append(backend.name)
     for op_name, fn in list(backend.kernels.items()):
         _on_kernel_registered(op_name, backend.name, fn)
     return backend

@@ -124,7 +124,7 @@ def _where_backward(c, g):
 
 
 _where = defop("where", ("cond", "a", "b"), rule=CUSTOM, save=("cond",), backward=_where_backward,
-               ref=np.where)
+               ref=np.where, samples=S.shape_ops("where"))
 
 
 def _clamp_backward(c, g):
@@ -142,7 +142,7 @@ def _clamp_backward(c, g):
 
 
 _clamp = defop("clamp", ("x", "lo", "hi"), rule=PROMOTE, save=("x", "lo", "hi"), backward=_clamp_backward,
-               ref=np.clip)
+               ref=np.clip, samples=S.shape_ops("clamp"))
 
 
 # ---- public functions --------------------------------------------------------------------------

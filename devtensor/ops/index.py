@@ -8,6 +8,7 @@ from .. import dtypes as _dt
 from ..autograd.grad_mode import _grad_state
 from ..dispatch import CUSTOM, KEEP, call, defop, op_error
 from ..tensor import Tensor
+from . import samples as S
 from ._api import public
 
 
@@ -28,7 +29,8 @@ def _index_put_backward(c, g):
 
 _index_put = defop("index_put", ("x", "v"), rule=CUSTOM, backward=_index_put_backward)
 gather_ = defop("gather", ("x", "index"), rule=CUSTOM, save=("index",), grad_inputs=(0,),
-                backward=lambda c, g: (scatter_add(g.new_zeros(c.in_meta[0][0]), c.dim, c.index, g), None))
+                backward=lambda c, g: (scatter_add(g.new_zeros(c.in_meta[0][0]), c.dim, c.index, g), None),
+                ref=lambda x, index, dim: np.take_along_axis(x, index, dim), samples=S.shape_ops("gather"))
 scatter_add_ = defop("scatter_add", ("x", "index", "src"), rule=CUSTOM, save=("index",), grad_inputs=(0, 2),
                      backward=lambda c, g: (g, None, gather(g, c.dim, c.index)))
 

@@ -5,6 +5,8 @@ have backward rules of their own, so double backward works through conv and pool
 from __future__ import annotations
 
 from ..dispatch import CUSTOM, call, defop
+from . import reference as R
+from . import samples as S
 
 _CONV = ("stride", "padding", "dilation", "groups")
 
@@ -37,7 +39,8 @@ def _bwd_weight_backward(c, gg):
     return g_gy, g_x
 
 
-conv2d = defop("conv2d", ("x", "w", "b"), rule=CUSTOM, save=("x", "w"), backward=_conv2d_backward)
+conv2d = defop("conv2d", ("x", "w", "b"), rule=CUSTOM, save=("x", "w"), backward=_conv2d_backward,
+               ref=R.conv2d, samples=S.conv2d())
 conv2d_backward_input = defop("conv2d_backward_input", ("gy", "w"), rule=CUSTOM, save=("gy", "w"),
                               backward=_bwd_input_backward)
 conv2d_backward_weight = defop("conv2d_backward_weight", ("gy", "x"), rule=CUSTOM, save=("gy", "x"),
@@ -60,7 +63,7 @@ def _max_pool_bwd_backward(c, gg):
 
 
 max_pool2d = defop("max_pool2d", rule=CUSTOM, nout=2, diff_outputs=(0,), save=("out1",),
-                   backward=_max_pool_backward)
+                   backward=_max_pool_backward, ref=R.max_pool2d, samples=S.max_pool2d())
 max_pool2d_backward = defop("max_pool2d_backward", ("gy", "indices"), rule=CUSTOM, save=("indices",),
                             grad_inputs=(0,), backward=_max_pool_bwd_backward)
 
@@ -70,7 +73,8 @@ def _avg_attrs(c):
 
 
 avg_pool2d = defop("avg_pool2d", rule=CUSTOM, backward=lambda c, g: call(
-    avg_pool2d_backward, (g,), {**_avg_attrs(c), "x_shape": tuple(c.in_meta[0][0])}))
+    avg_pool2d_backward, (g,), {**_avg_attrs(c), "x_shape": tuple(c.in_meta[0][0])}),
+    ref=R.avg_pool2d, samples=S.avg_pool2d())
 avg_pool2d_backward = defop("avg_pool2d_backward", ("gy",), rule=CUSTOM,
                             backward=lambda c, gg: call(avg_pool2d, (gg,), _avg_attrs(c)))
 
@@ -84,8 +88,10 @@ def _log_softmax_backward(c, g):
     return g - c.out.exp() * g.sum(c.dim, keepdim=True)
 
 
-softmax = defop("softmax", rule=CUSTOM, save=("out",), backward=_softmax_backward)
-log_softmax = defop("log_softmax", rule=CUSTOM, save=("out",), backward=_log_softmax_backward)
+softmax = defop("softmax", rule=CUSTOM, save=("out",), backward=_softmax_backward, ref=R.softmax,
+                samples=S.softmax())
+log_softmax = defop("log_softmax", rule=CUSTOM, save=("out",), backward=_log_softmax_backward,
+                    ref=R.log_softmax, samples=S.softmax())
 
 
 def _ce_backward(c, g, g_lse):
@@ -99,6 +105,7 @@ def _ce_double_backward(c, gg):
 
 
 cross_entropy_rows = defop("cross_entropy_rows", ("logits", "target"), rule=CUSTOM, nout=2, diff_outputs=(0,),
-                           save=("logits", "target", "out1"), grad_inputs=(0,), backward=_ce_backward)
+                           save=("logits", "target", "out1"), grad_inputs=(0,), backward=_ce_backward,
+                           ref=R.cross_entropy_rows, samples=S.cross_entropy())
 cross_entropy_rows_backward = defop("cross_entropy_rows_backward", ("g", "logits", "lse", "target"),
                                     rule=CUSTOM, backward=_ce_double_backward)

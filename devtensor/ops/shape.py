@@ -6,6 +6,7 @@ import numpy as np
 
 from ..dispatch import KEEP, PROMOTE, call, defop
 from ..tensor import Tensor, _norm_dim
+from . import samples as S
 from ._api import public
 
 
@@ -17,14 +18,15 @@ def _inverse(perm):
 
 
 _reshape = defop("reshape", rule=KEEP, view=True, backward=lambda c, g: g.reshape(c.in_meta[0][0]),
-                 ref=lambda x, shape: x.reshape(shape))
+                 ref=lambda x, shape: x.reshape(shape), samples=S.shape_ops("reshape"))
 _permute = defop("permute", rule=KEEP, view=True, backward=lambda c, g: g.permute(_inverse(c.dims)),
-                 ref=lambda x, dims: x.transpose(dims))
+                 ref=lambda x, dims: x.transpose(dims), samples=S.shape_ops("permute"))
 _expand = defop("expand", rule=KEEP, view=True, backward=lambda c, g: g,  # the engine sums to shape
-                ref=lambda x, shape: np.broadcast_to(x, shape))
-_flip = defop("flip", rule=KEEP, view=True, backward=lambda c, g: g.flip(c.dims), ref=np.flip)
-_contiguous = defop("contiguous", rule=KEEP, backward=lambda c, g: g, ref=np.ascontiguousarray)
-_clone = defop("clone", rule=KEEP, backward=lambda c, g: g, ref=np.copy)
+                ref=lambda x, shape: np.broadcast_to(x, shape), samples=S.shape_ops("expand"))
+_flip = defop("flip", rule=KEEP, view=True, backward=lambda c, g: g.flip(c.dims),
+                ref=lambda x, dims: np.flip(x, dims), samples=S.shape_ops("flip"))
+_contiguous = defop("contiguous", rule=KEEP, backward=lambda c, g: g, ref=np.ascontiguousarray, samples=S.shape_ops("contiguous"))
+_clone = defop("clone", rule=KEEP, backward=lambda c, g: g, ref=np.copy, samples=S.shape_ops("clone"))
 
 
 def _cat_backward(c, g):
@@ -38,7 +40,7 @@ def _cat_backward(c, g):
 
 
 _cat = defop("cat", ("*tensors",), rule=PROMOTE, backward=_cat_backward,
-             ref=lambda *xs, dim: np.concatenate(xs, axis=dim))
+             ref=lambda *xs, dim: np.concatenate(xs, axis=dim), samples=S.shape_ops("cat"))
 
 
 def _pad_backward(c, g):
@@ -46,9 +48,12 @@ def _pad_backward(c, g):
     return g[key]
 
 
-_pad = defop("pad", rule=KEEP, backward=_pad_backward)
-_tril = defop("tril", rule=KEEP, backward=lambda c, g: g.tril(c.diagonal), ref=np.tril)
-_triu = defop("triu", rule=KEEP, backward=lambda c, g: g.triu(c.diagonal), ref=np.triu)
+_pad = defop("pad", rule=KEEP, backward=_pad_backward, samples=S.shape_ops("pad"),
+             ref=lambda x, widths, value: np.pad(x, widths, constant_values=value))
+_tril = defop("tril", rule=KEEP, backward=lambda c, g: g.tril(c.diagonal),
+                ref=lambda x, diagonal: np.tril(x, diagonal), samples=S.shape_ops("tril"))
+_triu = defop("triu", rule=KEEP, backward=lambda c, g: g.triu(c.diagonal),
+                ref=lambda x, diagonal: np.triu(x, diagonal), samples=S.shape_ops("triu"))
 
 
 def _shape_arg(shape):

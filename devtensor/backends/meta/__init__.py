@@ -64,6 +64,8 @@ def _stand_in(a):
 
 
 def _to_meta(r):
+    if isinstance(r, MetaArray):
+        return r
     if isinstance(r, (tuple, list)):
         return tuple(_to_meta(x) for x in r)
     r = np.asarray(r)

@@ -1,0 +1,593 @@
+"""Array-level launch wrappers for devtensor's own CUDA kernels (kernels/*.cu).
+
+Every function takes and returns cupy arrays (float32 data, int64 indices / targets) and plain
+Python values; none of them synchronizes with the host.  Shapes are validated by the op layer
+above the dispatch table; these wrappers only check what would make a kernel read or write out of
+bounds.  Inputs that are not C-contiguous are copied (sgemm also reads transposed views in place).
+Scalars go to the kernels as numpy.int32 / numpy.int64 / numpy.float32, never as Python numbers
+(CuPy would pass those as long long / double; see GPU-NOTES.md).  cupy is imported lazily.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import kernel_build as kb
+
+_INT32_MAX = 2**31 - 1
+_DEVICE_INFO: dict = {}
+
+
+# ------------------------------------------------------------------------------------------------
+# helpers
+def _cp():
+    import cupy
+
+    return cupy
+
+
+def _device_info():
+    """(device id, number of SMs, compute capability as int, e.g. 90) of the current device."""
+    cp = _cp()
+    dev = cp.cuda.Device()
+    info = _DEVICE_INFO.get(dev.id)
+    if info is None:
+        info = (dev.id, int(dev.attributes["MultiProcessorCount"]), int(dev.compute_capability))
+        _DEVICE_INFO[dev.id] = info
+    return info
+
+
+def _i32(v, what="value"):
+    v = int(v)
+    if not -(2**31) <= v <= _INT32_MAX:
+        raise ValueError(f"{what}={v} does not fit the kernel's 32-bit int")
+    return np.int32(v)
+
+
+def _i64(v):
+    return np.int64(int(v))
+
+
+def _f32(v):
+    return np.float32(v)
+
+
+def _ptr(a):
+    return a.data.ptr
+
+
+def _launch(file, cfg, args):
+    """Launch cfg.kernel from `file`; a launch with an empty grid (no work) is skipped."""
+    if 0 in cfg.grid:
+        return
+    kern = kb.get_kernel(file, cfg.kernel)
+    kern(cfg.grid, cfg.block, tuple(args), shared_mem=cfg.shared_mem)
+
+
+def _f32c(a, name):
+    """C-contiguous float32 (copies only when needed)."""
+    cp = _cp()
+    if a.dtype != np.float32:
+        raise TypeError(f"{name}: expected float32, got {a.dtype}")
+    return a if a.flags.c_contiguous else cp.ascontiguousarray(a)
+
+
+def _i64c(a, name):
+    cp = _cp()
+    if a.dtype != np.int64:
+        raise TypeError(f"{name}: expected int64, got {a.dtype}")
+    return a if a.flags.c_contiguous else cp.ascontiguousarray(a)
+
+
+def _pair(v, name):
+    if isinstance(v, int):
+        return (v, v)
+    v = tuple(int(t) for t in v)
+    if len(v) != 2:
+        raise ValueError(f"{name} must be an int or a pair, got {v}")
+    return v
+
+
+# ------------------------------------------------------------------------------------------------
+# matmul
+def _matrix_view(x, name):
+    """Describe the last two dims of x for the SGEMM kernels without copying when possible.
+
+    Returns (array, ld, batch_stride, transposed, batch): `array`'s data pointer is the first
+    element; the stored matrix is row-major with leading dimension ld, and `transposed` says x is
+    the transpose of that stored matrix (a column-major view, e.g. y.T of a contiguous y).
+    """
+    cp = _cp()
+    if x.dtype != np.float32:
+        raise TypeError(f"sgemm: {name} must be float32, got {x.dtype}")
+    if x.ndim not in (2, 3):
+        raise ValueError(f"sgemm: {name} must be 2-D or 3-D, got shape {x.shape}")
+    if x.size == 0:  # nothing is read; any valid description will do
+        return x, max(x.shape[-1], 1), 0, False, (x.shape[0] if x.ndim == 3 else 1)
+    for attempt in (0, 1):
+        es = x.itemsize
+        rows, cols = x.shape[-2:]
+        sr, sc = x.strides[-2], x.strides[-1]
+        sb = x.strides[0] if x.ndim == 3 else 0
+        batch = x.shape[0] if x.ndim == 3 else 1
+        ok = sr % es == 0 and sc % es == 0 and sb % es == 0 and sr >= 0 and sc >= 0 and sb >= 0
+        if ok:
+            sr, sc, sb = sr // es, sc // es, sb // es
+            bstride = sb if batch > 1 else 0
+            if (sc == 1 or cols <= 1) and (sr >= max(cols, 1) or rows <= 1):
+                ld = sr if rows > 1 else max(cols, 1)
+                if ld <= _INT32_MAX:
+                    return x, ld, bstride, False, batch
+            if (sr == 1 or rows <= 1) and (sc >= max(rows, 1) or cols <= 1):
+                ld = sc if cols > 1 else max(rows, 1)
+                if ld <= _INT32_MAX:
+                    return x, ld, bstride, True, batch
+        x = cp.ascontiguousarray(x)
+    raise AssertionError("unreachable: a C-contiguous array is always a row-major matrix")
+
+
+def sgemm(a, b, trans_a=False, trans_b=False, *, out=None, alpha=1.0, beta=0.0, allow_tf32=False):
+    """C = alpha * op(a) @ op(b) + beta * C, float32, on the current device.
+
+    a: (M, K) or, with trans_a, (K, M); b: (K, N) or, with trans_b, (N, K).  Either may carry a
+    leading batch dim (3-D); a batch of 1 or a 2-D operand is broadcast over the other's batch
+    (batch stride 0).  Views are read in place when their last dim or the one before it has unit
+    stride (so x.T costs nothing); anything else is copied.  `out`, when given, must be a
+    C-contiguous float32 array of the result shape; with beta != 0 it is read first (beta == 0
+    never reads it).  Returns (M, N), or (B, M, N) if a or b is 3-D.  allow_tf32 selects the
+    tensor-core kernel (inputs rounded to TF32, fp32 accumulation) on sm_80 and newer; otherwise
+    the exact fp32 CUDA-core kernel runs.  CuPy compiles with -ftz=true: denormals flush to zero.
+    """
+    cp = _cp()
+    av, lda, sa, ta_view, ba = _matrix_view(a, "a")
+    bv, ldb, sb, tb_view, bb = _matrix_view(b, "b")
+    ta = bool(trans_a) != ta_view
+    tb = bool(trans_b) != tb_view
+    M, K = (a.shape[-1], a.shape[-2]) if trans_a else (a.shape[-2], a.shape[-1])
+    K2, N = (b.shape[-1], b.shape[-2]) if trans_b else (b.shape[-2], b.shape[-1])
+    if K != K2:
+        raise ValueError(f"sgemm: inner dims differ: op(a) is {M}x{K}, op(b) is {K2}x{N}")
+    if ba != bb and 1 not in (ba, bb):
+        raise ValueError(f"sgemm: batch dims {ba} and {bb} do not broadcast")
+    batch = max(ba, bb)
+    batched = a.ndim == 3 or b.ndim == 3
+    shape = (batch, M, N) if batched else (M, N)
+    for v, what in ((M, "M"), (N, "N"), (K, "K"), (batch, "batch")):
+        _i32(v, what)
+    if out is None:
+        if beta != 0:
+            raise ValueError("sgemm: beta != 0 needs out")
+        out = cp.empty(shape, dtype=np.float32)
+    elif out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"sgemm: out must be C-contiguous float32 {shape}, got {out.dtype} {out.shape}")
+    if out.size == 0:
+        return out
+    ldc, sc = N, (M * N if batch > 1 else 0)
+    _, _, cc = _device_info()
+    tf32 = bool(allow_tf32) and cc >= 80
+    vec = all(_ptr(t) % 16 == 0 for t in (av, bv, out)) and all(
+        v % 4 == 0 for v in (lda, ldb, ldc, sa, sb, sc))
+    cfg = kb.launch_config("sgemm", M=M, N=N, K=K, batch=batch, trans_a=ta, trans_b=tb, vec=vec,
+                           allow_tf32=tf32, num_sms=_device_info()[1])
+    _launch("matmul.cu", cfg, (av, bv, out, _i32(M), _i32(N), _i32(K), _i32(lda), _i32(ldb), _i32(ldc),
+                               _i64(sa if ba > 1 else 0), _i64(sb if bb > 1 else 0), _i64(sc), _i32(batch),
+                               _f32(alpha), _f32(beta)))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# conv2d
+def conv2d_output_size(H, W, KH, KW, stride, padding, dilation):
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    return ((H + 2 * ph - dh * (KH - 1) - 1) // sh + 1, (W + 2 * pw - dw * (KW - 1) - 1) // sw + 1)
+
+
+def _conv_geom(x_shape, w_shape, stride, padding, dilation, groups):
+    N, C, H, W = x_shape
+    Cout, cig, KH, KW = w_shape
+    stride, padding, dilation = _pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation")
+    if groups < 1 or C % groups or Cout % groups or cig != C // groups:
+        raise ValueError(f"conv2d: input {tuple(x_shape)} / weight {tuple(w_shape)} / groups={groups} mismatch")
+    if min(stride) < 1 or min(dilation) < 1 or min(padding) < 0:
+        raise ValueError(f"conv2d: bad stride {stride} / padding {padding} / dilation {dilation}")
+    OH, OW = conv2d_output_size(H, W, KH, KW, stride, padding, dilation)
+    if OH < 0 or OW < 0:
+        raise ValueError(f"conv2d: kernel {KH}x{KW} larger than padded input {H}x{W}")
+    OH, OW = max(OH, 0), max(OW, 0)
+    dims = dict(N=N, C=C, H=H, W=W, Cout=Cout, KH=KH, KW=KW, OH=OH, OW=OW, groups=groups)
+    for k, v in dims.items():
+        _i32(v, k)
+    for prod, what in ((N * OH * OW, "N*OH*OW"), (N * H * W, "N*H*W"), (C * KH * KW, "C*KH*KW"),
+                       (Cout * KH * KW, "Cout*KH*KW")):
+        _i32(prod, what)
+    return dims, stride, padding, dilation
+
+
+def _conv_args(d, stride, padding, dilation):
+    return tuple(_i32(v) for v in (d["N"], d["C"], d["H"], d["W"], d["Cout"], d["KH"], d["KW"], d["OH"], d["OW"],
+                                   stride[0], stride[1], padding[0], padding[1], dilation[0], dilation[1],
+                                   d["groups"]))
+
+
+def conv2d_forward(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """y = conv2d(x, w) + bias: x (N, C, H, W), w (Cout, C/groups, KH, KW), bias (Cout,) or None,
+    all float32; stride / padding / dilation ints or pairs (zero padding).  Returns y (N, Cout, OH, OW)."""
+    cp = _cp()
+    x, w = _f32c(x, "x"), _f32c(w, "w")
+    d, stride, padding, dilation = _conv_geom(x.shape, w.shape, stride, padding, dilation, groups)
+    y = cp.empty((d["N"], d["Cout"], d["OH"], d["OW"]), dtype=np.float32)
+    if y.size == 0:
+        return y
+    has_bias = bias is not None
+    if has_bias:
+        bias = _f32c(bias, "bias")
+        if bias.shape != (d["Cout"],):
+            raise ValueError(f"conv2d: bias shape {bias.shape} != ({d['Cout']},)")
+    cfg = kb.launch_config("conv2d_fwd", num_sms=_device_info()[1], **d)
+    _launch("conv.cu", cfg, (x, w, bias if has_bias else w, y, *_conv_args(d, stride, padding, dilation),
+                             _i32(int(has_bias))))
+    return y
+
+
+def conv2d_backward_input(dy, w, input_shape, stride=1, padding=0, dilation=1, groups=1):
+    """dx for y = conv2d(x, w): dy (N, Cout, OH, OW), w (Cout, C/groups, KH, KW), input_shape = x.shape.
+    Returns dx (N, C, H, W) float32 (fully written)."""
+    cp = _cp()
+    dy, w = _f32c(dy, "dy"), _f32c(w, "w")
+    d, stride, padding, dilation = _conv_geom(tuple(input_shape), w.shape, stride, padding, dilation, groups)
+    if dy.shape != (d["N"], d["Cout"], d["OH"], d["OW"]):
+        raise ValueError(f"conv2d backward: dy shape {dy.shape} != {(d['N'], d['Cout'], d['OH'], d['OW'])}")
+    dx = cp.empty(tuple(input_shape), dtype=np.float32)
+    if dx.size == 0:
+        return dx
+    cfg = kb.launch_config("conv2d_bwd_input", num_sms=_device_info()[1], **d)
+    _launch("conv.cu", cfg, (dy, w, dx, *_conv_args(d, stride, padding, dilation)))
+    return dx
+
+
+def conv2d_backward_weight(dy, x, weight_shape, stride=1, padding=0, dilation=1, groups=1):
+    """dw for y = conv2d(x, w): dy (N, Cout, OH, OW), x (N, C, H, W), weight_shape = w.shape.
+    Returns dw (Cout, C/groups, KH, KW) float32.  Long reductions are split (split-K) and combined
+    with atomicAdd, so the result may differ in the last bits from run to run."""
+    cp = _cp()
+    dy, x = _f32c(dy, "dy"), _f32c(x, "x")
+    d, stride, padding, dilation = _conv_geom(x.shape, tuple(weight_shape), stride, padding, dilation, groups)
+    if dy.shape != (d["N"], d["Cout"], d["OH"], d["OW"]):
+        raise ValueError(f"conv2d backward: dy shape {dy.shape} != {(d['N'], d['Cout'], d['OH'], d['OW'])}")
+    cfg = kb.launch_config("conv2d_bwd_weight", num_sms=_device_info()[1], **d)
+    kps = cfg.params["k_per_split"]
+    split = kps < cfg.params["gemm_k"]
+    dw = (cp.zeros if split else cp.empty)(tuple(weight_shape), dtype=np.float32)
+    if dw.size == 0:
+        return dw
+    _launch("conv.cu", cfg, (dy, x, dw, *_conv_args(d, stride, padding, dilation), _i32(kps)))
+    return dw
+
+
+# ------------------------------------------------------------------------------------------------
+# reductions
+def reduce(x, op, outer, reduce, inner=1, correction=1.0):
+    """Reduce a C-contiguous float32 array viewed as (outer, reduce, inner) over its middle axis.
+
+    op: 'sum', 'mean', 'max', 'min', 'argmax', 'argmin' or 'var' (var divides by
+    max(0, reduce - correction), like torch.var).  Returns an (outer, inner) array: float32, or
+    int64 for argmax / argmin (index along the reduced axis; the first one on ties; NaN wins, as in
+    PyTorch).  max / min propagate NaN.  The caller permutes axes so the reduced ones are merged
+    into the middle; reducing everything is outer = inner = 1.  reduce == 0: sum -> 0, mean / var ->
+    nan, the others raise ValueError (PyTorch raises too).
+    """
+    cp = _cp()
+    if op not in kb.REDUCE_OPS:
+        raise ValueError(f"unknown reduction {op!r}; known: {kb.REDUCE_OPS}")
+    x = _f32c(x, "x")
+    outer, reduce, inner = int(outer), int(reduce), int(inner)
+    if outer * reduce * inner != x.size:
+        raise ValueError(f"reduce: {outer}x{reduce}x{inner} does not match {x.size} elements")
+    out_dtype = np.int64 if op in kb.REDUCE_INDEX_OPS else np.float32
+    y = cp.empty((outer, inner), dtype=out_dtype)
+    if y.size == 0:
+        return y
+    if reduce == 0:
+        if op in ("max", "min", "argmax", "argmin"):
+            raise ValueError(f"{op}: cannot reduce over an empty dimension")
+        y.fill(0.0 if op == "sum" else float("nan"))
+        return y
+    _i32(outer, "outer")
+    _i32(inner, "inner")
+    _, sms, _ = _device_info()
+    cfg = kb.launch_config("reduce", op=op, outer=outer, reduce=reduce, inner=inner, num_sms=sms)
+    mode = cfg.params["mode"]
+    if mode == "inner":
+        _launch("reduce.cu", cfg, (x, y, _i32(outer), _i64(reduce), _i32(inner), _f32(correction)))
+    elif mode == "lastdim":
+        _launch("reduce.cu", cfg, (x, y, _i32(outer), _i64(reduce), _f32(correction)))
+    else:
+        splits = cfg.params["splits"]
+        ws = cp.empty(cfg.params["workspace_bytes"], dtype=np.uint8)
+        _launch("reduce.cu", cfg, (x, ws, _i32(outer), _i64(reduce), _i32(splits)))
+        fin = kb.launch_config("reduce_final", op=op, outer=outer, splits=splits, num_sms=sms)
+        _launch("reduce.cu", fin, (ws, y, _i32(outer), _i32(splits), _i64(reduce), _f32(correction)))
+    return y
+
+
+def reduce_all(x, op, correction=1.0):
+    """Reduce every element of float32 array x; returns a 0-d array (float32, or int64 flat index
+    for argmax / argmin).  Same semantics as reduce()."""
+    return reduce(x.reshape(-1) if x.flags.c_contiguous else _f32c(x, "x").reshape(-1), op, 1, x.size, 1,
+                  correction).reshape(())
+
+
+# ------------------------------------------------------------------------------------------------
+# softmax family (rows of a C-contiguous 2-D float32 array)
+def _rows_of(x, name):
+    x = _f32c(x, name)
+    if x.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (rows, cols), got {x.shape}")
+    _i32(x.shape[0], "rows")
+    _i32(x.shape[1], "cols")
+    return x
+
+
+def softmax(x, log=False):
+    """Row-wise softmax (or log_softmax) of a 2-D float32 array; the caller moves the softmax dim last.
+    An all -inf row gives nan (like PyTorch).  Returns a new (rows, cols) array."""
+    cp = _cp()
+    x = _rows_of(x, "x")
+    y = cp.empty_like(x)
+    rows, cols = x.shape
+    if y.size:
+        _launch("reduce.cu", kb.launch_config("softmax", rows=rows, cols=cols, num_sms=_device_info()[1]),
+                (x, y, _i32(rows), _i32(cols), _i32(int(bool(log)))))
+    return y
+
+
+def softmax_backward(y, dy, log=False):
+    """dx for y = softmax(x) (dx = y * (dy - sum(dy * y))) or for y = log_softmax(x)
+    (dx = dy - exp(y) * sum(dy)); y and dy are (rows, cols) float32.  Returns dx."""
+    cp = _cp()
+    y, dy = _rows_of(y, "y"), _rows_of(dy, "dy")
+    if y.shape != dy.shape:
+        raise ValueError(f"softmax_backward: y {y.shape} vs dy {dy.shape}")
+    dx = cp.empty_like(y)
+    rows, cols = y.shape
+    if dx.size:
+        _launch("reduce.cu", kb.launch_config("softmax_bwd", rows=rows, cols=cols, num_sms=_device_info()[1]),
+                (y, dy, dx, _i32(rows), _i32(cols), _i32(int(bool(log)))))
+    return dx
+
+
+def logsumexp(x):
+    """Row-wise log(sum(exp(x))) of a (rows, cols) float32 array -> (rows,). cols == 0 gives -inf."""
+    cp = _cp()
+    x = _rows_of(x, "x")
+    rows, cols = x.shape
+    out = cp.empty((rows,), dtype=np.float32)
+    if rows:
+        _launch("reduce.cu", kb.launch_config("logsumexp", rows=rows, cols=cols, num_sms=_device_info()[1]),
+                (x, out, _i32(rows), _i32(cols)))
+    return out
+
+
+def cross_entropy_forward(logits, target, weight=None, ignore_index=-100, label_smoothing=0.0):
+    """Per-row cross-entropy of (rows, C) float32 logits against int64 class targets (rows,).
+
+    Returns (loss, row_weight, lse), each (rows,) float32:
+      loss[i] = (1 - eps) * w[t_i] * (lse_i - z[i, t_i]) + eps / C * sum_c w[c] * (lse_i - z[i, c]),
+      row_weight[i] = w[t_i] (1 without class weights), both 0 where t_i == ignore_index;
+      lse[i] = logsumexp(z[i]) (kept for the backward).
+    PyTorch's reduction='mean' is loss.sum() / row_weight.sum(), 'sum' is loss.sum().  A target
+    outside [0, C) that is not ignore_index gives a nan loss for that row (PyTorch raises).
+    """
+    cp = _cp()
+    logits = _rows_of(logits, "logits")
+    rows, C = logits.shape
+    target = _i64c(target, "target")
+    if target.shape != (rows,):
+        raise ValueError(f"cross_entropy: target shape {target.shape} != ({rows},)")
+    has_w = weight is not None
+    if has_w:
+        weight = _f32c(weight, "weight")
+        if weight.shape != (C,):
+            raise ValueError(f"cross_entropy: weight shape {weight.shape} != ({C},)")
+    loss = cp.empty((rows,), dtype=np.float32)
+    roww = cp.empty((rows,), dtype=np.float32)
+    lse = cp.empty((rows,), dtype=np.float32)
+    if rows:
+        _launch("reduce.cu", kb.launch_config("cross_entropy", rows=rows, cols=C, num_sms=_device_info()[1]),
+                (logits, target, weight if has_w else logits, loss, roww, lse, _i32(rows), _i32(C),
+                 _i32(int(has_w)), _i64(ignore_index), _f32(label_smoothing)))
+    return loss, roww, lse
+
+
+def cross_entropy_backward(logits, target, lse, grad, weight=None, ignore_index=-100, label_smoothing=0.0):
+    """d(sum_i grad_i * loss_i)/d logits for cross_entropy_forward's per-row loss.
+
+    grad: (rows,) float32 per-row upstream gradient, or a 0-d / 1-element array broadcast to all
+    rows (e.g. grad_out / total_weight for reduction='mean').  lse is cross_entropy_forward's third
+    output.  Returns dlogits (rows, C) float32; ignored rows get 0.
+    """
+    cp = _cp()
+    logits = _rows_of(logits, "logits")
+    rows, C = logits.shape
+    target, lse = _i64c(target, "target"), _f32c(lse, "lse")
+    grad = _f32c(grad, "grad")
+    if grad.size == 1:
+        gstride = 0
+    elif grad.shape == (rows,):
+        gstride = 1
+    else:
+        raise ValueError(f"cross_entropy_backward: grad shape {grad.shape} is neither () nor ({rows},)")
+    has_w = weight is not None
+    if has_w:
+        weight = _f32c(weight, "weight")
+    dz = cp.empty_like(logits)
+    if dz.size:
+        _launch("reduce.cu",
+                kb.launch_config("cross_entropy_bwd", rows=rows, cols=C, num_sms=_device_info()[1]),
+                (logits, target, weight if has_w else logits, lse, grad, _i64(gstride), dz, _i32(rows), _i32(C),
+                 _i32(int(has_w)), _i64(ignore_index), _f32(label_smoothing)))
+    return dz
+
+
+# ------------------------------------------------------------------------------------------------
+# pooling (NCHW float32; planes = N*C; output sizes come from the caller, which applies ceil_mode)
+def pool2d_output_size(H, W, kernel, stride, padding, dilation=1, ceil_mode=False):
+    """PyTorch's pooling output size (with its ceil_mode rule: the last window must start inside
+    the input or the left padding)."""
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (_pair(kernel, "kernel"), _pair(stride, "stride"),
+                                              _pair(padding, "padding"), _pair(dilation, "dilation"))
+
+    def one(L, k, s, p, d):
+        num = L + 2 * p - d * (k - 1) - 1
+        o = (-(-num // s) if ceil_mode else num // s) + 1
+        if ceil_mode and (o - 1) * s >= L + p:
+            o -= 1
+        return o
+
+    return one(H, kh, sh, ph, dh), one(W, kw, sw, pw, dw)
+
+
+def _pool_args(x_shape, out_size):
+    N, C, H, W = x_shape
+    OH, OW = out_size
+    planes = N * C
+    for v, what in ((planes, "N*C"), (H * W, "H*W"), (planes * OH * OW, "N*C*OH*OW"), (planes * H * W, "numel")):
+        _i32(v, what)
+    return planes, H, W, OH, OW
+
+
+def max_pool2d_forward(x, kernel, stride, padding, dilation, out_size):
+    """Max pooling of x (N, C, H, W) float32; out_size = (OH, OW) from pool2d_output_size.
+    Returns (y, indices): y (N, C, OH, OW) float32, indices int64 flat h*W + w within each plane
+    (PyTorch's convention).  NaN propagates (its index is returned)."""
+    cp = _cp()
+    x = _f32c(x, "x")
+    planes, H, W, OH, OW = _pool_args(x.shape, out_size)
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (_pair(kernel, "kernel"), _pair(stride, "stride"),
+                                              _pair(padding, "padding"), _pair(dilation, "dilation"))
+    y = cp.empty((x.shape[0], x.shape[1], OH, OW), dtype=np.float32)
+    idx = cp.empty(y.shape, dtype=np.int64)
+    if y.size:
+        cfg = kb.launch_config("max_pool2d", n=y.size, num_sms=_device_info()[1])
+        _launch("reduce.cu", cfg, (x, y, idx, *(_i32(v) for v in (planes, H, W, OH, OW, kh, kw, sh, sw, ph, pw,
+                                                                   dh, dw))))
+    return y, idx
+
+
+def max_pool2d_backward(dy, indices, input_shape):
+    """dx (input_shape, float32) for max pooling: dy and indices (N, C, OH, OW) from the forward.
+    Overlapping windows add with atomicAdd (summation order may vary)."""
+    cp = _cp()
+    dy, indices = _f32c(dy, "dy"), _i64c(indices, "indices")
+    if dy.shape != indices.shape:
+        raise ValueError(f"max_pool2d backward: dy {dy.shape} vs indices {indices.shape}")
+    planes, H, W, OH, OW = _pool_args(tuple(input_shape), dy.shape[2:])
+    dx = cp.zeros(tuple(input_shape), dtype=np.float32)
+    if dy.size and dx.size:
+        cfg = kb.launch_config("max_pool2d_bwd", n=dy.size, num_sms=_device_info()[1])
+        _launch("reduce.cu", cfg, (dy, indices, dx, *(_i32(v) for v in (planes, H, W, OH, OW))))
+    return dx
+
+
+def avg_pool2d_forward(x, kernel, stride, padding, out_size, count_include_pad=True, divisor_override=None):
+    """Average pooling of x (N, C, H, W) float32 with PyTorch's divisor rules (count_include_pad,
+    divisor_override; windows clipped at H + padding for ceil_mode).  Returns (N, C, OH, OW)."""
+    cp = _cp()
+    x = _f32c(x, "x")
+    planes, H, W, OH, OW = _pool_args(x.shape, out_size)
+    (kh, kw), (sh, sw), (ph, pw) = _pair(kernel, "kernel"), _pair(stride, "stride"), _pair(padding, "padding")
+    y = cp.empty((x.shape[0], x.shape[1], OH, OW), dtype=np.float32)
+    if y.size:
+        cfg = kb.launch_config("avg_pool2d", n=y.size, num_sms=_device_info()[1])
+        _launch("reduce.cu", cfg, (x, y, *(_i32(v) for v in (planes, H, W, OH, OW, kh, kw, sh, sw, ph, pw,
+                                                              int(bool(count_include_pad)),
+                                                              int(divisor_override or 0)))))
+    return y
+
+
+def avg_pool2d_backward(dy, input_shape, kernel, stride, padding, count_include_pad=True, divisor_override=None):
+    """dx (input_shape) for avg_pool2d_forward with the same arguments; dy is (N, C, OH, OW).
+    Deterministic (each input element gathers from the windows that cover it)."""
+    cp = _cp()
+    dy = _f32c(dy, "dy")
+    planes, H, W, OH, OW = _pool_args(tuple(input_shape), dy.shape[2:])
+    (kh, kw), (sh, sw), (ph, pw) = _pair(kernel, "kernel"), _pair(stride, "stride"), _pair(padding, "padding")
+    dx = cp.empty(tuple(input_shape), dtype=np.float32)
+    if dx.size:
+        if dy.size == 0:
+            dx.fill(0)
+            return dx
+        cfg = kb.launch_config("avg_pool2d_bwd", n=dx.size, num_sms=_device_info()[1])
+        _launch("reduce.cu", cfg, (dy, dx, *(_i32(v) for v in (planes, H, W, OH, OW, kh, kw, sh, sw, ph, pw,
+                                                               int(bool(count_include_pad)),
+                                                               int(divisor_override or 0)))))
+    return dx
+
+
+# ------------------------------------------------------------------------------------------------
+# fused optimizer steps (in place on C-contiguous float32 buffers of equal size)
+def _same_size_f32(name_arrays):
+    n = None
+    for name, a in name_arrays:
+        if a.dtype != np.float32 or not a.flags.c_contiguous:
+            raise ValueError(f"{name} must be a C-contiguous float32 array (updated in place)")
+        if n is None:
+            n = a.size
+        elif a.size != n:
+            raise ValueError(f"{name} has {a.size} elements, expected {n}")
+    return n
+
+
+def adam_step(param, grad, exp_avg, exp_avg_sq, *, step, lr, beta1=0.9, beta2=0.999, eps=1e-8,
+              weight_decay=0.0, decoupled=False, amsgrad=False, max_exp_avg_sq=None, maximize=False):
+    """One torch.optim.Adam (decoupled=False) / AdamW (decoupled=True) step, in place.
+
+    `step` is the step number after incrementing (1 on the first call); the bias corrections
+    1 - beta1**step and sqrt(1 - beta2**step) are computed here on the host in float64.
+    amsgrad needs max_exp_avg_sq (updated in place).  Matches PyTorch's single-tensor formulas.
+    """
+    arrays = [("param", param), ("grad", grad), ("exp_avg", exp_avg), ("exp_avg_sq", exp_avg_sq)]
+    if amsgrad:
+        if max_exp_avg_sq is None:
+            raise ValueError("adam_step: amsgrad=True needs max_exp_avg_sq")
+        arrays.append(("max_exp_avg_sq", max_exp_avg_sq))
+    n = _same_size_f32(arrays)
+    if n == 0:
+        return param
+    bc1 = 1.0 - beta1 ** step
+    bc2_sqrt = math.sqrt(1.0 - beta2 ** step)
+    cfg = kb.launch_config("adam", n=n, num_sms=_device_info()[1])
+    _launch("reduce.cu", cfg, (param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq if amsgrad else exp_avg_sq,
+                               _i64(n), _f32(lr), _f32(beta1), _f32(beta2), _f32(eps), _f32(weight_decay),
+                               _f32(lr / bc1), _f32(bc2_sqrt), _i32(int(bool(decoupled))),
+                               _i32(int(bool(amsgrad))), _i32(int(bool(maximize)))))
+    return param
+
+
+def sgd_step(param, grad, momentum_buffer=None, *, lr, momentum=0.0, dampening=0.0, weight_decay=0.0,
+             nesterov=False, maximize=False, first_step=False):
+    """One torch.optim.SGD step, in place.  With momentum != 0, momentum_buffer (same size) is
+    updated in place; first_step=True initialises it to the gradient, as PyTorch does when the
+    buffer does not exist yet."""
+    arrays = [("param", param), ("grad", grad)]
+    if momentum != 0:
+        if momentum_buffer is None:
+            raise ValueError("sgd_step: momentum != 0 needs momentum_buffer")
+        arrays.append(("momentum_buffer", momentum_buffer))
+    n = _same_size_f32(arrays)
+    if n == 0:
+        return param
+    cfg = kb.launch_config("sgd", n=n, num_sms=_device_info()[1])
+    _launch("reduce.cu", cfg, (param, grad, momentum_buffer if momentum != 0 else param, _i64(n), _f32(lr),
+                               _f32(momentum), _f32(dampening), _f32(weight_decay), _i32(int(bool(nesterov))),
+                               _i32(int(bool(maximize))), _i32(int(bool(first_step)))))
+    return param
+
+
+__all__ = [
+    "sgemm", "conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight", "conv2d_output_size",
+    "reduce", "reduce_all", "softmax", "softmax_backward", "logsumexp", "cross_entropy_forward",
+    "cross_entropy_backward", "pool2d_output_size", "max_pool2d_forward", "max_pool2d_backward",
+    "avg_pool2d_forward", "avg_pool2d_backward", "adam_step", "sgd_step",
+]

@@ -1,0 +1,31 @@
+"""Shared fixtures: the devices under test and the cuda marker's skip."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import devtensor as dt
+
+
+def devices_under_test():
+    """DEVTENSOR_TEST_DEVICES=cpu,cuda overrides; by default every available data-holding backend."""
+    env = os.environ.get("DEVTENSOR_TEST_DEVICES")
+    if env:
+        return [d.strip() for d in env.split(",") if d.strip()]
+    return [name for name, (ok, _) in dt.backends.available().items() if ok and name != "meta"]
+
+
+def pytest_collection_modifyitems(config, items):
+    ok, why = dt.backends.available().get("cuda", (False, "not registered"))
+    if ok:
+        return
+    skip = pytest.mark.skip(reason=f"cuda unavailable: {why}")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(params=devices_under_test())
+def device(request):
+    return request.param
