@@ -14,7 +14,6 @@ file path, without devtensor's dependencies); cupy is imported inside load_modul
 """
 from __future__ import annotations
 
-import math
 import os
 import threading
 from pathlib import Path
@@ -369,5 +368,5 @@ def kernel_file_of(name: str) -> str:
 __all__ = [
     "NVRTC_OPTIONS", "CI_ARCHS", "KERNEL_FILES", "NO_SPILL_FILES", "KernelFile", "LaunchConfig",
     "launch_config", "load_module", "get_kernel", "read_source", "kernel_dir", "kernel_file_of",
-    "sgemm_kernel_name", "reduce_kernel_name", "cdiv", "math",
+    "sgemm_kernel_name", "reduce_kernel_name", "cdiv",
 ]
