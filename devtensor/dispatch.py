@@ -226,7 +226,10 @@ def call(op, args, attrs):
 
 def _ensure(raw, dev):
     be = _backend(dev)
-    _ARRAY_TYPES.setdefault(dev.type, be.array_type)
+    if be.array_type is not None:  # cuda learns its array type when cupy is first imported
+        _ARRAY_TYPES[dev.type] = be.array_type
+        if raw.__class__ is be.array_type:
+            return raw
     return be.ensure_array(raw)
 
 

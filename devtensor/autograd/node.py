@@ -9,6 +9,8 @@ stored as detached aliases), so graphs hold no reference cycles and die with the
 from __future__ import annotations
 
 
+_new = object.__new__
+_BF16 = None  # ml_dtypes' bfloat16 numpy dtype (kind 'V'), set below
 Tensor = None  # set by devtensor.tensor once the class exists (tensor.py imports this package)
 
 
@@ -30,23 +32,28 @@ class Node:
     # -- construction (called by dispatch.call when grad mode is on and an input needs grad) ---
     @staticmethod
     def record(op, args, attrs, outs):
-        nxt = []
-        meta = []
-        for a in args:
-            if isinstance(a, Tensor):
-                d = a._data
-                meta.append((d.shape, d.dtype))
-                nxt.append((a._edge or a) if a._rg else None)
-            else:
-                meta.append(None)
-                nxt.append(None)
+        T = Tensor
+        nxt = [((a._edge or a) if a._rg else None) if isinstance(a, T) else None for a in args]
         if op.grad_inputs is not None:
             nxt = [e if i in op.grad_inputs else None for i, e in enumerate(nxt)]
-        saved, versions = _save(op, args, outs) if op.save else ((), ())
-        node = Node(op, attrs, tuple(nxt), saved, versions, tuple(meta), len(outs))
+        node = _new(Node)
+        node.op = op
+        node.attrs = attrs
+        node.next = nxt
+        node.in_meta = [(a._data.shape, a._data.dtype) if isinstance(a, T) else None for a in args]
+        node.saved, node.versions = _save(op, args, outs) if op.save else ((), ())
+        node.nout = len(outs)
+        node.pre_hooks = None
+        node.freed = False
+        if node.nout == 1:
+            o = outs[0]
+            if o._data.dtype.kind in "fc" or o._data.dtype == _BF16:
+                o._rg = True
+                o._edge = (node, 0)
+            return node
         for nr in op.diff_outputs:
             o = outs[nr]
-            if o._data.dtype.kind in "fc":
+            if o._data.dtype.kind in "fc" or o._data.dtype == _BF16:
                 o._rg = True
                 o._edge = (node, nr)
         return node
@@ -149,3 +156,13 @@ def _save(op, args, outs):
         else:
             versions.append(None)
     return tuple(saved), tuple(versions)
+
+
+def _set_bf16():
+    global _BF16
+    from ..dtypes import bfloat16
+
+    _BF16 = bfloat16.np
+
+
+_set_bf16()

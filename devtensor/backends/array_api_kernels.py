@@ -8,6 +8,15 @@ plain Python values; they return arrays.
 from __future__ import annotations
 
 import math
+import types
+
+
+def _deferred(xp, attr):
+    def kernel(*args, **kwargs):
+        return getattr(xp, attr)(*args, **kwargs)
+
+    kernel.__name__ = attr
+    return kernel
 
 UNARY = {  # op name -> attribute of the array namespace
     "neg": "negative", "abs": "abs", "exp": "exp", "log": "log", "log1p": "log1p",
@@ -28,11 +37,11 @@ BINARY = {
 
 
 def register(be, xp):
+    """xp: an array module, or a lazy stand-in whose attributes resolve at call time."""
     k = be.kernel
-    for name, attr in UNARY.items():
-        k(name)(getattr(xp, attr))
-    for name, attr in BINARY.items():
-        k(name)(getattr(xp, attr))
+    lazy = not isinstance(xp, types.ModuleType)
+    for name, attr in (*UNARY.items(), *BINARY.items()):
+        k(name)(_deferred(xp, attr) if lazy else getattr(xp, attr))
 
     @k("rsqrt")
     def rsqrt(x):

@@ -1,14 +1,32 @@
 """The cuda backend: CuPy arrays, CuPy for elementwise math, our CUDA C kernels (kernels/*.cu)
-for matmul, conv2d and reductions. CuPy is imported lazily: the package imports, and the
-registry can be inspected, on a machine without cupy or without a GPU."""
+for matmul, conv2d, reductions, softmax/cross-entropy, pooling and optimizer steps.
+
+CuPy is imported lazily: the package imports, and the registry can be inspected (the
+completeness test runs on CPU-only CI), on a machine without cupy or without a GPU. Every kernel
+registered here resolves cupy at its first call.
+"""
 from __future__ import annotations
 
-from .. import Backend, register
+import importlib
+
+import numpy as np
+
+from .. import Backend, array_api_kernels, register
+
+
+class _LazyCupy:
+    """Stands in for the cupy module until the first kernel call needs it."""
+
+    def __getattr__(self, name):
+        return getattr(importlib.import_module("cupy"), name)
+
+
+cupy_lazy = _LazyCupy()
 
 
 def _probe():
     try:
-        import cupy  # noqa: F401
+        import cupy
     except ImportError:
         return False, ("cupy is not installed (pip install 'devtensor[cuda]' for CUDA 13 drivers, "
                        "'devtensor[cuda12]' for CUDA 12)")
@@ -17,7 +35,8 @@ def _probe():
     try:
         n = cupy.cuda.runtime.getDeviceCount()
     except Exception as e:
-        return False, f"no usable CUDA driver ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        return False, f"no usable CUDA driver or device ({msg})"
     if n == 0:
         return False, "no CUDA device found"
     return True, ""
@@ -31,21 +50,99 @@ class CudaBackend(Backend):
     def is_available(self):
         if self._avail is None:
             self._avail = _probe()
+            if self._avail[0]:
+                import cupy
+
+                self.array_type = cupy.ndarray
         return self._avail
 
     def device_count(self):
-        return _device_count() if self.is_available()[0] else 0
+        if not self.is_available()[0]:
+            return 0
+        import cupy
+
+        return cupy.cuda.runtime.getDeviceCount()
+
+    def current_device(self):
+        import cupy
+
+        return cupy.cuda.runtime.getDevice()
 
     def check_index(self, index):
         n = self.device_count()
         if index >= n:
             raise RuntimeError(f"cuda:{index} does not exist: this machine has {n} CUDA device(s)")
 
+    def from_numpy(self, array, device):
+        import cupy
 
-def _device_count():
-    import cupy
+        with cupy.cuda.Device(device.index or 0):
+            return cupy.asarray(array)
 
-    return cupy.cuda.runtime.getDeviceCount()
+    def to_numpy(self, array):
+        import cupy
+
+        return cupy.asnumpy(array)
+
+    def ensure_array(self, raw):
+        import cupy
+
+        return cupy.asarray(raw)
+
+    def synchronize(self, device=None):
+        import cupy
+
+        cupy.cuda.runtime.deviceSynchronize()
+
+    def manual_seed(self, seed):
+        import cupy
+
+        cupy.random.seed(int(seed))
 
 
 cuda = register(CudaBackend())
+array_api_kernels.register(cuda, cupy_lazy)
+
+
+@cuda.kernel("rand")
+def _rand(shape, dtype, device):
+    import cupy
+
+    with cupy.cuda.Device(device.index or 0):
+        return cupy.random.random_sample(shape, dtype=np.float64 if dtype.np == np.float64 else np.float32
+                                         ).astype(dtype.np, copy=False)
+
+
+@cuda.kernel("randn")
+def _randn(shape, dtype, device):
+    import cupy
+
+    with cupy.cuda.Device(device.index or 0):
+        return cupy.random.standard_normal(shape, dtype=np.float64 if dtype.np == np.float64 else np.float32
+                                           ).astype(dtype.np, copy=False)
+
+
+@cuda.kernel("randint")
+def _randint(low, high, shape, dtype, device):
+    import cupy
+
+    with cupy.cuda.Device(device.index or 0):
+        return cupy.random.randint(low, high, size=shape, dtype=np.int64).astype(dtype.np, copy=False)
+
+
+@cuda.kernel("randperm")
+def _randperm(n, dtype, device):
+    import cupy
+
+    with cupy.cuda.Device(device.index or 0):
+        return cupy.random.permutation(n).astype(dtype.np, copy=False)
+
+
+@cuda.kernel("erf")
+def _erf(x):
+    import cupyx.scipy.special
+
+    return cupyx.scipy.special.erf(x)
+
+
+from . import ops as _ops  # noqa: E402,F401  (our CUDA C kernels override the CuPy defaults)

@@ -1,0 +1,1 @@
+"""Benchmark machinery shared by bench/ scripts and the `devtensor bench` CLI."""
