@@ -25,6 +25,9 @@ OPS: dict = {}
 
 _SYNC = [os.environ.get("DEVTENSOR_SYNC", "") not in ("", "0")]
 
+# classes that take the fast path (Tensor and its field-less subclasses, e.g. nn.Parameter adds itself)
+TENSOR_CLASSES = {Tensor}
+
 # dtype rules: how the compute dtype and the output dtype follow from the inputs
 PROMOTE = "promote"      # arithmetic: result_type of all inputs; output has it (add, mul, where)
 DIVIDE = "divide"        # true division: result_type made floating
@@ -172,14 +175,14 @@ def call(op, args, attrs):
     # training loops): nothing to promote, cast or move.
     rule = op.rule
     a0 = args[0] if args else None
-    if a0.__class__ is Tensor:
+    if a0.__class__ in TENSOR_CLASSES:
         dev = a0._device
         d0 = a0._data.dtype
         fast = _SAME_DTYPE_OK[rule] or d0.kind in _FLOAT_KINDS
         if fast:
             arrays = [a0._data]
             for a in args[1:]:
-                if a.__class__ is Tensor and a._device is dev and a._data.dtype is d0:
+                if a.__class__ in TENSOR_CLASSES and a._device is dev and a._data.dtype is d0:
                     arrays.append(a._data)
                 elif a is None and rule is CUSTOM:
                     arrays.append(None)
@@ -218,7 +221,7 @@ def call(op, args, attrs):
             o._base = root
     if _grad_state.enabled and op.differentiable:
         for a in args:
-            if a.__class__ is Tensor and a._rg:
+            if isinstance(a, Tensor) and a._rg:  # subclasses (nn.Parameter) record too
                 Node.record(op, args, attrs, outs)
                 break
     return out
@@ -287,7 +290,12 @@ def _cast_args(args, cd, dev):
         elif a is None:
             arrays.append(None)
         else:
-            arrays.append(_PYTYPE[cd._cat](a))
+            v = _PYTYPE[cd._cat](a)
+            if npd.kind == "V" or (cd._cat == 1 and not 0 <= v < 128):
+                # a numpy scalar of the compute dtype: bfloat16 stays bfloat16 (a Python float would make
+                # ml_dtypes compute in float32), out-of-range ints wrap as in PyTorch instead of OverflowError
+                v = np.asarray(v).astype(npd)[()]
+            arrays.append(v)
     return arrays
 
 

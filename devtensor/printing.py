@@ -13,8 +13,8 @@ def tensor_repr(t):
         a = np.asarray(t._host())
         if t.dtype is _dt.bfloat16:
             a = a.astype(np.float32)
-        with np.printoptions(precision=4, threshold=1000, edgeitems=3, linewidth=80, suppress=True,
-                             floatmode="fixed" if a.dtype.kind == "f" else "maxprec"):
+        with np.printoptions(precision=4, threshold=1000, edgeitems=3, linewidth=80, suppress=False,
+                             floatmode="fixed" if a.dtype.kind == "f" and not _integral(a) else "maxprec"):
             body = np.array2string(a, separator=", ", prefix="tensor(")
         if a.size == 0:
             body = f"[], size={tuple(a.shape)}" if a.ndim > 1 else "[]"
@@ -29,3 +29,9 @@ def tensor_repr(t):
     elif t._rg:
         extras.append("requires_grad=True")
     return "tensor(" + body + "".join(", " + e for e in extras) + ")"
+
+
+def _integral(a):
+    """PyTorch prints integer-valued floats as `1.`, not `1.0000`."""
+    f = a[np.isfinite(a)]
+    return f.size > 0 and bool(np.all(f == np.round(f)))

@@ -71,6 +71,10 @@ class set_grad_enabled(_GradModeContext):
     def __enter__(self):
         return self
 
+    def __call__(self, fn):
+        _grad_state.enabled = self._prev  # used as a decorator: the mode applies only inside fn
+        return super().__call__(fn)
+
     @classmethod
     def _fresh(cls, proto):
         return cls(proto._target)

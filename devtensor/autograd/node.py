@@ -118,6 +118,9 @@ class Node:
     def free(self):
         self.saved = None
         self.freed = True
+        ctx = self.attrs.get("ctx") if self.attrs.__class__ is dict else None
+        if ctx is not None and hasattr(ctx, "saved"):  # a custom Function's saved tensors
+            ctx.saved = None
 
 
 # create_graph: saved outputs are re-attached to their node while differentiating
@@ -138,7 +141,7 @@ class _AccumulateGrad:
 
 
 def _camel(name):
-    return "".join(p.capitalize() for p in name.strip("_").split("_"))
+    return "".join(p[:1].upper() + p[1:] for p in name.strip("_").split("_"))  # keeps MyFunction's capitals
 
 
 def _save(op, args, outs):

@@ -88,15 +88,23 @@ neg = defop("neg", ("x",), rule=KEEP, backward=lambda c, g: -g, ref=np.negative,
 abs_ = defop("abs", ("x",), rule=KEEP, save=("x",), backward=lambda c, g: g * sign(c.x), ref=np.abs,
              samples=S.unary())
 exp = defop("exp", rule=FLOAT, save=("out",), backward=lambda c, g: g * c.out, ref=np.exp, samples=S.unary())
-log = defop("log", rule=FLOAT, save=("x",), backward=lambda c, g: g / c.x, ref=np.log,
+
+
+def _guard(g, d):
+    """d (the rule's g * f'(x)), but exactly 0 where g is 0: the unselected branch of a where() (sqrt of a
+    negative, log of 0) then gets 0, not 0 * nan = nan (PyTorch's wart, pytorch/pytorch#23395)."""
+    return where(g == 0, 0.0, d)
+
+
+log = defop("log", rule=FLOAT, save=("x",), backward=lambda c, g: _guard(g, g / c.x), ref=np.log,
             samples=S.unary(0.5, 3.0))
 log1p = defop("log1p", rule=FLOAT, save=("x",), backward=lambda c, g: g / (c.x + 1), ref=np.log1p,
               samples=S.unary(-0.5, 3.0))
 expm1 = defop("expm1", rule=FLOAT, save=("out",), backward=lambda c, g: g * (c.out + 1), ref=np.expm1,
               samples=S.unary())
-sqrt = defop("sqrt", rule=FLOAT, save=("out",), backward=lambda c, g: g / (c.out * 2), ref=np.sqrt,
+sqrt = defop("sqrt", rule=FLOAT, save=("out",), backward=lambda c, g: _guard(g, g / (c.out * 2)), ref=np.sqrt,
              samples=S.unary(0.5, 3.0))
-rsqrt = defop("rsqrt", rule=FLOAT, save=("out",), backward=lambda c, g: g * c.out ** 3 * -0.5,
+rsqrt = defop("rsqrt", rule=FLOAT, save=("out",), backward=lambda c, g: _guard(g, g * c.out ** 3 * -0.5),
               ref=lambda x: 1 / np.sqrt(x), samples=S.unary(0.5, 3.0))
 sin = defop("sin", rule=FLOAT, save=("x",), backward=lambda c, g: g * cos(c.x), ref=np.sin, samples=S.unary())
 cos = defop("cos", rule=FLOAT, save=("x",), backward=lambda c, g: -g * sin(c.x), ref=np.cos, samples=S.unary())
@@ -119,7 +127,7 @@ cast = defop("cast", rule=CUSTOM, backward=lambda c, g: g)  # the engine casts g
 
 
 def _where_backward(c, g):
-    zero = g * 0
+    zero = 0.0  # select, never multiply: g * 0 would turn an inf gradient into nan
     return None, where(c.cond, g, zero), where(c.cond, zero, g)
 
 
@@ -134,7 +142,7 @@ def _clamp_backward(c, g):
         keep = x >= lo
     if hi is not None:
         keep = (x <= hi) if keep is None else keep & (x <= hi)
-    zero = g * 0
+    zero = 0.0  # select, never multiply (as in where)
     gx = where(keep, g, zero) if keep is not None else g
     glo = where(x < lo, g, zero) if isinstance(lo, Tensor) else None
     ghi = where(x > hi, g, zero) if isinstance(hi, Tensor) else None
@@ -208,7 +216,12 @@ def where(condition, input=None, other=None):
 
 
 def _py(v, dt):
-    return (bool, int, float)[dt._cat](v)
+    v = (bool, int, float)[dt._cat](v)
+    if dt.np.kind == "V":  # bfloat16: a 0-d cpu tensor (joins any device); a Python float would widen the result
+        from .creation import tensor
+
+        return tensor(v, dtype=dt, device="cpu")
+    return v
 
 
 @public

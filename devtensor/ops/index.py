@@ -112,6 +112,8 @@ def Tensor_from_host(a, dev):
 
 def _getitem(self, key):
     k, basic = _normalize_key(self, key)
+    if basic and Ellipsis not in k:
+        k = k + (Ellipsis,)  # an all-int key gives numpy a scalar copy; x[0] must stay a (0-d) view
     try:
         out = call(_index, (self,), {"key": k, "basic": basic})
     except IndexError as e:

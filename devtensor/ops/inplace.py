@@ -102,12 +102,12 @@ for _n in ("exp", "log", "sqrt", "neg", "abs", "relu", "sigmoid", "tanh", "clamp
     setattr(Tensor, _n + "_", _unary_inplace(_n + "_", _n))
 
 
-@public(function=False)
+@public(function=False, name="zero_")
 def zero_(self):
-    return fill_(self, 0)
+    return apply_inplace(self, "zero_", lambda x: _full_like_value(x, 0))
 
 
-@public(function=False)
+@public(function=False, name="fill_")
 def fill_(self, value):
     v = value if isinstance(value, Tensor) else value
     return apply_inplace(self, "fill_", lambda x: _full_like_value(x, v), (v,))
@@ -121,7 +121,7 @@ def _full_like_value(x, v):
     return full_like(x, v)
 
 
-@public(function=False)
+@public(function=False, name="copy_")
 def copy_(self, src, non_blocking=False):
     if not isinstance(src, Tensor):
         raise TypeError(f"copy_: expected a Tensor as src, got {type(src).__name__}")

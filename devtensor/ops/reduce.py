@@ -18,12 +18,14 @@ def norm_dims(op, dim, ndim):
     """None -> None (all); int or sequence -> sorted tuple of non-negative axes, checked."""
     if dim is None:
         return None
-    dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
+    dims = tuple(dim) if isinstance(dim, (tuple, list)) else (dim,)
     if len(dims) == 0:
         return None
     n = builtins.max(ndim, 1)
     out = []
     for d in dims:
+        if not isinstance(d, (int, np.integer)) or isinstance(d, bool):
+            raise TypeError(f"{op}: dim must be an int or a tuple of ints, got {dim!r}")
         d = int(d)
         if not -n <= d < n:
             raise IndexError(f"{op}: dimension out of range (expected to be in range of [{-n}, {n - 1}], "
@@ -266,7 +268,10 @@ def logsumexp(input, dim, keepdim=False):
 
 @public
 def norm(input, p="fro", dim=None, keepdim=False):
-    from .elementwise import abs, sqrt  # noqa: A004
+    from .elementwise import abs_, sqrt
+
+    def abs(t):  # noqa: A001 - the op object is abs_; elementwise exports no plain `abs`
+        return call(abs_, (t,), {})
 
     if p in ("fro", 2, 2.0):
         return sqrt(sum(input * input, dim, keepdim))

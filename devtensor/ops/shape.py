@@ -91,7 +91,8 @@ def reshape(input, *shape):
 def view(self, *shape):
     if len(shape) == 1 and not isinstance(shape[0], (tuple, list, int)):
         return self.to(shape[0])  # view(dtype) reinterpretation is not supported: casts instead
-    return reshape(self, *shape)
+    shape = _infer("view", _shape_arg(shape), self._data.size, tuple(self._data.shape))  # errors say "view"
+    return call(_reshape, (self,), {"shape": shape})
 
 
 @public(function=False)
