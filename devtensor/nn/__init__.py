@@ -1,2 +1,7 @@
-"""devtensor.nn: functional ops now; modules arrive with the training-stack issue."""
-from . import functional  # noqa: F401
+"""devtensor.nn: PyTorch's layers, losses, Parameter, init, functional and utils."""
+from . import functional, init, utils  # noqa: F401
+from .modules import *  # noqa: F401,F403
+from .modules import __all__ as _modules_all
+from .parameter import Buffer, Parameter
+
+__all__ = ["functional", "init", "utils", "Parameter", "Buffer", *_modules_all]

@@ -1,6 +1,7 @@
 """The op table's declarations, one module per family. Importing this package declares every op
 and attaches the Tensor methods; FUNCTIONS is what devtensor exports at top level."""
 from . import creation, elementwise, index, inplace, linalg, nn, reduce, shape  # noqa: F401
+from . import optim_steps  # noqa: F401  (fused optimizer steps; devtensor.optim calls them)
 from ._api import FUNCTIONS
 
 __all__ = ["FUNCTIONS"]

@@ -63,3 +63,4 @@ def _erf(x):
 
 
 from . import nn  # noqa: E402,F401  (registers conv, pooling, softmax, cross-entropy kernels)
+from . import optim_kernels  # noqa: E402,F401  (registers the fused optimizer steps)

@@ -1,0 +1,1050 @@
+"""Array-level CPU kernels for the fused nn ops: conv2d (im2col/col2im in numba + BLAS GEMM),
+pooling, softmax rows, cross-entropy rows and fused optimizer steps.
+
+Contract: arguments are numpy arrays (float32 or float64; integer index/target arrays int64)
+and plain Python values, already validated above the dispatch table; results are NEW arrays
+of the input dtype (the optimizer steps update their state arrays in place instead).  Array
+arguments may be non-contiguous unless a function says otherwise: the wrappers copy to C
+order where the loops need it.  Numba functions carry no signatures, so nothing compiles at
+import; each compiles on first use (per dtype) and is cached to disk.  This module imports
+only numpy, numba and math.
+
+Threading.  The conv GEMMs run in OpenBLAS (numpy's matmul), which has its own thread pool.
+numba's default threading layer here is GNU OpenMP, whose idle workers spin for ~5 ms after
+every parallel region; a BLAS call made inside that window loses a core and runs up to 10x
+slower.  So the conv data-movement loops (im2col, col2im, layout copies) are serial: they are
+cheap in the layout used below, and BLAS gets both cores undisturbed.  The row and pooling
+kernels switch to a `parallel=True` twin only above a size where the split pays for itself.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+# Bytes of conv column buffer per batch chunk.  Small enough that the columns written by
+# im2col are still in L2/L3 when the GEMM reads them; large enough for an efficient GEMM.
+_CONV_CHUNK_BYTES = 1 << 22
+# Element counts below which the row / pooling / optimizer kernels stay serial.
+_PAR_MIN_POOL = 1 << 21
+_PAR_MIN_ROWS = 1 << 20
+_PAR_MIN_OPTIM = 1 << 22
+
+
+# ----------------------------------------------------------------------------------------
+# conv2d
+#
+# Every conv is turned into stride-1 "wide" im2col + one GEMM per batch chunk and group:
+#
+# * Phases.  With stride (sh, sw) the zero-padded input is split into sh*sw phase planes
+#   xph[a*sw + b][u, v] = xpad[u*sh + a, v*sw + b] of size (Hph, Wph) = ceil((Hp, Wp) / s).
+#   Kernel tap (i, j) then reads, for output (oh, ow), phase ((i*dh) % sh, (j*dw) % sw) at
+#   (oh + (i*dh)//sh, ow + (j*dw)//sw): a stride-1 access.  Stride 1 without padding needs no
+#   phase copy at all (the phase plane is x itself).
+# * Wide columns.  Output positions are numbered p = oh*Wph + ow with ow running over the
+#   whole phase-plane width, so the column row of tap (c, i, j) is ONE contiguous run of its
+#   phase plane and im2col is a few long memcpys (not OH short ones).  Positions with
+#   ow >= OW are junk (they wrap into the next row): the forward drops them when it writes
+#   NCHW, the backwards feed zeros there, so they never contribute.
+# * Columns are laid out (R, nb, L), R = Cg*KH*KW taps, L = OH*Wph, so each GEMM is
+#   (Kg, R) @ (R, nb*L) with a large inner dimension and no batched small GEMMs.
+# ----------------------------------------------------------------------------------------
+
+def _conv_out(n, k, s, p, d):
+    return (n + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+# Inner loops index views with the bare range variable: numba then knows the index is
+# non-negative, skips its negative-index wraparound code and vectorizes (4-10x faster).
+
+@njit(cache=True)
+def _valid_range(off, stride, size, n_out):
+    """[lo, hi) of the o in [0, n_out) with 0 <= o*stride + off < size."""
+    lo = 0 if off >= 0 else (-off + stride - 1) // stride
+    last = size - 1 - off
+    hi = 0 if last < 0 else last // stride + 1
+    lo = min(lo, n_out)
+    hi = max(min(hi, n_out), lo)
+    return lo, hi
+
+
+@njit(cache=True)
+def _to_phases(x, n0, nb, ph, pw, sh, sw, xph):
+    """xph[n, c, a*sw + b, u, v] = x[n0+n, c, u*sh + a - ph, v*sw + b - pw] (0 outside x).
+    xph: (nb, C, sh*sw, Hph, Wph) C-contiguous."""
+    C = x.shape[1]
+    H = x.shape[2]
+    W = x.shape[3]
+    hph = xph.shape[3]
+    wph = xph.shape[4]
+    for n in range(nb):
+        for c in range(C):
+            xs = x[n0 + n, c]
+            for a in range(sh):
+                for b in range(sw):
+                    dst = xph[n, c, a * sw + b]
+                    lo, hi = _valid_range(b - pw, sw, W, wph)
+                    first = lo * sw + b - pw
+                    for u in range(hph):
+                        dv = dst[u]
+                        h = u * sh + a - ph
+                        if h < 0 or h >= H:
+                            for v in range(wph):
+                                dv[v] = 0
+                            continue
+                        for v in range(lo):
+                            dv[v] = 0
+                        sv = xs[h, first:first + (hi - lo - 1) * sw + 1:sw]
+                        mv = dv[lo:hi]
+                        for v in range(hi - lo):
+                            mv[v] = sv[v]
+                        for v in range(hi, wph):
+                            dv[v] = 0
+
+
+@njit(cache=True)
+def _from_phases(gph, n0, nb, c0, ph, pw, sh, sw, gx):
+    """Adjoint of _to_phases for channels c0..c0+cg: gx[n0+n, c0+c] = the pixels of the
+    phase planes gph[n, c] that lie inside the input (the padding is dropped)."""
+    cg = gph.shape[1]
+    H = gx.shape[2]
+    W = gx.shape[3]
+    hph = gph.shape[3]
+    wph = gph.shape[4]
+    for n in range(nb):
+        for c in range(cg):
+            gs = gx[n0 + n, c0 + c]
+            for a in range(sh):
+                for b in range(sw):
+                    src = gph[n, c, a * sw + b]
+                    lo, hi = _valid_range(b - pw, sw, W, wph)
+                    first = lo * sw + b - pw
+                    for u in range(hph):
+                        h = u * sh + a - ph
+                        if h < 0 or h >= H:
+                            continue
+                        dv = gs[h, first:first + (hi - lo - 1) * sw + 1:sw]
+                        sv = src[u, lo:hi]
+                        for v in range(hi - lo):
+                            dv[v] = sv[v]
+
+
+@njit(cache=True)
+def _im2col(src, n0, nb, c0, cg, kh_, kw_, sh, sw, dh, dw, oh_, cols):
+    """cols[(c,i,j), n, p] = phase plane of tap (i, j) of src[n0+n, c0+c], flat, from the tap
+    offset on, p < OH*Wph.  src: (N, C*sh*sw, Hph, Wph) C-contiguous; reads past its end
+    (junk positions only) give 0."""
+    P = sh * sw
+    C = src.shape[1] // P
+    wph = src.shape[3]
+    plane = src.shape[2] * wph
+    xf = src.reshape(-1)
+    cf = cols.reshape(-1)
+    tot = xf.size
+    L = oh_ * wph
+    kk = kh_ * kw_
+    for c in range(cg):
+        for i in range(kh_):
+            for j in range(kw_):
+                r = c * kk + i * kw_ + j
+                phase = ((i * dh) % sh) * sw + (j * dw) % sw
+                off = ((i * dh) // sh) * wph + (j * dw) // sw
+                for n in range(nb):
+                    s = (((n0 + n) * C + c0 + c) * P + phase) * plane + off
+                    m = min(L, tot - s)
+                    dv = cf[(r * nb + n) * L:(r * nb + n + 1) * L]
+                    sv = xf[s:s + m]
+                    for p in range(m):
+                        dv[p] = sv[p]
+                    for p in range(m, L):
+                        dv[p] = 0
+
+
+@njit(cache=True)
+def _col2im(cols, nb, cg, kh_, kw_, sh, sw, dh, dw, oh_, gph):
+    """Adjoint of _im2col into gph: (nb, cg*sh*sw, Hph, Wph), zeroed here first."""
+    P = sh * sw
+    wph = gph.shape[3]
+    plane = gph.shape[2] * wph
+    L = oh_ * wph
+    kk = kh_ * kw_
+    gf = gph.reshape(-1)
+    cf = cols.reshape(-1)
+    for q in range(gf.size):
+        gf[q] = 0
+    for n in range(nb):
+        for c in range(cg):
+            for i in range(kh_):
+                for j in range(kw_):
+                    phase = ((i * dh) % sh) * sw + (j * dw) % sw
+                    off = ((i * dh) // sh) * wph + (j * dw) // sw
+                    m = min(L, plane - off)  # past the plane: junk positions, holding zeros
+                    r = c * kk + i * kw_ + j
+                    b = ((n * cg + c) * P + phase) * plane + off
+                    sv = cf[(r * nb + n) * L:(r * nb + n) * L + m]
+                    dv = gf[b:b + m]
+                    for p in range(m):
+                        dv[p] += sv[p]
+
+
+@njit(cache=True)
+def _cols_to_nchw(yw, n0, k0, wq, b, has_bias, y):
+    """y[n0+n, k0+k, oh, ow] = yw[k, n, oh*wq + ow] (+ b[k0+k])."""
+    kg = yw.shape[0]
+    nb = yw.shape[1]
+    oh_ = y.shape[2]
+    ow_ = y.shape[3]
+    for n in range(nb):
+        for k in range(kg):
+            src = yw[k, n]
+            dst = y[n0 + n, k0 + k]
+            bias = b[k0 + k] if has_bias else b[0] * 0
+            for oh in range(oh_):
+                dv = dst[oh]
+                sv = src[oh * wq:oh * wq + ow_]
+                for ow in range(ow_):
+                    dv[ow] = sv[ow] + bias
+
+
+@njit(cache=True)
+def _nchw_to_cols(gy, n0, k0, wq, gw):
+    """gw[k, n, oh*wq + ow] = gy[n0+n, k0+k, oh, ow]; 0 for ow in [OW, wq)."""
+    kg = gw.shape[0]
+    nb = gw.shape[1]
+    oh_ = gy.shape[2]
+    ow_ = gy.shape[3]
+    for k in range(kg):
+        for n in range(nb):
+            dst = gw[k, n]
+            src = gy[n0 + n, k0 + k]
+            for oh in range(oh_):
+                sv = src[oh]
+                dv = dst[oh * wq:(oh + 1) * wq]
+                for ow in range(ow_):
+                    dv[ow] = sv[ow]
+                for ow in range(ow_, wq):
+                    dv[ow] = 0
+
+
+def _prefix(buf, shape):
+    """A C-contiguous view of the first prod(shape) elements of the flat buffer buf."""
+    return buf[:math.prod(shape)].reshape(shape)
+
+
+class _Conv:
+    """One conv call's geometry, chunking, and the column-building steps."""
+
+    def __init__(self, x_shape, w_shape, stride, padding, dilation, groups, dtype):
+        self.N, self.C, self.H, self.W = (int(v) for v in x_shape)
+        self.K, self.cg, self.KH, self.KW = (int(v) for v in w_shape)
+        self.sh, self.sw = int(stride[0]), int(stride[1])
+        self.ph, self.pw = int(padding[0]), int(padding[1])
+        self.dh, self.dw = int(dilation[0]), int(dilation[1])
+        self.G = int(groups)
+        self.dtype = dtype
+        self.OH = _conv_out(self.H, self.KH, self.sh, self.ph, self.dh)
+        self.OW = _conv_out(self.W, self.KW, self.sw, self.pw, self.dw)
+        self.kg = self.K // self.G
+        self.R = self.cg * self.KH * self.KW
+        self.P = self.sh * self.sw
+        # stride 1, no padding: x is its own (single) phase plane, no copy needed
+        self.direct = self.P == 1 and self.ph == 0 and self.pw == 0
+        self.Hph = -(-(self.H + 2 * self.ph) // self.sh)
+        self.Wph = -(-(self.W + 2 * self.pw) // self.sw)
+        self.L = self.OH * self.Wph
+        per = max(1, self.R * self.L * dtype.itemsize)
+        self.nb = max(1, min(self.N, _CONV_CHUNK_BYTES // per))
+        self.xph = None
+
+    def empty(self):
+        return self.N == 0 or self.OH <= 0 or self.OW <= 0 or self.R == 0 or self.kg == 0
+
+    def pointwise(self):
+        return self.KH == 1 and self.KW == 1 and self.direct
+
+    def chunks(self):
+        for n0 in range(0, self.N, self.nb):
+            yield n0, min(self.nb, self.N - n0)
+
+    def cols_buffer(self):
+        return np.empty(self.R * self.nb * self.L, self.dtype)
+
+    def phase_source(self, x, n0, m):
+        """(src, n_off): the phase planes of images n0..n0+m for _im2col."""
+        if self.direct:
+            return x, n0
+        if self.xph is None:
+            self.xph = np.empty(self.nb * self.C * self.P * self.Hph * self.Wph, self.dtype)
+        xph = _prefix(self.xph, (m, self.C, self.P, self.Hph, self.Wph))
+        _to_phases(x, n0, m, self.ph, self.pw, self.sh, self.sw, xph)
+        return xph.reshape(m, self.C * self.P, self.Hph, self.Wph), 0
+
+    def im2col(self, src, n_off, m, gi, cols):
+        _im2col(src, n_off, m, gi * self.cg, self.cg, self.KH, self.KW, self.sh, self.sw,
+                self.dh, self.dw, self.OH, cols)
+
+
+def conv2d_forward(x, w, b, stride, padding, dilation, groups):
+    """y[n, k] = b[k] + sum_{c,i,j} w[k, c, i, j] * x[n, g*Cg + c, oh*sh - ph + i*dh, ...]
+    NCHW, zero padding, weight (K, C/groups, KH, KW); b may be None."""
+    x = np.ascontiguousarray(x)
+    dt = x.dtype
+    w = np.ascontiguousarray(w, dtype=dt)
+    cv = _Conv(x.shape, w.shape, stride, padding, dilation, groups, dt)
+    y = np.empty((cv.N, cv.K, cv.OH, cv.OW), dt)
+    if y.size == 0:
+        return y
+    has_bias = b is not None
+    bias = np.ascontiguousarray(b, dtype=dt) if has_bias else np.zeros(1, dt)
+    if cv.R == 0:
+        y[...] = bias.reshape(-1, 1, 1) if has_bias else 0
+        return y
+    if cv.pointwise():
+        P = cv.OH * cv.OW
+        w3 = w.reshape(cv.G, cv.kg, cv.cg)
+        x4 = x.reshape(cv.N, cv.G, cv.cg, P)
+        y4 = y.reshape(cv.N, cv.G, cv.kg, P)
+        for gi in range(cv.G):
+            np.matmul(w3[gi], x4[:, gi], out=y4[:, gi])
+        if has_bias:
+            y += bias.reshape(-1, 1, 1)
+        return y
+    w3 = w.reshape(cv.G, cv.kg, cv.R)
+    cols = cv.cols_buffer()
+    yw = np.empty(cv.kg * cv.nb * cv.L, dt)
+    for n0, m in cv.chunks():
+        cm = _prefix(cols, (cv.R, m, cv.L))
+        ym = _prefix(yw, (cv.kg, m, cv.L))
+        src, n_off = cv.phase_source(x, n0, m)
+        for gi in range(cv.G):
+            cv.im2col(src, n_off, m, gi, cm)
+            np.matmul(w3[gi], cm.reshape(cv.R, m * cv.L), out=ym.reshape(cv.kg, m * cv.L))
+            _cols_to_nchw(ym, n0, gi * cv.kg, cv.Wph, bias, has_bias, y)
+    return y
+
+
+def conv2d_backward_input(gy, w, x_shape, stride, padding, dilation, groups):
+    """Gradient of conv2d_forward with respect to x, shape x_shape (transposed convolution)."""
+    gy = np.ascontiguousarray(gy)
+    dt = gy.dtype
+    w = np.ascontiguousarray(w, dtype=dt)
+    cv = _Conv(x_shape, w.shape, stride, padding, dilation, groups, dt)
+    gx = np.empty((cv.N, cv.C, cv.H, cv.W), dt)
+    if gx.size == 0:
+        return gx
+    if cv.empty():
+        gx.fill(0)
+        return gx
+    if cv.pointwise():
+        P = cv.H * cv.W
+        w3t = w.reshape(cv.G, cv.kg, cv.cg).transpose(0, 2, 1)
+        gy4 = gy.reshape(cv.N, cv.G, cv.kg, P)
+        gx4 = gx.reshape(cv.N, cv.G, cv.cg, P)
+        for gi in range(cv.G):
+            np.matmul(w3t[gi], gy4[:, gi], out=gx4[:, gi])
+        return gx
+    w3t = w.reshape(cv.G, cv.kg, cv.R).transpose(0, 2, 1)
+    cols = cv.cols_buffer()
+    gyw = np.empty(cv.kg * cv.nb * cv.L, dt)
+    # the chunk's planes are contiguous in gx when there is no phase/padding copy to undo
+    in_place = cv.direct and cv.G == 1
+    gph = None if in_place else np.empty(cv.nb * cv.cg * cv.P * cv.Hph * cv.Wph, dt)
+    for n0, m in cv.chunks():
+        cm = _prefix(cols, (cv.R, m, cv.L))
+        gm = _prefix(gyw, (cv.kg, m, cv.L))
+        for gi in range(cv.G):
+            _nchw_to_cols(gy, n0, gi * cv.kg, cv.Wph, gm)
+            np.matmul(w3t[gi], gm.reshape(cv.kg, m * cv.L), out=cm.reshape(cv.R, m * cv.L))
+            if in_place:
+                _col2im(cm, m, cv.cg, cv.KH, cv.KW, 1, 1, cv.dh, cv.dw, cv.OH, gx[n0:n0 + m])
+            else:
+                gp = _prefix(gph, (m, cv.cg, cv.P, cv.Hph, cv.Wph))
+                _col2im(cm, m, cv.cg, cv.KH, cv.KW, cv.sh, cv.sw, cv.dh, cv.dw, cv.OH,
+                        gp.reshape(m, cv.cg * cv.P, cv.Hph, cv.Wph))
+                _from_phases(gp, n0, m, gi * cv.cg, cv.ph, cv.pw, cv.sh, cv.sw, gx)
+    return gx
+
+
+def conv2d_backward_weight(gy, x, w_shape, stride, padding, dilation, groups):
+    """Gradient of conv2d_forward with respect to w, shape w_shape."""
+    gy = np.ascontiguousarray(gy)
+    dt = gy.dtype
+    x = np.ascontiguousarray(x, dtype=dt)
+    cv = _Conv(x.shape, w_shape, stride, padding, dilation, groups, dt)
+    gw = np.zeros((cv.G, cv.kg, cv.R), dt)
+    if gw.size == 0 or cv.empty():
+        return gw.reshape(cv.K, cv.cg, cv.KH, cv.KW)
+    if cv.pointwise():
+        P = cv.H * cv.W
+        x4 = x.reshape(cv.N, cv.G, cv.cg, P)
+        gy4 = gy.reshape(cv.N, cv.G, cv.kg, P)
+        for gi in range(cv.G):
+            # sum_n gy[n] @ x[n].T as one GEMM over the (n, p) axis
+            a = np.ascontiguousarray(gy4[:, gi].transpose(1, 0, 2)).reshape(cv.kg, cv.N * P)
+            bb = np.ascontiguousarray(x4[:, gi].transpose(1, 0, 2)).reshape(cv.cg, cv.N * P)
+            np.matmul(a, bb.T, out=gw[gi])
+        return gw.reshape(cv.K, cv.cg, cv.KH, cv.KW)
+    cols = cv.cols_buffer()
+    gyw = np.empty(cv.kg * cv.nb * cv.L, dt)
+    part = np.empty((cv.R, cv.kg), dt)
+    for n0, m in cv.chunks():
+        cm = _prefix(cols, (cv.R, m, cv.L))
+        gm = _prefix(gyw, (cv.kg, m, cv.L))
+        src, n_off = cv.phase_source(x, n0, m)
+        for gi in range(cv.G):
+            cv.im2col(src, n_off, m, gi, cm)
+            _nchw_to_cols(gy, n0, gi * cv.kg, cv.Wph, gm)
+            # (R, M) @ (M, Kg) threads better in OpenBLAS than (Kg, M) @ (M, R)
+            np.matmul(cm.reshape(cv.R, m * cv.L), gm.reshape(cv.kg, m * cv.L).T, out=part)
+            gw[gi] += part.T
+    return gw.reshape(cv.K, cv.cg, cv.KH, cv.KW)
+
+
+# ----------------------------------------------------------------------------------------
+# pooling (NCHW; one task per (n, c) plane, so the backward scatters without races)
+# ----------------------------------------------------------------------------------------
+
+def _pool_out(n, k, s, p, d, ceil_mode):
+    """PyTorch's pooling_output_shape: with ceil_mode the last window must start inside the
+    input or the left padding."""
+    num = n + 2 * p - d * (k - 1) - 1
+    out = (num + (s - 1 if ceil_mode else 0)) // s + 1
+    if ceil_mode and (out - 1) * s >= n + p:
+        out -= 1
+    return out
+
+
+@njit(cache=True)
+def _maxpool_plane(xs, ys, ix, kh_, kw_, sh, sw, ph, pw, dh, dw):
+    # PyTorch's CPU loop: first valid tap of each window seeds the index; NaN wins
+    H, W = xs.shape
+    oh_, ow_ = ys.shape
+    for oh in range(oh_):
+        h0 = oh * sh - ph
+        h1 = min(h0 + (kh_ - 1) * dh + 1, H)
+        while h0 < 0:
+            h0 += dh
+        for ow in range(ow_):
+            w0 = ow * sw - pw
+            w1 = min(w0 + (kw_ - 1) * dw + 1, W)
+            while w0 < 0:
+                w0 += dw
+            best = -np.inf
+            bi = h0 * W + w0
+            for ih in range(h0, h1, dh):
+                for iw in range(w0, w1, dw):
+                    v = xs[ih, iw]
+                    if v > best or v != v:
+                        best = v
+                        bi = ih * W + iw
+            ys[oh, ow] = best
+            ix[oh, ow] = bi
+
+
+@njit(cache=True)
+def _maxpool_fwd(x, kh_, kw_, sh, sw, ph, pw, dh, dw, y, ix):
+    for t in range(x.shape[0]):
+        _maxpool_plane(x[t], y[t], ix[t], kh_, kw_, sh, sw, ph, pw, dh, dw)
+
+
+@njit(cache=True, parallel=True)
+def _maxpool_fwd_par(x, kh_, kw_, sh, sw, ph, pw, dh, dw, y, ix):
+    for t in prange(x.shape[0]):
+        _maxpool_plane(x[t], y[t], ix[t], kh_, kw_, sh, sw, ph, pw, dh, dw)
+
+
+@njit(cache=True)
+def _maxpool_bwd_plane(gys, ixs, gxs):
+    n = gxs.size
+    for q in range(n):
+        gxs[q] = 0
+    for q in range(gys.size):
+        k = ixs[q]
+        if k >= 0 and k < n:  # windows with no valid tap (impossible after validation)
+            gxs[k] += gys[q]
+
+
+@njit(cache=True)
+def _maxpool_bwd(gy, ix, gx):
+    for t in range(gy.shape[0]):
+        _maxpool_bwd_plane(gy[t], ix[t], gx[t])
+
+
+@njit(cache=True, parallel=True)
+def _maxpool_bwd_par(gy, ix, gx):
+    for t in prange(gy.shape[0]):
+        _maxpool_bwd_plane(gy[t], ix[t], gx[t])
+
+
+def max_pool2d_forward(x, kernel, stride, padding, dilation, ceil_mode):
+    """(y, indices): indices (int64) are flat h*W + w positions in each input plane."""
+    x = np.ascontiguousarray(x)
+    N, C, H, W = x.shape
+    kh_, kw_ = int(kernel[0]), int(kernel[1])
+    sh, sw = int(stride[0]), int(stride[1])
+    ph, pw = int(padding[0]), int(padding[1])
+    dh, dw = int(dilation[0]), int(dilation[1])
+    OH = _pool_out(H, kh_, sh, ph, dh, ceil_mode)
+    OW = _pool_out(W, kw_, sw, pw, dw, ceil_mode)
+    y = np.empty((N, C, OH, OW), x.dtype)
+    ix = np.empty((N, C, OH, OW), np.int64)
+    if y.size == 0:
+        return y, ix
+    fn = _maxpool_fwd_par if x.size >= _PAR_MIN_POOL and N * C > 1 else _maxpool_fwd
+    fn(x.reshape(N * C, H, W), kh_, kw_, sh, sw, ph, pw, dh, dw,
+       y.reshape(N * C, OH, OW), ix.reshape(N * C, OH, OW))
+    return y, ix
+
+
+def max_pool2d_backward(gy, indices, x_shape):
+    """gx[n, c].flat[indices[n, c, oh, ow]] += gy[n, c, oh, ow]."""
+    gy = np.ascontiguousarray(gy)
+    ix = np.ascontiguousarray(indices, dtype=np.int64)
+    N, C, H, W = (int(v) for v in x_shape)
+    gx = np.empty((N, C, H, W), gy.dtype)
+    if gx.size == 0:
+        return gx
+    P = gy.shape[2] * gy.shape[3]
+    fn = _maxpool_bwd_par if gx.size >= _PAR_MIN_POOL and N * C > 1 else _maxpool_bwd
+    fn(gy.reshape(N * C, P), ix.reshape(N * C, P), gx.reshape(N * C, H * W))
+    return gx
+
+
+@njit(cache=True)
+def _avg_window(oh, ow, kh_, kw_, sh, sw, ph, pw, H, W, count_include_pad, divisor):
+    """PyTorch's CPU avg_pool window: clipped bounds and the divisor (0 if empty)."""
+    h0 = oh * sh - ph
+    w0 = ow * sw - pw
+    h1 = min(h0 + kh_, H + ph)
+    w1 = min(w0 + kw_, W + pw)
+    pool_size = (h1 - h0) * (w1 - w0)
+    h0 = max(h0, 0)
+    w0 = max(w0, 0)
+    h1 = min(h1, H)
+    w1 = min(w1, W)
+    if h0 >= h1 or w0 >= w1:
+        return h0, h1, w0, w1, 0
+    if divisor > 0:
+        d = divisor
+    elif count_include_pad:
+        d = pool_size
+    else:
+        d = (h1 - h0) * (w1 - w0)
+    return h0, h1, w0, w1, d
+
+
+@njit(cache=True)
+def _avgpool_plane(xs, ys, kh_, kw_, sh, sw, ph, pw, cip, divisor):
+    H, W = xs.shape
+    oh_, ow_ = ys.shape
+    for oh in range(oh_):
+        for ow in range(ow_):
+            h0, h1, w0, w1, d = _avg_window(oh, ow, kh_, kw_, sh, sw, ph, pw, H, W, cip, divisor)
+            if d == 0:
+                ys[oh, ow] = 0
+                continue
+            s = 0.0
+            for ih in range(h0, h1):
+                row = xs[ih]
+                for iw in range(w0, w1):
+                    s += row[iw]
+            ys[oh, ow] = s / d
+
+
+@njit(cache=True)
+def _avgpool_fwd(x, kh_, kw_, sh, sw, ph, pw, cip, divisor, y):
+    for t in range(x.shape[0]):
+        _avgpool_plane(x[t], y[t], kh_, kw_, sh, sw, ph, pw, cip, divisor)
+
+
+@njit(cache=True, parallel=True)
+def _avgpool_fwd_par(x, kh_, kw_, sh, sw, ph, pw, cip, divisor, y):
+    for t in prange(x.shape[0]):
+        _avgpool_plane(x[t], y[t], kh_, kw_, sh, sw, ph, pw, cip, divisor)
+
+
+@njit(cache=True)
+def _avgpool_bwd_plane(gys, gxs, kh_, kw_, sh, sw, ph, pw, cip, divisor):
+    H, W = gxs.shape
+    oh_, ow_ = gys.shape
+    for ih in range(H):
+        for iw in range(W):
+            gxs[ih, iw] = 0
+    for oh in range(oh_):
+        for ow in range(ow_):
+            h0, h1, w0, w1, d = _avg_window(oh, ow, kh_, kw_, sh, sw, ph, pw, H, W, cip, divisor)
+            if d == 0:
+                continue
+            g = gys[oh, ow] / d
+            for ih in range(h0, h1):
+                row = gxs[ih]
+                for iw in range(w0, w1):
+                    row[iw] += g
+
+
+@njit(cache=True)
+def _avgpool_bwd(gy, kh_, kw_, sh, sw, ph, pw, cip, divisor, gx):
+    for t in range(gy.shape[0]):
+        _avgpool_bwd_plane(gy[t], gx[t], kh_, kw_, sh, sw, ph, pw, cip, divisor)
+
+
+@njit(cache=True, parallel=True)
+def _avgpool_bwd_par(gy, kh_, kw_, sh, sw, ph, pw, cip, divisor, gx):
+    for t in prange(gy.shape[0]):
+        _avgpool_bwd_plane(gy[t], gx[t], kh_, kw_, sh, sw, ph, pw, cip, divisor)
+
+
+def _avg_args(kernel, stride, padding, count_include_pad, divisor_override):
+    return (int(kernel[0]), int(kernel[1]), int(stride[0]), int(stride[1]), int(padding[0]),
+            int(padding[1]), bool(count_include_pad),
+            int(divisor_override) if divisor_override is not None else 0)
+
+
+def avg_pool2d_forward(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
+    """PyTorch's avg_pool2d (divisor_override: None or a nonzero int)."""
+    x = np.ascontiguousarray(x)
+    N, C, H, W = x.shape
+    a = _avg_args(kernel, stride, padding, count_include_pad, divisor_override)
+    OH = _pool_out(H, a[0], a[2], a[4], 1, ceil_mode)
+    OW = _pool_out(W, a[1], a[3], a[5], 1, ceil_mode)
+    y = np.empty((N, C, OH, OW), x.dtype)
+    if y.size == 0:
+        return y
+    fn = _avgpool_fwd_par if x.size >= _PAR_MIN_POOL and N * C > 1 else _avgpool_fwd
+    fn(x.reshape(N * C, H, W), *a, y.reshape(N * C, OH, OW))
+    return y
+
+
+def avg_pool2d_backward(gy, x_shape, kernel, stride, padding, ceil_mode, count_include_pad,
+                        divisor_override):
+    """Gradient of avg_pool2d_forward with respect to x (gy has the forward's output shape)."""
+    gy = np.ascontiguousarray(gy)
+    N, C, H, W = (int(v) for v in x_shape)
+    a = _avg_args(kernel, stride, padding, count_include_pad, divisor_override)
+    gx = np.empty((N, C, H, W), gy.dtype)
+    if gx.size == 0:
+        return gx
+    OH, OW = gy.shape[2], gy.shape[3]
+    fn = _avgpool_bwd_par if gx.size >= _PAR_MIN_POOL and N * C > 1 else _avgpool_bwd
+    fn(gy.reshape(N * C, OH, OW), *a, gx.reshape(N * C, H, W))
+    return gx
+
+
+# ----------------------------------------------------------------------------------------
+# softmax / log_softmax / cross-entropy over the rows of a 2-D C-contiguous array
+# ----------------------------------------------------------------------------------------
+
+@njit(cache=True)
+def _row_lse(xr):
+    """log(sum(exp(xr))), stable; NaN if the row holds a NaN, +-inf for an infinite max."""
+    m = -np.inf
+    nan = False
+    for j in range(xr.size):
+        v = xr[j]
+        if v > m:
+            m = v
+        elif v != v:
+            nan = True
+    if nan:
+        return np.nan
+    if m == np.inf or m == -np.inf:
+        return m
+    s = 0.0
+    for j in range(xr.size):
+        s += math.exp(xr[j] - m)
+    return m + math.log(s)
+
+
+@njit(cache=True)
+def _softmax_row(xr, yr):
+    m = -np.inf
+    for j in range(xr.size):
+        if xr[j] > m:
+            m = xr[j]
+    s = 0.0
+    for j in range(xr.size):
+        e = math.exp(xr[j] - m)
+        yr[j] = e
+        s += e
+    inv = 1.0 / s
+    for j in range(xr.size):
+        yr[j] *= inv
+
+
+@njit(cache=True)
+def _log_softmax_row(xr, yr):
+    m = -np.inf
+    for j in range(xr.size):
+        if xr[j] > m:
+            m = xr[j]
+    s = 0.0
+    for j in range(xr.size):
+        s += math.exp(xr[j] - m)
+    lse = m + math.log(s)
+    for j in range(xr.size):
+        yr[j] = xr[j] - lse
+
+
+@njit(cache=True)
+def _softmax_rows(x, y, log):
+    for i in range(x.shape[0]):
+        if log:
+            _log_softmax_row(x[i], y[i])
+        else:
+            _softmax_row(x[i], y[i])
+
+
+@njit(cache=True, parallel=True)
+def _softmax_rows_par(x, y, log):
+    for i in prange(x.shape[0]):
+        if log:
+            _log_softmax_row(x[i], y[i])
+        else:
+            _softmax_row(x[i], y[i])
+
+
+@njit(cache=True)
+def _softmax_bwd_row(gr, yr, gxr, log):
+    if log:
+        s = 0.0
+        for j in range(gr.size):
+            s += gr[j]
+        for j in range(gr.size):
+            gxr[j] = gr[j] - math.exp(yr[j]) * s
+    else:
+        s = 0.0
+        for j in range(gr.size):
+            s += gr[j] * yr[j]
+        for j in range(gr.size):
+            gxr[j] = yr[j] * (gr[j] - s)
+
+
+@njit(cache=True)
+def _softmax_bwd(gy, y, gx, log):
+    for i in range(gy.shape[0]):
+        _softmax_bwd_row(gy[i], y[i], gx[i], log)
+
+
+@njit(cache=True, parallel=True)
+def _softmax_bwd_par(gy, y, gx, log):
+    for i in prange(gy.shape[0]):
+        _softmax_bwd_row(gy[i], y[i], gx[i], log)
+
+
+def _rows_call(serial, par, size, rows, *args):
+    fn = par if size >= _PAR_MIN_ROWS and rows > 1 else serial
+    fn(*args)
+
+
+def softmax_rows(x2d):
+    """Softmax over the last axis of a 2-D array."""
+    x = np.ascontiguousarray(x2d)
+    y = np.empty_like(x)
+    if x.size:
+        _rows_call(_softmax_rows, _softmax_rows_par, x.size, x.shape[0], x, y, False)
+    return y
+
+
+def log_softmax_rows(x2d):
+    """Log-softmax over the last axis of a 2-D array."""
+    x = np.ascontiguousarray(x2d)
+    y = np.empty_like(x)
+    if x.size:
+        _rows_call(_softmax_rows, _softmax_rows_par, x.size, x.shape[0], x, y, True)
+    return y
+
+
+def softmax_rows_backward(gy, y):
+    """gx = y * (gy - sum(gy * y, row)), y being softmax_rows' output."""
+    gy = np.ascontiguousarray(gy)
+    y = np.ascontiguousarray(y, dtype=gy.dtype)
+    gx = np.empty_like(gy)
+    if gy.size:
+        _rows_call(_softmax_bwd, _softmax_bwd_par, gy.size, gy.shape[0], gy, y, gx, False)
+    return gx
+
+
+def log_softmax_rows_backward(gy, y):
+    """gx = gy - exp(y) * sum(gy, row), y being log_softmax_rows' output."""
+    gy = np.ascontiguousarray(gy)
+    y = np.ascontiguousarray(y, dtype=gy.dtype)
+    gx = np.empty_like(gy)
+    if gy.size:
+        _rows_call(_softmax_bwd, _softmax_bwd_par, gy.size, gy.shape[0], gy, y, gx, True)
+    return gx
+
+
+@njit(cache=True)
+def _ce_row(xr, t, ignore_index, eps):
+    """(loss, lse) of one row; loss 0 for an ignored row, NaN for a target out of range."""
+    C = xr.size
+    lse = _row_lse(xr)
+    if t == ignore_index:
+        return 0.0, lse
+    if t < 0 or t >= C:
+        return np.nan, lse
+    loss = (1.0 - eps) * (lse - xr[t])
+    if eps != 0.0:
+        s = 0.0
+        for j in range(C):
+            s += xr[j]
+        loss += eps * (lse - s / C)
+    return loss, lse
+
+
+@njit(cache=True)
+def _ce_fwd(x, t, ignore_index, eps, loss, lse):
+    for i in range(x.shape[0]):
+        loss[i], lse[i] = _ce_row(x[i], t[i], ignore_index, eps)
+
+
+@njit(cache=True, parallel=True)
+def _ce_fwd_par(x, t, ignore_index, eps, loss, lse):
+    for i in prange(x.shape[0]):
+        loss[i], lse[i] = _ce_row(x[i], t[i], ignore_index, eps)
+
+
+@njit(cache=True)
+def _ce_bwd_row(g, xr, lse, t, ignore_index, eps, gr):
+    C = xr.size
+    if t == ignore_index or t < 0 or t >= C:
+        for j in range(C):
+            gr[j] = 0
+        return
+    off = eps / C
+    for j in range(C):
+        gr[j] = g * (math.exp(xr[j] - lse) - off)
+    gr[t] -= g * (1.0 - eps)
+
+
+@njit(cache=True)
+def _ce_bwd(g, x, lse, t, ignore_index, eps, gx):
+    for i in range(x.shape[0]):
+        _ce_bwd_row(g[i], x[i], lse[i], t[i], ignore_index, eps, gx[i])
+
+
+@njit(cache=True, parallel=True)
+def _ce_bwd_par(g, x, lse, t, ignore_index, eps, gx):
+    for i in prange(x.shape[0]):
+        _ce_bwd_row(g[i], x[i], lse[i], t[i], ignore_index, eps, gx[i])
+
+
+def cross_entropy_rows(logits2d, target1d, ignore_index, label_smoothing):
+    """Per-row loss (N,) and the row log-sum-exp (N,), both of the logits' dtype:
+    loss = (1-eps)*(lse - x[t]) + eps*(lse - mean_c x[c]); rows with t == ignore_index get 0.
+    The CALLER must validate targets first: a target outside [0, C) that is not ignore_index
+    is never read through (its row's loss is NaN), no error is raised here."""
+    x = np.ascontiguousarray(logits2d)
+    t = np.ascontiguousarray(target1d, dtype=np.int64)
+    N = x.shape[0]
+    loss = np.empty(N, x.dtype)
+    lse = np.empty(N, x.dtype)
+    if N:
+        if x.shape[1] == 0:
+            loss.fill(np.nan)
+            lse.fill(-np.inf)
+            loss[t == ignore_index] = 0
+        else:
+            _rows_call(_ce_fwd, _ce_fwd_par, x.size, N, x, t, int(ignore_index),
+                       float(label_smoothing), loss, lse)
+    return loss, lse
+
+
+def cross_entropy_rows_backward(g_rows, logits2d, lse, target1d, ignore_index, label_smoothing):
+    """Gradient of sum_i g_rows[i] * loss_i with respect to the logits (ignored rows: 0)."""
+    x = np.ascontiguousarray(logits2d)
+    g = np.ascontiguousarray(g_rows, dtype=x.dtype)
+    lse = np.ascontiguousarray(lse, dtype=x.dtype)
+    t = np.ascontiguousarray(target1d, dtype=np.int64)
+    gx = np.empty_like(x)
+    if x.size:
+        _rows_call(_ce_bwd, _ce_bwd_par, x.size, x.shape[0], g, x, lse, t, int(ignore_index),
+                   float(label_smoothing), gx)
+    return gx
+
+
+# ----------------------------------------------------------------------------------------
+# fused optimizer steps: one pass over (param, grad, state) instead of ~10 numpy passes.
+# In place on C-contiguous arrays of one float dtype; the math is PyTorch's single-tensor
+# (foreach=False) path, evaluated per element in float64 and stored in the array dtype.
+# ----------------------------------------------------------------------------------------
+
+_OPT_CHUNKS = 16  # work items of the parallel twins (a few per thread, for balance)
+
+
+@njit(cache=True)
+def _adam_range(lo, hi, p_, g_, m_, v_, vmax_, lr, beta1, beta2, eps, wd, decoupled,
+                step_size, bc2_sqrt, amsgrad, maximize):
+    p = p_[lo:hi]
+    g = g_[lo:hi]
+    m = m_[lo:hi]
+    v = v_[lo:hi]
+    vmax = vmax_[lo:hi] if amsgrad else vmax_[0:0]
+    decay = 1.0 - lr * wd
+    for i in range(p.size):
+        gi = -g[i] if maximize else g[i]
+        pi = p[i]
+        if wd != 0.0:
+            if decoupled:
+                pi = pi * decay
+            else:
+                gi = gi + wd * p[i]
+        mi = m[i] + (1.0 - beta1) * (gi - m[i])
+        vi = v[i] * beta2 + (1.0 - beta2) * gi * gi
+        m[i] = mi
+        v[i] = vi
+        if amsgrad:
+            vm = vmax[i]
+            if vi > vm or vi != vi:
+                vm = vi
+            vmax[i] = vm
+            vi = vm
+        p[i] = pi - step_size * mi / (math.sqrt(vi) / bc2_sqrt + eps)
+
+
+@njit(cache=True)
+def _adam(p, g, m, v, vmax, lr, beta1, beta2, eps, wd, decoupled, step_size, bc2_sqrt, amsgrad,
+          maximize):
+    _adam_range(0, p.size, p, g, m, v, vmax, lr, beta1, beta2, eps, wd, decoupled, step_size,
+                bc2_sqrt, amsgrad, maximize)
+
+
+@njit(cache=True, parallel=True)
+def _adam_par(p, g, m, v, vmax, lr, beta1, beta2, eps, wd, decoupled, step_size, bc2_sqrt,
+              amsgrad, maximize):
+    n = p.size
+    for c in prange(_OPT_CHUNKS):
+        _adam_range(c * n // _OPT_CHUNKS, (c + 1) * n // _OPT_CHUNKS, p, g, m, v, vmax, lr,
+                    beta1, beta2, eps, wd, decoupled, step_size, bc2_sqrt, amsgrad, maximize)
+
+
+def adam_step_(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta2, eps,
+               weight_decay, decoupled, step, amsgrad, maximize):
+    """One Adam (decoupled=False) / AdamW (decoupled=True) step, in place.  `step` counts
+    this step (1 on the first).  All arrays C-contiguous, same shape and float dtype;
+    max_exp_avg_sq is None unless amsgrad."""
+    p = param.reshape(-1)
+    if p.size == 0:
+        return None
+    step = int(step)
+    beta1, beta2, lr = float(beta1), float(beta2), float(lr)
+    bc1 = 1.0 - beta1 ** step
+    bc2_sqrt = math.sqrt(1.0 - beta2 ** step)
+    vmax = max_exp_avg_sq.reshape(-1) if (amsgrad and max_exp_avg_sq is not None) else p
+    fn = _adam_par if p.size >= _PAR_MIN_OPTIM else _adam
+    fn(p, grad.reshape(-1), exp_avg.reshape(-1), exp_avg_sq.reshape(-1), vmax, lr, beta1, beta2,
+       float(eps), float(weight_decay), bool(decoupled), lr / bc1, bc2_sqrt,
+       bool(amsgrad and max_exp_avg_sq is not None), bool(maximize))
+    return None
+
+
+@njit(cache=True)
+def _sgd_range(lo, hi, p_, g_, buf_, lr, momentum, dampening, wd, nesterov, maximize, first):
+    p = p_[lo:hi]
+    g = g_[lo:hi]
+    buf = buf_[lo:hi] if momentum != 0.0 else buf_[0:0]
+    for i in range(p.size):
+        d = -g[i] if maximize else g[i]
+        if wd != 0.0:
+            d = d + wd * p[i]
+        if momentum != 0.0:
+            if first:
+                b = d
+            else:
+                b = momentum * buf[i] + (1.0 - dampening) * d
+            buf[i] = b
+            if nesterov:
+                d = d + momentum * b
+            else:
+                d = b
+        p[i] = p[i] - lr * d
+
+
+@njit(cache=True)
+def _sgd(p, g, buf, lr, momentum, dampening, wd, nesterov, maximize, first):
+    _sgd_range(0, p.size, p, g, buf, lr, momentum, dampening, wd, nesterov, maximize, first)
+
+
+@njit(cache=True, parallel=True)
+def _sgd_par(p, g, buf, lr, momentum, dampening, wd, nesterov, maximize, first):
+    n = p.size
+    for c in prange(_OPT_CHUNKS):
+        _sgd_range(c * n // _OPT_CHUNKS, (c + 1) * n // _OPT_CHUNKS, p, g, buf, lr, momentum,
+                   dampening, wd, nesterov, maximize, first)
+
+
+def sgd_step_(param, grad, momentum_buf, lr, momentum, dampening, weight_decay, nesterov,
+              maximize, first_step):
+    """One SGD step, in place.  momentum_buf (needed iff momentum != 0) is overwritten with
+    the gradient on the first step (first_step=True), as PyTorch's clone does."""
+    p = param.reshape(-1)
+    if p.size == 0:
+        return None
+    momentum = float(momentum)
+    if momentum_buf is None:
+        momentum = 0.0
+    buf = momentum_buf.reshape(-1) if momentum != 0.0 else p
+    fn = _sgd_par if p.size >= _PAR_MIN_OPTIM else _sgd
+    fn(p, grad.reshape(-1), buf, float(lr), momentum, float(dampening), float(weight_decay),
+       bool(nesterov), bool(maximize), bool(first_step))
+    return None
+
+
+@njit(cache=True)
+def _rmsprop_range(lo, hi, p_, g_, sq_, buf_, gavg_, lr, alpha, eps, wd, momentum, centered):
+    p = p_[lo:hi]
+    g = g_[lo:hi]
+    sq = sq_[lo:hi]
+    buf = buf_[lo:hi] if momentum > 0.0 else buf_[0:0]
+    gavg = gavg_[lo:hi] if centered else gavg_[0:0]
+    for i in range(p.size):
+        gi = g[i]
+        if wd != 0.0:
+            gi = gi + wd * p[i]
+        sa = alpha * sq[i] + (1.0 - alpha) * gi * gi
+        sq[i] = sa
+        if centered:
+            ga = gavg[i] + (1.0 - alpha) * (gi - gavg[i])
+            gavg[i] = ga
+            avg = math.sqrt(sa - ga * ga) + eps
+        else:
+            avg = math.sqrt(sa) + eps
+        if momentum > 0.0:
+            b = momentum * buf[i] + gi / avg
+            buf[i] = b
+            p[i] = p[i] - lr * b
+        else:
+            p[i] = p[i] - lr * gi / avg
+
+
+@njit(cache=True)
+def _rmsprop(p, g, sq, buf, gavg, lr, alpha, eps, wd, momentum, centered):
+    _rmsprop_range(0, p.size, p, g, sq, buf, gavg, lr, alpha, eps, wd, momentum, centered)
+
+
+@njit(cache=True, parallel=True)
+def _rmsprop_par(p, g, sq, buf, gavg, lr, alpha, eps, wd, momentum, centered):
+    n = p.size
+    for c in prange(_OPT_CHUNKS):
+        _rmsprop_range(c * n // _OPT_CHUNKS, (c + 1) * n // _OPT_CHUNKS, p, g, sq, buf, gavg, lr,
+                       alpha, eps, wd, momentum, centered)
+
+
+def rmsprop_step_(param, grad, square_avg, momentum_buf, grad_avg, lr, alpha, eps, weight_decay,
+                  momentum, centered):
+    """One RMSprop step, in place (PyTorch's math).  momentum_buf is needed iff momentum > 0,
+    grad_avg iff centered."""
+    p = param.reshape(-1)
+    if p.size == 0:
+        return None
+    momentum = float(momentum)
+    if momentum_buf is None:
+        momentum = 0.0
+    centered = bool(centered) and grad_avg is not None
+    buf = momentum_buf.reshape(-1) if momentum > 0.0 else p
+    gavg = grad_avg.reshape(-1) if centered else p
+    fn = _rmsprop_par if p.size >= _PAR_MIN_OPTIM else _rmsprop
+    fn(p, grad.reshape(-1), square_avg.reshape(-1), buf, gavg, float(lr), float(alpha), float(eps),
+       float(weight_decay), momentum, centered)
+    return None

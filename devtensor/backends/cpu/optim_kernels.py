@@ -1,0 +1,64 @@
+"""cpu kernels for the fused optimizer steps: adapters onto nn_kernels' numba loops.
+
+The loops take 1-D contiguous float32/float64 arrays and update param and state in place; these
+adapters flatten (a view, never a copy, for the arrays written), make the gradient contiguous and
+return the parameter's array, as the op table expects a result."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import cpu
+
+
+class _Lazy:
+    """nn_kernels imports numba; load it on the first step, not at devtensor import (then K is the module)."""
+
+    def __getattr__(self, name):
+        global K
+        from . import nn_kernels
+
+        K = nn_kernels
+        return getattr(nn_kernels, name)
+
+
+K = _Lazy()
+
+
+def _out(a, name):
+    """A flat VIEW of an array the kernel writes: a copy would silently drop the update."""
+    if a is None:
+        return None
+    if not a.flags.c_contiguous:
+        raise ValueError(f"fused optimizer step: '{name}' must be C-contiguous (shape {a.shape}, "
+                         f"strides {a.strides}); the optimizer uses its Tensor-op fallback for such parameters")
+    return a.reshape(-1)
+
+
+def _in(a, like):
+    return np.ascontiguousarray(a, dtype=like.dtype).reshape(-1)
+
+
+@cpu.kernel("adam_step_")
+def adam_step_(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta2, eps, weight_decay, decoupled,
+               step, amsgrad, maximize):
+    K.adam_step_(_out(param, "param"), _in(grad, param), _out(exp_avg, "exp_avg"), _out(exp_avg_sq, "exp_avg_sq"),
+                 _out(max_exp_avg_sq, "max_exp_avg_sq"), float(lr), float(beta1), float(beta2), float(eps),
+                 float(weight_decay), bool(decoupled), int(step), bool(amsgrad), bool(maximize))
+    return param
+
+
+@cpu.kernel("sgd_step_")
+def sgd_step_(param, grad, momentum_buffer, lr, momentum, dampening, weight_decay, nesterov, maximize, first_step):
+    K.sgd_step_(_out(param, "param"), _in(grad, param), _out(momentum_buffer, "momentum_buffer"), float(lr),
+                float(momentum), float(dampening), float(weight_decay), bool(nesterov), bool(maximize),
+                bool(first_step))
+    return param
+
+
+@cpu.kernel("rmsprop_step_")
+def rmsprop_step_(param, grad, square_avg, momentum_buffer, grad_avg, lr, alpha, eps, weight_decay, momentum,
+                  centered):
+    K.rmsprop_step_(_out(param, "param"), _in(grad, param), _out(square_avg, "square_avg"),
+                    _out(momentum_buffer, "momentum_buffer"), _out(grad_avg, "grad_avg"), float(lr), float(alpha),
+                    float(eps), float(weight_decay), float(momentum), bool(centered))
+    return param

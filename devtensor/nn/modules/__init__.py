@@ -1,0 +1,18 @@
+"""The nn layers, one file per family, re-exported as devtensor.nn.<Name>."""
+from .activation import GELU, LeakyReLU, LogSoftmax, ReLU, SiLU, Sigmoid, Softmax, Tanh
+from .batchnorm import BatchNorm1d, BatchNorm2d
+from .container import ModuleDict, ModuleList, Sequential
+from .conv import Conv2d
+from .dropout import Dropout
+from .flatten import Flatten, Unflatten
+from .linear import Identity, Linear
+from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss
+from .module import Module
+from .normalization import LayerNorm
+from .pooling import AvgPool2d, MaxPool2d
+from .sparse import Embedding
+
+__all__ = ["Module", "Linear", "Identity", "Conv2d", "MaxPool2d", "AvgPool2d", "Dropout", "ReLU", "GELU",
+           "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "LeakyReLU", "SiLU", "Flatten", "Unflatten", "Sequential",
+           "ModuleList", "ModuleDict", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Embedding", "MSELoss", "L1Loss",
+           "CrossEntropyLoss", "NLLLoss", "BCELoss", "BCEWithLogitsLoss"]

@@ -1,0 +1,248 @@
+"""Optimizer: parameter groups, per-parameter state, zero_grad, state_dict round trips.
+
+Each optimizer updates a parameter with ONE fused kernel from the op table (devtensor/ops/
+optim_steps.py) when the parameter's backend has one and the parameter is a contiguous float32/
+float64 tensor; otherwise with the same update written in Tensor ops, which runs on every
+backend. `fused=False` forces the Tensor-op path, `fused=True` makes a missing kernel an error.
+
+State lives on the parameter's device and in its dtype, also after load_state_dict. Unlike
+PyTorch (a 0-d tensor), a parameter's step count is stored as a Python int: it is read every step
+and a device tensor would cost a host synchronisation each time.
+"""
+from __future__ import annotations
+
+import copy
+from collections import defaultdict
+from itertools import chain
+
+from .. import dtypes as _dt
+from ..autograd.grad_mode import enable_grad, no_grad
+from ..dispatch import call
+from ..tensor import Tensor
+
+__all__ = ["Optimizer", "required"]
+
+_FUSED_DTYPES = (_dt.float32, _dt.float64)
+
+
+class _RequiredParameter:
+    """Marks a hyper-parameter that has no default (a group must give it)."""
+
+    def __repr__(self):
+        return "<required parameter>"
+
+
+required = _RequiredParameter()
+
+
+class Optimizer:
+    def __init__(self, params, defaults):
+        self.defaults = defaults
+        if isinstance(params, Tensor):
+            raise TypeError("params argument given to the optimizer should be an iterable of Tensors or dicts, "
+                            f"but got {type(params).__name__}")
+        if defaults.get("differentiable"):
+            raise NotImplementedError(f"{type(self).__name__}: differentiable=True is not supported by devtensor")
+        self.state = defaultdict(dict)
+        self.param_groups = []
+        param_groups = list(params)
+        if len(param_groups) == 0:
+            raise ValueError("optimizer got an empty parameter list")
+        if not isinstance(param_groups[0], dict):
+            param_groups = [{"params": param_groups}]
+        for group in param_groups:
+            self.add_param_group(group)
+
+    # ---- groups ----------------------------------------------------------------------------------
+    def add_param_group(self, param_group):
+        if not isinstance(param_group, dict):
+            raise TypeError(f"param_group must be a dict, but got {type(param_group).__name__}")
+        params = param_group["params"]
+        if isinstance(params, Tensor):
+            params = [params]
+        elif isinstance(params, set):
+            raise TypeError("optimizer parameters need to be organized in ordered collections, but the ordering of "
+                            "tensors in sets will change between runs. Please use a list instead.")
+        else:
+            params = list(params)
+        names = [p[0] for p in params if isinstance(p, tuple)]
+        tensors = [p[1] if isinstance(p, tuple) else p for p in params]
+        if names and len(names) != len(tensors):
+            raise ValueError("all optimizer params should be with/without names. Some param names are missing")
+        param_group["params"] = tensors
+        if names:
+            param_group["param_names"] = names
+        for p in tensors:
+            if not isinstance(p, Tensor):
+                raise TypeError(f"optimizer can only optimize Tensors, but one of the params is {type(p).__name__}")
+            if not (p.is_leaf or p.retains_grad):
+                raise ValueError("can't optimize a non-leaf Tensor")
+        for name, default in self.defaults.items():
+            if default is required and name not in param_group:
+                raise ValueError(f"parameter group didn't specify a value of required optimization parameter {name}")
+            param_group.setdefault(name, default)
+        ids = [id(p) for p in tensors]
+        if len(ids) != len(set(ids)):
+            import warnings
+
+            warnings.warn("optimizer contains a parameter group with duplicate parameters; in future, this will "
+                          "cause an error", stacklevel=3)
+        existing = {id(p) for g in self.param_groups for p in g["params"]}
+        for g in self.param_groups:
+            if ("param_names" in param_group) != ("param_names" in g):
+                kind = "with names" if "param_names" in param_group else "without names"
+                raise ValueError("all optimizer param groups should be with/without names. "
+                                 f"cannot add param group {kind} to the optimizer")
+        if not existing.isdisjoint(ids):
+            raise ValueError("some parameters appear in more than one parameter group")
+        self.param_groups.append(param_group)
+
+    # ---- gradients and steps ---------------------------------------------------------------------
+    def zero_grad(self, set_to_none=True):
+        for group in self.param_groups:
+            for p in group["params"]:
+                g = p._grad_or_none()
+                if g is None:
+                    continue
+                if set_to_none:
+                    p._grad = None
+                else:
+                    if g.grad_fn is not None:
+                        g.detach_()
+                    else:
+                        g.requires_grad_(False)
+                    with no_grad():
+                        g.zero_()
+
+    def step(self, closure=None):
+        """Update every parameter that has a gradient; closure() re-evaluates the model and returns the loss."""
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
+        with no_grad():
+            for group in self.param_groups:
+                self._step_group(group)
+        return loss
+
+    def _step_group(self, group):
+        raise NotImplementedError
+
+    def _fused(self, op, group, p):
+        """Whether this parameter's update runs as the op's fused kernel (see the module docstring)."""
+        fused = group.get("fused")
+        if fused is False:
+            return False
+        if p.dtype not in _FUSED_DTYPES:
+            why = f"its dtype is {p.dtype.name} (fused steps take float32 or float64)"
+        elif op.kernels.get(p.device.type) is None:
+            why = f"the '{p.device.type}' backend has no {op.name} kernel"
+        elif not p.is_contiguous():
+            why = "it is not contiguous"
+        else:
+            return True
+        if fused:
+            raise RuntimeError(f"{type(self).__name__}(fused=True): cannot fuse the update of a parameter of shape "
+                               f"{list(p.shape)} on {p.device}: {why}; pass fused=None to fall back to Tensor ops")
+        return False
+
+    @classmethod
+    def _follow(cls, p, state, key):
+        """Keep a parameter's state on its device and in its dtype: Module.to() after some steps moves
+        the parameter, and its state follows here (one check per parameter and step)."""
+        v = state.get(key)
+        if v is None or (v._device is p._device and v._data.dtype == p._data.dtype):
+            return
+        for k, t in state.items():
+            if isinstance(t, Tensor):
+                state[k] = cls._cast_state(k, t, p)
+
+    @staticmethod
+    def _run_fused(op, args, attrs):
+        call(op, args, attrs)
+        args[0]._bump(op.name)  # the kernel wrote the parameter: saved copies in a graph are now stale
+
+    # ---- state dict ------------------------------------------------------------------------------
+    def state_dict(self):
+        """{"state": {index: {name: value}}, "param_groups": [{..., "params": [indices]}]} as in PyTorch;
+        parameters are numbered in group order. State tensors are the live ones (not copies)."""
+        mapping = {}
+        index = 0
+        groups = []
+        for g in self.param_groups:
+            packed = {k: v for k, v in g.items() if k != "params"}
+            for p in g["params"]:
+                if id(p) not in mapping:
+                    mapping[id(p)] = index
+                    index += 1
+            packed["params"] = [mapping[id(p)] for p in g["params"]]
+            groups.append(packed)
+        state = {mapping[id(p)]: s for p, s in self.state.items() if id(p) in mapping}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        """Load a state_dict() from an optimizer of the same layout. Each state tensor is copied to its
+        parameter's device and (when floating point) dtype."""
+        if not isinstance(state_dict, dict) or "state" not in state_dict or "param_groups" not in state_dict:
+            raise ValueError("optimizer state_dict must be a dict with keys 'state' and 'param_groups' "
+                             "(what Optimizer.state_dict() returns)")
+        groups = self.param_groups
+        saved_groups = copy.deepcopy(state_dict["param_groups"])
+        if len(groups) != len(saved_groups):
+            raise ValueError(f"loaded state dict has a different number of parameter groups ({len(saved_groups)}) "
+                             f"than the optimizer ({len(groups)})")
+        for i, (g, s) in enumerate(zip(groups, saved_groups)):
+            if len(g["params"]) != len(s["params"]):
+                raise ValueError(f"loaded state dict contains a parameter group that doesn't match the size of "
+                                 f"optimizer's group (group {i}: {len(s['params'])} saved parameters, "
+                                 f"{len(g['params'])} in the optimizer)")
+        id_map = dict(zip(chain.from_iterable(s["params"] for s in saved_groups),
+                          chain.from_iterable(g["params"] for g in groups)))
+        state = defaultdict(dict)
+        for k, v in state_dict["state"].items():
+            key = int(k) if isinstance(k, str) and k.isdigit() else k  # JSON turns int keys into strings
+            if key in id_map:
+                p = id_map[key]
+                state[p] = {name: self._cast_state(name, value, p) for name, value in v.items()}
+            else:
+                state[k] = v
+        new_groups = []
+        for g, s in zip(groups, saved_groups):
+            s["params"] = g["params"]
+            if "param_names" in g and "param_names" not in s:
+                s["param_names"] = g["param_names"]
+            new_groups.append(s)
+        self.state = state
+        self.param_groups = new_groups
+
+    @staticmethod
+    def _cast_state(name, value, p):
+        if name == "step":
+            return int(value.item()) if isinstance(value, Tensor) else int(value)
+        if not isinstance(value, Tensor):
+            return copy.deepcopy(value)
+        v = value.to(device=p.device, dtype=p.dtype) if value.dtype.is_floating_point else value.to(p.device)
+        if v is value:
+            v = v.clone()  # never share state with the loaded dict (the fused kernels write it in place)
+        return v.contiguous()
+
+    # ---- pickling and printing -------------------------------------------------------------------
+    def __getstate__(self):
+        return {"defaults": self.defaults, "state": self.state, "param_groups": self.param_groups}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
+    def __repr__(self):
+        s = type(self).__name__ + " ("
+        for i, group in enumerate(self.param_groups):
+            s += f"\nParameter Group {i}\n"
+            for key in sorted(group):
+                if key != "params":
+                    s += f"    {key}: {group[key]}\n"
+        return s + ")"
+
+
+def _float(v, name):
+    """Hyper-parameters may be given as 0-d tensors, as PyTorch allows; kernels take Python floats."""
+    return float(v.item()) if isinstance(v, Tensor) else float(v)

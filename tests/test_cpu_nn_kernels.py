@@ -1,0 +1,658 @@
+"""devtensor/backends/cpu/nn_kernels.py against independent numpy references (direct loops /
+einsum over padded arrays, naive softmax, finite differences), plus adjoint identities for the
+conv and pooling backwards; and against torch where torch imports."""
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from devtensor.backends.cpu import nn_kernels as K
+
+RNG = np.random.default_rng(1234)
+
+
+def rand(*shape, dtype=np.float64):
+    return RNG.standard_normal(shape).astype(dtype)
+
+
+def tol(dtype):
+    return dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """Force several conv chunks (and a ragged last one) on tiny inputs."""
+    monkeypatch.setattr(K, "_CONV_CHUNK_BYTES", 1)
+
+
+@pytest.fixture
+def parallel(monkeypatch):
+    """Route every size through the parallel=True twins."""
+    for name in ("_PAR_MIN_POOL", "_PAR_MIN_ROWS", "_PAR_MIN_OPTIM"):
+        monkeypatch.setattr(K, name, 0)
+
+
+# ---------------------------------------------------------------------------------------
+# conv2d
+# ---------------------------------------------------------------------------------------
+
+def conv_geometry(x_shape, w_shape, stride, padding, dilation):
+    (_, _, H, W), (_, _, KH, KW) = x_shape, w_shape
+    OH = (H + 2 * padding[0] - dilation[0] * (KH - 1) - 1) // stride[0] + 1
+    OW = (W + 2 * padding[1] - dilation[1] * (KW - 1) - 1) // stride[1] + 1
+    return OH, OW
+
+
+def tap(xp, i, j, stride, dilation, OH, OW):
+    """The (N, C, OH, OW) strided slice of a padded input read by kernel tap (i, j)."""
+    h0, w0 = i * dilation[0], j * dilation[1]
+    return xp[:, :, h0:h0 + stride[0] * (OH - 1) + 1:stride[0], w0:w0 + stride[1] * (OW - 1) + 1:stride[1]]
+
+
+def conv_ref(x, w, b, stride, padding, dilation, groups):
+    x = x.astype(np.float64)
+    w = w.astype(np.float64)
+    N, C, H, W = x.shape
+    Kout, cg, KH, KW = w.shape
+    OH, OW = conv_geometry(x.shape, w.shape, stride, padding, dilation)
+    xp = np.pad(x, ((0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2))
+    y = np.zeros((N, Kout, OH, OW))
+    kg = Kout // groups
+    for g, i, j in itertools.product(range(groups), range(KH), range(KW)):
+        patch = tap(xp[:, g * cg:(g + 1) * cg], i, j, stride, dilation, OH, OW)
+        y[:, g * kg:(g + 1) * kg] += np.einsum("nchw,kc->nkhw", patch, w[g * kg:(g + 1) * kg, :, i, j])
+    if b is not None:
+        y += b.astype(np.float64)[None, :, None, None]
+    return y
+
+
+def conv_grads_ref(gy, x, w, stride, padding, dilation, groups):
+    """(gx, gw) of sum(gy * conv(x, w)), by scattering the same taps back."""
+    gy, x, w = (a.astype(np.float64) for a in (gy, x, w))
+    N, C, H, W = x.shape
+    Kout, cg, KH, KW = w.shape
+    OH, OW = gy.shape[2:]
+    xp = np.pad(x, ((0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2))
+    gxp = np.zeros_like(xp)
+    gw = np.zeros_like(w)
+    kg = Kout // groups
+    for g, i, j in itertools.product(range(groups), range(KH), range(KW)):
+        gyg = gy[:, g * kg:(g + 1) * kg]
+        patch = tap(xp[:, g * cg:(g + 1) * cg], i, j, stride, dilation, OH, OW)
+        gw[g * kg:(g + 1) * kg, :, i, j] = np.einsum("nkhw,nchw->kc", gyg, patch)
+        tap(gxp[:, g * cg:(g + 1) * cg], i, j, stride, dilation, OH, OW)[...] += \
+            np.einsum("nkhw,kc->nchw", gyg, w[g * kg:(g + 1) * kg, :, i, j])
+    gx = gxp[:, :, padding[0]:padding[0] + H, padding[1]:padding[1] + W]
+    return gx, gw
+
+
+# (x_shape, w_shape, stride, padding, dilation, groups)
+CONV_CASES = [
+    ((2, 3, 7, 6), (4, 3, 3, 3), (1, 1), (0, 0), (1, 1), 1),
+    ((2, 3, 7, 6), (4, 3, 3, 2), (1, 1), (1, 2), (1, 1), 1),
+    ((3, 4, 9, 8), (6, 2, 3, 3), (1, 1), (2, 1), (2, 1), 2),
+    ((2, 3, 9, 10), (5, 3, 3, 2), (2, 1), (1, 0), (1, 2), 1),
+    ((2, 6, 11, 9), (6, 2, 2, 3), (2, 3), (1, 1), (1, 1), 3),
+    ((1, 2, 8, 8), (3, 2, 4, 4), (3, 2), (2, 2), (1, 1), 1),
+    ((2, 4, 5, 5), (6, 4, 1, 1), (1, 1), (0, 0), (1, 1), 1),   # pointwise fast path
+    ((2, 4, 5, 5), (6, 2, 1, 1), (1, 1), (0, 0), (1, 1), 2),   # pointwise, grouped
+    ((2, 4, 5, 5), (3, 4, 1, 1), (2, 2), (1, 1), (1, 1), 1),   # 1x1 with stride and padding
+    ((2, 3, 4, 5), (2, 3, 4, 5), (1, 1), (0, 0), (1, 1), 1),   # kernel covers the input
+    ((3, 1, 6, 6), (3, 1, 3, 3), (1, 1), (1, 1), (1, 1), 1),   # single input channel
+    ((2, 4, 6, 7), (4, 1, 3, 3), (1, 1), (1, 1), (1, 1), 4),   # depthwise
+    ((2, 4, 6, 6), (4, 2, 3, 3), (1, 1), (0, 0), (1, 1), 2),   # grouped, no padding
+    ((2, 2, 10, 9), (3, 2, 2, 2), (3, 4), (0, 1), (2, 1), 1),  # stride > kernel: pixels never read
+]
+
+
+def conv_ids(case):
+    x, w, s, p, d, g = case
+    return f"x{x}-w{w}-s{s}-p{p}-d{d}-g{g}"
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", CONV_CASES, ids=conv_ids)
+def test_conv2d_matches_reference(case, dtype):
+    x_shape, w_shape, stride, padding, dilation, groups = case
+    x, w, b = rand(*x_shape, dtype=dtype), rand(*w_shape, dtype=dtype), rand(w_shape[0], dtype=dtype)
+    y = K.conv2d_forward(x, w, b, stride, padding, dilation, groups)
+    assert y.dtype == dtype and type(y) is np.ndarray
+    np.testing.assert_allclose(y, conv_ref(x, w, b, stride, padding, dilation, groups), **tol(dtype))
+
+    gy = rand(*y.shape, dtype=dtype)
+    gx = K.conv2d_backward_input(gy, w, x.shape, stride, padding, dilation, groups)
+    gw = K.conv2d_backward_weight(gy, x, w.shape, stride, padding, dilation, groups)
+    gx_ref, gw_ref = conv_grads_ref(gy, x, w, stride, padding, dilation, groups)
+    assert gx.dtype == dtype and gw.dtype == dtype
+    assert gx.shape == x.shape and gw.shape == w.shape
+    np.testing.assert_allclose(gx, gx_ref, **tol(dtype))
+    np.testing.assert_allclose(gw, gw_ref, **tol(dtype))
+
+
+@pytest.mark.parametrize("case", CONV_CASES, ids=conv_ids)
+def test_conv2d_adjoint_identities(case):
+    """<conv(x; w), gy> == <x, backward_input(gy)> == <w, backward_weight(gy, x)> (no bias)."""
+    x_shape, w_shape, stride, padding, dilation, groups = case
+    x, w = rand(*x_shape), rand(*w_shape)
+    y = K.conv2d_forward(x, w, None, stride, padding, dilation, groups)
+    gy = rand(*y.shape)
+    lhs = np.vdot(y, gy)
+    assert np.vdot(x, K.conv2d_backward_input(gy, w, x.shape, stride, padding, dilation, groups)) == \
+        pytest.approx(lhs, rel=1e-10, abs=1e-10)
+    assert np.vdot(w, K.conv2d_backward_weight(gy, x, w.shape, stride, padding, dilation, groups)) == \
+        pytest.approx(lhs, rel=1e-10, abs=1e-10)
+
+
+@pytest.mark.parametrize("case", [CONV_CASES[i] for i in (1, 2, 4, 10)], ids=conv_ids)
+def test_conv2d_many_chunks(case, small_chunks):
+    x_shape, w_shape, stride, padding, dilation, groups = case
+    x_shape = (5,) + x_shape[1:]
+    x, w, b = rand(*x_shape), rand(*w_shape), rand(w_shape[0])
+    y = K.conv2d_forward(x, w, b, stride, padding, dilation, groups)
+    np.testing.assert_allclose(y, conv_ref(x, w, b, stride, padding, dilation, groups), **tol(np.float64))
+    gy = rand(*y.shape)
+    gx_ref, gw_ref = conv_grads_ref(gy, x, w, stride, padding, dilation, groups)
+    np.testing.assert_allclose(K.conv2d_backward_input(gy, w, x.shape, stride, padding, dilation, groups),
+                               gx_ref, **tol(np.float64))
+    np.testing.assert_allclose(K.conv2d_backward_weight(gy, x, w.shape, stride, padding, dilation, groups),
+                               gw_ref, **tol(np.float64))
+
+
+def test_conv2d_non_contiguous_inputs_and_finite_differences():
+    x = rand(3, 2, 7, 6).transpose(0, 1, 3, 2)  # (3, 2, 6, 7), not C-contiguous
+    w = rand(2, 3, 2, 2).transpose(1, 0, 2, 3)[:, :, ::-1, :]  # (3, 2, 2, 2), permuted, negative strides
+    b = rand(6)[::2]
+    args = ((1, 2), (1, 0), (2, 1), 1)
+    y = K.conv2d_forward(x, w, b, *args)
+    np.testing.assert_allclose(y, conv_ref(x, w, b, *args), rtol=1e-12, atol=1e-12)
+    gy = rand(*y.shape)
+    gy_nc = np.asfortranarray(gy)
+    gx = K.conv2d_backward_input(gy_nc, w, x.shape, *args)
+    gw = K.conv2d_backward_weight(gy_nc, x, w.shape, *args)
+    # central differences of L(x, w) = sum(gy * conv(x, w)) at a few coordinates
+    h = 1e-6
+    for arr, grad in ((x, gx), (w, gw)):
+        base = np.array(arr)
+        for idx in [tuple(RNG.integers(0, s) for s in base.shape) for _ in range(4)]:
+            plus, minus = base.copy(), base.copy()
+            plus[idx] += h
+            minus[idx] -= h
+            xa, wa = (plus, w) if arr is x else (x, plus)
+            xb, wb = (minus, w) if arr is x else (x, minus)
+            fd = (np.vdot(gy, K.conv2d_forward(xa, wa, b, *args))
+                  - np.vdot(gy, K.conv2d_forward(xb, wb, b, *args))) / (2 * h)
+            assert grad[idx] == pytest.approx(fd, rel=1e-6, abs=1e-6)
+
+
+def test_conv2d_empty_batch_and_return_types():
+    x, w = rand(0, 3, 5, 5, dtype=np.float32), rand(4, 3, 3, 3, dtype=np.float32)
+    a = ((1, 1), (1, 1), (1, 1), 1)
+    y = K.conv2d_forward(x, w, None, *a)
+    assert y.shape == (0, 4, 5, 5) and y.dtype == np.float32
+    assert K.conv2d_backward_input(y, w, x.shape, *a).shape == x.shape
+    gw = K.conv2d_backward_weight(y, x, w.shape, *a)
+    assert gw.shape == w.shape and not gw.any()
+
+
+# ---------------------------------------------------------------------------------------
+# pooling
+# ---------------------------------------------------------------------------------------
+
+def pool_out_ref(n, k, s, p, d, ceil_mode):
+    eff = d * (k - 1) + 1
+    out = (math.ceil if ceil_mode else math.floor)((n + 2 * p - eff) / s) + 1
+    if ceil_mode and (out - 1) * s >= n + p:  # last window may not start in the right padding
+        out -= 1
+    return out
+
+
+def maxpool_ref(x, kernel, stride, padding, dilation, ceil_mode):
+    N, C, H, W = x.shape
+    OH = pool_out_ref(H, kernel[0], stride[0], padding[0], dilation[0], ceil_mode)
+    OW = pool_out_ref(W, kernel[1], stride[1], padding[1], dilation[1], ceil_mode)
+    y = np.empty((N, C, OH, OW))
+    ix = np.empty((N, C, OH, OW), np.int64)
+    for oh, ow in itertools.product(range(OH), range(OW)):
+        taps = [(h, w) for h in range(oh * stride[0] - padding[0], oh * stride[0] - padding[0] + dilation[0] * kernel[0], dilation[0])
+                for w in range(ow * stride[1] - padding[1], ow * stride[1] - padding[1] + dilation[1] * kernel[1], dilation[1])
+                if 0 <= h < H and 0 <= w < W]
+        vals = np.stack([x[:, :, h, w] for h, w in taps], -1)
+        best = vals.argmax(-1)  # first maximum in scan order, as PyTorch
+        y[:, :, oh, ow] = np.take_along_axis(vals, best[..., None], -1)[..., 0]
+        flat = np.array([h * W + w for h, w in taps])
+        ix[:, :, oh, ow] = flat[best]
+    return y, ix
+
+
+# (x_shape, kernel, stride, padding, dilation, ceil_mode)
+MAXPOOL_CASES = [
+    ((2, 3, 8, 8), (2, 2), (2, 2), (0, 0), (1, 1), False),
+    ((2, 3, 9, 7), (3, 3), (2, 2), (1, 1), (1, 1), False),
+    ((2, 3, 9, 7), (3, 3), (2, 2), (1, 1), (1, 1), True),
+    ((1, 2, 10, 11), (3, 2), (2, 3), (1, 1), (2, 1), True),
+    ((2, 2, 7, 8), (2, 3), (1, 2), (1, 1), (1, 2), False),
+    ((1, 3, 5, 5), (4, 4), (3, 3), (2, 2), (1, 1), True),
+    ((1, 1, 6, 6), (2, 2), (3, 3), (0, 0), (1, 1), True),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", MAXPOOL_CASES, ids=str)
+def test_max_pool2d(case, dtype):
+    x_shape, kernel, stride, padding, dilation, ceil_mode = case
+    x = rand(*x_shape, dtype=dtype)
+    y, ix = K.max_pool2d_forward(x, kernel, stride, padding, dilation, ceil_mode)
+    y_ref, ix_ref = maxpool_ref(x, kernel, stride, padding, dilation, ceil_mode)
+    assert y.dtype == dtype and ix.dtype == np.int64 and y.shape == y_ref.shape
+    np.testing.assert_array_equal(y, y_ref.astype(dtype))
+    np.testing.assert_array_equal(ix, ix_ref)
+    gy = rand(*y.shape, dtype=dtype)
+    gx = K.max_pool2d_backward(gy, ix, x.shape)
+    gx_ref = np.zeros(x.shape).reshape(x.shape[0] * x.shape[1], -1)
+    for plane, (g, i) in enumerate(zip(gy.reshape(len(gx_ref), -1), ix_ref.reshape(len(gx_ref), -1))):
+        np.add.at(gx_ref[plane], i, g)
+    assert gx.dtype == dtype
+    np.testing.assert_allclose(gx, gx_ref.reshape(x.shape), **tol(dtype))
+
+
+def test_max_pool2d_nan_and_ties():
+    x = np.zeros((1, 1, 4, 4))
+    x[0, 0, 1, 1] = np.nan
+    x[0, 0, 2, 3] = 5.0
+    y, ix = K.max_pool2d_forward(x, (2, 2), (2, 2), (0, 0), (1, 1), False)
+    assert np.isnan(y[0, 0, 0, 0]) and ix[0, 0, 0, 0] == 5
+    assert y[0, 0, 1, 1] == 5.0 and ix[0, 0, 1, 1] == 11
+    assert y[0, 0, 0, 1] == 0.0 and ix[0, 0, 0, 1] == 2  # all equal: the first tap wins
+
+
+def avgpool_ref(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
+    N, C, H, W = x.shape
+    OH = pool_out_ref(H, kernel[0], stride[0], padding[0], 1, ceil_mode)
+    OW = pool_out_ref(W, kernel[1], stride[1], padding[1], 1, ceil_mode)
+    y = np.zeros((N, C, OH, OW))
+    for oh, ow in itertools.product(range(OH), range(OW)):
+        h0, w0 = oh * stride[0] - padding[0], ow * stride[1] - padding[1]
+        # the window as far as it lies in input + padding, and as far as it lies in the input
+        hp = range(max(h0, -padding[0]), min(h0 + kernel[0], H + padding[0]))
+        wp = range(max(w0, -padding[1]), min(w0 + kernel[1], W + padding[1]))
+        hi = [h for h in hp if 0 <= h < H]
+        wi = [w for w in wp if 0 <= w < W]
+        if not hi or not wi:
+            continue
+        s = x[:, :, hi][:, :, :, wi].sum((2, 3))
+        if divisor_override:
+            d = divisor_override
+        elif count_include_pad:
+            d = len(hp) * len(wp)
+        else:
+            d = len(hi) * len(wi)
+        y[:, :, oh, ow] = s / d
+    return y
+
+
+# (x_shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
+AVGPOOL_CASES = [
+    ((2, 3, 8, 8), (2, 2), (2, 2), (0, 0), False, True, None),
+    ((2, 3, 9, 7), (3, 3), (2, 2), (1, 1), False, True, None),
+    ((2, 3, 9, 7), (3, 3), (2, 2), (1, 1), False, False, None),
+    ((2, 3, 9, 7), (3, 3), (2, 2), (1, 1), True, True, None),
+    ((2, 3, 9, 7), (3, 3), (2, 2), (1, 1), True, False, None),
+    ((1, 2, 10, 11), (3, 2), (2, 3), (1, 1), True, True, 5),
+    ((1, 2, 10, 11), (4, 3), (3, 2), (2, 1), True, False, None),
+    ((1, 2, 6, 5), (2, 3), (1, 2), (1, 1), False, False, 2),
+    ((1, 1, 6, 6), (2, 2), (3, 3), (0, 0), True, True, None),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", AVGPOOL_CASES, ids=str)
+def test_avg_pool2d(case, dtype):
+    x_shape, *args = case
+    x = rand(*x_shape, dtype=dtype)
+    y = K.avg_pool2d_forward(x, *args)
+    y_ref = avgpool_ref(x, *args)
+    assert y.dtype == dtype and y.shape == y_ref.shape
+    np.testing.assert_allclose(y, y_ref, **tol(dtype))
+    # the backward is the adjoint of the (linear) forward
+    gy = rand(*y.shape)
+    gx = K.avg_pool2d_backward(gy.astype(dtype), x.shape, *args)
+    assert gx.dtype == dtype and gx.shape == x.shape
+    x64 = rand(*x_shape)
+    assert np.vdot(gx.astype(np.float64), x64) == pytest.approx(np.vdot(gy, avgpool_ref(x64, *args)),
+                                                                **({"rel": 1e-4} if dtype == np.float32 else {"rel": 1e-10}))
+
+
+def test_pooling_parallel_twins(parallel):
+    x = rand(3, 4, 9, 7)
+    y, ix = K.max_pool2d_forward(x, (3, 3), (2, 2), (1, 1), (1, 1), True)
+    y_ref, ix_ref = maxpool_ref(x, (3, 3), (2, 2), (1, 1), (1, 1), True)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(ix, ix_ref)
+    gy = rand(*y.shape)
+    gx = K.max_pool2d_backward(gy, ix, x.shape)
+    assert np.vdot(gx, x) == pytest.approx(np.vdot(gy, y))  # max pool is linear on its argmax
+    args = ((3, 2), (2, 2), (1, 1), True, False, None)
+    ya = K.avg_pool2d_forward(x, *args)
+    np.testing.assert_allclose(ya, avgpool_ref(x, *args), rtol=1e-12, atol=1e-12)
+    gya = rand(*ya.shape)
+    assert np.vdot(K.avg_pool2d_backward(gya, x.shape, *args), x) == pytest.approx(np.vdot(gya, ya))
+
+
+# ---------------------------------------------------------------------------------------
+# softmax, log_softmax, cross-entropy
+# ---------------------------------------------------------------------------------------
+
+def softmax_ref(x):
+    x = x.astype(np.float64)
+    e = np.exp(x - x.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def log_softmax_ref(x):
+    x = x.astype(np.float64)
+    m = x.max(1, keepdims=True)
+    return x - m - np.log(np.exp(x - m).sum(1, keepdims=True))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape", [(1, 1), (5, 7), (3, 130)])
+def test_softmax_rows(shape, dtype):
+    x = (rand(*shape) * 30).astype(dtype)  # large logits: the max subtraction matters
+    y, ly = K.softmax_rows(x), K.log_softmax_rows(x)
+    assert y.dtype == dtype and ly.dtype == dtype
+    np.testing.assert_allclose(y, softmax_ref(x), **tol(dtype))
+    np.testing.assert_allclose(ly, log_softmax_ref(x), **tol(dtype))
+    gy = rand(*shape, dtype=dtype)
+    # explicit Jacobians: d softmax_j / dx_k = s_j (delta_jk - s_k); d logsoftmax_j / dx_k = delta_jk - s_k
+    s = softmax_ref(x)
+    eye = np.eye(shape[1])
+    j_soft = s[:, :, None] * (eye[None] - s[:, None, :])
+    j_log = eye[None] - s[:, None, :]
+    np.testing.assert_allclose(K.softmax_rows_backward(gy, y), np.einsum("nj,njk->nk", gy, j_soft), **tol(dtype))
+    np.testing.assert_allclose(K.log_softmax_rows_backward(gy, ly), np.einsum("nj,njk->nk", gy, j_log), **tol(dtype))
+
+
+def test_softmax_rows_extremes_and_parallel(parallel):
+    x = np.array([[1000.0, 0.0, -1000.0], [-np.inf, 0.0, 1.0], [np.nan, 0.0, 1.0]])
+    y, ly = K.softmax_rows(x), K.log_softmax_rows(x)
+    np.testing.assert_allclose(y[:2], softmax_ref(x[:2]), rtol=1e-12)
+    np.testing.assert_allclose(ly[:2], log_softmax_ref(x[:2]), rtol=1e-12)
+    assert np.isnan(y[2]).all() and np.isnan(ly[2]).all()
+    x = rand(6, 9)
+    gy = rand(6, 9)
+    np.testing.assert_allclose(K.softmax_rows(x), softmax_ref(x), rtol=1e-12)
+    ly = K.log_softmax_rows(x)
+    np.testing.assert_allclose(K.log_softmax_rows_backward(gy, ly), gy - np.exp(ly) * gy.sum(1, keepdims=True),
+                               rtol=1e-12)
+
+
+def ce_ref(x, t, ignore_index, eps):
+    lp = log_softmax_ref(x)
+    N, C = x.shape
+    loss = np.zeros(N)
+    for i in range(N):
+        if t[i] == ignore_index:
+            continue
+        loss[i] = -(1 - eps) * lp[i, t[i]] - eps * lp[i].mean()
+    return loss
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("ignore_index,eps", [(-100, 0.0), (2, 0.0), (-100, 0.1), (1, 0.25)])
+def test_cross_entropy_rows(dtype, ignore_index, eps):
+    N, C = 7, 5
+    x = (rand(N, C) * 4).astype(dtype)
+    t = RNG.integers(0, C, N).astype(np.int64)
+    t[3] = ignore_index if ignore_index < 0 else t[3]
+    loss, lse = K.cross_entropy_rows(x, t, ignore_index, eps)
+    assert loss.dtype == dtype and lse.dtype == dtype and loss.shape == (N,) and lse.shape == (N,)
+    np.testing.assert_allclose(loss, ce_ref(x, t, ignore_index, eps), **tol(dtype))
+    x64 = x.astype(np.float64)
+    np.testing.assert_allclose(lse, np.log(np.exp(x64).sum(1)), **tol(dtype))
+    g = rand(N, dtype=dtype)
+    gx = K.cross_entropy_rows_backward(g, x, lse, t, ignore_index, eps)
+    assert gx.dtype == dtype
+    assert not gx[t == ignore_index].any()
+    # finite differences of sum(g * loss) in float64
+    h = 1e-6
+    fd = np.zeros((N, C))
+    for i, j in itertools.product(range(N), range(C)):
+        xp, xm = x64.copy(), x64.copy()
+        xp[i, j] += h
+        xm[i, j] -= h
+        fd[i, j] = (g @ ce_ref(xp, t, ignore_index, eps) - g @ ce_ref(xm, t, ignore_index, eps)) / (2 * h)
+    np.testing.assert_allclose(gx, fd, rtol=1e-4 if dtype == np.float32 else 1e-6, atol=1e-5)
+
+
+def test_cross_entropy_rows_out_of_range_targets_and_parallel(parallel):
+    x = rand(4, 3)
+    t = np.array([0, 3, -1, -100])  # 3 and -1 are invalid: never read, NaN loss, zero grad
+    loss, lse = K.cross_entropy_rows(x, t, -100, 0.1)
+    assert loss[0] == pytest.approx(ce_ref(x[:1], t[:1], -100, 0.1)[0])
+    assert np.isnan(loss[1]) and np.isnan(loss[2]) and loss[3] == 0
+    gx = K.cross_entropy_rows_backward(np.ones(4), x, lse, t, -100, 0.1)
+    assert np.isfinite(gx).all() and not gx[1:].any()
+
+
+# ---------------------------------------------------------------------------------------
+# optimizer steps: three steps against straightforward numpy transcriptions of PyTorch's docs
+# ---------------------------------------------------------------------------------------
+
+def adam_ref(p, g, m, v, vmax, lr, b1, b2, eps, wd, decoupled, step, amsgrad, maximize):
+    g = -g if maximize else g
+    if wd and decoupled:
+        p = p * (1 - lr * wd)
+    elif wd:
+        g = g + wd * p
+    m = b1 * m + (1 - b1) * g
+    v = b2 * v + (1 - b2) * g * g
+    if amsgrad:
+        vmax = np.maximum(vmax, v)
+    denom = np.sqrt(vmax if amsgrad else v) / math.sqrt(1 - b2 ** step) + eps
+    return p - lr / (1 - b1 ** step) * m / denom, m, v, vmax
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("decoupled,amsgrad,maximize,wd", [(False, False, False, 0.0), (False, True, False, 0.1),
+                                                           (True, False, True, 0.05), (True, True, False, 0.0)])
+def test_adam_step(dtype, decoupled, amsgrad, maximize, wd):
+    n = 37
+    p = rand(n, dtype=dtype)
+    m, v = np.zeros(n, dtype), np.zeros(n, dtype)
+    vmax = np.zeros(n, dtype) if amsgrad else None
+    rp, rm, rv, rvmax = (a.astype(np.float64) for a in (p, m, v, np.zeros(n)))
+    hyper = (1e-2, 0.9, 0.99, 1e-8, wd, decoupled)
+    for step in (1, 2, 3):
+        g = rand(n, dtype=dtype)
+        assert K.adam_step_(p, g, m, v, vmax, *hyper, step, amsgrad, maximize) is None
+        rp, rm, rv, rvmax = adam_ref(rp, g.astype(np.float64), rm, rv, rvmax, *hyper, step, amsgrad, maximize)
+    np.testing.assert_allclose(p, rp, **tol(dtype))
+    np.testing.assert_allclose(m, rm, **tol(dtype))
+    np.testing.assert_allclose(v, rv, **tol(dtype))
+    if amsgrad:
+        np.testing.assert_allclose(vmax, rvmax, **tol(dtype))
+
+
+def sgd_ref(p, g, buf, lr, momentum, dampening, wd, nesterov, maximize, first):
+    d = -g if maximize else g
+    if wd:
+        d = d + wd * p
+    if momentum:
+        buf = d.copy() if first else momentum * buf + (1 - dampening) * d
+        d = d + momentum * buf if nesterov else buf
+    return p - lr * d, buf
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("momentum,dampening,wd,nesterov,maximize", [(0.0, 0.0, 0.0, False, False),
+                                                                     (0.9, 0.0, 0.0, True, False),
+                                                                     (0.8, 0.3, 0.01, False, True),
+                                                                     (0.0, 0.0, 0.1, False, True)])
+def test_sgd_step(dtype, momentum, dampening, wd, nesterov, maximize):
+    n = 41
+    p = rand(n, 2, dtype=dtype)  # 2-D: flattened inside
+    buf = np.full((n, 2), 7.0, dtype) if momentum else None  # garbage before the first step
+    rp, rbuf = p.astype(np.float64), None
+    for step in range(3):
+        g = rand(n, 2, dtype=dtype)
+        K.sgd_step_(p, g, buf, 0.05, momentum, dampening, wd, nesterov, maximize, step == 0)
+        rp, rbuf = sgd_ref(rp, g.astype(np.float64), rbuf, 0.05, momentum, dampening, wd, nesterov, maximize, step == 0)
+    np.testing.assert_allclose(p, rp, **tol(dtype))
+    if momentum:
+        np.testing.assert_allclose(buf, rbuf, **tol(dtype))
+
+
+def rmsprop_ref(p, g, sq, buf, gavg, lr, alpha, eps, wd, momentum, centered):
+    if wd:
+        g = g + wd * p
+    sq = alpha * sq + (1 - alpha) * g * g
+    if centered:
+        gavg = alpha * gavg + (1 - alpha) * g
+        avg = np.sqrt(sq - gavg * gavg) + eps
+    else:
+        avg = np.sqrt(sq) + eps
+    if momentum > 0:
+        buf = momentum * buf + g / avg
+        return p - lr * buf, sq, buf, gavg
+    return p - lr * g / avg, sq, buf, gavg
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("momentum,centered,wd", [(0.0, False, 0.0), (0.9, False, 0.01), (0.0, True, 0.0),
+                                                  (0.5, True, 0.1)])
+def test_rmsprop_step(dtype, momentum, centered, wd):
+    n = 29
+    p = rand(n, dtype=dtype)
+    sq = np.zeros(n, dtype)
+    buf = np.zeros(n, dtype) if momentum else None
+    gavg = np.zeros(n, dtype) if centered else None
+    r = [p.astype(np.float64), np.zeros(n), np.zeros(n), np.zeros(n)]
+    for _ in range(3):
+        g = rand(n, dtype=dtype)
+        K.rmsprop_step_(p, g, sq, buf, gavg, 0.01, 0.9, 1e-8, wd, momentum, centered)
+        r = list(rmsprop_ref(r[0], g.astype(np.float64), r[1], r[2], r[3], 0.01, 0.9, 1e-8, wd, momentum, centered))
+    np.testing.assert_allclose(p, r[0], **tol(dtype))
+    np.testing.assert_allclose(sq, r[1], **tol(dtype))
+
+
+def test_optimizer_parallel_twins(parallel):
+    n = 1000
+    for amsgrad in (False, True):
+        p, g = rand(n), rand(n)
+        m, v, vmax = np.zeros(n), np.zeros(n), np.zeros(n)
+        K.adam_step_(p.copy(), g, m, v, vmax, 1e-3, 0.9, 0.999, 1e-8, 0.01, True, 1, amsgrad, False)
+        q = p.copy()
+        K.adam_step_(q, g, np.zeros(n), np.zeros(n), np.zeros(n), 1e-3, 0.9, 0.999, 1e-8, 0.01, True, 1, amsgrad, False)
+        np.testing.assert_allclose(q, adam_ref(p, g, 0 * p, 0 * p, 0 * p, 1e-3, 0.9, 0.999, 1e-8, 0.01, True, 1,
+                                               amsgrad, False)[0], rtol=1e-12)
+    p, g, buf = rand(n), rand(n), np.zeros(n)
+    q = p.copy()
+    K.sgd_step_(q, g, buf, 0.1, 0.9, 0.0, 0.0, True, False, True)
+    np.testing.assert_allclose(q, sgd_ref(p, g, None, 0.1, 0.9, 0.0, 0.0, True, False, True)[0], rtol=1e-12)
+    q = p.copy()
+    K.rmsprop_step_(q, g, np.zeros(n), np.zeros(n), np.zeros(n), 0.01, 0.99, 1e-8, 0.0, 0.9, True)
+    ref = rmsprop_ref(p, g, np.zeros(n), np.zeros(n), np.zeros(n), 0.01, 0.99, 1e-8, 0.0, 0.9, True)[0]
+    np.testing.assert_allclose(q, ref, rtol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------
+# against torch, where it imports
+# ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("case", [CONV_CASES[i] for i in (1, 2, 4, 5, 7, 11)], ids=conv_ids)
+def test_conv2d_against_torch(case):
+    torch = pytest.importorskip("torch")
+    x_shape, w_shape, stride, padding, dilation, groups = case
+    x, w, b = rand(*x_shape), rand(*w_shape), rand(w_shape[0])
+    tx, tw, tb = (torch.from_numpy(a).requires_grad_() for a in (x, w, b))
+    ty = torch.nn.functional.conv2d(tx, tw, tb, stride, padding, dilation, groups)
+    gy = rand(*ty.shape)
+    ty.backward(torch.from_numpy(gy))
+    a = (stride, padding, dilation, groups)
+    np.testing.assert_allclose(K.conv2d_forward(x, w, b, *a), ty.detach().numpy(), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(K.conv2d_backward_input(gy, w, x.shape, *a), tx.grad.numpy(), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(K.conv2d_backward_weight(gy, x, w.shape, *a), tw.grad.numpy(), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("case", MAXPOOL_CASES, ids=str)
+def test_max_pool2d_against_torch(case):
+    torch = pytest.importorskip("torch")
+    x_shape, kernel, stride, padding, dilation, ceil_mode = case
+    x = rand(*x_shape)
+    ty, tix = torch.nn.functional.max_pool2d(torch.from_numpy(x), kernel, stride, padding, dilation,
+                                             ceil_mode=ceil_mode, return_indices=True)
+    y, ix = K.max_pool2d_forward(x, kernel, stride, padding, dilation, ceil_mode)
+    np.testing.assert_array_equal(y, ty.numpy())
+    np.testing.assert_array_equal(ix, tix.numpy())
+
+
+@pytest.mark.parametrize("case", AVGPOOL_CASES, ids=str)
+def test_avg_pool2d_against_torch(case):
+    torch = pytest.importorskip("torch")
+    x_shape, kernel, stride, padding, ceil_mode, cip, div = case
+    x = rand(*x_shape)
+    tx = torch.from_numpy(x).requires_grad_()
+    ty = torch.nn.functional.avg_pool2d(tx, kernel, stride, padding, ceil_mode, cip, div)
+    gy = rand(*ty.shape)
+    ty.backward(torch.from_numpy(gy))
+    args = (kernel, stride, padding, ceil_mode, cip, div)
+    np.testing.assert_allclose(K.avg_pool2d_forward(x, *args), ty.detach().numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(K.avg_pool2d_backward(gy, x.shape, *args), tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("ignore_index,eps", [(-100, 0.0), (1, 0.2)])
+def test_cross_entropy_against_torch(ignore_index, eps):
+    torch = pytest.importorskip("torch")
+    x = rand(6, 4)
+    t = np.array([0, 1, 2, 3, 1, 1])
+    tx = torch.from_numpy(x).requires_grad_()
+    tl = torch.nn.functional.cross_entropy(tx, torch.from_numpy(t), ignore_index=ignore_index,
+                                           label_smoothing=eps, reduction="none")
+    g = rand(6)
+    tl.backward(torch.from_numpy(g))
+    loss, lse = K.cross_entropy_rows(x, t, ignore_index, eps)
+    np.testing.assert_allclose(loss, tl.detach().numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(K.cross_entropy_rows_backward(g, x, lse, t, ignore_index, eps), tx.grad.numpy(),
+                               rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["adam", "adamw", "adam-amsgrad-max", "sgd", "sgd-nesterov", "rmsprop",
+                                  "rmsprop-centered-momentum"])
+def test_optimizers_against_torch(kind):
+    torch = pytest.importorskip("torch")
+    n = 50
+    p0 = rand(n, dtype=np.float32)
+    grads = [rand(n, dtype=np.float32) for _ in range(4)]
+    tp = torch.nn.Parameter(torch.from_numpy(p0.copy()))
+    p = p0.copy()
+    z = lambda: np.zeros(n, np.float32)  # noqa: E731
+    if kind.startswith("adam"):
+        decoupled, ams, maxi = kind == "adamw", "amsgrad" in kind, "max" in kind
+        cls = torch.optim.AdamW if decoupled else torch.optim.Adam
+        opt = cls([tp], lr=1e-2, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.1, amsgrad=ams, maximize=maxi,
+                  foreach=False)
+        state = (z(), z(), z() if ams else None)
+        step = lambda i: K.adam_step_(p, grads[i], *state, 1e-2, 0.8, 0.95, 1e-6, 0.1, decoupled, i + 1, ams,  # noqa
+                                      maxi)
+    elif kind.startswith("sgd"):
+        nest = kind == "sgd-nesterov"
+        opt = torch.optim.SGD([tp], lr=0.1, momentum=0.9, dampening=0.0 if nest else 0.2, weight_decay=0.01,
+                              nesterov=nest, foreach=False)
+        buf = z()
+        step = lambda i: K.sgd_step_(p, grads[i], buf, 0.1, 0.9, 0.0 if nest else 0.2, 0.01, nest, False,  # noqa
+                                     i == 0)
+    else:
+        cen = kind != "rmsprop"
+        mom = 0.5 if cen else 0.0
+        opt = torch.optim.RMSprop([tp], lr=1e-2, alpha=0.9, eps=1e-6, weight_decay=0.01, momentum=mom,
+                                  centered=cen, foreach=False)
+        state = (z(), z() if mom else None, z() if cen else None)
+        step = lambda i: K.rmsprop_step_(p, grads[i], *state, 1e-2, 0.9, 1e-6, 0.01, mom, cen)  # noqa
+    for i in range(4):
+        tp.grad = torch.from_numpy(grads[i].copy())
+        opt.step()
+        step(i)
+    np.testing.assert_allclose(p, tp.detach().numpy(), rtol=1e-5, atol=1e-6)
