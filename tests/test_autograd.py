@@ -205,6 +205,8 @@ ELEMENTWISE_CASES = {
     "tanh": (dt.tanh, lambda: (_u(),)),
     "sigmoid": (dt.sigmoid, lambda: (_u(-4, 4),)),
     "relu": (dt.relu, lambda: (_away_from_kinks(),)),
+    "relu_backward": (lambda g, y: OPS["relu_backward"](g, y.detach()),
+                      lambda: (_away_from_kinks(), _away_from_kinks())),
     "erf": (dt.erf, lambda: (_u(),)),
     "reciprocal": (dt.reciprocal, lambda: (_u(0.5, 2.0),)),
     "sign": (lambda x: dt.sign(x) * x, lambda: (_away_from_kinks(),)),

@@ -57,6 +57,10 @@ def register(be, xp):
     def relu(x):
         return xp.maximum(x, 0)
 
+    @k("relu_backward")
+    def relu_backward(g, out):
+        return xp.where(out > 0, g, xp.zeros((), g.dtype))
+
     @k("round")
     def round_(x, decimals=0):
         return xp.round(x, decimals)

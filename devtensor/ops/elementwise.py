@@ -112,8 +112,12 @@ tanh = defop("tanh", rule=FLOAT, save=("out",), backward=lambda c, g: g * (1 - c
              samples=S.unary())
 sigmoid = defop("sigmoid", rule=FLOAT, save=("out",), backward=lambda c, g: g * c.out * (1 - c.out),
                 ref=lambda x: 1 / (1 + np.exp(-x)), samples=S.unary(-30, 30))
-relu = defop("relu", rule=KEEP, save=("out",), backward=lambda c, g: where(c.out > 0, g, 0.0),
+relu = defop("relu", rule=KEEP, save=("out",), backward=lambda c, g: call(relu_backward, (g, c.out), {}),
              ref=lambda x: np.maximum(x, 0), samples=S.unary())
+# relu's backward as one fused kernel; linear in g, so its own backward is itself
+relu_backward = defop("relu_backward", ("g", "y"), rule=KEEP, save=("y",), grad_inputs=(0,),
+                      backward=lambda c, gg: (call(relu_backward, (gg, c.y), {}), None),
+                      ref=lambda g, out: np.where(out > 0, g, 0), samples=S.binary(scalars=False))
 erf = defop("erf", rule=FLOAT, save=("x",),
             backward=lambda c, g: g * exp(-(c.x * c.x)) * (2 / math.sqrt(math.pi)),
             ref=np.vectorize(math.erf, otypes=[float]), samples=S.unary())

@@ -32,6 +32,23 @@ cpu = register(CpuBackend())
 array_api_kernels.register(cpu, np)
 
 
+def _quiet(fn):
+    """numpy warns on log(0), x/0, sqrt(-1); PyTorch returns inf/nan silently, and so do we."""
+
+    def kernel(*args, **kwargs):
+        with np.errstate(all="ignore"):
+            return fn(*args, **kwargs)
+
+    kernel.__name__ = getattr(fn, "__name__", "kernel")
+    return kernel
+
+
+# only the ops that can warn pay the ~1 us of errstate; add/mul/relu keep the bare ufunc
+for _name in ("log", "log1p", "div", "sqrt", "rsqrt", "reciprocal", "pow", "remainder", "floor_divide",
+              "exp", "expm1", "mean", "sigmoid"):
+    cpu.kernel(_name)(_quiet(cpu.kernels[_name]))
+
+
 @cpu.kernel("rand")
 def _rand(shape, dtype, device):
     return cpu.generator.random(shape, dtype=np.float64).astype(dtype.np, copy=False) \
@@ -53,6 +70,13 @@ def _randint(low, high, shape, dtype, device):
 @cpu.kernel("randperm")
 def _randperm(n, dtype, device):
     return cpu.generator.permutation(n).astype(dtype.np, copy=False)
+
+
+@cpu.kernel("relu_backward")
+def _relu_backward(g, out):
+    from .vector_math import relu_backward
+
+    return relu_backward(g, out)
 
 
 @cpu.kernel("erf")

@@ -145,4 +145,19 @@ def _erf(x):
     return cupyx.scipy.special.erf(x)
 
 
+class _MatmulFlags:
+    """devtensor.backends.cuda.matmul: allow_tf32 picks the TF32 tensor-core SGEMM for float32
+    matmul (inputs rounded to 10 mantissa bits); default False, as torch.backends.cuda.matmul."""
+
+    __slots__ = ("allow_tf32",)
+
+    def __init__(self):
+        self.allow_tf32 = False
+
+    def __repr__(self):
+        return f"<devtensor.backends.cuda.matmul allow_tf32={self.allow_tf32}>"
+
+
+matmul = _MatmulFlags()
+
 from . import ops as _ops  # noqa: E402,F401  (our CUDA C kernels override the CuPy defaults)

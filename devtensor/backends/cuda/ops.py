@@ -1,1 +1,685 @@
-"""Placeholder: CUDA kernel registrations land with the kernels."""
+"""cuda kernels for the ops our CUDA C does better than CuPy: matmul, conv2d (+ both backwards),
+max/avg pooling (+ backwards), softmax / log_softmax, row-wise cross-entropy (+ backward), the
+sum / mean / amax / amin / argmax / argmin / max_dim / min_dim reductions and the fused optimizer
+steps.
+
+float32 goes to our kernels (kernels/*.cu through the launch wrappers in kernels.py); float16
+computes in float32 where CuPy has no better path; every other dtype (float64, integers) runs the
+CuPy path: the generic array-API kernel registered before this module, or the `*_xp` functions
+below, written against an array namespace `xp` so that the same code is tested with numpy on a
+machine without a GPU.  The adapters take exactly the cpu kernels' signatures
+(backends/cpu/nn.py, backends/cpu/optim_kernels.py) and honour the same contracts.
+
+cupy is imported lazily (`_cp()`): importing this module needs neither cupy nor a GPU, so the
+completeness of the cuda table can be checked anywhere.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import array_api_kernels as _aak
+from . import cuda
+from . import kernels as K
+from . import matmul as _matmul_flags
+
+# The CuPy kernels array_api_kernels registered for cuda: the fallback for dtypes our kernels
+# do not take.  Snapshot before the registrations below replace them.
+_GENERIC = dict(cuda.kernels)
+
+
+def _cp():
+    import cupy
+
+    return cupy
+
+
+def _is_f32(*arrays):
+    return all(a is None or a.dtype == np.float32 for a in arrays)
+
+
+def _is_half(*arrays):
+    """float16 (or another float narrower than float32): computed in float32 and cast back."""
+    return all(a is None or (a.dtype.kind == "f" and a.dtype.itemsize < 4) for a in arrays)
+
+
+def _f32(a):
+    return None if a is None else a.astype(np.float32)
+
+
+def _pair(v):
+    return (int(v), int(v)) if isinstance(v, (int, np.integer)) else (int(v[0]), int(v[1]))
+
+
+# ================================================================================================
+# matmul
+def _batch_shape(a_shape, b_shape):
+    return tuple(np.broadcast_shapes(tuple(a_shape[:-2]), tuple(b_shape[:-2])))
+
+
+def _as_sgemm_operand(xp, x, batch):
+    """x (..., r, c) as what sgemm takes: 2-D (shared by every batch) or 3-D (B, r, c).
+
+    Views stay views where the batch dims merge without a copy (a transposed last-two-dims view
+    is then read in place by sgemm); an operand broadcast along only some batch dims is
+    materialised."""
+    xb = tuple(x.shape[:-2])
+    if not xb:
+        return x
+    if math.prod(xb) == 1:
+        return x[(0,) * len(xb)]  # always a view
+    if xb == batch:
+        return x if x.ndim == 3 else x.reshape((-1,) + tuple(x.shape[-2:]))
+    return xp.ascontiguousarray(xp.broadcast_to(x, batch + tuple(x.shape[-2:]))).reshape(
+        (-1,) + tuple(x.shape[-2:]))
+
+
+@cuda.kernel("matmul")
+def _matmul(a, b):
+    """(..., M, K) @ (..., K, N) with broadcast batch dims (dispatch gives both at least 2-D, one dtype)."""
+    cp = _cp()
+    if not (_is_f32(a, b)):
+        return cp.matmul(a, b)
+    batch = _batch_shape(a.shape, b.shape)
+    M, Kd, N = a.shape[-2], a.shape[-1], b.shape[-1]
+    shape = batch + (M, N)
+    if Kd == 0 or M == 0 or N == 0 or 0 in batch:
+        return cp.zeros(shape, dtype=np.float32)
+    out = K.sgemm(_as_sgemm_operand(cp, a, batch), _as_sgemm_operand(cp, b, batch),
+                  allow_tf32=bool(_matmul_flags.allow_tf32))
+    return out.reshape(shape)
+
+
+# ================================================================================================
+# conv2d
+def _conv_geom(x_shape, w_shape, stride, padding, dilation):
+    N, C, H, W = (int(v) for v in x_shape)
+    Co, cg, KH, KW = (int(v) for v in w_shape)
+    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
+    OH = (H + 2 * ph - dh * (KH - 1) - 1) // sh + 1
+    OW = (W + 2 * pw - dw * (KW - 1) - 1) // sw + 1
+    return N, C, H, W, Co, cg, KH, KW, sh, sw, ph, pw, dh, dw, max(OH, 0), max(OW, 0)
+
+
+def _tap(i, d, s, n):
+    """Slice of the padded input read by kernel tap i for n outputs (stride s, dilation d)."""
+    return slice(i * d, i * d + s * (n - 1) + 1, s)
+
+
+def _im2col_xp(xp, x, g):
+    N, C, H, W, Co, cg, KH, KW, sh, sw, ph, pw, dh, dw, OH, OW = g
+    xpad = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
+    cols = xp.empty((N, C, KH, KW, OH, OW), dtype=x.dtype)
+    for i in range(KH):
+        for j in range(KW):
+            cols[:, :, i, j] = xpad[:, :, _tap(i, dh, sh, OH), _tap(j, dw, sw, OW)]
+    return cols
+
+
+def conv2d_xp(xp, x, w, b, stride, padding, dilation, groups):
+    """conv2d forward in array ops (im2col per kernel tap + one batched GEMM per call)."""
+    g = _conv_geom(x.shape, w.shape, stride, padding, dilation)
+    N, C, H, W, Co, cg, KH, KW, sh, sw, ph, pw, dh, dw, OH, OW = g
+    G = int(groups)
+    kg, R = Co // G, cg * KH * KW
+    if N * Co * OH * OW == 0:
+        return xp.zeros((N, Co, OH, OW), dtype=x.dtype)
+    cols = _im2col_xp(xp, x, g).reshape(N, G, R, OH * OW)
+    y = xp.matmul(w.reshape(1, G, kg, R), cols).reshape(N, Co, OH, OW)
+    if b is not None:
+        y += b.reshape(1, -1, 1, 1)
+    return y
+
+
+def conv2d_backward_input_xp(xp, gy, w, x_shape, stride, padding, dilation, groups):
+    g = _conv_geom(x_shape, w.shape, stride, padding, dilation)
+    N, C, H, W, Co, cg, KH, KW, sh, sw, ph, pw, dh, dw, OH, OW = g
+    G = int(groups)
+    kg, R = Co // G, cg * KH * KW
+    gxp = xp.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=gy.dtype)
+    if gxp.size and gy.size and R:
+        wt = w.reshape(G, kg, R).transpose(0, 2, 1)
+        cols = xp.matmul(wt.reshape(1, G, R, kg), gy.reshape(N, G, kg, OH * OW)).reshape(N, C, KH, KW, OH, OW)
+        for i in range(KH):
+            for j in range(KW):
+                gxp[:, :, _tap(i, dh, sh, OH), _tap(j, dw, sw, OW)] += cols[:, :, i, j]
+    return xp.ascontiguousarray(gxp[:, :, ph:ph + H, pw:pw + W])
+
+
+def conv2d_backward_weight_xp(xp, gy, x, w_shape, stride, padding, dilation, groups):
+    g = _conv_geom(x.shape, w_shape, stride, padding, dilation)
+    N, C, H, W, Co, cg, KH, KW, sh, sw, ph, pw, dh, dw, OH, OW = g
+    G = int(groups)
+    kg, R = Co // G, cg * KH * KW
+    if N * OH * OW == 0 or Co * R == 0:
+        return xp.zeros(tuple(w_shape), dtype=gy.dtype)
+    cols = _im2col_xp(xp, x, g).reshape(N, G, R, OH * OW)
+    gw = xp.matmul(gy.reshape(N, G, kg, OH * OW), cols.transpose(0, 1, 3, 2)).sum(axis=0)
+    return gw.reshape(tuple(w_shape))
+
+
+@cuda.kernel("conv2d")
+def _conv2d(x, w, b, stride, padding, dilation, groups):
+    if _is_f32(x, w, b):
+        return K.conv2d_forward(x, w, b, stride, padding, dilation, groups)
+    if _is_half(x, w, b):
+        return K.conv2d_forward(_f32(x), _f32(w), _f32(b), stride, padding, dilation, groups).astype(x.dtype)
+    return conv2d_xp(_cp(), x, w, b, stride, padding, dilation, groups)
+
+
+@cuda.kernel("conv2d_backward_input")
+def _conv2d_backward_input(gy, w, stride, padding, dilation, groups, x_shape):
+    if _is_f32(gy, w):
+        return K.conv2d_backward_input(gy, w, tuple(x_shape), stride, padding, dilation, groups)
+    if _is_half(gy, w):
+        return K.conv2d_backward_input(_f32(gy), _f32(w), tuple(x_shape), stride, padding, dilation,
+                                       groups).astype(gy.dtype)
+    return conv2d_backward_input_xp(_cp(), gy, w, x_shape, stride, padding, dilation, groups)
+
+
+@cuda.kernel("conv2d_backward_weight")
+def _conv2d_backward_weight(gy, x, stride, padding, dilation, groups, w_shape):
+    if _is_f32(gy, x):
+        return K.conv2d_backward_weight(gy, x, tuple(w_shape), stride, padding, dilation, groups)
+    if _is_half(gy, x):
+        return K.conv2d_backward_weight(_f32(gy), _f32(x), tuple(w_shape), stride, padding, dilation,
+                                        groups).astype(gy.dtype)
+    return conv2d_backward_weight_xp(_cp(), gy, x, w_shape, stride, padding, dilation, groups)
+
+
+# ================================================================================================
+# pooling
+def pool_out(size, k, s, p, d, ceil_mode):
+    """Pooling output length, PyTorch's rule (ops/reference.py _pool_out, the cpu kernel's): with
+    ceil_mode the last window must start inside the input or the left padding."""
+    num = size + 2 * p - (d * (k - 1) + 1)
+    o = (-(-num // s) if ceil_mode else num // s) + 1
+    if ceil_mode and (o - 1) * s >= size + p:
+        o -= 1
+    return max(o, 0)
+
+
+def pool_out_size(x_shape, kernel_size, stride, padding, dilation, ceil_mode):
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (_pair(kernel_size), _pair(stride), _pair(padding),
+                                              _pair(dilation))
+    H, W = int(x_shape[-2]), int(x_shape[-1])
+    return pool_out(H, kh, sh, ph, dh, ceil_mode), pool_out(W, kw, sw, pw, dw, ceil_mode)
+
+
+def _pool_pad(xp, x, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw, value):
+    """x padded so that every window tap slice of OH x OW outputs is in bounds."""
+    H, W = x.shape[-2:]
+    bot = max(0, (OH - 1) * sh + (kh - 1) * dh + 1 - H - ph)
+    right = max(0, (OW - 1) * sw + (kw - 1) * dw + 1 - W - pw)
+    if not (ph or pw or bot or right):
+        return x
+    return xp.pad(x, ((0, 0), (0, 0), (ph, bot), (pw, right)), constant_values=value)
+
+
+def max_pool2d_xp(xp, x, kernel_size, stride, padding, dilation, ceil_mode):
+    """(y, indices): first maximum of each window, NaN wins (as the CUDA kernel), flat h * W + w."""
+    N, C, H, W = x.shape
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (_pair(kernel_size), _pair(stride), _pair(padding),
+                                              _pair(dilation))
+    OH, OW = pool_out_size(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
+    y = xp.full((N, C, OH, OW), -np.inf, dtype=x.dtype)
+    idx = xp.zeros((N, C, OH, OW), dtype=np.int64)
+    if y.size == 0 or x.size == 0:
+        return y, idx
+    xpad = _pool_pad(xp, x, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw, 0)
+    oh, ow = np.arange(OH) * sh - ph, np.arange(OW) * sw - pw
+    seen = None
+    for a in range(kh):
+        for c in range(kw):
+            hh, ww = oh + a * dh, ow + c * dw
+            valid_np = ((hh >= 0) & (hh < H))[:, None] & ((ww >= 0) & (ww < W))[None, :]
+            if not valid_np.any():
+                continue
+            valid = xp.asarray(valid_np)
+            flat = xp.asarray((hh[:, None] * W + ww[None, :]).astype(np.int64))
+            v = xpad[:, :, _tap(a, dh, sh, OH), _tap(c, dw, sw, OW)]
+            # the kernel's rule: the first valid tap, then a strictly larger value or the first NaN
+            better = (v > y) | xp.isnan(v)
+            better = valid if seen is None else valid & (~seen | (better & ~xp.isnan(y)))
+            seen = valid if seen is None else (seen | valid)
+            y = xp.where(better, v, y)
+            idx = xp.where(better, flat, idx)
+    return y, idx
+
+
+def max_pool2d_backward_xp(xp, gy, indices, x_shape):
+    N, C, H, W = (int(v) for v in x_shape)
+    gx = xp.zeros((N * C, H * W), dtype=gy.dtype)
+    if gy.size and gx.size:
+        planes = xp.arange(N * C).reshape(-1, 1)
+        _aak._add_at(xp, gx, (planes, indices.reshape(N * C, -1)), gy.reshape(N * C, -1))
+    return gx.reshape(N, C, H, W)
+
+
+def _avg_divisor(H, W, OH, OW, kh, kw, sh, sw, ph, pw, count_include_pad, divisor_override):
+    """(OH, OW) numpy array of PyTorch's avg_pool2d divisors (windows clipped at H + ph)."""
+    if divisor_override:
+        return np.full((OH, OW), float(divisor_override))
+    h0, w0 = np.arange(OH) * sh - ph, np.arange(OW) * sw - pw
+    h1, w1 = np.minimum(h0 + kh, H + ph), np.minimum(w0 + kw, W + pw)
+    if count_include_pad:
+        return (h1 - h0)[:, None] * (w1 - w0)[None, :].astype(np.float64)
+    hs, he = np.maximum(h0, 0), np.minimum(h1, H)
+    ws, we = np.maximum(w0, 0), np.minimum(w1, W)
+    return ((he - hs)[:, None] * (we - ws)[None, :]).astype(np.float64)
+
+
+def avg_pool2d_xp(xp, x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
+    N, C, H, W = x.shape
+    (kh, kw), (sh, sw), (ph, pw) = _pair(kernel_size), _pair(stride), _pair(padding)
+    OH, OW = pool_out_size(x.shape, kernel_size, stride, padding, 1, ceil_mode)
+    s = xp.zeros((N, C, OH, OW), dtype=x.dtype)
+    if s.size == 0:
+        return s
+    xpad = _pool_pad(xp, x, OH, OW, kh, kw, sh, sw, ph, pw, 1, 1, 0)
+    for a in range(kh):
+        for c in range(kw):
+            s += xpad[:, :, _tap(a, 1, sh, OH), _tap(c, 1, sw, OW)]
+    div = _avg_divisor(H, W, OH, OW, kh, kw, sh, sw, ph, pw, count_include_pad, divisor_override)
+    return s / xp.asarray(div.astype(x.dtype))
+
+
+def avg_pool2d_backward_xp(xp, gy, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                           divisor_override, x_shape):
+    N, C, H, W = (int(v) for v in x_shape)
+    (kh, kw), (sh, sw), (ph, pw) = _pair(kernel_size), _pair(stride), _pair(padding)
+    OH, OW = int(gy.shape[-2]), int(gy.shape[-1])
+    if gy.size == 0 or N * C * H * W == 0:
+        return xp.zeros((N, C, H, W), dtype=gy.dtype)
+    div = _avg_divisor(H, W, OH, OW, kh, kw, sh, sw, ph, pw, count_include_pad, divisor_override)
+    g = gy / xp.asarray(div.astype(gy.dtype))
+    bot = max(0, (OH - 1) * sh + kh - H - ph)
+    right = max(0, (OW - 1) * sw + kw - W - pw)
+    gxp = xp.zeros((N, C, ph + H + bot, pw + W + right), dtype=gy.dtype)
+    for a in range(kh):
+        for c in range(kw):
+            gxp[:, :, _tap(a, 1, sh, OH), _tap(c, 1, sw, OW)] += g
+    return xp.ascontiguousarray(gxp[:, :, ph:ph + H, pw:pw + W])
+
+
+@cuda.kernel("max_pool2d")
+def _max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode):
+    if _is_f32(x) or _is_half(x):
+        out = pool_out_size(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
+        y, idx = K.max_pool2d_forward(x if _is_f32(x) else _f32(x), kernel_size, stride, padding, dilation, out)
+        return (y, idx) if _is_f32(x) else (y.astype(x.dtype), idx)
+    return max_pool2d_xp(_cp(), x, kernel_size, stride, padding, dilation, ceil_mode)
+
+
+@cuda.kernel("max_pool2d_backward")
+def _max_pool2d_backward(gy, indices, x_shape):
+    indices = indices if indices.dtype == np.int64 else indices.astype(np.int64)
+    if _is_f32(gy):
+        return K.max_pool2d_backward(gy, indices, tuple(x_shape))
+    if _is_half(gy):
+        return K.max_pool2d_backward(_f32(gy), indices, tuple(x_shape)).astype(gy.dtype)
+    return max_pool2d_backward_xp(_cp(), gy, indices, x_shape)
+
+
+@cuda.kernel("avg_pool2d")
+def _avg_pool2d(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
+    if _is_f32(x) or _is_half(x):
+        out = pool_out_size(x.shape, kernel_size, stride, padding, 1, ceil_mode)
+        y = K.avg_pool2d_forward(x if _is_f32(x) else _f32(x), kernel_size, stride, padding, out,
+                                 count_include_pad, divisor_override)
+        return y if _is_f32(x) else y.astype(x.dtype)
+    return avg_pool2d_xp(_cp(), x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+
+
+@cuda.kernel("avg_pool2d_backward")
+def _avg_pool2d_backward(gy, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, x_shape):
+    if _is_f32(gy) or _is_half(gy):
+        gx = K.avg_pool2d_backward(gy if _is_f32(gy) else _f32(gy), tuple(x_shape), kernel_size, stride, padding,
+                                   count_include_pad, divisor_override)
+        return gx if _is_f32(gy) else gx.astype(gy.dtype)
+    return avg_pool2d_backward_xp(_cp(), gy, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                                  divisor_override, x_shape)
+
+
+# ================================================================================================
+# softmax, log_softmax (rows: the softmax dim moved last, as backends/cpu/nn.py _rows does)
+def softmax_rows_xp(xp, rows, log):
+    """softmax / log_softmax of each row of a 2-D array (rows, cols), cols >= 1."""
+    m = rows.max(axis=1, keepdims=True)
+    m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))  # an all -inf row stays nan, a +inf row nan
+    z = rows - m
+    s = xp.exp(z).sum(axis=1, keepdims=True)
+    return z - xp.log(s) if log else xp.exp(z) / s
+
+
+def _rows(x, dim, row_fn):
+    cp = _cp()
+    if x.ndim == 0:
+        return row_fn(cp.ascontiguousarray(x.reshape(1, 1))).reshape(())
+    xm = cp.moveaxis(x, dim, -1)
+    shape = xm.shape
+    if xm.size == 0:
+        return cp.empty(x.shape, dtype=x.dtype)
+    out = row_fn(cp.ascontiguousarray(xm).reshape(-1, shape[-1])).reshape(shape)
+    return cp.moveaxis(out, -1, dim)
+
+
+def _softmax_rows(log):
+    def fn(rows):
+        if _is_f32(rows):
+            return K.softmax(rows, log)
+        if _is_half(rows):
+            return K.softmax(_f32(rows), log).astype(rows.dtype)
+        return softmax_rows_xp(_cp(), rows, log)
+
+    return fn
+
+
+_SOFTMAX_ROWS, _LOG_SOFTMAX_ROWS = _softmax_rows(False), _softmax_rows(True)
+
+
+@cuda.kernel("softmax")
+def _softmax(x, dim):
+    return _rows(x, dim, _SOFTMAX_ROWS)
+
+
+@cuda.kernel("log_softmax")
+def _log_softmax(x, dim):
+    return _rows(x, dim, _LOG_SOFTMAX_ROWS)
+
+
+# ================================================================================================
+# cross-entropy rows: (loss, lse) per row; loss 0 for ignored rows; lse for every row
+def _lse_xp(xp, logits):
+    m = logits.max(axis=1)
+    m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
+    return xp.log(xp.exp(logits - m[:, None]).sum(axis=1)) + m
+
+
+def _targets(xp, logits, target, ignore_index):
+    rows, C = logits.shape
+    ignored = target == ignore_index
+    bad = ~ignored & ((target < 0) | (target >= C))
+    safe = xp.where(ignored | bad, 0, target)
+    return ignored, bad, safe
+
+
+def cross_entropy_rows_xp(xp, logits, target, ignore_index, label_smoothing):
+    rows, C = logits.shape
+    if rows == 0:
+        return xp.zeros((0,), dtype=logits.dtype), xp.zeros((0,), dtype=logits.dtype)
+    lse = _lse_xp(xp, logits)
+    ignored, bad, safe = _targets(xp, logits, target, ignore_index)
+    picked = xp.take_along_axis(logits, safe.reshape(-1, 1), axis=1)[:, 0]
+    loss = (1 - label_smoothing) * (lse - picked)
+    if label_smoothing:
+        loss = loss + label_smoothing * (lse - logits.mean(axis=1))
+    loss = xp.where(ignored, 0, xp.where(bad, np.nan, loss)).astype(logits.dtype)
+    return loss, lse.astype(logits.dtype)
+
+
+def cross_entropy_rows_backward_xp(xp, g, logits, lse, target, ignore_index, label_smoothing):
+    rows, C = logits.shape
+    if rows == 0 or C == 0:
+        return xp.zeros(logits.shape, dtype=logits.dtype)
+    ignored, bad, safe = _targets(xp, logits, target, ignore_index)
+    p = xp.exp(logits - lse.reshape(-1, 1))
+    onehot = xp.arange(C).reshape(1, -1) == safe.reshape(-1, 1)
+    d = (1 - label_smoothing) * (p - onehot) + label_smoothing * (p - 1.0 / C)
+    d = d * g.reshape(-1, 1)
+    d = xp.where(ignored.reshape(-1, 1), 0, xp.where(bad.reshape(-1, 1), np.nan, d))
+    return d.astype(logits.dtype)
+
+
+def _i64(t):
+    return t if t.dtype == np.int64 else t.astype(np.int64)
+
+
+@cuda.kernel("cross_entropy_rows")
+def _cross_entropy_rows(logits, target, ignore_index, label_smoothing):
+    cp = _cp()
+    target = _i64(target)
+    if _is_f32(logits) or _is_half(logits):
+        loss, _, lse = K.cross_entropy_forward(logits if _is_f32(logits) else _f32(logits), target, None,
+                                               int(ignore_index), float(label_smoothing))
+        return (loss, lse) if _is_f32(logits) else (loss.astype(logits.dtype), lse.astype(logits.dtype))
+    return cross_entropy_rows_xp(cp, logits, target, ignore_index, label_smoothing)
+
+
+@cuda.kernel("cross_entropy_rows_backward")
+def _cross_entropy_rows_backward(g, logits, lse, target, ignore_index, label_smoothing):
+    cp = _cp()
+    target = _i64(target)
+    if _is_f32(logits) or _is_half(logits):
+        d = K.cross_entropy_backward(_f32(logits) if not _is_f32(logits) else logits, target,
+                                     lse if lse.dtype == np.float32 else _f32(lse),
+                                     g if g.dtype == np.float32 else _f32(g), None, int(ignore_index),
+                                     float(label_smoothing))
+        return d if _is_f32(logits) else d.astype(logits.dtype)
+    return cross_entropy_rows_backward_xp(cp, g, logits, lse, target, ignore_index, label_smoothing)
+
+
+# ================================================================================================
+# reductions: the reduced axes are brought together and the array is read as (outer, reduce, inner)
+def _memory_order(x):
+    """A permutation p with x.transpose(p) C-contiguous (x then is one without a copy), or None."""
+    if x.flags.c_contiguous:
+        return list(range(x.ndim))
+    if any(s <= 0 for s in x.strides):
+        return None
+    p = sorted(range(x.ndim), key=lambda i: -x.strides[i])
+    return p if x.transpose(tuple(p)).flags.c_contiguous else None
+
+
+def reduce_plan(xp, x, dims):
+    """Lay x out for kernels.reduce over `dims` (None: all).
+
+    Returns (xt, outer, red, inner, kept, kept_shape): xt is C-contiguous (a view of x where x is a
+    permutation of a C-contiguous array and the reduced axes are adjacent in memory, else a copy);
+    the kernel's (outer, inner) result holds x's non-unit kept axes `kept` (axes of x) in xt's
+    order, with sizes kept_shape.  Size-1 axes are dropped first: they change no index."""
+    nd = x.ndim
+    red_axes = set(range(nd)) if dims is None else set(dims)
+    live = [i for i in range(nd) if x.shape[i] != 1]
+    xs = x.squeeze(axis=tuple(i for i in range(nd) if x.shape[i] == 1)) if len(live) != nd else x
+    perm = _memory_order(xs)
+    if perm is None:
+        xs = xp.ascontiguousarray(xs)
+        perm = list(range(xs.ndim))
+    xt = xs.transpose(tuple(perm)) if perm != list(range(xs.ndim)) else xs
+    axes_t = [live[p] for p in perm]  # x's axis at each position of xt
+    pos = [k for k, a in enumerate(axes_t) if a in red_axes]
+    if pos and pos[-1] - pos[0] + 1 != len(pos):  # reduced axes not adjacent: move them last (copy)
+        order = [k for k in range(xt.ndim) if k not in pos] + pos
+        xt = xp.ascontiguousarray(xt.transpose(tuple(order)))
+        axes_t = [axes_t[k] for k in order]
+        pos = list(range(xt.ndim - len(pos), xt.ndim))
+    p0, p1 = (pos[0], pos[-1] + 1) if pos else (xt.ndim, xt.ndim)
+    shp = tuple(int(s) for s in xt.shape)
+    outer, red, inner = math.prod(shp[:p0]), math.prod(shp[p0:p1]), math.prod(shp[p1:])
+    kept = [a for a in axes_t if a not in red_axes]
+    kept_shape = tuple(int(x.shape[a]) for a in kept)
+    return xt, outer, red, inner, kept, kept_shape
+
+
+def reduce_result(y, x_shape, dims, keepdim, kept, kept_shape):
+    """kernels.reduce's (outer, inner) result -> the op's output shape, axes back in x's order."""
+    nd = len(x_shape)
+    red_axes = set(range(nd)) if dims is None else set(dims)
+    y = y.reshape(kept_shape)
+    order = sorted(range(len(kept)), key=lambda k: kept[k])
+    if order != list(range(len(kept))):
+        y = y.transpose(tuple(order))
+    out_shape = tuple(1 if i in red_axes else s for i, s in enumerate(x_shape) if keepdim or i not in red_axes)
+    return y.reshape(out_shape)
+
+
+def _reduce32(x, op, dims, keepdim):
+    xt, outer, red, inner, kept, kept_shape = reduce_plan(_cp(), x, dims)
+    y = K.reduce(xt, op, outer, red, inner)
+    return reduce_result(y, x.shape, dims, keepdim, kept, kept_shape)
+
+
+def _reduction(name, op):
+    def kernel(x, dim, keepdim):
+        if x.dtype != np.float32 or x.size == 0:
+            return _GENERIC[name](x, dim, keepdim)
+        return _reduce32(x, op, dim, keepdim)
+
+    kernel.__name__ = f"_{name}"
+    cuda.kernel(name)(kernel)
+    return kernel
+
+
+_sum = _reduction("sum", "sum")
+_mean = _reduction("mean", "mean")
+_amax = _reduction("amax", "max")
+_amin = _reduction("amin", "min")
+
+
+def _arg_reduction(name, op):
+    def kernel(x, dim, keepdim):  # dim: one int (ops/reduce.py _arg)
+        if x.dtype != np.float32 or x.size == 0:
+            return _GENERIC[name](x, dim, keepdim)
+        return _reduce32(x, op, (int(dim),), keepdim)
+
+    kernel.__name__ = f"_{name}"
+    cuda.kernel(name)(kernel)
+    return kernel
+
+
+_argmax = _arg_reduction("argmax", "argmax")
+_argmin = _arg_reduction("argmin", "argmin")
+
+
+def _value_index(name, op):
+    def kernel(x, dim, keepdim):
+        if x.dtype != np.float32 or x.size == 0:
+            return _GENERIC[name](x, dim, keepdim)
+        cp = _cp()
+        i = _reduce32(x, op, (int(dim),), True)
+        v = cp.take_along_axis(x, i, axis=dim)
+        if not keepdim:
+            v, i = v.squeeze(dim), i.squeeze(dim)
+        return v, i
+
+    kernel.__name__ = f"_{name}"
+    cuda.kernel(name)(kernel)
+    return kernel
+
+
+_max_dim = _value_index("max_dim", "argmax")
+_min_dim = _value_index("min_dim", "argmin")
+
+
+# ================================================================================================
+# fused optimizer steps (in place; same signatures as backends/cpu/optim_kernels.py)
+def _written(a, name):
+    """An array the step writes: used as is (a copy would silently drop the update)."""
+    if a is None:
+        return None
+    if not a.flags.c_contiguous:
+        raise ValueError(f"fused optimizer step: '{name}' must be C-contiguous (shape {a.shape}, "
+                         f"strides {a.strides}); the optimizer uses its Tensor-op fallback for such parameters")
+    return a
+
+
+def adam_step_xp(xp, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta2, eps, weight_decay,
+                 decoupled, step, amsgrad, maximize):
+    """torch.optim.Adam / AdamW single-tensor step in array ops, in place."""
+    g = -grad if maximize else grad
+    if weight_decay:
+        if decoupled:
+            param *= 1 - lr * weight_decay
+        else:
+            g = g + weight_decay * param
+    exp_avg += (g - exp_avg) * (1 - beta1)
+    exp_avg_sq *= beta2
+    exp_avg_sq += (1 - beta2) * g * g
+    bc1 = 1 - beta1 ** step
+    bc2_sqrt = math.sqrt(1 - beta2 ** step)
+    v = exp_avg_sq
+    if amsgrad:
+        xp.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
+        v = max_exp_avg_sq
+    param -= (lr / bc1) * exp_avg / (xp.sqrt(v) / bc2_sqrt + eps)
+    return param
+
+
+def sgd_step_xp(xp, param, grad, momentum_buffer, lr, momentum, dampening, weight_decay, nesterov, maximize,
+                first_step):
+    g = -grad if maximize else grad
+    if weight_decay:
+        g = g + weight_decay * param
+    if momentum:
+        if first_step:
+            momentum_buffer[...] = g
+        else:
+            momentum_buffer *= momentum
+            momentum_buffer += (1 - dampening) * g
+        g = g + momentum * momentum_buffer if nesterov else momentum_buffer
+    param -= lr * g
+    return param
+
+
+def rmsprop_step_xp(xp, param, grad, square_avg, momentum_buffer, grad_avg, lr, alpha, eps, weight_decay, momentum,
+                    centered):
+    g = grad
+    if weight_decay:
+        g = g + weight_decay * param
+    square_avg *= alpha
+    square_avg += (1 - alpha) * g * g
+    if centered:
+        grad_avg += (g - grad_avg) * (1 - alpha)
+        avg = xp.sqrt(square_avg - grad_avg * grad_avg) + eps
+    else:
+        avg = xp.sqrt(square_avg) + eps
+    if momentum > 0:
+        momentum_buffer *= momentum
+        momentum_buffer += g / avg
+        param -= lr * momentum_buffer
+    else:
+        param -= lr * g / avg
+    return param
+
+
+@cuda.kernel("adam_step_")
+def _adam_step_(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta2, eps, weight_decay, decoupled,
+                step, amsgrad, maximize):
+    cp = _cp()
+    p, m, v = _written(param, "param"), _written(exp_avg, "exp_avg"), _written(exp_avg_sq, "exp_avg_sq")
+    vmax = _written(max_exp_avg_sq, "max_exp_avg_sq") if amsgrad else None
+    if _is_f32(p, m, v, vmax):
+        K.adam_step(p, cp.ascontiguousarray(grad, dtype=np.float32), m, v, step=int(step), lr=float(lr),
+                    beta1=float(beta1), beta2=float(beta2), eps=float(eps), weight_decay=float(weight_decay),
+                    decoupled=bool(decoupled), amsgrad=bool(amsgrad), max_exp_avg_sq=vmax, maximize=bool(maximize))
+        return param
+    return adam_step_xp(cp, p, grad.astype(p.dtype, copy=False), m, v, vmax, float(lr), float(beta1), float(beta2),
+                        float(eps), float(weight_decay), bool(decoupled), int(step), bool(amsgrad), bool(maximize))
+
+
+@cuda.kernel("sgd_step_")
+def _sgd_step_(param, grad, momentum_buffer, lr, momentum, dampening, weight_decay, nesterov, maximize, first_step):
+    cp = _cp()
+    p = _written(param, "param")
+    buf = _written(momentum_buffer, "momentum_buffer") if momentum else None
+    if _is_f32(p, buf):
+        K.sgd_step(p, cp.ascontiguousarray(grad, dtype=np.float32), buf, lr=float(lr), momentum=float(momentum),
+                   dampening=float(dampening), weight_decay=float(weight_decay), nesterov=bool(nesterov),
+                   maximize=bool(maximize), first_step=bool(first_step))
+        return param
+    return sgd_step_xp(cp, p, grad.astype(p.dtype, copy=False), buf, float(lr), float(momentum), float(dampening),
+                       float(weight_decay), bool(nesterov), bool(maximize), bool(first_step))
+
+
+@cuda.kernel("rmsprop_step_")
+def _rmsprop_step_(param, grad, square_avg, momentum_buffer, grad_avg, lr, alpha, eps, weight_decay, momentum,
+                   centered):
+    # no CUDA C kernel: CuPy elementwise ops (a few passes; RMSprop is rare in this library's workloads)
+    cp = _cp()
+    p, sq = _written(param, "param"), _written(square_avg, "square_avg")
+    buf = _written(momentum_buffer, "momentum_buffer") if momentum > 0 else None
+    ga = _written(grad_avg, "grad_avg") if centered else None
+    return rmsprop_step_xp(cp, p, grad.astype(p.dtype, copy=False), sq, buf, ga, float(lr), float(alpha),
+                           float(eps), float(weight_decay), float(momentum), bool(centered))
