@@ -8,4 +8,5 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' -r ci/requirements-kernels.txt
 .venv/bin/python ci/check_kernels.py
+.venv/bin/python ci/kernel_emulator/run.py
 .venv/bin/python -m pytest -q -p no:cacheprovider tests "$@"

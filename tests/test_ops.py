@@ -54,7 +54,7 @@ def test_forward_matches_reference(name, dtype, device):
         if op.nout == 1:
             got, want = (got,), (want,)
         for g, w in zip(got, want):
-            assert g.device == dt.device(device)
+            assert g.device.type == dt.device(device).type
             try:
                 _close(_np(g), w, dtype)
             except AssertionError as e:
