@@ -139,6 +139,13 @@ def register(be, xp):
     def matmul(a, b):
         return xp.matmul(a, b)
 
+    @k("linear")
+    def linear(x, w, b):
+        out = xp.matmul(x, w.T)
+        if b is not None:
+            out += b
+        return out
+
     # ---- shape (views where the array library gives views) ----------------------------------
     @k("reshape")
     def reshape(x, shape):

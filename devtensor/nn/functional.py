@@ -24,9 +24,7 @@ def _pair(v, name):
     return v
 
 
-def linear(input, weight, bias=None):
-    out = input @ weight.mT if weight.ndim == 2 else input @ weight
-    return out + bias if bias is not None else out
+from ..ops.linalg import linear  # noqa: E402,F401 - one fused op (matmul + bias)
 
 
 def _check_float(op, *ts):

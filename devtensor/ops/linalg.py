@@ -68,6 +68,46 @@ Tensor.__matmul__ = matmul
 Tensor.__rmatmul__ = lambda self, other: matmul(other, self)
 
 
+def _linear_backward(c, g):
+    x, w = c.x, c.w
+    n_out, n_in = w.shape
+    g2 = g.reshape(-1, n_out)
+    gx = g @ w                                   # (..., out) @ (out, in)
+    gw = call(_matmul, (g2.mT, x.reshape(-1, n_in)), {})
+    gb = g2.sum(0) if c.in_meta[2] is not None else None
+    return gx, gw, gb
+
+
+def _linear_samples(dtype=np.float64):
+    r = np.random.default_rng(12)
+    M = lambda *s: r.standard_normal(s).astype(dtype)  # noqa: E731
+    return [((M(4, 3), M(5, 3), M(5)), {}), ((M(2, 4, 3), M(5, 3), None), {}), ((M(0, 3), M(2, 3), M(2)), {}),
+            ((M(3, 4).T, M(2, 3), M(2)), {})]
+
+
+# x @ w.T + b as ONE op: nn.Linear's forward and backward then need no transposes, no broadcast
+# add and no engine sum_to for the bias (about ten fewer op calls per layer per step)
+_linear = defop("linear", ("x", "w", "b"), rule=KEEP, save=("x", "w"), backward=_linear_backward,
+                ref=lambda x, w, b: x @ w.T + (0 if b is None else b), samples=_linear_samples)
+
+
+def linear(input, weight, bias=None):
+    """F.linear: input (..., in) @ weight.T (weight (out, in)) + bias (out,)."""
+    if weight.ndim != 2:
+        return input @ weight.mT + bias if bias is not None else input @ weight.mT
+    if input.ndim == 0 or input.shape[-1] != weight.shape[1]:
+        raise op_error("linear", f"input's last dimension ({input.shape[-1] if input.ndim else '0-d'}) must equal "
+                       f"weight's in_features ({weight.shape[1]})", (input, weight))
+    dts = {input.dtype, weight.dtype} | ({bias.dtype} if bias is not None else set())
+    if len(dts) != 1:
+        raise op_error("linear", "expected input, weight and bias of one dtype, got "
+                       + ", ".join(sorted(d.name for d in dts)), (input, weight, bias), TypeError)
+    if bias is not None and tuple(bias.shape) != (weight.shape[0],):
+        raise op_error("linear", f"bias must have shape ({weight.shape[0]},), got {list(bias.shape)}",
+                       (weight, bias))
+    return call(_linear, (input, weight, bias), {})
+
+
 @public
 def mm(input, mat2):
     if input.ndim != 2 or mat2.ndim != 2:

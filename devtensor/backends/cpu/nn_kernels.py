@@ -55,10 +55,6 @@ def _conv_out(n, k, s, p, d):
     return (n + 2 * p - d * (k - 1) - 1) // s + 1
 
 
-# Inner loops index views with the bare range variable: numba then knows the index is
-# non-negative, skips its negative-index wraparound code and vectorizes (4-10x faster).
-
-@njit(cache=True)
 def _valid_range(off, stride, size, n_out):
     """[lo, hi) of the o in [0, n_out) with 0 <= o*stride + off < size."""
     lo = 0 if off >= 0 else (-off + stride - 1) // stride
@@ -69,68 +65,10 @@ def _valid_range(off, stride, size, n_out):
     return lo, hi
 
 
-@njit(cache=True)
-def _to_phases(x, n0, nb, ph, pw, sh, sw, xph):
-    """xph[n, c, a*sw + b, u, v] = x[n0+n, c, u*sh + a - ph, v*sw + b - pw] (0 outside x).
-    xph: (nb, C, sh*sw, Hph, Wph) C-contiguous."""
-    C = x.shape[1]
-    H = x.shape[2]
-    W = x.shape[3]
-    hph = xph.shape[3]
-    wph = xph.shape[4]
-    for n in range(nb):
-        for c in range(C):
-            xs = x[n0 + n, c]
-            for a in range(sh):
-                for b in range(sw):
-                    dst = xph[n, c, a * sw + b]
-                    lo, hi = _valid_range(b - pw, sw, W, wph)
-                    first = lo * sw + b - pw
-                    for u in range(hph):
-                        dv = dst[u]
-                        h = u * sh + a - ph
-                        if h < 0 or h >= H:
-                            for v in range(wph):
-                                dv[v] = 0
-                            continue
-                        for v in range(lo):
-                            dv[v] = 0
-                        sv = xs[h, first:first + (hi - lo - 1) * sw + 1:sw]
-                        mv = dv[lo:hi]
-                        for v in range(hi - lo):
-                            mv[v] = sv[v]
-                        for v in range(hi, wph):
-                            dv[v] = 0
+# Inner loops index views with the bare range variable: numba then knows the index is
+# non-negative, skips its negative-index wraparound code and vectorizes (4-10x faster).
 
-
-@njit(cache=True)
-def _from_phases(gph, n0, nb, c0, ph, pw, sh, sw, gx):
-    """Adjoint of _to_phases for channels c0..c0+cg: gx[n0+n, c0+c] = the pixels of the
-    phase planes gph[n, c] that lie inside the input (the padding is dropped)."""
-    cg = gph.shape[1]
-    H = gx.shape[2]
-    W = gx.shape[3]
-    hph = gph.shape[3]
-    wph = gph.shape[4]
-    for n in range(nb):
-        for c in range(cg):
-            gs = gx[n0 + n, c0 + c]
-            for a in range(sh):
-                for b in range(sw):
-                    src = gph[n, c, a * sw + b]
-                    lo, hi = _valid_range(b - pw, sw, W, wph)
-                    first = lo * sw + b - pw
-                    for u in range(hph):
-                        h = u * sh + a - ph
-                        if h < 0 or h >= H:
-                            continue
-                        dv = gs[h, first:first + (hi - lo - 1) * sw + 1:sw]
-                        sv = src[u, lo:hi]
-                        for v in range(hi - lo):
-                            dv[v] = sv[v]
-
-
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _im2col(src, n0, nb, c0, cg, kh_, kw_, sh, sw, dh, dw, oh_, cols):
     """cols[(c,i,j), n, p] = phase plane of tap (i, j) of src[n0+n, c0+c], flat, from the tap
     offset on, p < OH*Wph.  src: (N, C*sh*sw, Hph, Wph) C-contiguous; reads past its end
@@ -161,7 +99,7 @@ def _im2col(src, n0, nb, c0, cg, kh_, kw_, sh, sw, dh, dw, oh_, cols):
                         dv[p] = 0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _col2im(cols, nb, cg, kh_, kw_, sh, sw, dh, dw, oh_, gph):
     """Adjoint of _im2col into gph: (nb, cg*sh*sw, Hph, Wph), zeroed here first."""
     P = sh * sw
@@ -188,7 +126,7 @@ def _col2im(cols, nb, cg, kh_, kw_, sh, sw, dh, dw, oh_, gph):
                         dv[p] += sv[p]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _cols_to_nchw(yw, n0, k0, wq, b, has_bias, y):
     """y[n0+n, k0+k, oh, ow] = yw[k, n, oh*wq + ow] (+ b[k0+k])."""
     kg = yw.shape[0]
@@ -207,7 +145,7 @@ def _cols_to_nchw(yw, n0, k0, wq, b, has_bias, y):
                     dv[ow] = sv[ow] + bias
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _nchw_to_cols(gy, n0, k0, wq, gw):
     """gw[k, n, oh*wq + ow] = gy[n0+n, k0+k, oh, ow]; 0 for ow in [OW, wq)."""
     kg = gw.shape[0]
@@ -255,7 +193,8 @@ class _Conv:
         self.L = self.OH * self.Wph
         per = max(1, self.R * self.L * dtype.itemsize)
         self.nb = max(1, min(self.N, _CONV_CHUNK_BYTES // per))
-        self.xph = None
+        self.xph = None  # phase-plane buffer, made on first use
+        self.slices = None
 
     def empty(self):
         return self.N == 0 or self.OH <= 0 or self.OW <= 0 or self.R == 0 or self.kg == 0
@@ -270,15 +209,46 @@ class _Conv:
     def cols_buffer(self):
         return np.empty(self.R * self.nb * self.L, self.dtype)
 
+    def _phase_slices(self):
+        """Per phase (a, b): (phase index, slice of the phase plane, slice of the input) for
+        the pixels that lie inside the input.  numpy's strided copies do these moves faster
+        than a numba loop over short rows."""
+        out = []
+        for a in range(self.sh):
+            ulo, uhi = _valid_range(a - self.ph, self.sh, self.H, self.Hph)
+            for b in range(self.sw):
+                vlo, vhi = _valid_range(b - self.pw, self.sw, self.W, self.Wph)
+                if uhi <= ulo or vhi <= vlo:
+                    continue
+                h0 = ulo * self.sh + a - self.ph
+                w0 = vlo * self.sw + b - self.pw
+                out.append((a * self.sw + b, (slice(ulo, uhi), slice(vlo, vhi)),
+                            (slice(h0, h0 + (uhi - ulo - 1) * self.sh + 1, self.sh),
+                             slice(w0, w0 + (vhi - vlo - 1) * self.sw + 1, self.sw))))
+        return out
+
     def phase_source(self, x, n0, m):
-        """(src, n_off): the phase planes of images n0..n0+m for _im2col."""
+        """(src, n_off): the phase planes of images n0..n0+m, as _im2col reads them."""
         if self.direct:
             return x, n0
         if self.xph is None:
-            self.xph = np.empty(self.nb * self.C * self.P * self.Hph * self.Wph, self.dtype)
+            # zeros once: every chunk rewrites the same interior, the padding stays 0
+            self.xph = np.zeros(self.nb * self.C * self.P * self.Hph * self.Wph, self.dtype)
+            self.slices = self._phase_slices()
         xph = _prefix(self.xph, (m, self.C, self.P, self.Hph, self.Wph))
-        _to_phases(x, n0, m, self.ph, self.pw, self.sh, self.sw, xph)
+        xm = x[n0:n0 + m]
+        for k, (su, sv), (sh_, sw_) in self.slices:
+            xph[:, :, k, su, sv] = xm[:, :, sh_, sw_]
         return xph.reshape(m, self.C * self.P, self.Hph, self.Wph), 0
+
+    def from_phases(self, gph, n0, c0, gx):
+        """Adjoint of phase_source for channels c0..c0+Cg: the padding is dropped."""
+        if self.slices is None:
+            self.slices = self._phase_slices()
+        m = gph.shape[0]
+        gm = gx[n0:n0 + m, c0:c0 + self.cg]
+        for k, (su, sv), (sh_, sw_) in self.slices:
+            gm[:, :, sh_, sw_] = gph[:, :, k, su, sv]
 
     def im2col(self, src, n_off, m, gi, cols):
         _im2col(src, n_off, m, gi * self.cg, self.cg, self.KH, self.KW, self.sh, self.sw,
@@ -362,7 +332,7 @@ def conv2d_backward_input(gy, w, x_shape, stride, padding, dilation, groups):
                 gp = _prefix(gph, (m, cv.cg, cv.P, cv.Hph, cv.Wph))
                 _col2im(cm, m, cv.cg, cv.KH, cv.KW, cv.sh, cv.sw, cv.dh, cv.dw, cv.OH,
                         gp.reshape(m, cv.cg * cv.P, cv.Hph, cv.Wph))
-                _from_phases(gp, n0, m, gi * cv.cg, cv.ph, cv.pw, cv.sh, cv.sw, gx)
+                cv.from_phases(gp, n0, gi * cv.cg, gx)
     return gx
 
 
@@ -402,7 +372,9 @@ def conv2d_backward_weight(gy, x, w_shape, stride, padding, dilation, groups):
 
 
 # ----------------------------------------------------------------------------------------
-# pooling (NCHW; one task per (n, c) plane, so the backward scatters without races)
+# pooling (NCHW; one task per (n, c) plane, so the backward scatters without races).
+# The window bounds depend on oh (or ow) only: they are tabulated once per call in numpy,
+# so the loops do no bounds arithmetic per output.
 # ----------------------------------------------------------------------------------------
 
 def _pool_out(n, k, s, p, d, ceil_mode):
@@ -415,70 +387,87 @@ def _pool_out(n, k, s, p, d, ceil_mode):
     return out
 
 
-@njit(cache=True)
-def _maxpool_plane(xs, ys, ix, kh_, kw_, sh, sw, ph, pw, dh, dw):
-    # PyTorch's CPU loop: first valid tap of each window seeds the index; NaN wins
-    H, W = xs.shape
-    oh_, ow_ = ys.shape
-    for oh in range(oh_):
-        h0 = oh * sh - ph
-        h1 = min(h0 + (kh_ - 1) * dh + 1, H)
-        while h0 < 0:
-            h0 += dh
+def _windows(n_out, n_in, k, s, p, d):
+    """Per output position: the first in-bounds tap and the number of in-bounds taps (as
+    PyTorch's CPU kernel: start, then step by the dilation while negative); and per tap j:
+    the range [lo, hi) of output positions for which tap j is in bounds."""
+    start = np.arange(n_out, dtype=np.int64) * s - p
+    first = np.where(start < 0, start + (-start + d - 1) // d * d, start)
+    end = np.minimum(start + (k - 1) * d + 1, n_in)
+    count = np.maximum(0, (end - first + d - 1) // d)
+    lohi = np.array([_valid_range(j * d - p, s, n_in, n_out) for j in range(k)], np.int64)
+    return first, count, lohi.reshape(k, 2)
+
+
+# The loops run tap by tap over a whole output row, branch-free, with the output row as the
+# accumulator: per-output loops over a 2x2 window mispredict the data-dependent compare.
+
+@njit(cache=True, error_model="numpy")
+def _maxpool_plane(xs, ys, ix, hf, hc, wf, wlh, kw_, sh, sw, ph, pw, dh, dw):
+    # per output, scan order: value -inf and the index of its first in-bounds tap to start,
+    # then a larger value or a NaN replaces them (PyTorch's rule)
+    W = xs.shape[1]
+    ow_ = ys.shape[1]
+    for oh in range(ys.shape[0]):
+        yr = ys[oh]
+        ir = ix[oh]
+        h0 = hf[oh] * W
         for ow in range(ow_):
-            w0 = ow * sw - pw
-            w1 = min(w0 + (kw_ - 1) * dw + 1, W)
-            while w0 < 0:
-                w0 += dw
-            best = -np.inf
-            bi = h0 * W + w0
-            for ih in range(h0, h1, dh):
-                for iw in range(w0, w1, dw):
-                    v = xs[ih, iw]
-                    if v > best or v != v:
-                        best = v
-                        bi = ih * W + iw
-            ys[oh, ow] = best
-            ix[oh, ow] = bi
+            yr[ow] = -np.inf
+            ir[ow] = h0 + wf[ow]
+        for a in range(hc[oh]):
+            ih = hf[oh] + a * dh
+            row = xs[ih]
+            for b in range(kw_):
+                lo = wlh[b, 0]
+                hi = wlh[b, 1]
+                off = b * dw - pw
+                base = ih * W + off
+                for ow in range(lo, hi):
+                    v = row[ow * sw + off]
+                    take = v > yr[ow] or v != v
+                    yr[ow] = v if take else yr[ow]
+                    ir[ow] = base + ow * sw if take else ir[ow]
 
 
-@njit(cache=True)
-def _maxpool_fwd(x, kh_, kw_, sh, sw, ph, pw, dh, dw, y, ix):
+@njit(cache=True, error_model="numpy")
+def _maxpool_fwd(x, hf, hc, wf, wlh, kw_, sh, sw, ph, pw, dh, dw, y, ix):
     for t in range(x.shape[0]):
-        _maxpool_plane(x[t], y[t], ix[t], kh_, kw_, sh, sw, ph, pw, dh, dw)
+        _maxpool_plane(x[t], y[t], ix[t], hf, hc, wf, wlh, kw_, sh, sw, ph, pw, dh, dw)
 
 
-@njit(cache=True, parallel=True)
-def _maxpool_fwd_par(x, kh_, kw_, sh, sw, ph, pw, dh, dw, y, ix):
+@njit(cache=True, parallel=True, error_model="numpy")
+def _maxpool_fwd_par(x, hf, hc, wf, wlh, kw_, sh, sw, ph, pw, dh, dw, y, ix):
     for t in prange(x.shape[0]):
-        _maxpool_plane(x[t], y[t], ix[t], kh_, kw_, sh, sw, ph, pw, dh, dw)
+        _maxpool_plane(x[t], y[t], ix[t], hf, hc, wf, wlh, kw_, sh, sw, ph, pw, dh, dw)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _maxpool_bwd_plane(gys, ixs, gxs):
     n = gxs.size
     for q in range(n):
         gxs[q] = 0
     for q in range(gys.size):
         k = ixs[q]
-        if k >= 0 and k < n:  # windows with no valid tap (impossible after validation)
+        if k >= 0 and k < n:  # a window without an in-bounds tap points nowhere
             gxs[k] += gys[q]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _maxpool_bwd(gy, ix, gx):
     for t in range(gy.shape[0]):
         _maxpool_bwd_plane(gy[t], ix[t], gx[t])
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _maxpool_bwd_par(gy, ix, gx):
     for t in prange(gy.shape[0]):
         _maxpool_bwd_plane(gy[t], ix[t], gx[t])
 
 
 def max_pool2d_forward(x, kernel, stride, padding, dilation, ceil_mode):
-    """(y, indices): indices (int64) are flat h*W + w positions in each input plane."""
+    """(y, indices): indices (int64) are flat h*W + w positions in each input plane, the
+    first maximum of each window in scan order (a NaN counts as the maximum)."""
     x = np.ascontiguousarray(x)
     N, C, H, W = x.shape
     kh_, kw_ = int(kernel[0]), int(kernel[1])
@@ -491,8 +480,10 @@ def max_pool2d_forward(x, kernel, stride, padding, dilation, ceil_mode):
     ix = np.empty((N, C, OH, OW), np.int64)
     if y.size == 0:
         return y, ix
+    hf, hc, _ = _windows(OH, H, kh_, sh, ph, dh)
+    wf, _, wlh = _windows(OW, W, kw_, sw, pw, dw)
     fn = _maxpool_fwd_par if x.size >= _PAR_MIN_POOL and N * C > 1 else _maxpool_fwd
-    fn(x.reshape(N * C, H, W), kh_, kw_, sh, sw, ph, pw, dh, dw,
+    fn(x.reshape(N * C, H, W), hf, hc, wf, wlh, kw_, sh, sw, ph, pw, dh, dw,
        y.reshape(N * C, OH, OW), ix.reshape(N * C, OH, OW))
     return y, ix
 
@@ -511,108 +502,105 @@ def max_pool2d_backward(gy, indices, x_shape):
     return gx
 
 
-@njit(cache=True)
-def _avg_window(oh, ow, kh_, kw_, sh, sw, ph, pw, H, W, count_include_pad, divisor):
-    """PyTorch's CPU avg_pool window: clipped bounds and the divisor (0 if empty)."""
-    h0 = oh * sh - ph
-    w0 = ow * sw - pw
-    h1 = min(h0 + kh_, H + ph)
-    w1 = min(w0 + kw_, W + pw)
-    pool_size = (h1 - h0) * (w1 - w0)
-    h0 = max(h0, 0)
-    w0 = max(w0, 0)
-    h1 = min(h1, H)
-    w1 = min(w1, W)
-    if h0 >= h1 or w0 >= w1:
-        return h0, h1, w0, w1, 0
+def _avg_windows(n_out, n_in, k, s, p):
+    """PyTorch's CPU avg-pool window per output position: in-input bounds [lo, hi) and the
+    window length counted over input + padding (for count_include_pad)."""
+    start = np.arange(n_out, dtype=np.int64) * s - p
+    end = np.minimum(start + k, n_in + p)
+    size = end - start
+    return np.maximum(start, 0), np.minimum(end, n_in), size
+
+
+@njit(cache=True, error_model="numpy")
+def _avg_div(oh, ow, h0, h1, w0, w1, hsz, wsz, cip, divisor):
+    """Divisor of output (oh, ow); 0 for a window with no input pixel (its output is 0)."""
+    if h1[oh] <= h0[oh] or w1[ow] <= w0[ow]:
+        return 0
     if divisor > 0:
-        d = divisor
-    elif count_include_pad:
-        d = pool_size
-    else:
-        d = (h1 - h0) * (w1 - w0)
-    return h0, h1, w0, w1, d
+        return divisor
+    if cip:
+        return hsz[oh] * wsz[ow]
+    return (h1[oh] - h0[oh]) * (w1[ow] - w0[ow])
 
 
-@njit(cache=True)
-def _avgpool_plane(xs, ys, kh_, kw_, sh, sw, ph, pw, cip, divisor):
-    H, W = xs.shape
-    oh_, ow_ = ys.shape
-    for oh in range(oh_):
-        for ow in range(ow_):
-            h0, h1, w0, w1, d = _avg_window(oh, ow, kh_, kw_, sh, sw, ph, pw, H, W, cip, divisor)
+@njit(cache=True, error_model="numpy")
+def _avgpool_plane(xs, ys, h0, h1, w0, w1, hsz, wsz, cip, divisor):
+    for oh in range(ys.shape[0]):
+        for ow in range(ys.shape[1]):
+            d = _avg_div(oh, ow, h0, h1, w0, w1, hsz, wsz, cip, divisor)
             if d == 0:
                 ys[oh, ow] = 0
                 continue
             s = 0.0
-            for ih in range(h0, h1):
-                row = xs[ih]
-                for iw in range(w0, w1):
-                    s += row[iw]
+            for ih in range(h0[oh], h1[oh]):
+                for iw in range(w0[ow], w1[ow]):
+                    s += xs[ih, iw]
             ys[oh, ow] = s / d
 
 
-@njit(cache=True)
-def _avgpool_fwd(x, kh_, kw_, sh, sw, ph, pw, cip, divisor, y):
+@njit(cache=True, error_model="numpy")
+def _avgpool_fwd(x, h0, h1, w0, w1, hsz, wsz, cip, divisor, y):
     for t in range(x.shape[0]):
-        _avgpool_plane(x[t], y[t], kh_, kw_, sh, sw, ph, pw, cip, divisor)
+        _avgpool_plane(x[t], y[t], h0, h1, w0, w1, hsz, wsz, cip, divisor)
 
 
-@njit(cache=True, parallel=True)
-def _avgpool_fwd_par(x, kh_, kw_, sh, sw, ph, pw, cip, divisor, y):
+@njit(cache=True, parallel=True, error_model="numpy")
+def _avgpool_fwd_par(x, h0, h1, w0, w1, hsz, wsz, cip, divisor, y):
     for t in prange(x.shape[0]):
-        _avgpool_plane(x[t], y[t], kh_, kw_, sh, sw, ph, pw, cip, divisor)
+        _avgpool_plane(x[t], y[t], h0, h1, w0, w1, hsz, wsz, cip, divisor)
 
 
-@njit(cache=True)
-def _avgpool_bwd_plane(gys, gxs, kh_, kw_, sh, sw, ph, pw, cip, divisor):
-    H, W = gxs.shape
-    oh_, ow_ = gys.shape
-    for ih in range(H):
-        for iw in range(W):
+@njit(cache=True, error_model="numpy")
+def _avgpool_bwd_plane(gys, gxs, h0, h1, w0, w1, hsz, wsz, cip, divisor):
+    for ih in range(gxs.shape[0]):
+        for iw in range(gxs.shape[1]):
             gxs[ih, iw] = 0
-    for oh in range(oh_):
-        for ow in range(ow_):
-            h0, h1, w0, w1, d = _avg_window(oh, ow, kh_, kw_, sh, sw, ph, pw, H, W, cip, divisor)
+    for oh in range(gys.shape[0]):
+        for ow in range(gys.shape[1]):
+            d = _avg_div(oh, ow, h0, h1, w0, w1, hsz, wsz, cip, divisor)
             if d == 0:
                 continue
             g = gys[oh, ow] / d
-            for ih in range(h0, h1):
-                row = gxs[ih]
-                for iw in range(w0, w1):
-                    row[iw] += g
+            for ih in range(h0[oh], h1[oh]):
+                for iw in range(w0[ow], w1[ow]):
+                    gxs[ih, iw] += g
 
 
-@njit(cache=True)
-def _avgpool_bwd(gy, kh_, kw_, sh, sw, ph, pw, cip, divisor, gx):
+@njit(cache=True, error_model="numpy")
+def _avgpool_bwd(gy, h0, h1, w0, w1, hsz, wsz, cip, divisor, gx):
     for t in range(gy.shape[0]):
-        _avgpool_bwd_plane(gy[t], gx[t], kh_, kw_, sh, sw, ph, pw, cip, divisor)
+        _avgpool_bwd_plane(gy[t], gx[t], h0, h1, w0, w1, hsz, wsz, cip, divisor)
 
 
-@njit(cache=True, parallel=True)
-def _avgpool_bwd_par(gy, kh_, kw_, sh, sw, ph, pw, cip, divisor, gx):
+@njit(cache=True, parallel=True, error_model="numpy")
+def _avgpool_bwd_par(gy, h0, h1, w0, w1, hsz, wsz, cip, divisor, gx):
     for t in prange(gy.shape[0]):
-        _avgpool_bwd_plane(gy[t], gx[t], kh_, kw_, sh, sw, ph, pw, cip, divisor)
+        _avgpool_bwd_plane(gy[t], gx[t], h0, h1, w0, w1, hsz, wsz, cip, divisor)
 
 
-def _avg_args(kernel, stride, padding, count_include_pad, divisor_override):
-    return (int(kernel[0]), int(kernel[1]), int(stride[0]), int(stride[1]), int(padding[0]),
-            int(padding[1]), bool(count_include_pad),
-            int(divisor_override) if divisor_override is not None else 0)
+def _avg_tables(H, W, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
+    kh_, kw_ = int(kernel[0]), int(kernel[1])
+    sh, sw = int(stride[0]), int(stride[1])
+    ph, pw = int(padding[0]), int(padding[1])
+    OH = _pool_out(H, kh_, sh, ph, 1, ceil_mode)
+    OW = _pool_out(W, kw_, sw, pw, 1, ceil_mode)
+    h0, h1, hsz = _avg_windows(OH, H, kh_, sh, ph)
+    w0, w1, wsz = _avg_windows(OW, W, kw_, sw, pw)
+    div = int(divisor_override) if divisor_override is not None else 0
+    return OH, OW, (h0, h1, w0, w1, hsz, wsz, bool(count_include_pad), div)
 
 
 def avg_pool2d_forward(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
     """PyTorch's avg_pool2d (divisor_override: None or a nonzero int)."""
     x = np.ascontiguousarray(x)
     N, C, H, W = x.shape
-    a = _avg_args(kernel, stride, padding, count_include_pad, divisor_override)
-    OH = _pool_out(H, a[0], a[2], a[4], 1, ceil_mode)
-    OW = _pool_out(W, a[1], a[3], a[5], 1, ceil_mode)
+    OH, OW, tables = _avg_tables(H, W, kernel, stride, padding, ceil_mode, count_include_pad,
+                                 divisor_override)
     y = np.empty((N, C, OH, OW), x.dtype)
     if y.size == 0:
         return y
     fn = _avgpool_fwd_par if x.size >= _PAR_MIN_POOL and N * C > 1 else _avgpool_fwd
-    fn(x.reshape(N * C, H, W), *a, y.reshape(N * C, OH, OW))
+    fn(x.reshape(N * C, H, W), *tables, y.reshape(N * C, OH, OW))
     return y
 
 
@@ -621,13 +609,13 @@ def avg_pool2d_backward(gy, x_shape, kernel, stride, padding, ceil_mode, count_i
     """Gradient of avg_pool2d_forward with respect to x (gy has the forward's output shape)."""
     gy = np.ascontiguousarray(gy)
     N, C, H, W = (int(v) for v in x_shape)
-    a = _avg_args(kernel, stride, padding, count_include_pad, divisor_override)
+    OH, OW, tables = _avg_tables(H, W, kernel, stride, padding, ceil_mode, count_include_pad,
+                                 divisor_override)
     gx = np.empty((N, C, H, W), gy.dtype)
     if gx.size == 0:
         return gx
-    OH, OW = gy.shape[2], gy.shape[3]
     fn = _avgpool_bwd_par if gx.size >= _PAR_MIN_POOL and N * C > 1 else _avgpool_bwd
-    fn(gy.reshape(N * C, OH, OW), *a, gx.reshape(N * C, H, W))
+    fn(gy.reshape(N * C, OH, OW), *tables, gx.reshape(N * C, H, W))
     return gx
 
 
@@ -635,7 +623,7 @@ def avg_pool2d_backward(gy, x_shape, kernel, stride, padding, ceil_mode, count_i
 # softmax / log_softmax / cross-entropy over the rows of a 2-D C-contiguous array
 # ----------------------------------------------------------------------------------------
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _row_lse(xr):
     """log(sum(exp(xr))), stable; NaN if the row holds a NaN, +-inf for an infinite max."""
     m = -np.inf
@@ -656,7 +644,7 @@ def _row_lse(xr):
     return m + math.log(s)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _softmax_row(xr, yr):
     m = -np.inf
     for j in range(xr.size):
@@ -672,7 +660,7 @@ def _softmax_row(xr, yr):
         yr[j] *= inv
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _log_softmax_row(xr, yr):
     m = -np.inf
     for j in range(xr.size):
@@ -686,7 +674,7 @@ def _log_softmax_row(xr, yr):
         yr[j] = xr[j] - lse
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _softmax_rows(x, y, log):
     for i in range(x.shape[0]):
         if log:
@@ -695,7 +683,7 @@ def _softmax_rows(x, y, log):
             _softmax_row(x[i], y[i])
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _softmax_rows_par(x, y, log):
     for i in prange(x.shape[0]):
         if log:
@@ -704,7 +692,7 @@ def _softmax_rows_par(x, y, log):
             _softmax_row(x[i], y[i])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _softmax_bwd_row(gr, yr, gxr, log):
     if log:
         s = 0.0
@@ -720,13 +708,13 @@ def _softmax_bwd_row(gr, yr, gxr, log):
             gxr[j] = yr[j] * (gr[j] - s)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _softmax_bwd(gy, y, gx, log):
     for i in range(gy.shape[0]):
         _softmax_bwd_row(gy[i], y[i], gx[i], log)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _softmax_bwd_par(gy, y, gx, log):
     for i in prange(gy.shape[0]):
         _softmax_bwd_row(gy[i], y[i], gx[i], log)
@@ -775,7 +763,7 @@ def log_softmax_rows_backward(gy, y):
     return gx
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _ce_row(xr, t, ignore_index, eps):
     """(loss, lse) of one row; loss 0 for an ignored row, NaN for a target out of range."""
     C = xr.size
@@ -793,19 +781,19 @@ def _ce_row(xr, t, ignore_index, eps):
     return loss, lse
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _ce_fwd(x, t, ignore_index, eps, loss, lse):
     for i in range(x.shape[0]):
         loss[i], lse[i] = _ce_row(x[i], t[i], ignore_index, eps)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _ce_fwd_par(x, t, ignore_index, eps, loss, lse):
     for i in prange(x.shape[0]):
         loss[i], lse[i] = _ce_row(x[i], t[i], ignore_index, eps)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _ce_bwd_row(g, xr, lse, t, ignore_index, eps, gr):
     C = xr.size
     if t == ignore_index or t < 0 or t >= C:
@@ -818,13 +806,13 @@ def _ce_bwd_row(g, xr, lse, t, ignore_index, eps, gr):
     gr[t] -= g * (1.0 - eps)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _ce_bwd(g, x, lse, t, ignore_index, eps, gx):
     for i in range(x.shape[0]):
         _ce_bwd_row(g[i], x[i], lse[i], t[i], ignore_index, eps, gx[i])
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _ce_bwd_par(g, x, lse, t, ignore_index, eps, gx):
     for i in prange(x.shape[0]):
         _ce_bwd_row(g[i], x[i], lse[i], t[i], ignore_index, eps, gx[i])
@@ -873,7 +861,7 @@ def cross_entropy_rows_backward(g_rows, logits2d, lse, target1d, ignore_index, l
 _OPT_CHUNKS = 16  # work items of the parallel twins (a few per thread, for balance)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _adam_range(lo, hi, p_, g_, m_, v_, vmax_, lr, beta1, beta2, eps, wd, decoupled,
                 step_size, bc2_sqrt, amsgrad, maximize):
     p = p_[lo:hi]
@@ -903,14 +891,14 @@ def _adam_range(lo, hi, p_, g_, m_, v_, vmax_, lr, beta1, beta2, eps, wd, decoup
         p[i] = pi - step_size * mi / (math.sqrt(vi) / bc2_sqrt + eps)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _adam(p, g, m, v, vmax, lr, beta1, beta2, eps, wd, decoupled, step_size, bc2_sqrt, amsgrad,
           maximize):
     _adam_range(0, p.size, p, g, m, v, vmax, lr, beta1, beta2, eps, wd, decoupled, step_size,
                 bc2_sqrt, amsgrad, maximize)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _adam_par(p, g, m, v, vmax, lr, beta1, beta2, eps, wd, decoupled, step_size, bc2_sqrt,
               amsgrad, maximize):
     n = p.size
@@ -939,7 +927,7 @@ def adam_step_(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta
     return None
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _sgd_range(lo, hi, p_, g_, buf_, lr, momentum, dampening, wd, nesterov, maximize, first):
     p = p_[lo:hi]
     g = g_[lo:hi]
@@ -961,12 +949,12 @@ def _sgd_range(lo, hi, p_, g_, buf_, lr, momentum, dampening, wd, nesterov, maxi
         p[i] = p[i] - lr * d
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _sgd(p, g, buf, lr, momentum, dampening, wd, nesterov, maximize, first):
     _sgd_range(0, p.size, p, g, buf, lr, momentum, dampening, wd, nesterov, maximize, first)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _sgd_par(p, g, buf, lr, momentum, dampening, wd, nesterov, maximize, first):
     n = p.size
     for c in prange(_OPT_CHUNKS):
@@ -991,7 +979,7 @@ def sgd_step_(param, grad, momentum_buf, lr, momentum, dampening, weight_decay, 
     return None
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _rmsprop_range(lo, hi, p_, g_, sq_, buf_, gavg_, lr, alpha, eps, wd, momentum, centered):
     p = p_[lo:hi]
     g = g_[lo:hi]
@@ -1018,12 +1006,12 @@ def _rmsprop_range(lo, hi, p_, g_, sq_, buf_, gavg_, lr, alpha, eps, wd, momentu
             p[i] = p[i] - lr * gi / avg
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _rmsprop(p, g, sq, buf, gavg, lr, alpha, eps, wd, momentum, centered):
     _rmsprop_range(0, p.size, p, g, sq, buf, gavg, lr, alpha, eps, wd, momentum, centered)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _rmsprop_par(p, g, sq, buf, gavg, lr, alpha, eps, wd, momentum, centered):
     n = p.size
     for c in prange(_OPT_CHUNKS):

@@ -683,3 +683,14 @@ def _rmsprop_step_(param, grad, square_avg, momentum_buffer, grad_avg, lr, alpha
     ga = _written(grad_avg, "grad_avg") if centered else None
     return rmsprop_step_xp(cp, p, grad.astype(p.dtype, copy=False), sq, buf, ga, float(lr), float(alpha),
                            float(eps), float(weight_decay), float(momentum), bool(centered))
+
+
+# ================================================================================================
+# linear: x @ w.T + b through the SGEMM path above (w.T is read in place: a transposed view)
+@cuda.kernel("linear")
+def _linear(x, w, b):
+    lead = x.shape[:-1]
+    out = _matmul(x.reshape(-1, x.shape[-1]), w.T)
+    if b is not None:
+        out += b
+    return out.reshape(lead + (w.shape[0],))
