@@ -28,10 +28,18 @@ def small_chunks(monkeypatch):
     monkeypatch.setattr(K, "_CONV_CHUNK_BYTES", 1)
 
 
+@pytest.fixture(params=["numba", "numpy"])
+def rows_path(request, monkeypatch):
+    """Run the row kernels through the fused numba loops and through the numpy path."""
+    monkeypatch.setattr(K, "_ROWS_NUMPY_MIN", 1 << 60 if request.param == "numba" else 0)
+    monkeypatch.setattr(K, "_ROWS_NUMPY_MIN_C", 0)
+    return request.param
+
+
 @pytest.fixture
 def parallel(monkeypatch):
     """Route every size through the parallel=True twins."""
-    for name in ("_PAR_MIN_POOL", "_PAR_MIN_ROWS", "_PAR_MIN_OPTIM"):
+    for name in ("_PAR_MIN_POOL", "_PAR_MIN_OPTIM"):
         monkeypatch.setattr(K, name, 0)
 
 
@@ -216,8 +224,9 @@ def maxpool_ref(x, kernel, stride, padding, dilation, ceil_mode):
     y = np.empty((N, C, OH, OW))
     ix = np.empty((N, C, OH, OW), np.int64)
     for oh, ow in itertools.product(range(OH), range(OW)):
-        taps = [(h, w) for h in range(oh * stride[0] - padding[0], oh * stride[0] - padding[0] + dilation[0] * kernel[0], dilation[0])
-                for w in range(ow * stride[1] - padding[1], ow * stride[1] - padding[1] + dilation[1] * kernel[1], dilation[1])
+        h0, w0 = oh * stride[0] - padding[0], ow * stride[1] - padding[1]
+        taps = [(h, w) for h in range(h0, h0 + dilation[0] * kernel[0], dilation[0])
+                for w in range(w0, w0 + dilation[1] * kernel[1], dilation[1])
                 if 0 <= h < H and 0 <= w < W]
         vals = np.stack([x[:, :, h, w] for h, w in taps], -1)
         best = vals.argmax(-1)  # first maximum in scan order, as PyTorch
@@ -321,8 +330,8 @@ def test_avg_pool2d(case, dtype):
     gx = K.avg_pool2d_backward(gy.astype(dtype), x.shape, *args)
     assert gx.dtype == dtype and gx.shape == x.shape
     x64 = rand(*x_shape)
-    assert np.vdot(gx.astype(np.float64), x64) == pytest.approx(np.vdot(gy, avgpool_ref(x64, *args)),
-                                                                **({"rel": 1e-4} if dtype == np.float32 else {"rel": 1e-10}))
+    rel = 1e-4 if dtype == np.float32 else 1e-10
+    assert np.vdot(gx.astype(np.float64), x64) == pytest.approx(np.vdot(gy, avgpool_ref(x64, *args)), rel=rel)
 
 
 def test_pooling_parallel_twins(parallel):
@@ -359,7 +368,7 @@ def log_softmax_ref(x):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("shape", [(1, 1), (5, 7), (3, 130)])
-def test_softmax_rows(shape, dtype):
+def test_softmax_rows(shape, dtype, rows_path):
     x = (rand(*shape) * 30).astype(dtype)  # large logits: the max subtraction matters
     y, ly = K.softmax_rows(x), K.log_softmax_rows(x)
     assert y.dtype == dtype and ly.dtype == dtype
@@ -375,12 +384,15 @@ def test_softmax_rows(shape, dtype):
     np.testing.assert_allclose(K.log_softmax_rows_backward(gy, ly), np.einsum("nj,njk->nk", gy, j_log), **tol(dtype))
 
 
-def test_softmax_rows_extremes_and_parallel(parallel):
-    x = np.array([[1000.0, 0.0, -1000.0], [-np.inf, 0.0, 1.0], [np.nan, 0.0, 1.0]])
+def test_softmax_rows_extremes(rows_path):
+    x = np.array([[1000.0, 0.0, -1000.0], [-np.inf, 0.0, 1.0], [np.nan, 0.0, 1.0], [0.0, np.nan, 1.0]])
     y, ly = K.softmax_rows(x), K.log_softmax_rows(x)
     np.testing.assert_allclose(y[:2], softmax_ref(x[:2]), rtol=1e-12)
     np.testing.assert_allclose(ly[:2], log_softmax_ref(x[:2]), rtol=1e-12)
-    assert np.isnan(y[2]).all() and np.isnan(ly[2]).all()
+    assert np.isnan(y[2:]).all() and np.isnan(ly[2:]).all()
+    loss, lse = K.cross_entropy_rows(x, np.array([0, 2, 1, 0]), -100, 0.0)
+    np.testing.assert_allclose(loss[:2], ce_ref(x[:2], [0, 2], -100, 0.0), rtol=1e-12)
+    assert np.isnan(loss[2:]).all() and np.isnan(lse[2:]).all()
     x = rand(6, 9)
     gy = rand(6, 9)
     np.testing.assert_allclose(K.softmax_rows(x), softmax_ref(x), rtol=1e-12)
@@ -396,13 +408,13 @@ def ce_ref(x, t, ignore_index, eps):
     for i in range(N):
         if t[i] == ignore_index:
             continue
-        loss[i] = -(1 - eps) * lp[i, t[i]] - eps * lp[i].mean()
+        loss[i] = -(1 - eps) * lp[i, t[i]] - (eps * lp[i].mean() if eps else 0.0)
     return loss
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("ignore_index,eps", [(-100, 0.0), (2, 0.0), (-100, 0.1), (1, 0.25)])
-def test_cross_entropy_rows(dtype, ignore_index, eps):
+def test_cross_entropy_rows(dtype, ignore_index, eps, rows_path):
     N, C = 7, 5
     x = (rand(N, C) * 4).astype(dtype)
     t = RNG.integers(0, C, N).astype(np.int64)
@@ -427,7 +439,7 @@ def test_cross_entropy_rows(dtype, ignore_index, eps):
     np.testing.assert_allclose(gx, fd, rtol=1e-4 if dtype == np.float32 else 1e-6, atol=1e-5)
 
 
-def test_cross_entropy_rows_out_of_range_targets_and_parallel(parallel):
+def test_cross_entropy_rows_out_of_range_targets(rows_path):
     x = rand(4, 3)
     t = np.array([0, 3, -1, -100])  # 3 and -1 are invalid: never read, NaN loss, zero grad
     loss, lse = K.cross_entropy_rows(x, t, -100, 0.1)
@@ -499,7 +511,8 @@ def test_sgd_step(dtype, momentum, dampening, wd, nesterov, maximize):
     for step in range(3):
         g = rand(n, 2, dtype=dtype)
         K.sgd_step_(p, g, buf, 0.05, momentum, dampening, wd, nesterov, maximize, step == 0)
-        rp, rbuf = sgd_ref(rp, g.astype(np.float64), rbuf, 0.05, momentum, dampening, wd, nesterov, maximize, step == 0)
+        rp, rbuf = sgd_ref(rp, g.astype(np.float64), rbuf, 0.05, momentum, dampening, wd, nesterov, maximize,
+                           step == 0)
     np.testing.assert_allclose(p, rp, **tol(dtype))
     if momentum:
         np.testing.assert_allclose(buf, rbuf, **tol(dtype))
@@ -545,7 +558,8 @@ def test_optimizer_parallel_twins(parallel):
         m, v, vmax = np.zeros(n), np.zeros(n), np.zeros(n)
         K.adam_step_(p.copy(), g, m, v, vmax, 1e-3, 0.9, 0.999, 1e-8, 0.01, True, 1, amsgrad, False)
         q = p.copy()
-        K.adam_step_(q, g, np.zeros(n), np.zeros(n), np.zeros(n), 1e-3, 0.9, 0.999, 1e-8, 0.01, True, 1, amsgrad, False)
+        K.adam_step_(q, g, np.zeros(n), np.zeros(n), np.zeros(n), 1e-3, 0.9, 0.999, 1e-8, 0.01, True, 1, amsgrad,
+                     False)
         np.testing.assert_allclose(q, adam_ref(p, g, 0 * p, 0 * p, 0 * p, 1e-3, 0.9, 0.999, 1e-8, 0.01, True, 1,
                                                amsgrad, False)[0], rtol=1e-12)
     p, g, buf = rand(n), rand(n), np.zeros(n)
@@ -604,7 +618,7 @@ def test_avg_pool2d_against_torch(case):
 
 
 @pytest.mark.parametrize("ignore_index,eps", [(-100, 0.0), (1, 0.2)])
-def test_cross_entropy_against_torch(ignore_index, eps):
+def test_cross_entropy_against_torch(ignore_index, eps, rows_path):
     torch = pytest.importorskip("torch")
     x = rand(6, 4)
     t = np.array([0, 1, 2, 3, 1, 1])

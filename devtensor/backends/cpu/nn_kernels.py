@@ -12,9 +12,13 @@ only numpy, numba and math.
 Threading.  The conv GEMMs run in OpenBLAS (numpy's matmul), which has its own thread pool.
 numba's default threading layer here is GNU OpenMP, whose idle workers spin for ~5 ms after
 every parallel region; a BLAS call made inside that window loses a core and runs up to 10x
-slower.  So the conv data-movement loops (im2col, col2im, layout copies) are serial: they are
-cheap in the layout used below, and BLAS gets both cores undisturbed.  The row and pooling
-kernels switch to a `parallel=True` twin only above a size where the split pays for itself.
+slower (measured: a 0.55 ms GEMM takes 4.5 ms right after a parallel=True kernel).  Making
+the conv data-movement loops parallel measured slower under every numba threading layer
+(default 560 ms, OMP_WAIT_POLICY=passive 86 ms, workqueue 59 ms, serial 49 ms for conv
+forward + both backwards at x=(100,32,26,26), w=(64,32,3,3)).  So everything here is serial
+by default: the conv loops are cheap in the layout used below and BLAS gets both cores; the
+pooling and optimizer kernels switch to a parallel=True twin only for very large arrays;
+large softmax/cross-entropy inputs go through numpy's SIMD exp instead.
 """
 from __future__ import annotations
 
@@ -26,10 +30,14 @@ from numba import njit, prange
 # Bytes of conv column buffer per batch chunk.  Small enough that the columns written by
 # im2col are still in L2/L3 when the GEMM reads them; large enough for an efficient GEMM.
 _CONV_CHUNK_BYTES = 1 << 22
-# Element counts below which the row / pooling / optimizer kernels stay serial.
-_PAR_MIN_POOL = 1 << 21
-_PAR_MIN_ROWS = 1 << 20
-_PAR_MIN_OPTIM = 1 << 22
+# Element counts from which the pooling / optimizer kernels use their parallel=True twins
+# (see Threading above: below these sizes the split does not pay for the spin it leaves).
+_PAR_MIN_POOL = 1 << 24
+_PAR_MIN_OPTIM = 1 << 24
+# Row kernels (softmax, cross-entropy) go through numpy for arrays larger than this with
+# rows of at least _ROWS_NUMPY_MIN_C entries, or 32x larger whatever the rows (_rows_numpy).
+_ROWS_NUMPY_MIN = 1 << 13
+_ROWS_NUMPY_MIN_C = 64
 
 
 # ----------------------------------------------------------------------------------------
@@ -389,57 +397,50 @@ def _pool_out(n, k, s, p, d, ceil_mode):
 
 def _windows(n_out, n_in, k, s, p, d):
     """Per output position: the first in-bounds tap and the number of in-bounds taps (as
-    PyTorch's CPU kernel: start, then step by the dilation while negative); and per tap j:
-    the range [lo, hi) of output positions for which tap j is in bounds."""
+    PyTorch's CPU kernel: start, then step by the dilation while negative)."""
     start = np.arange(n_out, dtype=np.int64) * s - p
     first = np.where(start < 0, start + (-start + d - 1) // d * d, start)
     end = np.minimum(start + (k - 1) * d + 1, n_in)
     count = np.maximum(0, (end - first + d - 1) // d)
-    lohi = np.array([_valid_range(j * d - p, s, n_in, n_out) for j in range(k)], np.int64)
-    return first, count, lohi.reshape(k, 2)
+    return first, count
 
-
-# The loops run tap by tap over a whole output row, branch-free, with the output row as the
-# accumulator: per-output loops over a 2x2 window mispredict the data-dependent compare.
 
 @njit(cache=True, error_model="numpy")
-def _maxpool_plane(xs, ys, ix, hf, hc, wf, wlh, kw_, sh, sw, ph, pw, dh, dw):
-    # per output, scan order: value -inf and the index of its first in-bounds tap to start,
-    # then a larger value or a NaN replaces them (PyTorch's rule)
+def _maxpool_plane(xs, ys, ix, hf, hc, wf, wc, dh, dw):
+    # per output, in scan order: value -inf and the index of its first in-bounds tap to
+    # start, then a larger value or a NaN replaces them (PyTorch's rule); selects, not
+    # branches, as the compare is data-dependent
     W = xs.shape[1]
-    ow_ = ys.shape[1]
     for oh in range(ys.shape[0]):
-        yr = ys[oh]
-        ir = ix[oh]
-        h0 = hf[oh] * W
-        for ow in range(ow_):
-            yr[ow] = -np.inf
-            ir[ow] = h0 + wf[ow]
-        for a in range(hc[oh]):
-            ih = hf[oh] + a * dh
-            row = xs[ih]
-            for b in range(kw_):
-                lo = wlh[b, 0]
-                hi = wlh[b, 1]
-                off = b * dw - pw
-                base = ih * W + off
-                for ow in range(lo, hi):
-                    v = row[ow * sw + off]
-                    take = v > yr[ow] or v != v
-                    yr[ow] = v if take else yr[ow]
-                    ir[ow] = base + ow * sw if take else ir[ow]
+        h0 = hf[oh]
+        nh = hc[oh]
+        for ow in range(ys.shape[1]):
+            w0 = wf[ow]
+            nw = wc[ow]
+            best = -np.inf
+            bi = h0 * W + w0
+            for a in range(nh):
+                ih = h0 + a * dh
+                for b in range(nw):
+                    iw = w0 + b * dw
+                    v = xs[ih, iw]
+                    take = (v > best) | (v != v)
+                    best = v if take else best
+                    bi = ih * W + iw if take else bi
+            ys[oh, ow] = best
+            ix[oh, ow] = bi
 
 
 @njit(cache=True, error_model="numpy")
-def _maxpool_fwd(x, hf, hc, wf, wlh, kw_, sh, sw, ph, pw, dh, dw, y, ix):
+def _maxpool_fwd(x, hf, hc, wf, wc, dh, dw, y, ix):
     for t in range(x.shape[0]):
-        _maxpool_plane(x[t], y[t], ix[t], hf, hc, wf, wlh, kw_, sh, sw, ph, pw, dh, dw)
+        _maxpool_plane(x[t], y[t], ix[t], hf, hc, wf, wc, dh, dw)
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def _maxpool_fwd_par(x, hf, hc, wf, wlh, kw_, sh, sw, ph, pw, dh, dw, y, ix):
+def _maxpool_fwd_par(x, hf, hc, wf, wc, dh, dw, y, ix):
     for t in prange(x.shape[0]):
-        _maxpool_plane(x[t], y[t], ix[t], hf, hc, wf, wlh, kw_, sh, sw, ph, pw, dh, dw)
+        _maxpool_plane(x[t], y[t], ix[t], hf, hc, wf, wc, dh, dw)
 
 
 @njit(cache=True, error_model="numpy")
@@ -480,11 +481,11 @@ def max_pool2d_forward(x, kernel, stride, padding, dilation, ceil_mode):
     ix = np.empty((N, C, OH, OW), np.int64)
     if y.size == 0:
         return y, ix
-    hf, hc, _ = _windows(OH, H, kh_, sh, ph, dh)
-    wf, _, wlh = _windows(OW, W, kw_, sw, pw, dw)
+    hf, hc = _windows(OH, H, kh_, sh, ph, dh)
+    wf, wc = _windows(OW, W, kw_, sw, pw, dw)
     fn = _maxpool_fwd_par if x.size >= _PAR_MIN_POOL and N * C > 1 else _maxpool_fwd
-    fn(x.reshape(N * C, H, W), hf, hc, wf, wlh, kw_, sh, sw, ph, pw, dh, dw,
-       y.reshape(N * C, OH, OW), ix.reshape(N * C, OH, OW))
+    fn(x.reshape(N * C, H, W), hf, hc, wf, wc, dh, dw, y.reshape(N * C, OH, OW),
+       ix.reshape(N * C, OH, OW))
     return y, ix
 
 
@@ -620,15 +621,28 @@ def avg_pool2d_backward(gy, x_shape, kernel, stride, padding, ceil_mode, count_i
 
 
 # ----------------------------------------------------------------------------------------
-# softmax / log_softmax / cross-entropy over the rows of a 2-D C-contiguous array
+# softmax / log_softmax / cross-entropy over the rows of a 2-D array.
+# Small arrays: one fused numba pass per row (no numpy call overheads).  Large arrays: numpy,
+# whose exp is SIMD-vectorized (numba's is a scalar libm call, 4x slower here even with both
+# cores), so a few numpy passes beat one fused numba pass.
 # ----------------------------------------------------------------------------------------
+
+@njit(cache=True, error_model="numpy")
+def _row_max(xr):
+    # in the row's dtype, so that exp(x - m) is expf for float32 (float64 exp is 3x slower)
+    m = xr[0]
+    for j in range(1, xr.size):
+        if xr[j] > m:
+            m = xr[j]
+    return m
+
 
 @njit(cache=True, error_model="numpy")
 def _row_lse(xr):
     """log(sum(exp(xr))), stable; NaN if the row holds a NaN, +-inf for an infinite max."""
-    m = -np.inf
-    nan = False
-    for j in range(xr.size):
+    m = xr[0]
+    nan = m != m
+    for j in range(1, xr.size):
         v = xr[j]
         if v > m:
             m = v
@@ -645,101 +659,83 @@ def _row_lse(xr):
 
 
 @njit(cache=True, error_model="numpy")
-def _softmax_row(xr, yr):
-    m = -np.inf
-    for j in range(xr.size):
-        if xr[j] > m:
-            m = xr[j]
-    s = 0.0
-    for j in range(xr.size):
-        e = math.exp(xr[j] - m)
-        yr[j] = e
-        s += e
-    inv = 1.0 / s
-    for j in range(xr.size):
-        yr[j] *= inv
-
-
-@njit(cache=True, error_model="numpy")
-def _log_softmax_row(xr, yr):
-    m = -np.inf
-    for j in range(xr.size):
-        if xr[j] > m:
-            m = xr[j]
-    s = 0.0
-    for j in range(xr.size):
-        s += math.exp(xr[j] - m)
-    lse = m + math.log(s)
-    for j in range(xr.size):
-        yr[j] = xr[j] - lse
-
-
-@njit(cache=True, error_model="numpy")
-def _softmax_rows(x, y, log):
+def _softmax_small(x, y, log):
     for i in range(x.shape[0]):
+        xr = x[i]
+        yr = y[i]
+        m = _row_max(xr)  # a NaN row stays NaN: exp(NaN) poisons the sum
+        s = 0.0
+        for j in range(xr.size):
+            e = math.exp(xr[j] - m)
+            if not log:
+                yr[j] = e
+            s += e
         if log:
-            _log_softmax_row(x[i], y[i])
+            lse = m + math.log(s)
+            for j in range(xr.size):
+                yr[j] = xr[j] - lse
         else:
-            _softmax_row(x[i], y[i])
-
-
-@njit(cache=True, parallel=True, error_model="numpy")
-def _softmax_rows_par(x, y, log):
-    for i in prange(x.shape[0]):
-        if log:
-            _log_softmax_row(x[i], y[i])
-        else:
-            _softmax_row(x[i], y[i])
+            inv = 1.0 / s
+            for j in range(xr.size):
+                yr[j] *= inv
 
 
 @njit(cache=True, error_model="numpy")
-def _softmax_bwd_row(gr, yr, gxr, log):
-    if log:
-        s = 0.0
-        for j in range(gr.size):
-            s += gr[j]
-        for j in range(gr.size):
-            gxr[j] = gr[j] - math.exp(yr[j]) * s
-    else:
-        s = 0.0
-        for j in range(gr.size):
-            s += gr[j] * yr[j]
-        for j in range(gr.size):
-            gxr[j] = yr[j] * (gr[j] - s)
-
-
-@njit(cache=True, error_model="numpy")
-def _softmax_bwd(gy, y, gx, log):
+def _softmax_bwd_small(gy, y, gx, log):
     for i in range(gy.shape[0]):
-        _softmax_bwd_row(gy[i], y[i], gx[i], log)
+        gr = gy[i]
+        yr = y[i]
+        gxr = gx[i]
+        s = 0.0
+        if log:
+            for j in range(gr.size):
+                s += gr[j]
+            for j in range(gr.size):
+                gxr[j] = gr[j] - math.exp(yr[j]) * s
+        else:
+            for j in range(gr.size):
+                s += gr[j] * yr[j]
+            for j in range(gr.size):
+                gxr[j] = yr[j] * (gr[j] - s)
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
-def _softmax_bwd_par(gy, y, gx, log):
-    for i in prange(gy.shape[0]):
-        _softmax_bwd_row(gy[i], y[i], gx[i], log)
+def _rows_numpy(x):
+    """Large arrays go through numpy, unless their rows are short (numpy's per-row reductions
+    are slow there) and the array not huge."""
+    n = x.size
+    return n > _ROWS_NUMPY_MIN and (x.shape[1] >= _ROWS_NUMPY_MIN_C or n > 32 * _ROWS_NUMPY_MIN)
 
 
-def _rows_call(serial, par, size, rows, *args):
-    fn = par if size >= _PAR_MIN_ROWS and rows > 1 else serial
-    fn(*args)
+def _softmax_np(x, log):
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        y = x - x.max(axis=1, keepdims=True)
+        if log:
+            y -= np.log(np.exp(y).sum(axis=1, keepdims=True))
+        else:
+            np.exp(y, out=y)
+            y /= y.sum(axis=1, keepdims=True)
+    return y
 
 
 def softmax_rows(x2d):
-    """Softmax over the last axis of a 2-D array."""
+    """Softmax over the last axis of a 2-D array (numerically stable)."""
     x = np.ascontiguousarray(x2d)
+    if _rows_numpy(x):
+        return _softmax_np(x, False)
     y = np.empty_like(x)
     if x.size:
-        _rows_call(_softmax_rows, _softmax_rows_par, x.size, x.shape[0], x, y, False)
+        _softmax_small(x, y, False)
     return y
 
 
 def log_softmax_rows(x2d):
-    """Log-softmax over the last axis of a 2-D array."""
+    """Log-softmax over the last axis of a 2-D array (numerically stable)."""
     x = np.ascontiguousarray(x2d)
+    if _rows_numpy(x):
+        return _softmax_np(x, True)
     y = np.empty_like(x)
     if x.size:
-        _rows_call(_softmax_rows, _softmax_rows_par, x.size, x.shape[0], x, y, True)
+        _softmax_small(x, y, True)
     return y
 
 
@@ -747,9 +743,13 @@ def softmax_rows_backward(gy, y):
     """gx = y * (gy - sum(gy * y, row)), y being softmax_rows' output."""
     gy = np.ascontiguousarray(gy)
     y = np.ascontiguousarray(y, dtype=gy.dtype)
+    if _rows_numpy(gy):
+        gx = gy - np.einsum("ij,ij->i", gy, y)[:, None]
+        gx *= y
+        return gx
     gx = np.empty_like(gy)
     if gy.size:
-        _rows_call(_softmax_bwd, _softmax_bwd_par, gy.size, gy.shape[0], gy, y, gx, False)
+        _softmax_bwd_small(gy, y, gx, False)
     return gx
 
 
@@ -757,129 +757,148 @@ def log_softmax_rows_backward(gy, y):
     """gx = gy - exp(y) * sum(gy, row), y being log_softmax_rows' output."""
     gy = np.ascontiguousarray(gy)
     y = np.ascontiguousarray(y, dtype=gy.dtype)
+    if _rows_numpy(gy):
+        with np.errstate(over="ignore", invalid="ignore"):
+            return gy - np.exp(y) * gy.sum(axis=1, keepdims=True)
     gx = np.empty_like(gy)
     if gy.size:
-        _rows_call(_softmax_bwd, _softmax_bwd_par, gy.size, gy.shape[0], gy, y, gx, True)
+        _softmax_bwd_small(gy, y, gx, True)
     return gx
 
 
 @njit(cache=True, error_model="numpy")
-def _ce_row(xr, t, ignore_index, eps):
-    """(loss, lse) of one row; loss 0 for an ignored row, NaN for a target out of range."""
-    C = xr.size
-    lse = _row_lse(xr)
-    if t == ignore_index:
-        return 0.0, lse
-    if t < 0 or t >= C:
-        return np.nan, lse
-    loss = (1.0 - eps) * (lse - xr[t])
-    if eps != 0.0:
-        s = 0.0
-        for j in range(C):
-            s += xr[j]
-        loss += eps * (lse - s / C)
-    return loss, lse
-
-
-@njit(cache=True, error_model="numpy")
-def _ce_fwd(x, t, ignore_index, eps, loss, lse):
+def _ce_small(x, t, ignore_index, eps, loss, lse):
+    C = x.shape[1]
     for i in range(x.shape[0]):
-        loss[i], lse[i] = _ce_row(x[i], t[i], ignore_index, eps)
-
-
-@njit(cache=True, parallel=True, error_model="numpy")
-def _ce_fwd_par(x, t, ignore_index, eps, loss, lse):
-    for i in prange(x.shape[0]):
-        loss[i], lse[i] = _ce_row(x[i], t[i], ignore_index, eps)
+        xr = x[i]
+        ti = t[i]
+        l = _row_lse(xr)
+        lse[i] = l
+        if ti == ignore_index:
+            loss[i] = 0
+        elif ti < 0 or ti >= C:
+            loss[i] = np.nan
+        else:
+            v = (1.0 - eps) * (l - xr[ti])
+            if eps != 0.0:
+                s = 0.0
+                for j in range(C):
+                    s += xr[j]
+                v += eps * (l - s / C)
+            loss[i] = v
 
 
 @njit(cache=True, error_model="numpy")
-def _ce_bwd_row(g, xr, lse, t, ignore_index, eps, gr):
-    C = xr.size
-    if t == ignore_index or t < 0 or t >= C:
-        for j in range(C):
-            gr[j] = 0
-        return
+def _ce_bwd_small(g, x, lse, t, ignore_index, eps, gx):
+    C = x.shape[1]
     off = eps / C
-    for j in range(C):
-        gr[j] = g * (math.exp(xr[j] - lse) - off)
-    gr[t] -= g * (1.0 - eps)
-
-
-@njit(cache=True, error_model="numpy")
-def _ce_bwd(g, x, lse, t, ignore_index, eps, gx):
     for i in range(x.shape[0]):
-        _ce_bwd_row(g[i], x[i], lse[i], t[i], ignore_index, eps, gx[i])
+        xr = x[i]
+        gr = gx[i]
+        ti = t[i]
+        if ti == ignore_index or ti < 0 or ti >= C:
+            for j in range(C):
+                gr[j] = 0
+            continue
+        gi = g[i]
+        li = lse[i]
+        for j in range(C):
+            gr[j] = gi * (math.exp(xr[j] - li) - off)
+        gr[ti] -= gi * (1.0 - eps)
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
-def _ce_bwd_par(g, x, lse, t, ignore_index, eps, gx):
-    for i in prange(x.shape[0]):
-        _ce_bwd_row(g[i], x[i], lse[i], t[i], ignore_index, eps, gx[i])
+def _ce_rows_mask(t, C, ignore_index):
+    """(rows that contribute, their targets clipped into range for safe gathering)."""
+    use = (t >= 0) & (t < C) & (t != ignore_index)
+    return use, np.where(use, t, 0)
 
 
 def cross_entropy_rows(logits2d, target1d, ignore_index, label_smoothing):
-    """Per-row loss (N,) and the row log-sum-exp (N,), both of the logits' dtype:
+    """Per-row loss (N,) and row log-sum-exp (N,), both of the logits' dtype:
     loss = (1-eps)*(lse - x[t]) + eps*(lse - mean_c x[c]); rows with t == ignore_index get 0.
     The CALLER must validate targets first: a target outside [0, C) that is not ignore_index
     is never read through (its row's loss is NaN), no error is raised here."""
     x = np.ascontiguousarray(logits2d)
     t = np.ascontiguousarray(target1d, dtype=np.int64)
-    N = x.shape[0]
+    ignore_index = int(ignore_index)
+    eps = float(label_smoothing)
+    N, C = x.shape
     loss = np.empty(N, x.dtype)
     lse = np.empty(N, x.dtype)
-    if N:
-        if x.shape[1] == 0:
-            loss.fill(np.nan)
-            lse.fill(-np.inf)
+    if N == 0:
+        return loss, lse
+    if C == 0 or _rows_numpy(x):
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            m = x.max(axis=1) if C else np.full(N, -np.inf, x.dtype)
+            s = np.exp(x - m[:, None]).sum(axis=1)
+            lse[...] = np.where(np.isfinite(m), m + np.log(s), m)
+            use, tc = _ce_rows_mask(t, C, ignore_index)
+            v = (1.0 - eps) * (lse - (x[np.arange(N), tc] if C else 0))
+            if eps != 0.0:
+                v += eps * (lse - x.mean(axis=1))
+            loss[...] = np.where(use, v, np.nan)
             loss[t == ignore_index] = 0
-        else:
-            _rows_call(_ce_fwd, _ce_fwd_par, x.size, N, x, t, int(ignore_index),
-                       float(label_smoothing), loss, lse)
+        return loss, lse
+    _ce_small(x, t, ignore_index, eps, loss, lse)
     return loss, lse
 
 
 def cross_entropy_rows_backward(g_rows, logits2d, lse, target1d, ignore_index, label_smoothing):
-    """Gradient of sum_i g_rows[i] * loss_i with respect to the logits (ignored rows: 0)."""
+    """Gradient of sum_i g_rows[i] * loss_i with respect to the logits (ignored rows, and
+    rows with an out-of-range target, get 0)."""
     x = np.ascontiguousarray(logits2d)
     g = np.ascontiguousarray(g_rows, dtype=x.dtype)
     lse = np.ascontiguousarray(lse, dtype=x.dtype)
     t = np.ascontiguousarray(target1d, dtype=np.int64)
+    ignore_index = int(ignore_index)
+    eps = float(label_smoothing)
+    N, C = x.shape
+    if _rows_numpy(x):
+        use, tc = _ce_rows_mask(t, C, ignore_index)
+        with np.errstate(invalid="ignore", over="ignore"):
+            gx = np.exp(x - lse[:, None])
+        if eps != 0.0:
+            gx -= eps / C
+        rows = np.arange(N)
+        gx[rows, tc] -= 1.0 - eps
+        gx *= np.where(use, g, 0)[:, None]
+        gx[~use] = 0  # also where g or exp was inf/NaN
+        return gx
     gx = np.empty_like(x)
     if x.size:
-        _rows_call(_ce_bwd, _ce_bwd_par, x.size, x.shape[0], g, x, lse, t, int(ignore_index),
-                   float(label_smoothing), gx)
+        _ce_bwd_small(g, x, lse, t, ignore_index, eps, gx)
     return gx
 
 
 # ----------------------------------------------------------------------------------------
 # fused optimizer steps: one pass over (param, grad, state) instead of ~10 numpy passes.
-# In place on C-contiguous arrays of one float dtype; the math is PyTorch's single-tensor
-# (foreach=False) path, evaluated per element in float64 and stored in the array dtype.
+# In place on C-contiguous arrays of one float dtype; PyTorch's single-tensor (foreach=False)
+# math.  Every scalar is passed in the arrays' dtype (float32 math for float32 params, as
+# PyTorch does, and SIMD-friendly); the kernels contain no float literals in arithmetic.
 # ----------------------------------------------------------------------------------------
 
 _OPT_CHUNKS = 16  # work items of the parallel twins (a few per thread, for balance)
 
 
 @njit(cache=True, error_model="numpy")
-def _adam_range(lo, hi, p_, g_, m_, v_, vmax_, lr, beta1, beta2, eps, wd, decoupled,
-                step_size, bc2_sqrt, amsgrad, maximize):
+def _adam_range(lo, hi, p_, g_, m_, v_, vmax_, omb1, beta2, omb2, eps, wd, decay, neg_step,
+                bc2_sqrt, decoupled, amsgrad, maximize):
     p = p_[lo:hi]
     g = g_[lo:hi]
     m = m_[lo:hi]
     v = v_[lo:hi]
     vmax = vmax_[lo:hi] if amsgrad else vmax_[0:0]
-    decay = 1.0 - lr * wd
+    use_wd = wd != 0
     for i in range(p.size):
         gi = -g[i] if maximize else g[i]
         pi = p[i]
-        if wd != 0.0:
+        if use_wd:
             if decoupled:
                 pi = pi * decay
             else:
-                gi = gi + wd * p[i]
-        mi = m[i] + (1.0 - beta1) * (gi - m[i])
-        vi = v[i] * beta2 + (1.0 - beta2) * gi * gi
+                gi = gi + wd * pi
+        mi = m[i] + omb1 * (gi - m[i])  # exp_avg.lerp_(grad, 1 - beta1)
+        vi = v[i] * beta2 + omb2 * gi * gi
         m[i] = mi
         v[i] = vi
         if amsgrad:
@@ -888,151 +907,151 @@ def _adam_range(lo, hi, p_, g_, m_, v_, vmax_, lr, beta1, beta2, eps, wd, decoup
                 vm = vi
             vmax[i] = vm
             vi = vm
-        p[i] = pi - step_size * mi / (math.sqrt(vi) / bc2_sqrt + eps)
+        p[i] = pi + neg_step * (mi / (np.sqrt(vi) / bc2_sqrt + eps))
 
 
 @njit(cache=True, error_model="numpy")
-def _adam(p, g, m, v, vmax, lr, beta1, beta2, eps, wd, decoupled, step_size, bc2_sqrt, amsgrad,
-          maximize):
-    _adam_range(0, p.size, p, g, m, v, vmax, lr, beta1, beta2, eps, wd, decoupled, step_size,
-                bc2_sqrt, amsgrad, maximize)
+def _adam(p, g, m, v, vmax, omb1, beta2, omb2, eps, wd, decay, neg_step, bc2_sqrt, decoupled,
+          amsgrad, maximize):
+    _adam_range(0, p.size, p, g, m, v, vmax, omb1, beta2, omb2, eps, wd, decay, neg_step,
+                bc2_sqrt, decoupled, amsgrad, maximize)
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def _adam_par(p, g, m, v, vmax, lr, beta1, beta2, eps, wd, decoupled, step_size, bc2_sqrt,
-              amsgrad, maximize):
+def _adam_par(p, g, m, v, vmax, omb1, beta2, omb2, eps, wd, decay, neg_step, bc2_sqrt,
+              decoupled, amsgrad, maximize):
     n = p.size
     for c in prange(_OPT_CHUNKS):
-        _adam_range(c * n // _OPT_CHUNKS, (c + 1) * n // _OPT_CHUNKS, p, g, m, v, vmax, lr,
-                    beta1, beta2, eps, wd, decoupled, step_size, bc2_sqrt, amsgrad, maximize)
+        _adam_range(c * n // _OPT_CHUNKS, (c + 1) * n // _OPT_CHUNKS, p, g, m, v, vmax, omb1,
+                    beta2, omb2, eps, wd, decay, neg_step, bc2_sqrt, decoupled, amsgrad,
+                    maximize)
 
 
 def adam_step_(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta2, eps,
                weight_decay, decoupled, step, amsgrad, maximize):
     """One Adam (decoupled=False) / AdamW (decoupled=True) step, in place.  `step` counts
-    this step (1 on the first).  All arrays C-contiguous, same shape and float dtype;
-    max_exp_avg_sq is None unless amsgrad."""
+    this step (1 on the first).  All arrays C-contiguous, same shape and float dtype (they are
+    updated through .reshape(-1) views); max_exp_avg_sq is needed iff amsgrad."""
     p = param.reshape(-1)
     if p.size == 0:
         return None
+    f = p.dtype.type
     step = int(step)
-    beta1, beta2, lr = float(beta1), float(beta2), float(lr)
-    bc1 = 1.0 - beta1 ** step
-    bc2_sqrt = math.sqrt(1.0 - beta2 ** step)
-    vmax = max_exp_avg_sq.reshape(-1) if (amsgrad and max_exp_avg_sq is not None) else p
+    lr, beta1, beta2, wd = float(lr), float(beta1), float(beta2), float(weight_decay)
+    amsgrad = bool(amsgrad) and max_exp_avg_sq is not None
+    vmax = max_exp_avg_sq.reshape(-1) if amsgrad else p
     fn = _adam_par if p.size >= _PAR_MIN_OPTIM else _adam
-    fn(p, grad.reshape(-1), exp_avg.reshape(-1), exp_avg_sq.reshape(-1), vmax, lr, beta1, beta2,
-       float(eps), float(weight_decay), bool(decoupled), lr / bc1, bc2_sqrt,
-       bool(amsgrad and max_exp_avg_sq is not None), bool(maximize))
+    fn(p, grad.reshape(-1), exp_avg.reshape(-1), exp_avg_sq.reshape(-1), vmax, f(1.0 - beta1),
+       f(beta2), f(1.0 - beta2), f(eps), f(wd), f(1.0 - lr * wd), f(-lr / (1.0 - beta1 ** step)),
+       f(math.sqrt(1.0 - beta2 ** step)), bool(decoupled), amsgrad, bool(maximize))
     return None
 
 
 @njit(cache=True, error_model="numpy")
-def _sgd_range(lo, hi, p_, g_, buf_, lr, momentum, dampening, wd, nesterov, maximize, first):
+def _sgd_range(lo, hi, p_, g_, buf_, neg_lr, momentum, omd, wd, nesterov, maximize, first):
     p = p_[lo:hi]
     g = g_[lo:hi]
-    buf = buf_[lo:hi] if momentum != 0.0 else buf_[0:0]
+    use_mom = momentum != 0
+    use_wd = wd != 0
+    buf = buf_[lo:hi] if use_mom else buf_[0:0]
     for i in range(p.size):
         d = -g[i] if maximize else g[i]
-        if wd != 0.0:
+        if use_wd:
             d = d + wd * p[i]
-        if momentum != 0.0:
-            if first:
-                b = d
-            else:
-                b = momentum * buf[i] + (1.0 - dampening) * d
+        if use_mom:
+            b = d if first else momentum * buf[i] + omd * d
             buf[i] = b
-            if nesterov:
-                d = d + momentum * b
-            else:
-                d = b
-        p[i] = p[i] - lr * d
+            d = d + momentum * b if nesterov else b
+        p[i] = p[i] + neg_lr * d
 
 
 @njit(cache=True, error_model="numpy")
-def _sgd(p, g, buf, lr, momentum, dampening, wd, nesterov, maximize, first):
-    _sgd_range(0, p.size, p, g, buf, lr, momentum, dampening, wd, nesterov, maximize, first)
+def _sgd(p, g, buf, neg_lr, momentum, omd, wd, nesterov, maximize, first):
+    _sgd_range(0, p.size, p, g, buf, neg_lr, momentum, omd, wd, nesterov, maximize, first)
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def _sgd_par(p, g, buf, lr, momentum, dampening, wd, nesterov, maximize, first):
+def _sgd_par(p, g, buf, neg_lr, momentum, omd, wd, nesterov, maximize, first):
     n = p.size
     for c in prange(_OPT_CHUNKS):
-        _sgd_range(c * n // _OPT_CHUNKS, (c + 1) * n // _OPT_CHUNKS, p, g, buf, lr, momentum,
-                   dampening, wd, nesterov, maximize, first)
+        _sgd_range(c * n // _OPT_CHUNKS, (c + 1) * n // _OPT_CHUNKS, p, g, buf, neg_lr, momentum,
+                   omd, wd, nesterov, maximize, first)
 
 
 def sgd_step_(param, grad, momentum_buf, lr, momentum, dampening, weight_decay, nesterov,
               maximize, first_step):
     """One SGD step, in place.  momentum_buf (needed iff momentum != 0) is overwritten with
-    the gradient on the first step (first_step=True), as PyTorch's clone does."""
+    the gradient on the first step (first_step=True), as PyTorch's clone does.  Arrays
+    C-contiguous, same shape and float dtype."""
     p = param.reshape(-1)
     if p.size == 0:
         return None
-    momentum = float(momentum)
-    if momentum_buf is None:
-        momentum = 0.0
+    f = p.dtype.type
+    momentum = float(momentum) if momentum_buf is not None else 0.0
     buf = momentum_buf.reshape(-1) if momentum != 0.0 else p
     fn = _sgd_par if p.size >= _PAR_MIN_OPTIM else _sgd
-    fn(p, grad.reshape(-1), buf, float(lr), momentum, float(dampening), float(weight_decay),
-       bool(nesterov), bool(maximize), bool(first_step))
+    fn(p, grad.reshape(-1), buf, f(-float(lr)), f(momentum), f(1.0 - float(dampening)),
+       f(weight_decay), bool(nesterov), bool(maximize), bool(first_step))
     return None
 
 
 @njit(cache=True, error_model="numpy")
-def _rmsprop_range(lo, hi, p_, g_, sq_, buf_, gavg_, lr, alpha, eps, wd, momentum, centered):
+def _rmsprop_range(lo, hi, p_, g_, sq_, buf_, gavg_, neg_lr, alpha, oma, eps, wd, momentum,
+                   centered):
     p = p_[lo:hi]
     g = g_[lo:hi]
     sq = sq_[lo:hi]
-    buf = buf_[lo:hi] if momentum > 0.0 else buf_[0:0]
+    use_mom = momentum > 0
+    use_wd = wd != 0
+    buf = buf_[lo:hi] if use_mom else buf_[0:0]
     gavg = gavg_[lo:hi] if centered else gavg_[0:0]
     for i in range(p.size):
         gi = g[i]
-        if wd != 0.0:
+        if use_wd:
             gi = gi + wd * p[i]
-        sa = alpha * sq[i] + (1.0 - alpha) * gi * gi
+        sa = sq[i] * alpha + oma * gi * gi
         sq[i] = sa
         if centered:
-            ga = gavg[i] + (1.0 - alpha) * (gi - gavg[i])
+            ga = gavg[i] + oma * (gi - gavg[i])  # grad_avg.lerp_(grad, 1 - alpha)
             gavg[i] = ga
-            avg = math.sqrt(sa - ga * ga) + eps
+            avg = np.sqrt(sa - ga * ga) + eps
         else:
-            avg = math.sqrt(sa) + eps
-        if momentum > 0.0:
-            b = momentum * buf[i] + gi / avg
+            avg = np.sqrt(sa) + eps
+        if use_mom:
+            b = buf[i] * momentum + gi / avg
             buf[i] = b
-            p[i] = p[i] - lr * b
+            p[i] = p[i] + neg_lr * b
         else:
-            p[i] = p[i] - lr * gi / avg
+            p[i] = p[i] + neg_lr * (gi / avg)
 
 
 @njit(cache=True, error_model="numpy")
-def _rmsprop(p, g, sq, buf, gavg, lr, alpha, eps, wd, momentum, centered):
-    _rmsprop_range(0, p.size, p, g, sq, buf, gavg, lr, alpha, eps, wd, momentum, centered)
+def _rmsprop(p, g, sq, buf, gavg, neg_lr, alpha, oma, eps, wd, momentum, centered):
+    _rmsprop_range(0, p.size, p, g, sq, buf, gavg, neg_lr, alpha, oma, eps, wd, momentum,
+                   centered)
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def _rmsprop_par(p, g, sq, buf, gavg, lr, alpha, eps, wd, momentum, centered):
+def _rmsprop_par(p, g, sq, buf, gavg, neg_lr, alpha, oma, eps, wd, momentum, centered):
     n = p.size
     for c in prange(_OPT_CHUNKS):
-        _rmsprop_range(c * n // _OPT_CHUNKS, (c + 1) * n // _OPT_CHUNKS, p, g, sq, buf, gavg, lr,
-                       alpha, eps, wd, momentum, centered)
+        _rmsprop_range(c * n // _OPT_CHUNKS, (c + 1) * n // _OPT_CHUNKS, p, g, sq, buf, gavg,
+                       neg_lr, alpha, oma, eps, wd, momentum, centered)
 
 
 def rmsprop_step_(param, grad, square_avg, momentum_buf, grad_avg, lr, alpha, eps, weight_decay,
                   momentum, centered):
     """One RMSprop step, in place (PyTorch's math).  momentum_buf is needed iff momentum > 0,
-    grad_avg iff centered."""
+    grad_avg iff centered.  Arrays C-contiguous, same shape and float dtype."""
     p = param.reshape(-1)
     if p.size == 0:
         return None
-    momentum = float(momentum)
-    if momentum_buf is None:
-        momentum = 0.0
+    f = p.dtype.type
+    momentum = float(momentum) if momentum_buf is not None else 0.0
     centered = bool(centered) and grad_avg is not None
     buf = momentum_buf.reshape(-1) if momentum > 0.0 else p
     gavg = grad_avg.reshape(-1) if centered else p
     fn = _rmsprop_par if p.size >= _PAR_MIN_OPTIM else _rmsprop
-    fn(p, grad.reshape(-1), square_avg.reshape(-1), buf, gavg, float(lr), float(alpha), float(eps),
-       float(weight_decay), momentum, centered)
+    fn(p, grad.reshape(-1), square_avg.reshape(-1), buf, gavg, f(-float(lr)), f(alpha),
+       f(1.0 - float(alpha)), f(eps), f(weight_decay), f(momentum), centered)
     return None
