@@ -6,6 +6,7 @@ versions (in Node.unpack) and frees saved values unless retain_graph.
 """
 from __future__ import annotations
 
+import sys
 from collections import deque
 
 from .grad_mode import _grad_state
@@ -204,6 +205,14 @@ def _bad_grad_shape(node, g, shape):
                        "op's backward rule)")
 
 
+def _unshared(g):
+    """True when g's array is referenced by g alone and g only by the engine's locals (the
+    in_grads tuple, the loop variable, the argument). CPython refcounts make this exact; a view
+    (base set) or a tensor that appears twice (add's (g, g)) counts as shared."""
+    d = g._data
+    return getattr(d, "base", 0) is None and sys.getrefcount(d) <= 2 and sys.getrefcount(g) <= 5
+
+
 def _deliver_leaf(t, g, capture, results, create_graph):
     hooks = t._hooks_or_none()
     if hooks:
@@ -218,8 +227,14 @@ def _deliver_leaf(t, g, capture, results, create_graph):
         return
     prev = t._grad_or_none()
     if prev is None:
-        # a rule may pass one gradient to several inputs (add): own a copy before anyone mutates it
-        t._set_grad(g if create_graph else g.detach().clone())
+        if create_graph:
+            t._set_grad(g)
+        elif _unshared(g):
+            t._set_grad(g.detach())  # nobody else holds this array: take it, as PyTorch does
+        else:
+            # a rule may pass one gradient to several inputs (add) or pass the upstream gradient
+            # through: own a copy before anyone (the optimizer, a later accumulation) mutates it
+            t._set_grad(g.detach().clone())
     elif create_graph:
         t._set_grad(prev + g)
     else:

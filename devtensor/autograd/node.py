@@ -92,6 +92,10 @@ class Node:
             return v._attached(self, -1 - k)
         return v
 
+    def needs_input_grad(self, i):
+        """Whether input i gets a gradient at all (rules skip work for the others)."""
+        return self.next[i] is not None
+
     def name(self):
         return f"{_camel(self.op.name)}Backward"
 

@@ -10,7 +10,9 @@ from ._api import public
 
 def _matmul_backward(c, g):
     a, b = c.a, c.b
-    return g @ b.mT, a.mT @ g  # the engine sums broadcast batch dims away
+    ga = g @ b.mT if c.needs_input_grad(0) else None
+    gb = a.mT @ g if c.needs_input_grad(1) else None
+    return ga, gb  # the engine sums broadcast batch dims away
 
 
 def _samples(dtype=np.float64):
@@ -72,9 +74,9 @@ def _linear_backward(c, g):
     x, w = c.x, c.w
     n_out, n_in = w.shape
     g2 = g.reshape(-1, n_out)
-    gx = g @ w                                   # (..., out) @ (out, in)
-    gw = call(_matmul, (g2.mT, x.reshape(-1, n_in)), {})
-    gb = g2.sum(0) if c.in_meta[2] is not None else None
+    gx = g @ w if c.needs_input_grad(0) else None  # (..., out) @ (out, in); the first layer's x needs none
+    gw = call(_matmul, (g2.mT, x.reshape(-1, n_in)), {}) if c.needs_input_grad(1) else None
+    gb = g2.sum(0) if c.needs_input_grad(2) else None
     return gx, gw, gb
 
 

@@ -18,9 +18,11 @@ def _conv_attrs(c):
 def _conv2d_backward(c, g):
     a = _conv_attrs(c)
     x, w = c.x, c.w
-    gx = call(conv2d_backward_input, (g, w), {**a, "x_shape": tuple(c.in_meta[0][0])})
-    gw = call(conv2d_backward_weight, (g, x), {**a, "w_shape": tuple(c.in_meta[1][0])})
-    gb = g.sum((0, 2, 3)) if c.in_meta[2] is not None else None
+    gx = call(conv2d_backward_input, (g, w), {**a, "x_shape": tuple(c.in_meta[0][0])}) \
+        if c.needs_input_grad(0) else None  # the first layer's input needs none: skip a whole GEMM
+    gw = call(conv2d_backward_weight, (g, x), {**a, "w_shape": tuple(c.in_meta[1][0])}) \
+        if c.needs_input_grad(1) else None
+    gb = g.sum((0, 2, 3)) if c.needs_input_grad(2) else None
     return gx, gw, gb
 
 
