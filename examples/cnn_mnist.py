@@ -1,0 +1,77 @@
+"""The classic MNIST CNN (PyTorch's examples/mnist): conv 1->32, conv 32->64, max-pool, dropout,
+fc 9216->128, dropout, fc 128->10, log_softmax + NLL, trained with Adam. This is the main job:
+`python examples/cnn_mnist.py` trains 5 epochs on the embedded 5,000-digit sample."""
+from __future__ import annotations
+
+import time
+
+from tqdm import tqdm
+
+import devtensor as torch
+import devtensor.nn.functional as F
+from devtensor import nn
+from devtensor.utils.data import DataLoader, TensorDataset
+
+from _common import mnist, parser, pick_device
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 3, 1)
+        self.conv2 = nn.Conv2d(32, 64, 3, 1)
+        self.dropout1 = nn.Dropout(0.25)
+        self.dropout2 = nn.Dropout(0.5)
+        self.fc1 = nn.Linear(9216, 128)
+        self.fc2 = nn.Linear(128, 10)
+
+    def forward(self, x):
+        x = F.relu(self.conv1(x))
+        x = F.relu(self.conv2(x))
+        x = F.max_pool2d(x, 2)
+        x = self.dropout1(x)
+        x = torch.flatten(x, 1)
+        x = F.relu(self.fc1(x))
+        x = self.dropout2(x)
+        return F.log_softmax(self.fc2(x), dim=1)
+
+
+def evaluate(model, x, y, device, batch_size=500):
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            out = model(x[i:i + batch_size].to(device))
+            correct += (out.argmax(1) == y[i:i + batch_size].to(device)).sum().item()
+    return correct / len(x)
+
+
+def main(argv=None):
+    args = parser(__doc__.splitlines()[0], epochs=5, batch_size=100, lr=1e-3).parse_args(argv)
+    device = pick_device(args.device)
+    torch.manual_seed(args.seed)
+    xtr, ytr, xte, yte = mnist(args.data, args.limit)
+    loader = DataLoader(TensorDataset(xtr, ytr), batch_size=args.batch_size, shuffle=True)
+    print(f"training the MNIST CNN on {len(xtr)} digits for {args.epochs} epochs on {device}")
+
+    model = Net().to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    start = time.perf_counter()
+    for epoch in range(args.epochs):
+        model.train()
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs}", mininterval=0.5)
+        for x, y in bar:
+            x, y = x.to(device), y.to(device)
+            optimizer.zero_grad()
+            loss = F.nll_loss(model(x), y)
+            loss.backward()
+            optimizer.step()
+            bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+    accuracy = evaluate(model, xte, yte, device)
+    print(f"trained in {time.perf_counter() - start:.1f} s")
+    print(f"test accuracy: {accuracy:.4f}")
+    return accuracy
+
+
+if __name__ == "__main__":
+    main()
