@@ -8,4 +8,4 @@ PY=${PYTHON:-python3}
 extra=""
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then extra="[cuda]"; fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extra}"
-.venv/bin/python -m devtensor.examples.main_job "$@"
+.venv/bin/python examples/cnn_mnist.py "$@"

@@ -8,9 +8,13 @@ stored as detached aliases), so graphs hold no reference cycles and die with the
 """
 from __future__ import annotations
 
+import numpy as np
+
 
 _new = object.__new__
 _BF16 = None  # ml_dtypes' bfloat16 numpy dtype (kind 'V'), set below
+# outputs of these numpy dtypes carry gradients (floating and complex; bfloat16 added below)
+_DIFF_DTYPES = {np.dtype(c) for c in "efdgFDG"}
 Tensor = None  # set by devtensor.tensor once the class exists (tensor.py imports this package)
 
 
@@ -32,28 +36,38 @@ class Node:
     # -- construction (called by dispatch.call when grad mode is on and an input needs grad) ---
     @staticmethod
     def record(op, args, attrs, outs):
+        # one pass over the inputs (this runs for every op under autograd: ~0.1 us saved per call)
         T = Tensor
-        nxt = [((a._edge or a) if a._rg else None) if isinstance(a, T) else None for a in args]
+        nxt = []
+        in_meta = []
+        for a in args:
+            if isinstance(a, T):
+                d = a._data
+                in_meta.append((d.shape, d.dtype))
+                nxt.append((a._edge or a) if a._rg else None)
+            else:
+                in_meta.append(None)
+                nxt.append(None)
         if op.grad_inputs is not None:
             nxt = [e if i in op.grad_inputs else None for i, e in enumerate(nxt)]
         node = _new(Node)
         node.op = op
         node.attrs = attrs
         node.next = nxt
-        node.in_meta = [(a._data.shape, a._data.dtype) if isinstance(a, T) else None for a in args]
+        node.in_meta = in_meta
         node.saved, node.versions = _save(op, args, outs) if op.save else ((), ())
         node.nout = len(outs)
         node.pre_hooks = None
         node.freed = False
         if node.nout == 1:
             o = outs[0]
-            if o._data.dtype.kind in "fc" or o._data.dtype == _BF16:
+            if o._data.dtype in _DIFF_DTYPES:
                 o._rg = True
                 o._edge = (node, 0)
             return node
         for nr in op.diff_outputs:
             o = outs[nr]
-            if o._data.dtype.kind in "fc" or o._data.dtype == _BF16:
+            if o._data.dtype in _DIFF_DTYPES:
                 o._rg = True
                 o._edge = (node, nr)
         return node
@@ -170,6 +184,7 @@ def _set_bf16():
     from ..dtypes import bfloat16
 
     _BF16 = bfloat16.np
+    _DIFF_DTYPES.add(np.dtype(_BF16))
 
 
 _set_bf16()

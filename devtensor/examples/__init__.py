@@ -1,1 +1,0 @@
-"""Runnable entry points shipped inside the package (the main job)."""
