@@ -41,4 +41,5 @@ def test_cnn_mnist_runs_a_few_steps():
 
 def test_keras_mlp_history():
     results = _run("keras_mlp", ["--device", "cpu", "--epochs", "2", "--limit", "1000"])
-    assert results is not None
+    # 20 Adam steps at lr 1e-3 on 1000 digits: devtensor reaches 0.84 (PyTorch 0.81-0.86 over seeds); chance is 0.1
+    assert set(results) == {"loss", "accuracy"} and results["accuracy"] > 0.8
