@@ -35,6 +35,7 @@ from . import cuda  # noqa: E402
 from . import nn  # noqa: E402
 from . import optim  # noqa: E402
 from . import datasets, utils  # noqa: E402
+from .serialization import load, save  # noqa: E402
 from . import fit  # noqa: E402
 
 half, double, long, short = float16, float64, int64, int16
