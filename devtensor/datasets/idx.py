@@ -4,6 +4,7 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import zlib
 
 import numpy as np
 
@@ -29,8 +30,9 @@ def read_idx(path) -> np.ndarray:
     try:
         with _open(path) as f:
             data = f.read()
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise IDXError(f"{path}: cannot read IDX file ({e})") from None
+    except (OSError, EOFError, zlib.error) as e:  # zlib.error: a corrupt deflate stream inside a .gz
+        raise IDXError(f"{path}: cannot read IDX file ({type(e).__name__}: {e}); the file is truncated or "
+                       "corrupt") from None
     if len(data) < 4:
         raise IDXError(f"{path}: too short to be an IDX file ({len(data)} bytes)")
     zero, code, ndim = data[0] << 8 | data[1], data[2], data[3]

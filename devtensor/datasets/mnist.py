@@ -8,8 +8,8 @@ whole split as (X float32 N x 1 x 28 x 28, y int64) for fast training loops.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -44,14 +44,7 @@ class MNIST(Dataset):
         self.root = EMBEDDED if root is None else Path(root).expanduser()
         if download and root is not None:
             self.download()
-        images, labels = FILES[self.train]
-        x = read_idx(self._find(images))
-        y = read_idx(self._find(labels))
-        if x.ndim != 3 or x.shape[1:] != (28, 28) or y.ndim != 1 or len(x) != len(y):
-            raise IDXError(f"{self.root}: MNIST files disagree: images {list(x.shape)}, labels {list(y.shape)} "
-                           "(expected N x 28 x 28 images and N labels)")
-        self._x = np.ascontiguousarray(x, dtype=np.uint8)
-        self._y = y.astype(np.int64)
+        self._x, self._y = _read_split(*(self._find(stem) for stem in FILES[self.train]))
         self.data = from_numpy(self._x)
         self.targets = from_numpy(self._y)
         self.classes = [f"{i} - {w}" for i, w in enumerate(
@@ -84,37 +77,73 @@ class MNIST(Dataset):
         return from_numpy(self._x.astype(np.float32)[:, None] / np.float32(255.0)), from_numpy(self._y.copy())
 
     def download(self):
-        """Fetch the official gzipped files into root (verified by SHA-256, written atomically)."""
+        """Fetch the official gzipped files into root (verified by SHA-256, written atomically). A file
+        already there is kept when it is the verified .gz or an uncompressed copy (yours to vouch for);
+        a .gz that fails the checksum is deleted, so a bad download never sits in the cache."""
         self.root.mkdir(parents=True, exist_ok=True)
         for stem in FILES[self.train]:
             name = stem + ".gz"
             dest = self.root / name
-            if dest.exists() and _sha256(dest) == SHA256[name]:
+            if dest.exists():
+                if _sha256(dest) == SHA256[name]:
+                    continue
+                dest.unlink()  # corrupt or partial: re-fetch rather than read it later
+            elif any((self.root / n).exists() for n in (stem, stem.replace("-idx", ".idx"))):
                 continue
-            errors = []
-            for mirror in MIRRORS:
-                try:
-                    with urllib.request.urlopen(mirror + name, timeout=30) as r:
-                        blob = r.read()
-                except (urllib.error.URLError, OSError) as e:
-                    errors.append(f"{mirror}: {e}")
-                    continue
-                digest = hashlib.sha256(blob).hexdigest()
-                if digest != SHA256[name]:
-                    errors.append(f"{mirror}: SHA-256 mismatch ({digest})")
-                    continue
-                tmp = dest.with_suffix(".part")
-                tmp.write_bytes(blob)
-                os.replace(tmp, dest)
-                break
-            else:
-                raise RuntimeError(f"MNIST: could not download {name} (offline?). Tried:\n  " + "\n  ".join(errors)
-                                   + f"\nPut the four IDX files in {self.root} yourself, or use root=None for "
-                                   "the embedded 5,000-digit sample.")
+            _fetch(name, dest)
 
     def __repr__(self):
         split = "train" if self.train else "test"
         return f"Dataset MNIST\n    Number of datapoints: {len(self)}\n    Root location: {self.root}\n    Split: {split}"
+
+
+def _read_split(images_path, labels_path):
+    """(images uint8 N x 28 x 28, labels int64 N) from the two IDX files, checked against each other."""
+    x, y = read_idx(images_path), read_idx(labels_path)
+    if x.dtype != np.uint8 or x.ndim != 3 or x.shape[1:] != (28, 28):
+        raise IDXError(f"{images_path}: expected MNIST images (uint8, N x 28 x 28), got {x.dtype} "
+                       f"{list(x.shape)}")
+    if y.dtype != np.uint8 or y.ndim != 1:
+        raise IDXError(f"{labels_path}: expected MNIST labels (uint8, N), got {y.dtype} {list(y.shape)}")
+    if len(x) != len(y):
+        raise IDXError(f"MNIST files disagree: {images_path} holds {len(x)} images but {labels_path} holds "
+                       f"{len(y)} labels")
+    if len(y) and int(y.max()) > 9:
+        raise IDXError(f"{labels_path}: label {int(y.max())} is not a digit (0-9)")
+    return np.ascontiguousarray(x), y.astype(np.int64)
+
+
+def _fetch(name, dest):
+    """Download `name` from the first mirror that serves it with the right SHA-256, into `dest`."""
+    errors = []
+    for mirror in MIRRORS:
+        try:
+            with urllib.request.urlopen(mirror + name, timeout=30) as r:
+                blob = r.read()
+        except (OSError, http.client.HTTPException) as e:  # URLError is an OSError; IncompleteRead is not
+            errors.append(f"{mirror}{name}: {type(e).__name__}: {e}")
+            continue
+        digest = hashlib.sha256(blob).hexdigest()
+        if digest != SHA256[name]:
+            errors.append(f"{mirror}{name}: SHA-256 mismatch (got {digest}, expected {SHA256[name]}); not saved")
+            continue
+        _write_atomic(dest, blob)
+        return
+    raise RuntimeError(f"MNIST: could not download {name} from any mirror (offline, or a proxy altered the "
+                       "file?). Tried:\n  " + "\n  ".join(errors)
+                       + f"\nPut the four IDX files in {dest.parent} yourself, or use root=None for "
+                       "the embedded 5,000-digit sample.")
+
+
+def _write_atomic(dest, blob):
+    # a crash mid-write leaves a .part file, never a short file under the name the reader looks for
+    tmp = dest.with_name(dest.name + ".part")
+    try:
+        tmp.write_bytes(blob)
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _sha256(path):

@@ -71,10 +71,14 @@ class DataLoader:
                                        or batch_size <= 0):
             raise ValueError(f"DataLoader: batch_size should be a positive integer value, but got "
                              f"batch_size={batch_size!r}")
-        if num_workers < 0:
-            raise ValueError(f"DataLoader: num_workers must be >= 0, got {num_workers}")
+        if not isinstance(num_workers, numbers.Integral) or isinstance(num_workers, bool) or num_workers < 0:
+            raise ValueError(f"DataLoader: num_workers option should be a non-negative integer, got {num_workers!r}")
         if sampler is not None and shuffle:
             raise ValueError("DataLoader: sampler option is mutually exclusive with shuffle")
+        if batch_sampler is not None and (batch_size != 1 or shuffle or sampler is not None or drop_last):
+            # the batch_sampler decides every batch: the other options would be silently ignored
+            raise ValueError("DataLoader: batch_sampler option is mutually exclusive with batch_size, shuffle, "
+                             "sampler, and drop_last")
         self.dataset = dataset
         self.batch_size = batch_size
         self.shuffle = shuffle
