@@ -210,7 +210,9 @@ def _unshared(g):
     in_grads tuple, the loop variable, the argument). CPython refcounts make this exact; a view
     (base set) or a tensor that appears twice (add's (g, g)) counts as shared."""
     d = g._data
-    return getattr(d, "base", 0) is None and sys.getrefcount(d) <= 2 and sys.getrefcount(g) <= 5
+    # d's references: g's slot, the local `d`, getrefcount's argument. g's: in_grads, the loop's
+    # `g`, _deliver_leaf's and this function's parameters, getrefcount's argument.
+    return getattr(d, "base", 0) is None and sys.getrefcount(d) <= 3 and sys.getrefcount(g) <= 5
 
 
 def _deliver_leaf(t, g, capture, results, create_graph):

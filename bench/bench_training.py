@@ -1,0 +1,174 @@
+"""End-to-end training throughput (samples/s): the two MLPs and the MNIST CNN, devtensor vs
+PyTorch CPU, in one run, on the embedded 5,000-digit MNIST sample.
+
+    python bench/bench_training.py [--quick] [--repeats N]
+
+One measured epoch = every batch of the 4,000 training digits: zero_grad, forward, loss, backward
+and an optimizer step, exactly as the examples do it. Two ways: "steps" feeds batches cut once
+beforehand (what the library's kernels and autograd cost), "with loader" draws them from the
+library's own shuffling DataLoader over a TensorDataset (what a tutorial script costs end to end;
+PyTorch's DataLoader indexes and collates sample by sample, devtensor's gathers a batch at once). Both libraries build their models from the same function (the names are the
+same in both), start from the same weights and see the same data. The first epoch of each is a
+warm-up (numba compiles there) and is not timed; the epochs after it are timed one by one and the
+median is reported, devtensor and PyTorch alternating so that a noisy neighbour hits both."""
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+
+import devtensor as dt
+
+try:
+    import torch
+
+    torch.set_num_threads(os.cpu_count() or 1)
+except ImportError:  # PyTorch is the optional baseline
+    torch = None
+
+MEAN, STD = 0.1307, 0.3081
+
+
+def mlp(lib, hidden):
+    nn = lib.nn
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, hidden), nn.ReLU(), nn.Linear(hidden, 10))
+
+
+def cnn(lib):
+    """PyTorch's examples/mnist Net, written once for both libraries."""
+    nn, F = lib.nn, lib.nn.functional
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv2d(1, 32, 3, 1)
+            self.conv2 = nn.Conv2d(32, 64, 3, 1)
+            self.dropout1 = nn.Dropout(0.25)
+            self.dropout2 = nn.Dropout(0.5)
+            self.fc1 = nn.Linear(9216, 128)
+            self.fc2 = nn.Linear(128, 10)
+
+        def forward(self, x):
+            x = F.max_pool2d(F.relu(self.conv2(F.relu(self.conv1(x)))), 2)
+            x = lib.flatten(self.dropout1(x), 1)
+            x = self.dropout2(F.relu(self.fc1(x)))
+            return F.log_softmax(self.fc2(x), dim=1)
+
+    return Net()
+
+
+MODELS = {  # name: (builder, batch size, loss), the issue's settings
+    "MLP 784-128-10": (lambda lib: mlp(lib, 128), 100, "cross_entropy"),
+    "MLP 784-10-10": (lambda lib: mlp(lib, 10), 64, "cross_entropy"),
+    "CNN (MNIST)": (cnn, 100, "nll_loss"),
+}
+
+
+def copy_weights(src, dst):
+    """PyTorch's initial weights into the devtensor model, so both start from the same point."""
+    state = {k: dt.tensor(v.detach().numpy()) for k, v in src.state_dict().items()}
+    dst.load_state_dict(state)
+
+
+class Trainer:
+    """One library's model, optimizer and loader; epoch() trains one epoch and returns seconds."""
+
+    def __init__(self, lib, model, x, y, batch, loss):
+        self.lib, self.model = lib, model
+        self.opt = lib.optim.Adam(model.parameters(), lr=1e-3)
+        self.loss = getattr(lib.nn.functional, loss)
+        data = lib.utils.data
+        g = lib.Generator().manual_seed(0) if hasattr(lib, "Generator") else None
+        kw = {"generator": g} if g is not None else {}
+        self.loader = data.DataLoader(data.TensorDataset(x, y), batch_size=batch, shuffle=True, **kw)
+        perm = np.random.default_rng(0).permutation(len(x))
+        self.batches = [(x[perm[i:i + batch]], y[perm[i:i + batch]]) for i in range(0, len(x), batch)]
+
+    def epoch(self, loader):
+        self.model.train()
+        t0 = time.perf_counter()
+        for xb, yb in (self.loader if loader else self.batches):
+            self.opt.zero_grad()
+            loss = self.loss(self.model(xb), yb)
+            loss.backward()
+            self.opt.step()
+        loss.item()
+        return time.perf_counter() - t0
+
+
+def load_sample():
+    train = dt.datasets.MNIST(root=None, train=True)
+    x, y = train.as_tensors()
+    x = (x - MEAN) / STD
+    return x.numpy(), y.numpy()
+
+
+def run(repeats, names):
+    xs, ys = load_sample()
+    rows = []
+    for name in names:
+        build, batch, loss = MODELS[name]
+        dt.manual_seed(0)
+        trainers = {"devtensor": None, "torch": None}
+        dmodel = build(dt)
+        if torch is not None:
+            torch.manual_seed(0)
+            tmodel = build(torch)
+            copy_weights(tmodel, dmodel)
+            trainers["torch"] = Trainer(torch, tmodel, torch.from_numpy(xs), torch.from_numpy(ys).long(),
+                                        batch, loss)
+        trainers["devtensor"] = Trainer(dt, dmodel, dt.tensor(xs), dt.tensor(ys).long(), batch, loss)
+        live = {k: v for k, v in trainers.items() if v is not None}
+        for tr in live.values():  # warm-up epoch: numba compilation, allocator, caches
+            tr.epoch(loader=True)
+        times = {(k, ld): [] for k in live for ld in (False, True)}
+        for _ in range(repeats):
+            for (k, ld), ts in times.items():  # alternate so that noise hits both
+                ts.append(live[k].epoch(ld))
+        n = len(xs)
+        rows.append((name, batch, {k: n / statistics.median(v) for k, v in times.items()},
+                     {k: (max(v) - min(v)) / statistics.median(v) for k, v in times.items()}))
+    return rows
+
+
+def table(rows, repeats):
+    import numba
+
+    tv = torch.__version__ if torch is not None else "not installed"
+    lines = [f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on "
+             f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; Python "
+             f"{platform.python_version()}, devtensor {dt.__version__}, numpy {np.__version__}, numba "
+             f"{numba.__version__}, PyTorch {tv}. Adam lr 1e-3, 4,000 training digits per epoch, median of "
+             f"{repeats} epochs after one warm-up epoch.", "",
+             "| model | batch | feed | devtensor samples/s | spread | PyTorch samples/s | spread | devtensor / PyTorch |",
+             "|---|---:|---|---:|---:|---:|---:|---:|"]
+    for name, batch, sps, spread in rows:
+        for ld in (False, True):
+            d, t = sps[("devtensor", ld)], sps.get(("torch", ld))
+            tcell = f"{t:,.0f} | {spread[('torch', ld)]:.0%}" if t else "- | -"
+            ratio = f"{d / t:.2f}x" if t else "-"
+            lines.append(f"| {name} | {batch} | {'with loader' if ld else 'steps'} | {d:,.0f} | "
+                         f"{spread[('devtensor', ld)]:.0%} | {tcell} | {ratio} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="1 timed epoch, the MLPs only (smoke run)")
+    p.add_argument("--repeats", type=int, default=5, help="timed epochs per model and library")
+    args = p.parse_args(argv)
+    repeats = 1 if args.quick else args.repeats
+    names = [n for n in MODELS if not (args.quick and n.startswith("CNN"))]
+    text = table(run(repeats, names), repeats)
+    print(text)
+    return text
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() else 1)
