@@ -201,7 +201,8 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     c = input.shape[1] if input.ndim > 1 else input.shape[0]
     if kind == "probs":
         if tuple(target.shape) != tuple(input.shape):
-            raise op_error("cross_entropy", "probability targets must have the input's shape", (input, target))
+            raise op_error("cross_entropy", "a floating target holds class probabilities and must have the input's "
+                           "shape; class-index targets must be int64 (convert labels with .long())", (input, target))
         logp = log_softmax(input, 1 if input.ndim > 1 else 0)
         t = target * (1 - label_smoothing) + label_smoothing / c if label_smoothing else target
         if weight is not None:
@@ -241,7 +242,10 @@ def _weighted_nll(logp, t, weight, ignore_index, reduction, label_smoothing, out
 
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
     _check_float("nll_loss", input)
-    _check_target("nll_loss", input, target, 1 if input.ndim > 1 else 0)
+    if _check_target("nll_loss", input, target, 1 if input.ndim > 1 else 0) == "probs":
+        # float labels would be truncated to class indices: a silently wrong loss (PyTorch raises too)
+        raise op_error("nll_loss", f"expected target of dtype int64 (class indices), got {target.dtype.name}; "
+                       "convert labels with .long()", (input, target))
     c = input.shape[1] if input.ndim > 1 else input.shape[0]
     _check_range("nll_loss", target, c, ignore_index)
     rows, trows = _to_rows(input, target.long())
@@ -277,11 +281,24 @@ def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
     return _reduce(where(d < beta, 0.5 * d * d / beta, d - 0.5 * beta), reduction, "smooth_l1_loss")
 
 
+def _check_probabilities(op, input):
+    """Inputs outside [0, 1] make log() NaN: a silently useless loss. Checked on cpu only, where it
+    costs no device sync (as _check_range)."""
+    if input.numel() == 0 or input.device.type != "cpu":
+        return
+    d = input._data
+    bad = (d < 0) | (d > 1)
+    if bad.any():
+        raise op_error(op, f"all elements of input should be between 0 and 1, got {float(d[bad].reshape(-1)[0])} "
+                       "(apply sigmoid first, or use binary_cross_entropy_with_logits on the logits)", (input,))
+
+
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
     if tuple(input.shape) != tuple(target.shape):
         raise op_error("binary_cross_entropy", f"target size {list(target.shape)} must be the same as input size "
                        f"{list(input.shape)}", (input, target), ValueError)
     _check_float("binary_cross_entropy", input, target)
+    _check_probabilities("binary_cross_entropy", input)
     # PyTorch clamps log to >= -100 so that 0 and 1 probabilities give finite losses
     logp = input.log().clamp(min=-100.0)
     log1mp = (1 - input).log().clamp(min=-100.0)
