@@ -170,13 +170,17 @@ def _check_target(op, input, target, class_dim=1):
 
 
 def _check_range(op, target, n_classes, ignore_index):
-    if target.numel() == 0 or target.device.type not in ("cpu",):
-        return  # on devices, the kernels clamp instead of reading out of bounds (no host sync here)
+    """Raise on a class index out of range; on cpu return the number of targets that are not
+    ignore_index (the mean's divisor, known here for free), elsewhere None."""
+    if target.device.type not in ("cpu",):
+        return None  # on devices, the kernels clamp instead of reading out of bounds (no host sync here)
     t = target._data
-    bad = (t != ignore_index) & ((t < 0) | (t >= n_classes))
+    valid = t != ignore_index
+    bad = valid & ((t < 0) | (t >= n_classes))
     if bad.any():
         v = int(t[bad].reshape(-1)[0])
         raise IndexError(f"{op}: target {v} is out of bounds for {n_classes} classes")
+    return int(valid.sum())
 
 
 def _to_rows(input, target):
@@ -211,15 +215,16 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
             logp = logp * weight.reshape(shape)
         loss = -(t * logp).sum(1 if input.ndim > 1 else 0)
         return _reduce(loss, reduction, "cross_entropy")
-    _check_range("cross_entropy", target, c, ignore_index)
+    n_valid = _check_range("cross_entropy", target, c, ignore_index)
     rows, trows = _to_rows(input, target.long())
     if weight is None:
         loss, _ = call(_nnops.cross_entropy_rows, (rows, trows),
                        {"ignore_index": int(ignore_index), "label_smoothing": float(label_smoothing)})
         out_shape = tuple(target.shape)
         if reduction == "mean":
-            n_valid = (trows != ignore_index).sum()
-            return loss.sum() / n_valid.to(loss.dtype)
+            if n_valid is None:  # off cpu: count on the device, no host sync
+                n_valid = (trows != ignore_index).sum().to(loss.dtype)
+            return loss.sum() / n_valid
         return _reduce(loss.reshape(out_shape), reduction, "cross_entropy")
     logp = log_softmax(rows, 1)
     return _weighted_nll(logp, trows, weight, ignore_index, reduction, label_smoothing, tuple(target.shape))
