@@ -206,6 +206,196 @@ def test_conv2d_empty_batch_and_return_types():
 
 
 # ---------------------------------------------------------------------------------------
+# conv2d fast paths: Winograd F(2x2, 3x3) (winograd.py) and direct 3x3 loops for few input
+# channels (direct3x3.py), both picked by shape inside the conv2d_* entry points
+# ---------------------------------------------------------------------------------------
+
+from devtensor.backends.cpu import direct3x3, threads, winograd  # noqa: E402
+
+# (x_shape, K, padding): odd H/W (partial tiles at the edges), padding 0/1/2, batch 1, C and
+# K off the micro-kernel blocks (C % 4, K % 8), a 1x1 output, large channels
+WINO_CASES = [
+    ((2, 8, 7, 9), 8, (0, 0)),
+    ((2, 8, 7, 9), 8, (1, 1)),
+    ((3, 9, 11, 5), 13, (2, 1)),
+    ((1, 16, 6, 6), 16, (1, 1)),
+    ((2, 8, 3, 3), 10, (0, 0)),      # OH = OW = 1: one tile, mostly padding
+    ((2, 12, 4, 3), 8, (0, 2)),
+    ((2, 64, 10, 12), 96, (1, 1)),
+    ((5, 32, 26, 26), 64, (0, 0)),   # the MNIST CNN's conv2 (tiles cover x: no pad copy)
+]
+DIRECT_CASES = [
+    ((3, 1, 7, 6), 4, (0, 0)),
+    ((2, 1, 28, 28), 32, (0, 0)),    # the MNIST CNN's conv1
+    ((2, 3, 9, 11), 5, (1, 2)),      # odd K: the single-channel remainder loop
+    ((1, 2, 5, 4), 7, (2, 0)),
+    ((2, 4, 3, 3), 3, (0, 0)),
+]
+
+
+def wino_ids(case):
+    x, k, p = case
+    return f"x{x}-k{k}-p{p}"
+
+
+def conv_scale_err(a, ref):
+    """max |a - ref| relative to the reference's scale."""
+    return np.abs(a - ref).max() / np.abs(ref).max()
+
+
+def fast_path_case(case, dtype):
+    x_shape, k, padding = case
+    x = rand(*x_shape, dtype=dtype)
+    w = rand(k, x_shape[1], 3, 3, dtype=dtype)
+    b = rand(k, dtype=dtype)
+    args = ((1, 1), padding, (1, 1), 1)
+    return x, w, b, args
+
+
+@pytest.fixture(params=["one thread", "uneven threads"])
+def conv_threads(request, monkeypatch):
+    """Run the fast paths on one thread, and with images split unevenly over 3 threads."""
+    n = 1 if request.param == "one thread" else 3
+    for mod in (winograd, direct3x3):
+        monkeypatch.setattr(mod, "threads", lambda: n)
+    return n
+
+
+def test_fast_paths_are_picked_by_shape():
+    def cv(x_shape, w_shape, stride=(1, 1), dilation=(1, 1), groups=1):
+        return K._Conv(x_shape, w_shape, stride, (1, 1), dilation, groups, np.dtype(np.float32))
+
+    assert cv((2, 32, 26, 26), (64, 32, 3, 3)).winograd()
+    assert cv((2, 1, 28, 28), (32, 1, 3, 3)).direct3x3()
+    assert not cv((2, 32, 26, 26), (64, 32, 3, 3), stride=(2, 2)).winograd()
+    assert not cv((2, 32, 26, 26), (64, 32, 3, 3), dilation=(2, 1)).winograd()
+    assert not cv((2, 32, 26, 26), (64, 16, 3, 3), groups=2).winograd()
+    assert not cv((2, 32, 26, 26), (64, 32, 5, 5)).winograd()
+    assert not cv((2, 1, 28, 28), (32, 1, 3, 3), stride=(2, 2)).direct3x3()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", WINO_CASES, ids=wino_ids)
+def test_winograd_matches_float64_reference(case, dtype, conv_threads):
+    x, w, b, args = fast_path_case(case, dtype)
+    assert K._Conv(x.shape, w.shape, *args, np.dtype(dtype)).winograd()
+    y = K.conv2d_forward(x, w, b, *args)
+    gy = rand(*y.shape, dtype=dtype)
+    gx = K.conv2d_backward_input(gy, w, x.shape, *args)
+    gw = K.conv2d_backward_weight(gy, x, w.shape, *args)
+    gx_ref, gw_ref = conv_grads_ref(gy, x, w, *args)
+    # F(2x2, 3x3) in float32 stays within a few float32 roundings of the output's scale
+    bound = 1e-5 if dtype == np.float32 else 1e-13
+    for out, ref in ((y, conv_ref(x, w, b, *args)), (gx, gx_ref), (gw, gw_ref)):
+        assert out.dtype == dtype
+        assert conv_scale_err(out, ref) < bound
+
+
+@pytest.mark.parametrize("case", [WINO_CASES[i] for i in (1, 2, 6)], ids=wino_ids)
+def test_winograd_matches_im2col(case, monkeypatch):
+    x, w, b, args = fast_path_case(case, np.float32)
+    fast = K.conv2d_forward(x, w, b, *args)
+    gy = rand(*fast.shape, dtype=np.float32)
+    fast_gx = K.conv2d_backward_input(gy, w, x.shape, *args)
+    fast_gw = K.conv2d_backward_weight(gy, x, w.shape, *args)
+    monkeypatch.setattr(K, "_WINO_MIN_C", 1 << 30)  # everything through im2col + GEMM
+    assert not K._Conv(x.shape, w.shape, *args, np.dtype(np.float32)).winograd()
+    for out, ref in ((fast, K.conv2d_forward(x, w, b, *args)),
+                     (fast_gx, K.conv2d_backward_input(gy, w, x.shape, *args)),
+                     (fast_gw, K.conv2d_backward_weight(gy, x, w.shape, *args))):
+        assert conv_scale_err(out, ref) < 1e-5
+
+
+@pytest.mark.parametrize("case", WINO_CASES[:6], ids=wino_ids)
+def test_winograd_adjoint_identities(case):
+    """<conv(x), gy> == <x, backward_input(gy)> == <w, backward_weight(gy, x)> to float64
+    rounding: the three Winograd passes are exact transposes of each other."""
+    x, w, _, args = fast_path_case(case, np.float64)
+    y = K.conv2d_forward(x, w, None, *args)
+    gy = rand(*y.shape)
+    lhs = np.vdot(y, gy)
+    assert np.vdot(x, K.conv2d_backward_input(gy, w, x.shape, *args)) == pytest.approx(lhs, rel=1e-12, abs=1e-12)
+    assert np.vdot(w, K.conv2d_backward_weight(gy, x, w.shape, *args)) == pytest.approx(lhs, rel=1e-12, abs=1e-12)
+
+
+@pytest.mark.parametrize("case", [WINO_CASES[i] for i in (0, 2, 5)], ids=wino_ids)
+def test_winograd_many_chunks(case, monkeypatch):
+    """One image per chunk (and a ragged last chunk per thread): the row layouts change with
+    the chunk size, the pad columns must be re-zeroed."""
+    monkeypatch.setattr(winograd, "_CHUNK_TILES", 1)
+    monkeypatch.setattr(winograd, "threads", lambda: 2)
+    x_shape, k, padding = case
+    x_shape = (5,) + x_shape[1:]
+    x, w, b, args = fast_path_case((x_shape, k, padding), np.float64)
+    y = K.conv2d_forward(x, w, b, *args)
+    np.testing.assert_allclose(y, conv_ref(x, w, b, *args), rtol=1e-12, atol=1e-12)
+    gy = rand(*y.shape)
+    gx_ref, gw_ref = conv_grads_ref(gy, x, w, *args)
+    np.testing.assert_allclose(K.conv2d_backward_input(gy, w, x.shape, *args), gx_ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(K.conv2d_backward_weight(gy, x, w.shape, *args), gw_ref, rtol=1e-12, atol=1e-12)
+
+
+def test_fast_paths_reuse_work_buffers_across_shapes():
+    """The work buffers are reused between calls (threads.scratch): a larger call leaves
+    data where a smaller one expects zeros (padding, junk tiles) unless the workers re-zero."""
+    cases = [((2, 16, 9, 7), 8, (2, 2)), ((2, 8, 26, 26), 16, (0, 0)), ((1, 8, 5, 5), 8, (1, 1)),
+             ((3, 2, 9, 8), 5, (2, 1)), ((1, 1, 5, 6), 3, (0, 0))]
+    for case in cases + cases[::-1]:
+        x, w, b, args = fast_path_case(case, np.float64)
+        y = K.conv2d_forward(x, w, b, *args)
+        np.testing.assert_allclose(y, conv_ref(x, w, b, *args), rtol=1e-12, atol=1e-12)
+        gy = rand(*y.shape)
+        gx_ref, gw_ref = conv_grads_ref(gy, x, w, *args)
+        np.testing.assert_allclose(K.conv2d_backward_input(gy, w, x.shape, *args), gx_ref, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(K.conv2d_backward_weight(gy, x, w.shape, *args), gw_ref, rtol=1e-12, atol=1e-12)
+
+
+def test_fast_paths_non_contiguous_inputs():
+    x = rand(2, 10, 9, 8).transpose(0, 1, 3, 2)  # (2, 10, 8, 9), not C-contiguous
+    w = rand(10, 12, 3, 3).transpose(1, 0, 3, 2)[:, :, ::-1]  # (12, 10, 3, 3), negative strides
+    b = rand(24)[::2]
+    args = ((1, 1), (1, 1), (1, 1), 1)
+    y = K.conv2d_forward(x, w, b, *args)
+    np.testing.assert_allclose(y, conv_ref(x, w, b, *args), rtol=1e-12, atol=1e-12)
+    gy = np.asfortranarray(rand(*y.shape))
+    gx_ref, gw_ref = conv_grads_ref(gy, x, w, *args)
+    np.testing.assert_allclose(K.conv2d_backward_input(gy, w, x.shape, *args), gx_ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(K.conv2d_backward_weight(gy, x, w.shape, *args), gw_ref, rtol=1e-12, atol=1e-12)
+    x1 = rand(3, 1, 8, 14)[:, :, :, ::2]  # direct path, strided
+    w1 = rand(4, 1, 3, 3)
+    np.testing.assert_allclose(K.conv2d_forward(x1, w1, None, *args), conv_ref(x1, w1, None, *args),
+                               rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", DIRECT_CASES, ids=wino_ids)
+def test_direct3x3_matches_float64_reference(case, dtype, conv_threads):
+    x, w, b, args = fast_path_case(case, dtype)
+    assert K._Conv(x.shape, w.shape, *args, np.dtype(dtype)).direct3x3()
+    y = K.conv2d_forward(x, w, b, *args)
+    gy = rand(*y.shape, dtype=dtype)
+    gw = K.conv2d_backward_weight(gy, x, w.shape, *args)
+    _, gw_ref = conv_grads_ref(gy, x, w, *args)
+    bound = 1e-5 if dtype == np.float32 else 1e-13
+    for out, ref in ((y, conv_ref(x, w, b, *args)), (gw, gw_ref)):
+        assert out.dtype == dtype and out.shape == ref.shape
+        assert conv_scale_err(out, ref) < bound
+
+
+def test_scratch_buffers_are_per_thread_and_grow():
+    a = threads.scratch(("test", 0), 10, np.float32)
+    b = threads.scratch(("test", 0), 5, np.float32)
+    assert b.base is a.base  # the same buffer, reused
+    c = threads.scratch(("test", 0), 100, np.float32)
+    assert c.size == 100 and c.dtype == np.float32
+    assert threads.scratch(("test", 0), 10, np.float64).dtype == np.float64
+    seen = []
+    threads.run_split(lambda i: seen.append(threads.scratch(("test", 1), 4, np.float32)), [(0,), (1,)])
+    assert len(seen) == 2
+    assert seen[0].base is not seen[1].base  # one per calling thread
+
+
+# ---------------------------------------------------------------------------------------
 # pooling
 # ---------------------------------------------------------------------------------------
 

@@ -30,6 +30,10 @@ from numba import njit, prange
 # Bytes of conv column buffer per batch chunk.  Small enough that the columns written by
 # im2col are still in L2/L3 when the GEMM reads them; large enough for an efficient GEMM.
 _CONV_CHUNK_BYTES = 1 << 22
+# Input and output channels from which 3x3 stride-1 convs go through Winograd F(2x2, 3x3).
+_WINO_MIN_C = 8
+# Input channels up to which 3x3 stride-1 convs use direct3x3's loops (forward, weight grad).
+_DIRECT_MAX_C = 4
 # Element counts from which the pooling / optimizer kernels use their parallel=True twins
 # (see Threading above: below these sizes the split does not pay for the spin it leaves).
 _PAR_MIN_POOL = 1 << 24
@@ -210,6 +214,18 @@ class _Conv:
     def pointwise(self):
         return self.KH == 1 and self.KW == 1 and self.direct
 
+    def direct3x3(self):
+        """3x3, stride 1, dilation 1, ungrouped, few input channels: direct loops (forward
+        and weight gradient; direct3x3.py)."""
+        return (self.KH == 3 and self.KW == 3 and self.P == 1 and self.dh == 1 and self.dw == 1
+                and self.G == 1 and self.cg <= _DIRECT_MAX_C)
+
+    def winograd(self):
+        """3x3, stride 1, dilation 1, ungrouped, with enough channels for the transforms to
+        pay (see winograd.py's docstring for the measurements)."""
+        return (self.KH == 3 and self.KW == 3 and self.P == 1 and self.dh == 1 and self.dw == 1
+                and self.G == 1 and self.cg >= _WINO_MIN_C and self.K >= _WINO_MIN_C)
+
     def chunks(self):
         for n0 in range(0, self.N, self.nb):
             yield n0, min(self.nb, self.N - n0)
@@ -278,6 +294,14 @@ def conv2d_forward(x, w, b, stride, padding, dilation, groups):
     if cv.R == 0:
         y[...] = bias.reshape(-1, 1, 1) if has_bias else 0
         return y
+    if cv.winograd():
+        from . import winograd
+
+        return winograd.forward(x, w, b, (cv.ph, cv.pw))
+    if cv.direct3x3():
+        from . import direct3x3
+
+        return direct3x3.forward(x, w, b, (cv.ph, cv.pw))
     if cv.pointwise():
         P = cv.OH * cv.OW
         w3 = w.reshape(cv.G, cv.kg, cv.cg)
@@ -314,6 +338,10 @@ def conv2d_backward_input(gy, w, x_shape, stride, padding, dilation, groups):
     if cv.empty():
         gx.fill(0)
         return gx
+    if cv.winograd():
+        from . import winograd
+
+        return winograd.backward_input(gy, w, x_shape, (cv.ph, cv.pw))
     if cv.pointwise():
         P = cv.H * cv.W
         w3t = w.reshape(cv.G, cv.kg, cv.cg).transpose(0, 2, 1)
@@ -353,6 +381,14 @@ def conv2d_backward_weight(gy, x, w_shape, stride, padding, dilation, groups):
     gw = np.zeros((cv.G, cv.kg, cv.R), dt)
     if gw.size == 0 or cv.empty():
         return gw.reshape(cv.K, cv.cg, cv.KH, cv.KW)
+    if cv.winograd():
+        from . import winograd
+
+        return winograd.backward_weight(gy, x, w_shape, (cv.ph, cv.pw))
+    if cv.direct3x3():
+        from . import direct3x3
+
+        return direct3x3.backward_weight(gy, x, w_shape, (cv.ph, cv.pw))
     if cv.pointwise():
         P = cv.H * cv.W
         x4 = x.reshape(cv.N, cv.G, cv.cg, P)
