@@ -1,11 +1,16 @@
-"""A tiny thread pool for the cpu kernels that split work across cores themselves.
+"""Threads for the cpu kernels that split work across cores themselves (the conv paths).
 
 numba's parallel=True runs on an OpenMP (or TBB/workqueue) pool whose idle workers spin for
 milliseconds after every parallel region and take cores from the OpenBLAS calls that follow
-(nn_kernels' docstring has the measurements).  The conv kernels instead split their images
-over plain Python threads: each runs one nogil numba call, and an idle pool thread sleeps on
-a queue, so it costs nothing between calls.  Dispatch costs ~20 us, fine for kernels of a
-millisecond and more.
+(nn_kernels' docstring has the measurements).  The conv kernels instead run one nogil numba
+call per core on plain Python threads; an idle pool thread sleeps on a queue, so it costs
+nothing between calls.  A dispatch costs 20-60 us on this VM (thread wake-up).
+
+The calls take their chunks of work from a shared counter (fetch_add) instead of a fixed
+share: OpenBLAS's own worker thread busy-waits (no yield) for ~100 ms after every BLAS call,
+so in a training step one core is time-shared with it, and a fixed half share for each
+thread made the conv as slow as its slowed-down thread (measured 5 ms -> 9.5 ms for the
+Winograd forward right after a matmul; see winograd.py).
 """
 from __future__ import annotations
 
@@ -61,3 +66,30 @@ def scratch(slot, n, dtype):
         buf = np.empty(max(n, 1), dtype)
         _SCRATCH[key] = buf
     return buf[:n]
+
+
+def _fetch_add_intrinsic():
+    from numba.core import cgutils, types
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def fetch_add(typingctx, counter, delta):
+        """Atomically add delta to counter[0] (an int64 array) and return the old value."""
+        if not (isinstance(counter, types.Array) and counter.dtype == types.int64):
+            return None
+        sig = types.int64(counter, delta)
+
+        def codegen(context, builder, signature, args):
+            arr, d = args
+            aty = signature.args[0]
+            ary = context.make_array(aty)(context, builder, arr)
+            ptr = cgutils.get_item_pointer(context, builder, aty, ary, [context.get_constant(types.intp, 0)])
+            d = context.cast(builder, d, signature.args[1], types.int64)
+            return builder.atomic_rmw("add", ptr, d, "seq_cst")
+
+        return sig, codegen
+
+    return fetch_add
+
+
+fetch_add = _fetch_add_intrinsic()

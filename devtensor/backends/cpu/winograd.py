@@ -57,7 +57,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .threads import run_split, scratch, threads
+from .threads import fetch_add, run_split, scratch, threads
 
 # Float flags for the kernels: reassociation (vector reductions) and FMA contraction, but
 # no nnan/ninf, so NaN and inf still propagate through the transforms.
@@ -512,6 +512,20 @@ def _load_x(x, n0, m, ph, pw, TH, direct, xp, ub):
 
 
 @njit(**_J)
+def _chunks(counter, N, nb, cpg):
+    """(n0, m, group) of the chunks of images this thread processes: it takes groups of cpg
+    chunks (nb images each) from the shared counter until none is left.  Each group goes to
+    one thread, in order, so the weight gradient's per-group partial sums do not depend on
+    which thread took what (the result is deterministic)."""
+    G = -(-N // (nb * cpg))
+    g = fetch_add(counter, 1)
+    while g < G:
+        for n0 in range(g * cpg * nb, min(N, (g + 1) * cpg * nb), nb):
+            yield n0, min(nb, N - n0), g
+        g = fetch_add(counter, 1)
+
+
+@njit(**_J)
 def _zero_start(direct, xp, ub, used):
     """The work buffers are reused across calls: zero the padding of xp and the tail of ub
     past the u rows (junk-tile reads, the zero row of _in_rows_t)."""
@@ -526,13 +540,13 @@ def _zero_start(direct, xp, ub, used):
 
 
 @njit(**_J)
-def _fwd_worker(x, U, bias, ph, pw, TH, TQ, lo, hi, nb, direct, xp, ub, vb, mb, ob, y):
+def _fwd_worker(x, U, bias, ph, pw, TH, TQ, nb, cpg, counter, direct, xp, ub, vb, mb, ob, y):
+    N = x.shape[0]
     C = x.shape[1]
     K = U.shape[1]
     WQ = 2 * TQ
     _zero_start(direct, xp, ub, C * nb * TH * WQ)
-    for n0 in range(lo, hi, nb):
-        m = min(nb, hi - n0)
+    for n0, m, _ in _chunks(counter, N, nb, cpg):
         T = m * TH * TQ
         _load_x(x, n0, m, ph, pw, TH, direct, xp, ub)
         for i in range(4):
@@ -544,15 +558,15 @@ def _fwd_worker(x, U, bias, ph, pw, TH, TQ, lo, hi, nb, direct, xp, ub, vb, mb, 
 
 
 @njit(**_J)
-def _bwd_input_worker(gy, UT, ph, pw, TH, TQ, lo, hi, nb, direct, xp, ub, vb, mb, ob, gx):
+def _bwd_input_worker(gy, UT, ph, pw, TH, TQ, nb, cpg, counter, direct, xp, ub, vb, mb, ob, gx):
+    N = gy.shape[0]
     C = UT.shape[1]
     K = gy.shape[1]
     WQ = 2 * TQ
     zo = ub.shape[1] - WQ
     _zero_start(direct, xp, ub, C * nb * TH * WQ)
     prev = -1
-    for n0 in range(lo, hi, nb):
-        m = min(nb, hi - n0)
+    for n0, m, g in _chunks(counter, N, nb, cpg):
         if m != prev:  # the pad columns of the o rows (their layout depends on m)
             ob[:] = 0
             prev = m
@@ -571,14 +585,14 @@ def _bwd_input_worker(gy, UT, ph, pw, TH, TQ, lo, hi, nb, direct, xp, ub, vb, mb
 
 
 @njit(**_J)
-def _bwd_weight_worker(gy, x, ph, pw, TH, TQ, lo, hi, nb, direct, xp, ub, vb, mb, ob, S):
+def _bwd_weight_worker(gy, x, ph, pw, TH, TQ, nb, cpg, counter, direct, xp, ub, vb, mb, ob, Sg):
+    N = x.shape[0]
     C = x.shape[1]
     K = gy.shape[1]
     WQ = 2 * TQ
     _zero_start(direct, xp, ub, C * nb * TH * WQ)
     prev = -1
-    for n0 in range(lo, hi, nb):
-        m = min(nb, hi - n0)
+    for n0, m, g in _chunks(counter, N, nb, cpg):
         if m != prev:
             ob[:] = 0
             prev = m
@@ -589,7 +603,7 @@ def _bwd_weight_worker(gy, x, ph, pw, TH, TQ, lo, hi, nb, direct, xp, ub, vb, mb
             _in_cols(ub[i], C * T, vb)
             _out_cols_t(ob[i], K * T, mb)
             for l in range(4):
-                _gemm_nt_acc(mb[l, :K * T].reshape((K, T)), vb[l, :C * T].reshape((C, T)), S[4 * i + l])
+                _gemm_nt_acc(mb[l, :K * T].reshape((K, T)), vb[l, :C * T].reshape((C, T)), Sg[g, 4 * i + l])
 
 
 # ----------------------------------------------------------------------------------------
@@ -607,12 +621,16 @@ class _Geom:
         self.TQ = (self.OW + 1) // 2 + 1  # tiles per tile row, the last one junk
         self.WQ = 2 * self.TQ
         ti = self.TH * self.TQ
-        # images per chunk: ~_CHUNK_TILES tiles, so one GEMM's v and M stay in L2
-        self.nb = max(1, min(N, _CHUNK_TILES // ti))
-        nt = min(threads(), -(-N // self.nb))
-        per = -(-N // nt)
-        self.ranges = [(lo, min(N, lo + per)) for lo in range(0, N, per)]
-        self.nb = min(self.nb, per)
+        # images per chunk: ~_CHUNK_TILES tiles, so one GEMM's V and M stay in L2, and at
+        # least 4 chunks per thread, for the threads to even out their speeds
+        nt = threads()
+        self.nb = max(1, min(_CHUNK_TILES // ti, -(-N // (4 * nt))))
+        chunks = -(-N // self.nb)
+        # groups of chunks, the unit the threads take: ~6 per thread to even out speeds
+        self.cpg = max(1, chunks // (6 * nt))
+        self.groups = -(-chunks // self.cpg)
+        self.threads = min(nt, self.groups)
+        self.counter = np.zeros(1, np.int64)  # groups handed out so far
         self.dtype = dtype
         # the padded input is x itself when the tiles cover x exactly
         self.direct = ph == 0 and pw == 0 and H == 2 * self.TH + 2 and W == self.WQ
@@ -651,8 +669,8 @@ def forward(x, w, b, padding):
     y = np.empty((N, K, g.OH, g.OW), x.dtype)
     U = np.ascontiguousarray(_weight_transform(w).astype(x.dtype))
     bias = np.zeros(K, x.dtype) if b is None else np.ascontiguousarray(b, dtype=x.dtype)
-    jobs = [(x, U, bias, g.ph, g.pw, g.TH, g.TQ, lo, hi, g.nb, g.direct, *g.buffers(j), y)
-            for j, (lo, hi) in enumerate(g.ranges)]
+    jobs = [(x, U, bias, g.ph, g.pw, g.TH, g.TQ, g.nb, g.cpg, g.counter, g.direct, *g.buffers(j), y)
+            for j in range(g.threads)]
     run_split(_fwd_worker, jobs)
     return y
 
@@ -663,8 +681,8 @@ def backward_input(gy, w, x_shape, padding):
     g = _Geom(N, C, H, W, K, padding[0], padding[1], gy.dtype)
     gx = np.empty((N, C, H, W), gy.dtype)
     UT = np.ascontiguousarray(_weight_transform(w).transpose(0, 2, 1).astype(gy.dtype))
-    jobs = [(gy, UT, g.ph, g.pw, g.TH, g.TQ, lo, hi, g.nb, g.direct, *g.buffers(j), gx)
-            for j, (lo, hi) in enumerate(g.ranges)]
+    jobs = [(gy, UT, g.ph, g.pw, g.TH, g.TQ, g.nb, g.cpg, g.counter, g.direct, *g.buffers(j), gx)
+            for j in range(g.threads)]
     run_split(_bwd_input_worker, jobs)
     return gx
 
@@ -673,12 +691,10 @@ def backward_weight(gy, x, w_shape, padding):
     N, C, H, W = x.shape
     K = int(w_shape[0])
     g = _Geom(N, C, H, W, K, padding[0], padding[1], x.dtype)
-    parts = [np.zeros((16, K, C), x.dtype) for _ in g.ranges]
-    jobs = [(gy, x, g.ph, g.pw, g.TH, g.TQ, lo, hi, g.nb, g.direct, *g.buffers(j), S)
-            for j, ((lo, hi), S) in enumerate(zip(g.ranges, parts))]
+    Sg = np.zeros((g.groups, 16, K, C), x.dtype)  # per-group partial sums
+    jobs = [(gy, x, g.ph, g.pw, g.TH, g.TQ, g.nb, g.cpg, g.counter, g.direct, *g.buffers(j), Sg)
+            for j in range(g.threads)]
     run_split(_bwd_weight_worker, jobs)
-    S = parts[0].astype(np.float64)
-    for p in parts[1:]:
-        S += p
+    S = Sg.sum(0, dtype=np.float64)
     gw = np.einsum("pa,pqkc,qb->kcab", _G, S.reshape(4, 4, K, C), _G, optimize=True)
     return gw.astype(x.dtype)
