@@ -210,7 +210,7 @@ def test_conv2d_empty_batch_and_return_types():
 # channels (direct3x3.py), both picked by shape inside the conv2d_* entry points
 # ---------------------------------------------------------------------------------------
 
-from devtensor.backends.cpu import direct3x3, threads, winograd  # noqa: E402
+from devtensor.backends.cpu import direct3x3, threads, winograd, winograd43  # noqa: E402
 
 # (x_shape, K, padding): odd H/W (partial tiles at the edges), padding 0/1/2, batch 1, C and
 # K off the micro-kernel blocks (C % 4, K % 8), a 1x1 output, large channels
@@ -256,9 +256,16 @@ def fast_path_case(case, dtype):
 def conv_threads(request, monkeypatch):
     """Run the fast paths on one thread, and with images split unevenly over 3 threads."""
     n = 1 if request.param == "one thread" else 3
-    for mod in (winograd, direct3x3):
+    for mod in (winograd, winograd43, direct3x3):
         monkeypatch.setattr(mod, "threads", lambda: n)
     return n
+
+
+@pytest.fixture(params=["23", "43"])
+def wino_variant(request, monkeypatch):
+    """Force Winograd F(2x2, 3x3) or F(4x4, 3x3) whatever the shape."""
+    monkeypatch.setattr(winograd, "_variant", lambda C, K, OH, OW: request.param)
+    return request.param
 
 
 def test_fast_paths_are_picked_by_shape():
@@ -276,7 +283,7 @@ def test_fast_paths_are_picked_by_shape():
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("case", WINO_CASES, ids=wino_ids)
-def test_winograd_matches_float64_reference(case, dtype, conv_threads):
+def test_winograd_matches_float64_reference(case, dtype, conv_threads, wino_variant):
     x, w, b, args = fast_path_case(case, dtype)
     assert K._Conv(x.shape, w.shape, *args, np.dtype(dtype)).winograd()
     y = K.conv2d_forward(x, w, b, *args)
@@ -284,7 +291,8 @@ def test_winograd_matches_float64_reference(case, dtype, conv_threads):
     gx = K.conv2d_backward_input(gy, w, x.shape, *args)
     gw = K.conv2d_backward_weight(gy, x, w.shape, *args)
     gx_ref, gw_ref = conv_grads_ref(gy, x, w, *args)
-    # F(2x2, 3x3) in float32 stays within a few float32 roundings of the output's scale
+    # float32: F(2x2, 3x3) within a few roundings of the output's scale, F(4x4, 3x3) with the
+    # points (0, 1, -1, 2, -1/2) within ~2e-6 at these channel counts
     bound = 1e-5 if dtype == np.float32 else 1e-13
     for out, ref in ((y, conv_ref(x, w, b, *args)), (gx, gx_ref), (gw, gw_ref)):
         assert out.dtype == dtype
@@ -292,7 +300,7 @@ def test_winograd_matches_float64_reference(case, dtype, conv_threads):
 
 
 @pytest.mark.parametrize("case", [WINO_CASES[i] for i in (1, 2, 6)], ids=wino_ids)
-def test_winograd_matches_im2col(case, monkeypatch):
+def test_winograd_matches_im2col(case, monkeypatch, wino_variant):
     x, w, b, args = fast_path_case(case, np.float32)
     fast = K.conv2d_forward(x, w, b, *args)
     gy = rand(*fast.shape, dtype=np.float32)
@@ -307,7 +315,7 @@ def test_winograd_matches_im2col(case, monkeypatch):
 
 
 @pytest.mark.parametrize("case", WINO_CASES[:6], ids=wino_ids)
-def test_winograd_adjoint_identities(case):
+def test_winograd_adjoint_identities(case, wino_variant):
     """<conv(x), gy> == <x, backward_input(gy)> == <w, backward_weight(gy, x)> to float64
     rounding: the three Winograd passes are exact transposes of each other."""
     x, w, _, args = fast_path_case(case, np.float64)
@@ -319,11 +327,12 @@ def test_winograd_adjoint_identities(case):
 
 
 @pytest.mark.parametrize("case", [WINO_CASES[i] for i in (0, 2, 5)], ids=wino_ids)
-def test_winograd_many_chunks(case, monkeypatch):
+def test_winograd_many_chunks(case, monkeypatch, wino_variant):
     """One image per chunk (and a ragged last chunk per thread): the row layouts change with
     the chunk size, the pad columns must be re-zeroed."""
-    monkeypatch.setattr(winograd, "_CHUNK_TILES", 1)
-    monkeypatch.setattr(winograd, "threads", lambda: 2)
+    for mod in (winograd, winograd43):
+        monkeypatch.setattr(mod, "_CHUNK_TILES", 1)
+        monkeypatch.setattr(mod, "threads", lambda: 2)
     x_shape, k, padding = case
     x_shape = (5,) + x_shape[1:]
     x, w, b, args = fast_path_case((x_shape, k, padding), np.float64)
@@ -335,7 +344,7 @@ def test_winograd_many_chunks(case, monkeypatch):
     np.testing.assert_allclose(K.conv2d_backward_weight(gy, x, w.shape, *args), gw_ref, rtol=1e-12, atol=1e-12)
 
 
-def test_fast_paths_reuse_work_buffers_across_shapes():
+def test_fast_paths_reuse_work_buffers_across_shapes(wino_variant):
     """The work buffers are reused between calls (threads.scratch): a larger call leaves
     data where a smaller one expects zeros (padding, junk tiles) unless the workers re-zero."""
     cases = [((2, 16, 9, 7), 8, (2, 2)), ((2, 8, 26, 26), 16, (0, 0)), ((1, 8, 5, 5), 8, (1, 1)),
@@ -348,6 +357,14 @@ def test_fast_paths_reuse_work_buffers_across_shapes():
         gx_ref, gw_ref = conv_grads_ref(gy, x, w, *args)
         np.testing.assert_allclose(K.conv2d_backward_input(gy, w, x.shape, *args), gx_ref, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(K.conv2d_backward_weight(gy, x, w.shape, *args), gw_ref, rtol=1e-12, atol=1e-12)
+
+
+def test_winograd_variant_choice():
+    assert winograd._variant(32, 64, 24, 24) == "43"   # the MNIST CNN's conv2
+    assert winograd._variant(32, 64, 6, 6) == "23"     # 4x4 tiles waste more than they save
+    assert winograd._variant(32, 64, 2, 2) == "23"
+    assert winograd._variant(512, 64, 24, 24) == "23"  # F(4x4, 3x3)'s error grows with C
+    assert winograd._variant(64, 512, 24, 24) == "23"
 
 
 def test_fast_paths_non_contiguous_inputs():

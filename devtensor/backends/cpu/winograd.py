@@ -1,6 +1,8 @@
-"""Winograd F(2x2, 3x3) conv2d on the cpu backend: forward, input gradient and weight
-gradient of 3x3, stride-1, dilation-1, ungrouped convolutions (nn_kernels picks this path by
-shape; everything else stays on im2col + GEMM there).
+"""Winograd conv2d on the cpu backend: forward, input gradient and weight gradient of 3x3,
+stride-1, dilation-1, ungrouped convolutions (nn_kernels picks this path by shape; everything
+else stays on im2col + GEMM there).  This module holds F(2x2, 3x3), the shared GEMM kernels
+and the entry points; winograd43.py holds F(4x4, 3x3), which the entry points prefer where
+its GEMM work is smaller and its float32 error stays small (_variant).
 
 Why.  The conv GEMMs of im2col run in OpenBLAS, which this environment pins to its Haswell
 (AVX2) kernels: ~225 GFLOP/s on the 2 cores, so the MNIST CNN's conv2 (x (100, 32, 26, 26),
@@ -14,8 +16,8 @@ the 16 transform positions xi is a GEMM M[xi] (K, T) = U[xi] (K, C) @ V[xi] (C, 
 T tiles.  The input gradient is the exact adjoint (gy tiles through A, U^T @, then B back
 onto overlapping input tiles), the weight gradient G^T [sum_t (A gy A^T) * (B^T d B)] G,
 i.e. 16 GEMMs (K, T) @ (T, C) with the long tile axis inside.  Float32 error stays at a few
-roundings of the output's scale (max 3e-7 relative on conv2; F(4x4, 3x3) measured 4e-6 to
-1.2e-5 for C = 32..256 and is not used); float64 is exact to ~1e-15.
+roundings of the output's scale (max 3e-7 relative on conv2; F(4x4, 3x3): 2e-6); float64
+is exact to ~1e-15.
 
 Layout.  Every loop here runs over long contiguous rows, because LLVM's vector loops cost
 ~25 ns of checks and scalar epilogue per short (12-element) loop: a per-tile-row loop over
@@ -46,8 +48,10 @@ nogil kernels, no spinning pool); each thread has its own work buffers (threads.
 reused across calls: fresh pages fault at ~1 us / 4 KiB here).
 
 Measured (2-core Zen 5, float32, conv2 above, medians, PyTorch 2.13 in the same process):
-forward 5.3 ms (PyTorch 5.6), input gradient 5.4 ms (5.8), weight gradient 5.3 ms (5.9);
-the im2col path took 12.2 / 12.5 / 12.6 ms.
+  F(2x2, 3x3)  forward 5.2 ms, input gradient 5.1 ms, weight gradient 5.5 ms
+  F(4x4, 3x3)  forward 3.9 ms, input gradient 3.9 ms, weight gradient 4.3 ms
+  PyTorch      forward 5.6 ms, input gradient 5.5 ms, weight gradient 5.8 ms
+  im2col+BLAS  forward 12.2 ms, input gradient 12.5 ms, weight gradient 12.6 ms
 
 Non-finite inputs: a NaN or inf spreads to every output of the tiles that read it (up to a
 4x4 block instead of the 3x3 neighbourhood of a direct convolution).
@@ -512,17 +516,12 @@ def _load_x(x, n0, m, ph, pw, TH, direct, xp, ub):
 
 
 @njit(**_J)
-def _chunks(counter, N, nb, cpg):
-    """(n0, m, group) of the chunks of images this thread processes: it takes groups of cpg
-    chunks (nb images each) from the shared counter until none is left.  Each group goes to
-    one thread, in order, so the weight gradient's per-group partial sums do not depend on
-    which thread took what (the result is deterministic)."""
-    G = -(-N // (nb * cpg))
-    g = fetch_add(counter, 1)
-    while g < G:
-        for n0 in range(g * cpg * nb, min(N, (g + 1) * cpg * nb), nb):
-            yield n0, min(nb, N - n0), g
-        g = fetch_add(counter, 1)
+def _groups(N, nb, cpg):
+    """Groups of cpg chunks of nb images: the unit the threads take from their shared
+    counter (fetch_add) until none is left.  Each group goes to one thread, in order, so the
+    weight gradient's per-group partial sums do not depend on which thread took what (the
+    result is deterministic)."""
+    return -(-N // (nb * cpg))
 
 
 @njit(**_J)
@@ -546,15 +545,19 @@ def _fwd_worker(x, U, bias, ph, pw, TH, TQ, nb, cpg, counter, direct, xp, ub, vb
     K = U.shape[1]
     WQ = 2 * TQ
     _zero_start(direct, xp, ub, C * nb * TH * WQ)
-    for n0, m, _ in _chunks(counter, N, nb, cpg):
-        T = m * TH * TQ
-        _load_x(x, n0, m, ph, pw, TH, direct, xp, ub)
-        for i in range(4):
-            _in_cols(ub[i], C * T, vb)
-            for l in range(4):
-                _gemm_nn(U[4 * i + l], vb[l, :C * T].reshape((C, T)), mb[l, :K * T].reshape((K, T)))
-            _out_cols(mb, K * T, ob[i])
-        _out_rows(ob, n0, m, TH, WQ, bias, y)
+    g = fetch_add(counter, 1)
+    while g < _groups(N, nb, cpg):
+        for n0 in range(g * cpg * nb, min(N, (g + 1) * cpg * nb), nb):
+            m = min(nb, N - n0)
+            T = m * TH * TQ
+            _load_x(x, n0, m, ph, pw, TH, direct, xp, ub)
+            for i in range(4):
+                _in_cols(ub[i], C * T, vb)
+                for l in range(4):
+                    _gemm_nn(U[4 * i + l], vb[l, :C * T].reshape((C, T)), mb[l, :K * T].reshape((K, T)))
+                _out_cols(mb, K * T, ob[i])
+            _out_rows(ob, n0, m, TH, WQ, bias, y)
+        g = fetch_add(counter, 1)
 
 
 @njit(**_J)
@@ -566,22 +569,26 @@ def _bwd_input_worker(gy, UT, ph, pw, TH, TQ, nb, cpg, counter, direct, xp, ub, 
     zo = ub.shape[1] - WQ
     _zero_start(direct, xp, ub, C * nb * TH * WQ)
     prev = -1
-    for n0, m, g in _chunks(counter, N, nb, cpg):
-        if m != prev:  # the pad columns of the o rows (their layout depends on m)
-            ob[:] = 0
-            prev = m
-        T = m * TH * TQ
-        _out_rows_t(gy, n0, m, TH, WQ, ob)
-        for i in range(4):
-            _out_cols_t(ob[i], K * T, mb)
-            for l in range(4):
-                _gemm_nn(UT[4 * i + l], mb[l, :K * T].reshape((K, T)), vb[l, :C * T].reshape((C, T)))
-            _in_cols_t(vb, C * T, ub[i])
-        if direct:
-            _in_rows_t(ub, n0, m, TH, zo, gx)
-        else:
-            _in_rows_t(ub, 0, m, TH, zo, xp)
-            _crop_copy(xp, n0, m, ph, pw, gx)
+    g = fetch_add(counter, 1)
+    while g < _groups(N, nb, cpg):
+        for n0 in range(g * cpg * nb, min(N, (g + 1) * cpg * nb), nb):
+            m = min(nb, N - n0)
+            if m != prev:  # the pad columns of the o rows (their layout depends on m)
+                ob[:] = 0
+                prev = m
+            T = m * TH * TQ
+            _out_rows_t(gy, n0, m, TH, WQ, ob)
+            for i in range(4):
+                _out_cols_t(ob[i], K * T, mb)
+                for l in range(4):
+                    _gemm_nn(UT[4 * i + l], mb[l, :K * T].reshape((K, T)), vb[l, :C * T].reshape((C, T)))
+                _in_cols_t(vb, C * T, ub[i])
+            if direct:
+                _in_rows_t(ub, n0, m, TH, zo, gx)
+            else:
+                _in_rows_t(ub, 0, m, TH, zo, xp)
+                _crop_copy(xp, n0, m, ph, pw, gx)
+        g = fetch_add(counter, 1)
 
 
 @njit(**_J)
@@ -592,18 +599,22 @@ def _bwd_weight_worker(gy, x, ph, pw, TH, TQ, nb, cpg, counter, direct, xp, ub, 
     WQ = 2 * TQ
     _zero_start(direct, xp, ub, C * nb * TH * WQ)
     prev = -1
-    for n0, m, g in _chunks(counter, N, nb, cpg):
-        if m != prev:
-            ob[:] = 0
-            prev = m
-        T = m * TH * TQ
-        _load_x(x, n0, m, ph, pw, TH, direct, xp, ub)
-        _out_rows_t(gy, n0, m, TH, WQ, ob)
-        for i in range(4):
-            _in_cols(ub[i], C * T, vb)
-            _out_cols_t(ob[i], K * T, mb)
-            for l in range(4):
-                _gemm_nt_acc(mb[l, :K * T].reshape((K, T)), vb[l, :C * T].reshape((C, T)), Sg[g, 4 * i + l])
+    g = fetch_add(counter, 1)
+    while g < _groups(N, nb, cpg):
+        for n0 in range(g * cpg * nb, min(N, (g + 1) * cpg * nb), nb):
+            m = min(nb, N - n0)
+            if m != prev:
+                ob[:] = 0
+                prev = m
+            T = m * TH * TQ
+            _load_x(x, n0, m, ph, pw, TH, direct, xp, ub)
+            _out_rows_t(gy, n0, m, TH, WQ, ob)
+            for i in range(4):
+                _in_cols(ub[i], C * T, vb)
+                _out_cols_t(ob[i], K * T, mb)
+                for l in range(4):
+                    _gemm_nt_acc(mb[l, :K * T].reshape((K, T)), vb[l, :C * T].reshape((C, T)), Sg[g, 4 * i + l])
+        g = fetch_add(counter, 1)
 
 
 # ----------------------------------------------------------------------------------------
@@ -660,9 +671,7 @@ def _weight_transform(w):
     return U.reshape(16, K, C)
 
 
-def forward(x, w, b, padding):
-    """conv2d(x, w, b, stride 1, padding, dilation 1, groups 1) for a 3x3 w; x, w C-contiguous
-    of one float dtype."""
+def _forward23(x, w, b, padding):
     N, C, H, W = x.shape
     K = w.shape[0]
     g = _Geom(N, C, H, W, K, padding[0], padding[1], x.dtype)
@@ -675,7 +684,7 @@ def forward(x, w, b, padding):
     return y
 
 
-def backward_input(gy, w, x_shape, padding):
+def _backward_input23(gy, w, x_shape, padding):
     N, C, H, W = (int(v) for v in x_shape)
     K = w.shape[0]
     g = _Geom(N, C, H, W, K, padding[0], padding[1], gy.dtype)
@@ -687,7 +696,7 @@ def backward_input(gy, w, x_shape, padding):
     return gx
 
 
-def backward_weight(gy, x, w_shape, padding):
+def _backward_weight23(gy, x, w_shape, padding):
     N, C, H, W = x.shape
     K = int(w_shape[0])
     g = _Geom(N, C, H, W, K, padding[0], padding[1], x.dtype)
@@ -698,3 +707,54 @@ def backward_weight(gy, x, w_shape, padding):
     S = Sg.sum(0, dtype=np.float64)
     gw = np.einsum("pa,pqkc,qb->kcab", _G, S.reshape(4, 4, K, C), _G, optimize=True)
     return gw.astype(x.dtype)
+
+
+# ----------------------------------------------------------------------------------------
+# F(2x2, 3x3) or F(4x4, 3x3)
+# ----------------------------------------------------------------------------------------
+
+# Channels (input and output) up to which F(4x4, 3x3) is used: its float32 error grows like
+# sqrt(C) (winograd43's docstring), 4.3e-6 of the output's scale at 256.
+_F43_MAX_C = 256
+
+
+def _variant(C, K, OH, OW):
+    """'43' or '23': F(4x4, 3x3) where its error is small and its GEMM work (tiles counted
+    with the junk one of each tile row) is below F(2x2, 3x3)'s (small outputs are not:
+    6x6 takes 216 against 192)."""
+    if max(C, K) > _F43_MAX_C:
+        return "23"
+    w23 = 16 * ((OH + 1) // 2) * ((OW + 1) // 2 + 1)
+    w43 = 36 * ((OH + 3) // 4) * ((OW + 3) // 4 + 1)
+    return "43" if w43 < w23 else "23"
+
+
+def forward(x, w, b, padding):
+    """conv2d(x, w, b, stride 1, padding, dilation 1, groups 1) for a 3x3 w; x, w C-contiguous
+    of one float dtype; b None or (K,)."""
+    N, C, H, W = x.shape
+    if _variant(C, w.shape[0], H + 2 * padding[0] - 2, W + 2 * padding[1] - 2) == "43":
+        from . import winograd43
+
+        return winograd43.forward(x, w, b, padding)
+    return _forward23(x, w, b, padding)
+
+
+def backward_input(gy, w, x_shape, padding):
+    """Gradient of forward with respect to x (shape x_shape); gy, w C-contiguous."""
+    K, C = w.shape[:2]
+    if _variant(C, K, gy.shape[2], gy.shape[3]) == "43":
+        from . import winograd43
+
+        return winograd43.backward_input(gy, w, x_shape, padding)
+    return _backward_input23(gy, w, x_shape, padding)
+
+
+def backward_weight(gy, x, w_shape, padding):
+    """Gradient of forward with respect to w (shape w_shape); gy, x C-contiguous."""
+    K, C = int(w_shape[0]), int(w_shape[1])
+    if _variant(C, K, gy.shape[2], gy.shape[3]) == "43":
+        from . import winograd43
+
+        return winograd43.backward_weight(gy, x, w_shape, padding)
+    return _backward_weight23(gy, x, w_shape, padding)
