@@ -12,15 +12,15 @@ These loops read x once and write y once instead:
   the input plane read from offset i*Wp + j; two output channels share each pass over x
   (18 accumulators in registers).
 
-Padding: images are copied into a zero-padded buffer first (when there is padding).  Images
-are split over the cores with threads.run_split.
+Padding goes into the shifted copies.  The images are split over the cores with
+threads.run_split, in groups taken from a shared counter (see threads.py).
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
-from .threads import run_split, threads
+from .threads import fetch_add, run_split, threads
 
 _FM = {"reassoc", "contract", "nsz"}
 _J = dict(nogil=True, cache=True, fastmath=_FM, error_model="numpy")
@@ -128,10 +128,15 @@ def _fwd_image(xn, w9, bias, ys):
 
 
 @njit(**_J)
-def _fwd_worker(x, w9, bias, ph, pw, lo, hi, xn, y):
-    for n in range(lo, hi):
-        _narrow(x, n, ph, pw, xn)
-        _fwd_image(xn, w9, bias, y[n])
+def _fwd_worker(x, w9, bias, ph, pw, per, counter, xn, y):
+    """Groups of `per` images taken from the shared counter until none is left."""
+    N = x.shape[0]
+    g = fetch_add(counter, 1)
+    while g * per < N:
+        for n in range(g * per, min(N, (g + 1) * per)):
+            _narrow(x, n, ph, pw, xn)
+            _fwd_image(xn, w9, bias, y[n])
+        g = fetch_add(counter, 1)
 
 
 @njit(**_J)
@@ -192,28 +197,40 @@ def _bw_one(g0, f0, f1, f2, OW, s0):
 
 
 @njit(**_J)
-def _bw_worker(gy, x, ph, pw, lo, hi, xn, S):
-    """S[k, c, 3i + j] += sum over images lo..hi of gy[n, k] . xpad[n, c, i:, j:]."""
-    K = gy.shape[1]
-    OW = gy.shape[3]
+def _bw_image(gs, xn, S):
+    """S[k, c, 3i + j] += gs[k] . xpad[c, i:, j:] for one image."""
+    K = gs.shape[0]
+    OW = gs.shape[2]
     C = S.shape[1]
-    for n in range(lo, hi):
-        _narrow(x, n, ph, pw, xn)
-        gs = gy[n]
-        for c in range(C):
-            f0 = xn[c, 0].reshape(-1)
-            f1 = xn[c, 1].reshape(-1)
-            f2 = xn[c, 2].reshape(-1)
-            for k in range(0, K - 1, 2):
-                _bw_pair(gs[k].reshape(-1), gs[k + 1].reshape(-1), f0, f1, f2, OW, S[k, c], S[k + 1, c])
-            if K % 2:
-                _bw_one(gs[K - 1].reshape(-1), f0, f1, f2, OW, S[K - 1, c])
+    for c in range(C):
+        f0 = xn[c, 0].reshape(-1)
+        f1 = xn[c, 1].reshape(-1)
+        f2 = xn[c, 2].reshape(-1)
+        for k in range(0, K - 1, 2):
+            _bw_pair(gs[k].reshape(-1), gs[k + 1].reshape(-1), f0, f1, f2, OW, S[k, c], S[k + 1, c])
+        if K % 2:
+            _bw_one(gs[K - 1].reshape(-1), f0, f1, f2, OW, S[K - 1, c])
 
 
-def _split(N):
-    nt = min(threads(), N)
-    per = -(-N // nt)
-    return [(lo, min(N, lo + per)) for lo in range(0, N, per)]
+@njit(**_J)
+def _bw_worker(gy, x, ph, pw, per, counter, xn, Sg):
+    """Groups of `per` images from the shared counter, each summed into its own Sg[g] (so
+    the result does not depend on which thread took which group)."""
+    N = x.shape[0]
+    g = fetch_add(counter, 1)
+    while g * per < N:
+        for n in range(g * per, min(N, (g + 1) * per)):
+            _narrow(x, n, ph, pw, xn)
+            _bw_image(gy[n], xn, Sg[g])
+        g = fetch_add(counter, 1)
+
+
+def _groups(N):
+    """(images per group, groups, threads): ~6 groups per thread, to even out their speeds."""
+    nt = threads()
+    per = max(1, -(-N // (6 * nt)))
+    groups = -(-N // per)
+    return per, groups, min(nt, groups)
 
 
 def _narrow_buffer(C, H, OW, ph, dtype):
@@ -229,8 +246,9 @@ def forward(x, w, b, padding):
     y = np.empty((N, K, H + 2 * ph - 2, OW), x.dtype)
     w9 = np.ascontiguousarray(w.reshape(K, C, 9))
     bias = np.zeros(K, x.dtype) if b is None else np.ascontiguousarray(b, dtype=x.dtype)
-    jobs = [(x, w9, bias, ph, pw, lo, hi, _narrow_buffer(C, H, OW, ph, x.dtype), y)
-            for lo, hi in _split(N)]
+    per, _, nt = _groups(N)
+    counter = np.zeros(1, np.int64)
+    jobs = [(x, w9, bias, ph, pw, per, counter, _narrow_buffer(C, H, OW, ph, x.dtype), y) for _ in range(nt)]
     run_split(_fwd_worker, jobs)
     return y
 
@@ -240,13 +258,9 @@ def backward_weight(gy, x, w_shape, padding):
     K = int(w_shape[0])
     ph, pw = padding
     OW = gy.shape[3]
-    jobs, parts = [], []
-    for lo, hi in _split(N):
-        S = np.zeros((K, C, 9), x.dtype)
-        jobs.append((gy, x, ph, pw, lo, hi, _narrow_buffer(C, H, OW, ph, x.dtype), S))
-        parts.append(S)
+    per, groups, nt = _groups(N)
+    counter = np.zeros(1, np.int64)
+    Sg = np.zeros((groups, K, C, 9), x.dtype)
+    jobs = [(gy, x, ph, pw, per, counter, _narrow_buffer(C, H, OW, ph, x.dtype), Sg) for _ in range(nt)]
     run_split(_bw_worker, jobs)
-    S = parts[0]
-    for p in parts[1:]:
-        S += p
-    return S.reshape(K, C, 3, 3)
+    return Sg.sum(0, dtype=np.float64).astype(x.dtype).reshape(K, C, 3, 3)
