@@ -484,6 +484,31 @@ def test_max_pool2d_nan_and_ties():
     assert y[0, 0, 0, 1] == 0.0 and ix[0, 0, 0, 1] == 2  # all equal: the first tap wins
 
 
+@pytest.mark.parametrize("shape", [(3, 5, 24, 24), (2, 3, 7, 9), (1, 1, 2, 2)], ids=str)
+def test_max_pool2d_2x2_fast_path(shape, monkeypatch):
+    """The unrolled 2x2 / stride-2 kernel (odd sizes drop the last row / column), on several
+    threads: against the reference with ties and -inf, and against the generic kernel with
+    NaNs too (a later NaN takes over, as in PyTorch; the argmax reference takes the first)."""
+    monkeypatch.setattr(K, "_POOL2X2_PER_THREAD", 1)
+    x = np.round(rand(*shape), 0)  # many ties
+    flat = x.reshape(-1)
+    flat[RNG.integers(0, flat.size, max(1, flat.size // 13))] = -np.inf
+    a = ((2, 2), (2, 2), (0, 0), (1, 1), False)
+    for want in (maxpool_ref(x, *a), None):
+        y, ix = K.max_pool2d_forward(x, *a)
+        if want is None:  # the generic kernel on the same input, NaNs added
+            N, C, H, W = x.shape
+            OH, OW = y.shape[2:]
+            hf, hc = K._windows(OH, H, 2, 2, 0, 1)
+            wf, wc = K._windows(OW, W, 2, 2, 0, 1)
+            want = (np.empty_like(y), np.empty_like(ix))
+            K._maxpool_fwd(x.reshape(N * C, H, W), hf, hc, wf, wc, 1, 1, want[0].reshape(N * C, OH, OW),
+                           want[1].reshape(N * C, OH, OW))
+        np.testing.assert_array_equal(y, want[0])
+        np.testing.assert_array_equal(ix, want[1])
+        flat[RNG.integers(0, flat.size, max(1, flat.size // 5))] = np.nan
+
+
 def avgpool_ref(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
     N, C, H, W = x.shape
     OH = pool_out_ref(H, kernel[0], stride[0], padding[0], 1, ceil_mode)
