@@ -1,4 +1,5 @@
-"""Array-level CPU kernels for the fused nn ops: conv2d (im2col/col2im in numba + BLAS GEMM),
+"""Array-level CPU kernels for the fused nn ops: conv2d (im2col/col2im in numba + BLAS GEMM, and
+the 3x3 fast paths of winograd.py and direct3x3.py),
 pooling, softmax rows, cross-entropy rows and fused optimizer steps.
 
 Contract: arguments are numpy arrays (float32 or float64; integer index/target arrays int64)
@@ -10,16 +11,22 @@ import; each compiles on first use (per dtype) and is cached to disk.  This modu
 only numpy, numba, math and threads.py (the conv fast paths import winograd.py and
 direct3x3.py on first use).
 
-Threading.  The conv GEMMs run in OpenBLAS (numpy's matmul), which has its own thread pool.
-numba's default threading layer here is GNU OpenMP, whose idle workers spin for ~5 ms after
-every parallel region; a BLAS call made inside that window loses a core and runs up to 10x
-slower (measured: a 0.55 ms GEMM takes 4.5 ms right after a parallel=True kernel).  Making
-the conv data-movement loops parallel measured slower under every numba threading layer
-(default 560 ms, OMP_WAIT_POLICY=passive 86 ms, workqueue 59 ms, serial 49 ms for conv
-forward + both backwards at x=(100,32,26,26), w=(64,32,3,3)).  So everything here is serial
-by default: the conv loops are cheap in the layout used below and BLAS gets both cores; the
-pooling and optimizer kernels switch to a parallel=True twin only for very large arrays;
-large softmax/cross-entropy inputs go through numpy's SIMD exp instead.
+Threading.  The conv GEMMs of the im2col path run in OpenBLAS (numpy's matmul), which has
+its own thread pool.  numba's default threading layer here is GNU OpenMP, whose idle workers
+spin for ~5 ms after every parallel region; a BLAS call made inside that window loses a core
+and runs up to 10x slower (measured: a 0.55 ms GEMM takes 4.5 ms right after a parallel=True
+kernel).  Making the conv data-movement loops parallel measured slower under every numba
+threading layer (default 560 ms, OMP_WAIT_POLICY=passive 86 ms, workqueue 59 ms, serial 49 ms
+for conv forward + both backwards at x=(100,32,26,26), w=(64,32,3,3)).  So the im2col path is
+serial and BLAS gets both cores; the generic pooling and the optimizer kernels switch to a
+parallel=True twin only for very large arrays; large softmax/cross-entropy inputs go through
+numpy's SIMD exp instead.
+
+The 3x3 stride-1 convs do not use BLAS: Winograd (winograd.py, winograd43.py) for >= 8
+channels, direct loops (direct3x3.py) for <= 3 input channels, both split over the cores with
+plain Python threads that sleep when idle (threads.py); the 2x2 max-pool and the max-pool
+backward use the same threads.  Conv2 above now takes 3.9 + 3.9 + 4.3 ms.
+The winograd() and direct3x3() methods of _Conv pick the paths by shape.
 """
 from __future__ import annotations
 
@@ -36,7 +43,11 @@ _CONV_CHUNK_BYTES = 1 << 22
 # Input and output channels from which 3x3 stride-1 convs go through Winograd F(2x2, 3x3).
 _WINO_MIN_C = 8
 # Input channels up to which 3x3 stride-1 convs use direct3x3's loops (forward, weight grad).
-_DIRECT_MAX_C = 4
+# Measured at x (100, C, 28, 28), K = 32, padding 1 (ms, forward / weight grad): C = 2
+# direct 0.91 / 0.70, im2col 1.15 / 1.81; C = 4 direct 1.84 / 2.33, im2col 1.72 / 3.11,
+# Winograd 1.90 / 1.72; C = 8 Winograd 2.42 / 2.29, im2col 3.00 / 4.19.  Between the two
+# thresholds the paths are within noise of each other and im2col stays.
+_DIRECT_MAX_C = 3
 # Element counts from which the pooling / optimizer kernels use their parallel=True twins
 # (see Threading above: below these sizes the split does not pay for the spin it leaves).
 _PAR_MIN_POOL = 1 << 24
@@ -547,10 +558,15 @@ def _maxpool_bwd(gy, ix, gx):
         _maxpool_bwd_plane(gy[t], ix[t], gx[t])
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
-def _maxpool_bwd_par(gy, ix, gx):
-    for t in prange(gy.shape[0]):
-        _maxpool_bwd_plane(gy[t], ix[t], gx[t])
+@njit(cache=True, nogil=True, error_model="numpy")
+def _maxpool_bwd_groups(gy, ix, gx, per, counter):
+    """_maxpool_bwd over planes in groups of `per` from the shared counter (run_split)."""
+    P = gy.shape[0]
+    g = fetch_add(counter, 1)
+    while g * per < P:
+        for t in range(g * per, min(P, (g + 1) * per)):
+            _maxpool_bwd_plane(gy[t], ix[t], gx[t])
+        g = fetch_add(counter, 1)
 
 
 def max_pool2d_forward(x, kernel, stride, padding, dilation, ceil_mode):
@@ -593,8 +609,13 @@ def max_pool2d_backward(gy, indices, x_shape):
     if gx.size == 0:
         return gx
     P = gy.shape[2] * gy.shape[3]
-    fn = _maxpool_bwd_par if gx.size >= _PAR_MIN_POOL and N * C > 1 else _maxpool_bwd
-    fn(gy.reshape(N * C, P), ix.reshape(N * C, P), gx.reshape(N * C, H * W))
+    args = (gy.reshape(N * C, P), ix.reshape(N * C, P), gx.reshape(N * C, H * W))
+    nt = min(threads(), N * C, gx.size // _POOL2X2_PER_THREAD)
+    if nt > 1:  # the planes scatter independently: split them over the conv threads
+        per = max(1, -(-(N * C) // (6 * nt)))
+        run_split(_maxpool_bwd_groups, [(*args, per, np.zeros(1, np.int64))] * nt)
+    else:
+        _maxpool_bwd(*args)
     return gx
 
 
