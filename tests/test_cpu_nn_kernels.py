@@ -263,8 +263,9 @@ def conv_threads(request, monkeypatch):
 
 @pytest.fixture(params=["23", "43"])
 def wino_variant(request, monkeypatch):
-    """Force Winograd F(2x2, 3x3) or F(4x4, 3x3) whatever the shape."""
+    """Force Winograd F(2x2, 3x3) or F(4x4, 3x3) whatever the shape, forward included."""
     monkeypatch.setattr(winograd, "_variant", lambda C, K, OH, OW: request.param)
+    monkeypatch.setattr(winograd, "FORWARD_VARIANT", request.param)
     return request.param
 
 
@@ -365,6 +366,7 @@ def test_winograd_variant_choice():
     assert winograd._variant(32, 64, 2, 2) == "23"
     assert winograd._variant(512, 64, 24, 24) == "23"  # F(4x4, 3x3)'s error grows with C
     assert winograd._variant(64, 512, 24, 24) == "23"
+    assert winograd.FORWARD_VARIANT == "23"  # see its comment: test_training_parity
 
 
 def test_fast_paths_non_contiguous_inputs():

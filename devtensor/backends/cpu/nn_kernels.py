@@ -25,7 +25,7 @@ numpy's SIMD exp instead.
 The 3x3 stride-1 convs do not use BLAS: Winograd (winograd.py, winograd43.py) for >= 8
 channels, direct loops (direct3x3.py) for <= 3 input channels, both split over the cores with
 plain Python threads that sleep when idle (threads.py); the 2x2 max-pool and the max-pool
-backward use the same threads.  Conv2 above now takes 3.9 + 3.9 + 4.3 ms.
+backward use the same threads.  Conv2 above now takes 5.2 + 3.9 + 4.3 ms.
 The winograd() and direct3x3() methods of _Conv pick the paths by shape.
 """
 from __future__ import annotations
