@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import Backend, array_api_kernels, register
+from . import allocator
 
 DEFAULT_SEED = 67280421310721  # PyTorch's default: the same numbers run after run
 
@@ -30,6 +31,7 @@ class CpuBackend(Backend):
 
 cpu = register(CpuBackend())
 array_api_kernels.register(cpu, np)
+allocator.tune()  # reuse freed activation buffers instead of page-faulting them in every step
 
 
 def _quiet(fn):
