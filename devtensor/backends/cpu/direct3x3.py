@@ -226,9 +226,10 @@ def _bw_worker(gy, x, ph, pw, per, counter, xn, Sg):
 
 
 def _groups(N):
-    """(images per group, groups, threads): ~6 groups per thread, to even out their speeds."""
+    """(images per group, groups, threads): ~12 groups per thread, so that a thread woken
+    late (20-60 us here) or slowed by another busy thread costs at most a small group."""
     nt = threads()
-    per = max(1, -(-N // (6 * nt)))
+    per = max(1, -(-N // (12 * nt)))
     groups = -(-N // per)
     return per, groups, min(nt, groups)
 
@@ -263,4 +264,4 @@ def backward_weight(gy, x, w_shape, padding):
     Sg = np.zeros((groups, K, C, 9), x.dtype)
     jobs = [(gy, x, ph, pw, per, counter, _narrow_buffer(C, H, OW, ph, x.dtype), Sg) for _ in range(nt)]
     run_split(_bw_worker, jobs)
-    return Sg.sum(0, dtype=np.float64).astype(x.dtype).reshape(K, C, 3, 3)
+    return Sg.sum(0).reshape(K, C, 3, 3)

@@ -705,7 +705,7 @@ def _backward_weight23(gy, x, w_shape, padding):
     jobs = [(gy, x, g.ph, g.pw, g.TH, g.TQ, g.nb, g.cpg, g.counter, g.direct, *g.buffers(j), Sg)
             for j in range(g.threads)]
     run_split(_bwd_weight_worker, jobs)
-    S = Sg.sum(0, dtype=np.float64)
+    S = Sg.sum(0).astype(np.float64)  # ~13 partials: a float32 sum is 4x faster than a float64 one
     gw = np.einsum("pa,pqkc,qb->kcab", _G, S.reshape(4, 4, K, C), _G, optimize=True)
     return gw.astype(x.dtype)
 

@@ -607,6 +607,6 @@ def backward_weight(gy, x, w_shape, padding):
     Sg = np.zeros((g.groups, 36, K, C), x.dtype)
     jobs = [(gy, x, *g.args(), *g.buffers(j), Sg) for j in range(g.threads)]
     run_split(_bwd_weight_worker, jobs)
-    S = Sg.sum(0, dtype=np.float64)
+    S = Sg.sum(0).astype(np.float64)  # ~13 partials: a float32 sum is 4x faster than a float64 one
     gw = np.einsum("pa,pqkc,qb->kcab", _G, S.reshape(6, 6, K, C), _G, optimize=True)
     return gw.astype(x.dtype)
