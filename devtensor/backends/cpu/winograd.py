@@ -44,18 +44,26 @@ GEMM micro-kernels: out (R, T) = a @ b with 8 rows of out per pass and 4 columns
 statement (~180 GFLOP/s on one core, vs ~100 for OpenBLAS-Haswell per core); the weight
 gradient's (K, C) += (K, T) @ (T, C)^T as 4x4 blocks of 16 register dot products.
 
-Threads: the images are split over the cores (threads.run_split: plain Python threads,
-nogil kernels, no spinning pool); each thread has its own work buffers (threads.scratch,
-reused across calls: fresh pages fault at ~1 us / 4 KiB here).
+Threads: one nogil worker call per core (threads.run_split: plain Python threads, no
+spinning pool), each with its own work buffers (threads.scratch, reused across calls: fresh
+pages fault at ~1 us / 4 KiB here).  The workers take groups of image chunks from a shared
+atomic counter (~6 groups per thread) rather than fixed halves: inside a training step
+OpenBLAS's worker thread busy-waits for ~100 ms after each BLAS call (the linear layers), so
+one core is time-shared with it; with fixed halves the forward went 5.0 -> 9.5 ms right
+after a matmul, with groups 7.5 ms.  (Measured on the whole MNIST CNN step: that spinning
+thread burns ~44 ms of CPU per 45 ms step; with OPENBLAS_THREAD_TIMEOUT=4 in the
+environment the step takes 31 ms instead of 44.)  Each group goes to one thread, in order,
+and has its own weight-gradient partial sum, so the results do not depend on the timing.
 
 Measured (2-core Zen 5, float32, conv2 above, medians, PyTorch 2.13 in the same process):
-  F(2x2, 3x3)  forward 5.2 ms, input gradient 5.1 ms, weight gradient 5.5 ms
-  F(4x4, 3x3)  forward 3.9 ms, input gradient 3.9 ms, weight gradient 4.3 ms
-  PyTorch      forward 5.6 ms, input gradient 5.5 ms, weight gradient 5.8 ms
+  F(2x2, 3x3)  forward 4.8-5.2 ms, input gradient 5.1 ms, weight gradient 5.5 ms
+  F(4x4, 3x3)  forward 3.9 ms, input gradient 3.8-3.9 ms, weight gradient 4.1-4.3 ms
+  PyTorch      forward 5.4-5.6 ms, input gradient 5.2-5.5 ms, weight gradient 5.5-5.8 ms
   im2col+BLAS  forward 12.2 ms, input gradient 12.5 ms, weight gradient 12.6 ms
+The forward runs F(2x2, 3x3) and the gradients F(4x4, 3x3) (FORWARD_VARIANT, _variant).
 
 Non-finite inputs: a NaN or inf spreads to every output of the tiles that read it (up to a
-4x4 block instead of the 3x3 neighbourhood of a direct convolution).
+4x4 block, 6x6 for F(4x4, 3x3), instead of the 3x3 neighbourhood of a direct convolution).
 """
 from __future__ import annotations
 
