@@ -81,6 +81,13 @@ def _relu_backward(g, out):
     return relu_backward(g, out)
 
 
+@cpu.kernel("relu")
+def _relu(x):
+    from .vector_math import relu
+
+    return relu(x)
+
+
 @cpu.kernel("erf")
 def _erf(x):
     from .vector_math import erf
