@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from . import _blas_env  # noqa: F401  (first: OpenBLAS reads its settings when numpy loads it)
 from . import dtypes as _dtype_mod
 from .backends import _register_builtin
 from .device import device, get_default_device, set_default_device, set_device_fallback
