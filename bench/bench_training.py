@@ -8,22 +8,24 @@ and an optimizer step, exactly as the examples do it. Two ways: "steps" feeds ba
 beforehand (what the library's kernels and autograd cost), "with loader" draws them from the
 library's own shuffling DataLoader over a TensorDataset (what a tutorial script costs end to end;
 PyTorch's DataLoader indexes and collates sample by sample, devtensor's gathers a batch at once). Both libraries build their models from the same function (the names are the
-same in both), start from the same weights and see the same data. The first epoch of each is a
-warm-up (numba compiles there) and is not timed; the epochs after it are timed one by one and the
-median is reported, devtensor and PyTorch alternating so that a noisy neighbour hits both."""
+same in both), start from the same weights and see the same data. Each library trains in a
+process of its own (in one process, PyTorch's OpenMP workers and OpenBLAS's spin after their calls
+and slow the other library's threads). The first epoch is a warm-up (numba compiles there) and is
+not timed; the epochs after it are timed one by one and the median is reported."""
 from __future__ import annotations
 
 import argparse
 import datetime
 import os
+import json
 import platform
 import statistics
+import subprocess
 import sys
 import time
 
-import numpy as np
-
-import devtensor as dt
+import devtensor as dt  # before numpy: devtensor sets OpenBLAS's thread timeout (devtensor/_blas_env.py)
+import numpy as np  # noqa: E402,I001
 
 try:
     import torch
@@ -109,31 +111,47 @@ def load_sample():
     return x.numpy(), y.numpy()
 
 
-def run(repeats, names):
+def time_one(lib_name, name, repeats):
+    """In this process: train `name` with one library; the epoch times per feed."""
     xs, ys = load_sample()
-    rows = []
-    for name in names:
-        build, batch, loss = MODELS[name]
-        dt.manual_seed(0)
-        trainers = {"devtensor": None, "torch": None}
+    build, batch, loss = MODELS[name]
+    torch.manual_seed(0) if torch is not None else dt.manual_seed(0)
+    if lib_name == "torch":
+        tr = Trainer(torch, build(torch), torch.from_numpy(xs), torch.from_numpy(ys).long(), batch, loss)
+    else:
         dmodel = build(dt)
         if torch is not None:
-            torch.manual_seed(0)
-            tmodel = build(torch)
-            copy_weights(tmodel, dmodel)
-            trainers["torch"] = Trainer(torch, tmodel, torch.from_numpy(xs), torch.from_numpy(ys).long(),
-                                        batch, loss)
-        trainers["devtensor"] = Trainer(dt, dmodel, dt.tensor(xs), dt.tensor(ys).long(), batch, loss)
-        live = {k: v for k, v in trainers.items() if v is not None}
-        for tr in live.values():  # warm-up epoch: numba compilation, allocator, caches
-            tr.epoch(loader=True)
-        times = {(k, ld): [] for k in live for ld in (False, True)}
-        for _ in range(repeats):
-            for (k, ld), ts in times.items():  # alternate so that noise hits both
-                ts.append(live[k].epoch(ld))
-        n = len(xs)
-        rows.append((name, batch, {k: n / statistics.median(v) for k, v in times.items()},
-                     {k: (max(v) - min(v)) / statistics.median(v) for k, v in times.items()}))
+            copy_weights(build(torch), dmodel)  # the same starting weights as the torch run
+        tr = Trainer(dt, dmodel, dt.tensor(xs), dt.tensor(ys).long(), batch, loss)
+    tr.epoch(loader=True)  # warm-up epoch: numba compilation, allocator, caches
+    times = {"steps": [], "loader": []}
+    for _ in range(repeats):
+        for feed in times:
+            times[feed].append(tr.epoch(feed == "loader"))
+    return len(xs), times
+
+
+def _child(lib_name, name, repeats):
+    """Each library trains in a process of its own: PyTorch's OpenMP workers and OpenBLAS's spin
+    for a while after their calls, so in one process either library's threads slow the other's."""
+    out = subprocess.run([sys.executable, __file__, "--child", lib_name, name, str(repeats)],
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def run(repeats, names):
+    libs = ["devtensor"] + (["torch"] if torch is not None else [])
+    rows = []
+    for name in names:
+        _, batch, _ = MODELS[name]
+        sps, spread = {}, {}
+        for lib_name in libs:
+            n, times = _child(lib_name, name, repeats)
+            for feed, ts in times.items():
+                key = (lib_name, feed == "loader")
+                sps[key] = n / statistics.median(ts)
+                spread[key] = (max(ts) - min(ts)) / statistics.median(ts)
+        rows.append((name, batch, sps, spread))
     return rows
 
 
@@ -159,6 +177,10 @@ def table(rows, repeats):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--child"]:
+        print(json.dumps(time_one(argv[1], argv[2], int(argv[3]))))
+        return "child"
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="1 timed epoch, the MLPs only (smoke run)")
     p.add_argument("--repeats", type=int, default=5, help="timed epochs per model and library")

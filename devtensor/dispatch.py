@@ -18,6 +18,8 @@ import numpy as np
 from . import dtypes as _dt
 from .autograd.grad_mode import _grad_state
 from .autograd.node import Node
+
+_record = Node.record
 from .device import device as _device
 from .tensor import Tensor, _wrap
 
@@ -235,9 +237,10 @@ def call(op, args, attrs):
             o._base = root
     if _grad_state.enabled and op.differentiable:
         for a in args:
-            if isinstance(a, Tensor) and a._rg:  # subclasses (nn.Parameter) record too
-                Node.record(op, args, attrs, outs)
-                break
+            if a.__class__ in TENSOR_CLASSES or isinstance(a, Tensor):  # subclasses (nn.Parameter) record too
+                if a._rg:
+                    _record(op, args, attrs, outs)
+                    break
     return out
 
 

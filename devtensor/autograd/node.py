@@ -55,7 +55,10 @@ class Node:
         node.attrs = attrs
         node.next = nxt
         node.in_meta = in_meta
-        node.saved, node.versions = _save(op, args, outs) if op.save else ((), ())
+        if op.save:
+            node.saved, node.versions = _save(op, args, outs)
+        else:
+            node.saved = node.versions = ()
         node.nout = len(outs)
         node.pre_hooks = None
         node.freed = False
