@@ -42,6 +42,10 @@ from .threads import fetch_add, run_split, threads
 _CONV_CHUNK_BYTES = 1 << 22
 # Input and output channels from which 3x3 stride-1 convs go through Winograd F(2x2, 3x3).
 _WINO_MIN_C = 8
+# ... and at most this many: with 256 and 512 channels (ResNet-50's 14x14 and 7x7 layers, batch 8)
+# Winograd's transforms and small per-tile GEMMs lost to im2col + BLAS (forward 13.1 vs 12.8 ms and
+# 51.7 vs 16.2 ms, backward 56.8 vs 32.6 ms and 117.8 vs 65.3 ms, `devtensor bench --ops conv`)
+_WINO_MAX_C = 128
 # Input channels up to which 3x3 stride-1 convs use direct3x3's loops (forward, weight grad).
 # Measured at x (100, C, 28, 28), K = 32, padding 1 (ms, forward / weight grad): C = 2
 # direct 0.91 / 0.70, im2col 1.15 / 1.81; C = 4 direct 1.84 / 2.33, im2col 1.72 / 3.11,
@@ -241,7 +245,7 @@ class _Conv:
         """3x3, stride 1, dilation 1, ungrouped, with enough channels for the transforms to
         pay (see winograd.py's docstring for the measurements)."""
         return (self.KH == 3 and self.KW == 3 and self.P == 1 and self.dh == 1 and self.dw == 1
-                and self.G == 1 and self.cg >= _WINO_MIN_C and self.K >= _WINO_MIN_C)
+                and self.G == 1 and _WINO_MIN_C <= self.cg <= _WINO_MAX_C and _WINO_MIN_C <= self.K <= _WINO_MAX_C)
 
     def chunks(self):
         for n0 in range(0, self.N, self.nb):
