@@ -630,6 +630,19 @@ def _bwd_weight_worker(gy, x, ph, pw, TH, TQ, nb, cpg, counter, direct, xp, ub, 
 # drivers
 # ----------------------------------------------------------------------------------------
 
+def _split(N, tiles_per_image, chunk_tiles):
+    """How a call's N images are shared out (both Winograd variants): (images per chunk, chunks
+    per group, groups, threads). A chunk holds ~chunk_tiles tiles, so one GEMM's V and M stay in
+    L2, and each thread gets at least 4 chunks; the threads take groups of chunks from a shared
+    counter, ~6 groups per thread, to even out their speeds."""
+    nt = threads()
+    nb = max(1, min(chunk_tiles // tiles_per_image, -(-N // (4 * nt))))
+    chunks = -(-N // nb)
+    cpg = max(1, chunks // (6 * nt))
+    groups = -(-chunks // cpg)
+    return nb, cpg, groups, min(nt, groups)
+
+
 class _Geom:
     """Tiling of one F(2, 3) call."""
 
@@ -640,16 +653,7 @@ class _Geom:
         self.TH = (self.OH + 1) // 2
         self.TQ = (self.OW + 1) // 2 + 1  # tiles per tile row, the last one junk
         self.WQ = 2 * self.TQ
-        ti = self.TH * self.TQ
-        # images per chunk: ~_CHUNK_TILES tiles, so one GEMM's V and M stay in L2, and at
-        # least 4 chunks per thread, for the threads to even out their speeds
-        nt = threads()
-        self.nb = max(1, min(_CHUNK_TILES // ti, -(-N // (4 * nt))))
-        chunks = -(-N // self.nb)
-        # groups of chunks, the unit the threads take: ~6 per thread to even out speeds
-        self.cpg = max(1, chunks // (6 * nt))
-        self.groups = -(-chunks // self.cpg)
-        self.threads = min(nt, self.groups)
+        self.nb, self.cpg, self.groups, self.threads = _split(N, self.TH * self.TQ, _CHUNK_TILES)
         self.counter = np.zeros(1, np.int64)  # groups handed out so far
         self.dtype = dtype
         # the padded input is x itself when the tiles cover x exactly

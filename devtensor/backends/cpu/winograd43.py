@@ -18,9 +18,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .threads import run_split, scratch, threads
+from .threads import run_split, scratch
 from .threads import fetch_add
-from .winograd import _J, _gemm_nn, _gemm_nt_acc, _groups
+from .winograd import _J, _gemm_nn, _gemm_nt_acc, _groups, _split
 
 # B^T, G, A^T for the points (0, 1, -1, 2, -1/2, inf); the kernels below spell them out
 _BT = np.array([[1, 1.5, -2, -1.5, 1, 0],
@@ -542,13 +542,7 @@ class _Geom:
         self.TH = (self.OH + 3) // 4
         self.TQ = (self.OW + 3) // 4 + 1  # tiles per tile row, the last one junk
         self.WQ = 4 * self.TQ
-        ti = self.TH * self.TQ
-        nt = threads()
-        self.nb = max(1, min(_CHUNK_TILES // ti, -(-N // (4 * nt))))
-        chunks = -(-N // self.nb)
-        self.cpg = max(1, chunks // (6 * nt))
-        self.groups = -(-chunks // self.cpg)
-        self.threads = min(nt, self.groups)
+        self.nb, self.cpg, self.groups, self.threads = _split(N, self.TH * self.TQ, _CHUNK_TILES)
         self.counter = np.zeros(1, np.int64)
         self.dtype = dtype
         # the tile rows cover x's rows exactly: read them in place (columns are padded in u)
