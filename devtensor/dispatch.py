@@ -182,6 +182,7 @@ def call(op, args, attrs):
         x0 = a0._data
         d0 = x0.dtype
         fast = _SAME_DTYPE_OK[rule] or d0.kind in _FLOAT_KINDS
+        rg = a0._rg  # whether any input requires grad, gathered on the way (no second pass)
         if fast:
             n = len(args)
             if n == 1:
@@ -190,6 +191,7 @@ def call(op, args, attrs):
                 a1 = args[1]
                 if a1.__class__ in TENSOR_CLASSES and a1._device is dev and a1._data.dtype is d0:
                     arrays = (x0, a1._data)
+                    rg = rg or a1._rg
                 elif a1 is None and rule is CUSTOM:
                     arrays = (x0, None)
                 else:
@@ -199,6 +201,7 @@ def call(op, args, attrs):
                 for a in args[1:]:
                     if a.__class__ in TENSOR_CLASSES and a._device is dev and a._data.dtype is d0:
                         arrays.append(a._data)
+                        rg = rg or a._rg
                     elif a is None and rule is CUSTOM:
                         arrays.append(None)
                     else:
@@ -206,8 +209,10 @@ def call(op, args, attrs):
                         break
         if not fast:
             dev, arrays = _slow_args(op, args, rule)
+            rg = _any_requires_grad(args)
     else:
         dev, arrays = _slow_args(op, args, rule)
+        rg = _any_requires_grad(args)
     fn = op.kernels.get(dev.type)
     if fn is None:
         raise _no_kernel(op, dev)
@@ -235,13 +240,17 @@ def call(op, args, attrs):
         for o in outs:
             o._vc = vc
             o._base = root
-    if _grad_state.enabled and op.differentiable:
-        for a in args:
-            if a.__class__ in TENSOR_CLASSES or isinstance(a, Tensor):  # subclasses (nn.Parameter) record too
-                if a._rg:
-                    _record(op, args, attrs, outs)
-                    break
+    # the thread-local grad mode (~0.05 us to read) is read only when an input requires grad
+    if rg and op.differentiable and _grad_state.enabled:
+        _record(op, args, attrs, outs)
     return out
+
+
+def _any_requires_grad(args):
+    for a in args:
+        if isinstance(a, Tensor) and a._rg:
+            return True
+    return False
 
 
 def _ensure(raw, dev):

@@ -36,20 +36,31 @@ class Node:
     # -- construction (called by dispatch.call when grad mode is on and an input needs grad) ---
     @staticmethod
     def record(op, args, attrs, outs):
-        # one pass over the inputs (this runs for every op under autograd: ~0.1 us saved per call)
+        # This runs for every op under autograd (a 1-element add's whole budget is ~1.4 us), so the
+        # one- and two-tensor cases (most calls) are unrolled: no list growth, no loop (~0.07 us).
         T = Tensor
-        nxt = []
-        in_meta = []
-        for a in args:
-            if isinstance(a, T):
-                d = a._data
-                in_meta.append((d.shape, d.dtype))
-                nxt.append((a._edge or a) if a._rg else None)
+        n = len(args)
+        x = args[0]
+        if n <= 2 and (x.__class__ is T or isinstance(x, T)):
+            d = x._data
+            m0 = (d.shape, d.dtype)
+            e0 = (x._edge or x) if x._rg else None
+            if n == 1:
+                nxt = (e0,)
+                in_meta = (m0,)
             else:
-                in_meta.append(None)
-                nxt.append(None)
+                y = args[1]
+                if y.__class__ is T or isinstance(y, T):
+                    d = y._data
+                    in_meta = (m0, (d.shape, d.dtype))
+                    nxt = (e0, (y._edge or y) if y._rg else None)
+                else:
+                    in_meta = (m0, None)
+                    nxt = (e0, None)
+        else:
+            nxt, in_meta = _edges_and_meta(args)
         if op.grad_inputs is not None:
-            nxt = [e if i in op.grad_inputs else None for i, e in enumerate(nxt)]
+            nxt = tuple([e if i in op.grad_inputs else None for i, e in enumerate(nxt)])
         node = _new(Node)
         node.op = op
         node.attrs = attrs
@@ -59,10 +70,10 @@ class Node:
             node.saved, node.versions = _save(op, args, outs)
         else:
             node.saved = node.versions = ()
-        node.nout = len(outs)
+        node.nout = nout = len(outs)
         node.pre_hooks = None
         node.freed = False
-        if node.nout == 1:
+        if nout == 1:
             o = outs[0]
             if o._data.dtype in _DIFF_DTYPES:
                 o._rg = True
@@ -163,6 +174,21 @@ class _AccumulateGrad:
 
 def _camel(name):
     return "".join(p[:1].upper() + p[1:] for p in name.strip("_").split("_"))  # keeps MyFunction's capitals
+
+
+def _edges_and_meta(args):
+    """Per input: its edge (None when it needs no grad) and (shape, numpy dtype) or None."""
+    nxt = []
+    in_meta = []
+    for a in args:
+        if isinstance(a, Tensor):
+            d = a._data
+            in_meta.append((d.shape, d.dtype))
+            nxt.append((a._edge or a) if a._rg else None)
+        else:
+            in_meta.append(None)
+            nxt.append(None)
+    return tuple(nxt), in_meta
 
 
 def _save(op, args, outs):
