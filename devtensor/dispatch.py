@@ -44,11 +44,12 @@ class OpDef:
 
     __slots__ = ("name", "inputs", "rule", "backward", "save", "save_idx", "ref", "samples",
                  "kernels", "nout", "diff_outputs", "view", "composite", "differentiable",
-                 "grad_inputs", "doc", "__weakref__")
+                 "grad_inputs", "doc", "shown_as", "__weakref__")
 
     def __init__(self, name, inputs, rule, backward, save, ref, samples, nout, diff_outputs,
-                 view, differentiable, grad_inputs, doc):
+                 view, differentiable, grad_inputs, doc, shown_as=None):
         self.name = name
+        self.shown_as = shown_as or name  # the name errors use: the public function an internal op serves
         self.inputs = tuple(inputs)
         self.rule = rule
         self.backward = backward
@@ -81,12 +82,12 @@ class OpDef:
 
 
 def defop(name, inputs=("x",), *, rule=KEEP, backward=None, save=(), ref=None, samples=None,
-          nout=1, diff_outputs=None, view=False, differentiable=True, grad_inputs=None, doc=""):
+          nout=1, diff_outputs=None, view=False, differentiable=True, grad_inputs=None, doc="", shown_as=None):
     if name in OPS:
         raise ValueError(f"op {name!r} is declared twice")
     op = OpDef(name, inputs, rule, backward, save, ref, samples, nout,
                diff_outputs if diff_outputs is not None else tuple(range(nout)), view,
-               differentiable, grad_inputs, doc)
+               differentiable, grad_inputs, doc, shown_as)
     from .backends import _PENDING
 
     op.kernels.update(_PENDING.pop(name, {}))
@@ -126,7 +127,7 @@ def _kernel_failed(op, e, args):
     cls = {IndexError: IndexError, TypeError: TypeError, ZeroDivisionError: ZeroDivisionError,
            MemoryError: MemoryError}.get(type(e), RuntimeError)
     msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-    return op_error(op.name, msg, args, cls)
+    return op_error(op.shown_as, msg, args, cls)
 
 
 # ---- the call path --------------------------------------------------------------------------

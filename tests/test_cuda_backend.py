@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RNG = np.random.default_rng(20261122)
 OUR_OPS = ("matmul", "conv2d", "conv2d_backward_input", "conv2d_backward_weight", "max_pool2d",
            "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward", "softmax", "log_softmax",
-           "cross_entropy_rows", "cross_entropy_rows_backward", "sum", "mean", "amax", "amin", "argmax", "argmin",
+           "cross_entropy_rows", "cross_entropy_mean", "cross_entropy_rows_backward", "sum", "mean", "amax", "amin", "argmax", "argmin",
            "max_dim", "min_dim", "adam_step_", "sgd_step_", "rmsprop_step_")
 
 
@@ -129,7 +129,7 @@ class FakeKernels:
         assert target.dtype == np.int64 and weight is None and isinstance(ignore_index, int)
         self._rec("cross_entropy_forward", ignore_index=ignore_index, label_smoothing=label_smoothing)
         loss, lse = R.cross_entropy_rows(logits, target, ignore_index, label_smoothing)
-        return loss, np.ones_like(loss), lse
+        return loss, (target != ignore_index).astype(np.float32), lse  # the row weights: 0 where ignored
 
     def cross_entropy_backward(self, logits, target, lse, grad, weight=None, ignore_index=-100, label_smoothing=0.0):
         assert grad.dtype == np.float32 and lse.dtype == np.float32 and target.dtype == np.int64
@@ -326,6 +326,25 @@ def test_cross_entropy_contract_loss_and_lse(fake):
     d = OPS["cross_entropy_rows_backward"].kernels["cuda"](g, logits, lse, t, ignore_index=-100,
                                                           label_smoothing=0.1)
     assert d.shape == logits.shape and np.all(d[2] == 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cross_entropy_mean_counts_rows_not_ignored_and_takes_one_gradient_for_all(fake, dtype):
+    logits = RNG.standard_normal((5, 7)).astype(dtype)
+    t = np.array([0, 6, -100, 3, -100], dtype=np.int64)
+    mean, lse, count = OPS["cross_entropy_mean"].kernels["cuda"](logits, t, ignore_index=-100, label_smoothing=0.0)
+    rows, _ = R.cross_entropy_rows(logits, t, -100, 0.0)
+    assert count.shape == () and count == 3 and mean.shape == () and mean.dtype == dtype
+    _cmp(mean, rows.sum() / 3)
+    g = np.asarray(0.5 / 3, dtype=dtype)  # the mean's backward: g / count, one value for every row
+    d = OPS["cross_entropy_rows_backward"].kernels["cuda"](g, logits, lse, t, ignore_index=-100, label_smoothing=0.0)
+    want = OPS["cross_entropy_rows_backward"].kernels["cpu"](np.full(5, g), logits, lse, t, ignore_index=-100,
+                                                             label_smoothing=0.0)
+    _cmp(d, want)
+    with np.errstate(invalid="ignore"):  # numpy warns on 0/0, cupy does not
+        nan, _, none = OPS["cross_entropy_mean"].kernels["cuda"](logits[:2], np.array([-100, -100]),
+                                                                ignore_index=-100, label_smoothing=0.0)
+    assert none == 0 and np.isnan(nan)  # every row ignored: nan, as PyTorch
 
 
 @pytest.mark.parametrize("H,W,k,s,p,d", [(7, 6, 2, 2, 0, 1), (7, 6, 3, 2, 1, 1), (5, 5, 3, 3, 1, 1),

@@ -215,17 +215,16 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
             logp = logp * weight.reshape(shape)
         loss = -(t * logp).sum(1 if input.ndim > 1 else 0)
         return _reduce(loss, reduction, "cross_entropy")
-    n_valid = _check_range("cross_entropy", target, c, ignore_index)
     rows, trows = _to_rows(input, target.long())
+    attrs = {"ignore_index": int(ignore_index), "label_smoothing": float(label_smoothing)}
+    if weight is None and reduction == "mean":
+        # one fused op; its cpu kernel checks the target range in the same pass (IndexError), on devices
+        # the kernels give NaN rows instead of reading out of bounds (no host sync)
+        return call(_nnops.cross_entropy_mean, (rows, trows), attrs)[0]
+    _check_range("cross_entropy", target, c, ignore_index)
     if weight is None:
-        loss, _ = call(_nnops.cross_entropy_rows, (rows, trows),
-                       {"ignore_index": int(ignore_index), "label_smoothing": float(label_smoothing)})
-        out_shape = tuple(target.shape)
-        if reduction == "mean":
-            if n_valid is None:  # off cpu: count on the device, no host sync
-                n_valid = (trows != ignore_index).sum().to(loss.dtype)
-            return loss.sum() / n_valid
-        return _reduce(loss.reshape(out_shape), reduction, "cross_entropy")
+        loss, _ = call(_nnops.cross_entropy_rows, (rows, trows), attrs)
+        return _reduce(loss.reshape(tuple(target.shape)), reduction, "cross_entropy")
     logp = log_softmax(rows, 1)
     return _weighted_nll(logp, trows, weight, ignore_index, reduction, label_smoothing, tuple(target.shape))
 

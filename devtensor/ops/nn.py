@@ -109,5 +109,19 @@ def _ce_double_backward(c, gg):
 cross_entropy_rows = defop("cross_entropy_rows", ("logits", "target"), rule=CUSTOM, nout=2, diff_outputs=(0,),
                            save=("logits", "target", "out1"), grad_inputs=(0,), backward=_ce_backward,
                            ref=R.cross_entropy_rows, samples=S.cross_entropy())
+
+
+def _ce_mean_backward(c, g, g_lse, g_count):
+    return call(cross_entropy_rows_backward, (g / c.out2, c.logits, c.out1, c.target),
+                {"ignore_index": c.ignore_index, "label_smoothing": c.label_smoothing}), None
+
+
+# reduction='mean', the usual training loss, as one op: the row count (the divisor) and, on cpu, the
+# target range check come out of the loss pass; the backward is one kernel with g / count for every
+# row. Four op calls fewer per step than rows + sum + div (plus their backward).
+cross_entropy_mean = defop("cross_entropy_mean", ("logits", "target"), rule=CUSTOM, nout=3, diff_outputs=(0,),
+                           save=("logits", "target", "out1", "out2"), grad_inputs=(0,),
+                           backward=_ce_mean_backward, ref=R.cross_entropy_mean, samples=S.cross_entropy(),
+                           shown_as="cross_entropy")
 cross_entropy_rows_backward = defop("cross_entropy_rows_backward", ("g", "logits", "lse", "target"),
                                     rule=CUSTOM, backward=_ce_double_backward)

@@ -79,6 +79,13 @@ def log_softmax(x, dim):
     return x - m - np.log(np.exp(x - m).sum(axis=dim, keepdims=True))
 
 
+def cross_entropy_mean(logits, target, ignore_index, label_smoothing):
+    loss, lse = cross_entropy_rows(logits, target, ignore_index, label_smoothing)
+    n = np.asarray(np.sum(target != ignore_index), dtype=logits.dtype)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.asarray(loss.sum() / n, dtype=logits.dtype), lse, n
+
+
 def cross_entropy_rows(logits, target, ignore_index, label_smoothing):
     lse = np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1)) + logits.max(1)
     safe = np.where(target == ignore_index, 0, target)

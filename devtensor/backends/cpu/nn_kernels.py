@@ -888,7 +888,12 @@ def log_softmax_rows_backward(gy, y):
 
 @njit(cache=True, error_model="numpy")
 def _ce_small(x, t, ignore_index, eps, loss, lse):
+    """Fills loss and lse; returns (the loss summed in float64, rows not ignored, the first row whose
+    target is out of range or -1): the mean and the range check come out of the same pass."""
     C = x.shape[1]
+    n_valid = 0
+    bad = -1
+    total = 0.0
     for i in range(x.shape[0]):
         xr = x[i]
         ti = t[i]
@@ -896,8 +901,12 @@ def _ce_small(x, t, ignore_index, eps, loss, lse):
         lse[i] = l
         if ti == ignore_index:
             loss[i] = 0
-        elif ti < 0 or ti >= C:
+            continue
+        n_valid += 1
+        if ti < 0 or ti >= C:
             loss[i] = np.nan
+            if bad < 0:
+                bad = i
         else:
             v = (1.0 - eps) * (l - xr[ti])
             if eps != 0.0:
@@ -906,6 +915,8 @@ def _ce_small(x, t, ignore_index, eps, loss, lse):
                     s += xr[j]
                 v += eps * (l - s / C)
             loss[i] = v
+            total += v
+    return total, n_valid, bad
 
 
 @njit(cache=True, error_model="numpy")
@@ -938,6 +949,23 @@ def cross_entropy_rows(logits2d, target1d, ignore_index, label_smoothing):
     loss = (1-eps)*(lse - x[t]) + eps*(lse - mean_c x[c]); rows with t == ignore_index get 0.
     The CALLER must validate targets first: a target outside [0, C) that is not ignore_index
     is never read through (its row's loss is NaN), no error is raised here."""
+    return _ce_rows_counted(logits2d, target1d, ignore_index, label_smoothing)[:2]
+
+
+def cross_entropy_mean(logits2d, target1d, ignore_index, label_smoothing):
+    """reduction='mean' in one call: (mean loss over the rows not ignored, lse (N,), that row count),
+    the scalars 0-d arrays of the logits' dtype. Raises IndexError on a target outside [0, C)
+    that is not ignore_index (the check rides on the loss pass: no extra pass over the targets)."""
+    loss, lse, total, n_valid, bad = _ce_rows_counted(logits2d, target1d, ignore_index, label_smoothing)
+    if bad >= 0:
+        raise IndexError(f"target {int(np.asarray(target1d).reshape(-1)[bad])} is out of bounds for "
+                         f"{logits2d.shape[1]} classes")
+    mean = total / n_valid if n_valid else float("nan")  # every row ignored: nan, as PyTorch
+    return np.array(mean, dtype=loss.dtype), lse, np.array(n_valid, dtype=loss.dtype)
+
+
+def _ce_rows_counted(logits2d, target1d, ignore_index, label_smoothing):
+    """(loss, lse, the loss's sum, rows not ignored, first out-of-range row or -1)."""
     x = np.ascontiguousarray(logits2d)
     t = np.ascontiguousarray(target1d, dtype=np.int64)
     ignore_index = int(ignore_index)
@@ -946,7 +974,7 @@ def cross_entropy_rows(logits2d, target1d, ignore_index, label_smoothing):
     loss = np.empty(N, x.dtype)
     lse = np.empty(N, x.dtype)
     if N == 0:
-        return loss, lse
+        return loss, lse, 0.0, 0, -1
     if C == 0 or _rows_numpy(x):
         with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
             m = x.max(axis=1) if C else np.full(N, -np.inf, x.dtype)
@@ -957,22 +985,29 @@ def cross_entropy_rows(logits2d, target1d, ignore_index, label_smoothing):
             if eps != 0.0:
                 v += eps * (lse - x.mean(axis=1))
             loss[...] = np.where(use, v, np.nan)
-            loss[t == ignore_index] = 0
-        return loss, lse
-    _ce_small(x, t, ignore_index, eps, loss, lse)
-    return loss, lse
+            ignored = t == ignore_index
+            loss[ignored] = 0
+        bad = np.flatnonzero(~use & ~ignored)
+        return (loss, lse, float(loss.sum(dtype=np.float64)), N - int(ignored.sum()),
+                int(bad[0]) if bad.size else -1)
+    return (loss, lse) + _ce_small(x, t, ignore_index, eps, loss, lse)
 
 
 def cross_entropy_rows_backward(g_rows, logits2d, lse, target1d, ignore_index, label_smoothing):
     """Gradient of sum_i g_rows[i] * loss_i with respect to the logits (ignored rows, and
-    rows with an out-of-range target, get 0)."""
+    rows with an out-of-range target, get 0). g_rows may be 0-d: the same g for every row."""
     x = np.ascontiguousarray(logits2d)
-    g = np.ascontiguousarray(g_rows, dtype=x.dtype)
+    N, C = x.shape
+    g = np.asarray(g_rows)
+    # 0-d: one upstream gradient for every row (the mean's g / count). (ascontiguousarray would make
+    # it shape (1,), and the row loop would read past it.)
+    g = np.full(N, g, dtype=x.dtype) if g.ndim == 0 else np.ascontiguousarray(g, dtype=x.dtype)
+    if g.shape != (N,):
+        raise ValueError(f"cross_entropy backward: upstream gradient of shape {g.shape} for {N} rows")
     lse = np.ascontiguousarray(lse, dtype=x.dtype)
     t = np.ascontiguousarray(target1d, dtype=np.int64)
     ignore_index = int(ignore_index)
     eps = float(label_smoothing)
-    N, C = x.shape
     if _rows_numpy(x):
         use, tc = _ce_rows_mask(t, C, ignore_index)
         with np.errstate(invalid="ignore", over="ignore"):

@@ -419,6 +419,18 @@ def cross_entropy_rows_xp(xp, logits, target, ignore_index, label_smoothing):
     return loss, lse.astype(logits.dtype)
 
 
+def cross_entropy_mean_xp(xp, logits, target, ignore_index, label_smoothing):
+    loss, lse = cross_entropy_rows_xp(xp, logits, target, ignore_index, label_smoothing)
+    return _mean_of_rows(xp, loss, (target != ignore_index).sum(), logits.dtype) + (lse,)
+
+
+def _mean_of_rows(xp, loss, count, dtype):
+    """(mean, count) as 0-d arrays of dtype, on the device (no host sync); 0/0 = nan as in PyTorch."""
+    # summed in the loss's dtype (float32 for half logits), then cast
+    mean = loss.sum() / xp.asarray(count, dtype=loss.dtype)
+    return xp.asarray(mean, dtype=dtype), xp.asarray(count, dtype=dtype)
+
+
 def cross_entropy_rows_backward_xp(xp, g, logits, lse, target, ignore_index, label_smoothing):
     rows, C = logits.shape
     if rows == 0 or C == 0:
@@ -445,6 +457,19 @@ def _cross_entropy_rows(logits, target, ignore_index, label_smoothing):
                                                int(ignore_index), float(label_smoothing))
         return (loss, lse) if _is_f32(logits) else (loss.astype(logits.dtype), lse.astype(logits.dtype))
     return cross_entropy_rows_xp(cp, logits, target, ignore_index, label_smoothing)
+
+
+@cuda.kernel("cross_entropy_mean")
+def _cross_entropy_mean(logits, target, ignore_index, label_smoothing):
+    cp = _cp()
+    target = _i64(target)
+    if _is_f32(logits) or _is_half(logits):
+        loss, roww, lse = K.cross_entropy_forward(logits if _is_f32(logits) else _f32(logits), target, None,
+                                                  int(ignore_index), float(label_smoothing))
+        mean, count = _mean_of_rows(cp, loss, roww.sum(), logits.dtype)  # roww: 1 per row not ignored
+        return mean, lse.astype(logits.dtype, copy=False), count
+    mean, count, lse = cross_entropy_mean_xp(cp, logits, target, ignore_index, label_smoothing)
+    return mean, lse, count
 
 
 @cuda.kernel("cross_entropy_rows_backward")
