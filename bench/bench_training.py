@@ -1,17 +1,21 @@
 """End-to-end training throughput (samples/s): the two MLPs and the MNIST CNN, devtensor vs
 PyTorch CPU, in one run, on the embedded 5,000-digit MNIST sample.
 
-    python bench/bench_training.py [--quick] [--repeats N]
-
 One measured epoch = every batch of the 4,000 training digits: zero_grad, forward, loss, backward
 and an optimizer step, exactly as the examples do it. Two ways: "steps" feeds batches cut once
 beforehand (what the library's kernels and autograd cost), "with loader" draws them from the
 library's own shuffling DataLoader over a TensorDataset (what a tutorial script costs end to end;
-PyTorch's DataLoader indexes and collates sample by sample, devtensor's gathers a batch at once). Both libraries build their models from the same function (the names are the
-same in both), start from the same weights and see the same data. Each library trains in a
-process of its own (in one process, PyTorch's OpenMP workers and OpenBLAS's spin after their calls
-and slow the other library's threads). The first epoch is a warm-up (numba compiles there) and is
-not timed; the epochs after it are timed one by one and the median is reported."""
+PyTorch's DataLoader indexes and collates sample by sample, devtensor's gathers a batch at once).
+Both libraries build their models from the same function (the names are the same in both), start
+from the same weights and see the same data. Each library trains in a process of its own (in one
+process, PyTorch's OpenMP workers and OpenBLAS's spin after their calls and slow the other
+library's threads); the two libraries' processes alternate, a few rounds per model, so that a slow
+phase of a shared machine hits both. In each process the first epoch is a warm-up (numba
+compiles there) and is not timed; the epochs after it are timed one by one, and the median over
+all rounds is reported.
+
+    python bench/bench_training.py [--quick] [--repeats N] [--rounds R]
+"""
 from __future__ import annotations
 
 import argparse
@@ -139,31 +143,36 @@ def _child(lib_name, name, repeats):
     return json.loads(out.strip().splitlines()[-1])
 
 
-def run(repeats, names):
+def run(repeats, names, rounds):
+    """The libraries' processes alternate, `rounds` times per model, each timing `repeats` epochs:
+    a slow phase of a shared machine then hits both libraries instead of skewing the ratio."""
     libs = ["devtensor"] + (["torch"] if torch is not None else [])
     rows = []
     for name in names:
         _, batch, _ = MODELS[name]
-        sps, spread = {}, {}
-        for lib_name in libs:
-            n, times = _child(lib_name, name, repeats)
-            for feed, ts in times.items():
-                key = (lib_name, feed == "loader")
-                sps[key] = n / statistics.median(ts)
-                spread[key] = (max(ts) - min(ts)) / statistics.median(ts)
+        times = {}
+        n = None
+        for _ in range(rounds):
+            for lib_name in libs:
+                n, got = _child(lib_name, name, repeats)
+                for feed, ts in got.items():
+                    times.setdefault((lib_name, feed == "loader"), []).extend(ts)
+        sps = {k: n / statistics.median(ts) for k, ts in times.items()}
+        spread = {k: (max(ts) - min(ts)) / statistics.median(ts) for k, ts in times.items()}
         rows.append((name, batch, sps, spread))
     return rows
 
 
-def table(rows, repeats):
+def table(rows, repeats, rounds):
     import numba
 
     tv = torch.__version__ if torch is not None else "not installed"
     lines = [f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on "
              f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; Python "
              f"{platform.python_version()}, devtensor {dt.__version__}, numpy {np.__version__}, numba "
-             f"{numba.__version__}, PyTorch {tv}. Adam lr 1e-3, 4,000 training digits per epoch, median of "
-             f"{repeats} epochs after one warm-up epoch.", "",
+             f"{numba.__version__}, PyTorch {tv}. Adam lr 1e-3, 4,000 training digits per epoch; median of "
+             f"{rounds} x {repeats} epochs (the libraries' processes alternating, {repeats} timed epochs each "
+             "after one warm-up epoch).", "",
              "| model | batch | feed | devtensor samples/s | spread | PyTorch samples/s | spread | devtensor / PyTorch |",
              "|---|---:|---|---:|---:|---:|---:|---:|"]
     for name, batch, sps, spread in rows:
@@ -183,11 +192,14 @@ def main(argv=None):
         return "child"
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="1 timed epoch, the MLPs only (smoke run)")
-    p.add_argument("--repeats", type=int, default=5, help="timed epochs per model and library")
+    p.add_argument("--repeats", type=int, default=3, help="timed epochs per process")
+    p.add_argument("--rounds", type=int, default=3, help="processes per model and library, alternating")
     args = p.parse_args(argv)
-    repeats = 1 if args.quick else args.repeats
+    repeats, rounds = (1, 1) if args.quick else (args.repeats, args.rounds)
+    if repeats < 1 or rounds < 1:
+        p.error("--repeats and --rounds must be at least 1")
     names = [n for n in MODELS if not (args.quick and n.startswith("CNN"))]
-    text = table(run(repeats, names), repeats)
+    text = table(run(repeats, names, rounds), repeats, rounds)
     print(text)
     return text
 

@@ -1,12 +1,14 @@
 """OpenBLAS settings that must be in the environment before numpy loads OpenBLAS.
 
 OPENBLAS_THREAD_TIMEOUT: after every multi-threaded BLAS call OpenBLAS's idle workers busy-wait
-for 2**28 cycles (~0.1 s) before they sleep. In a training step the linear layers' GEMMs are
-followed by devtensor's own threaded kernels (conv, pooling, relu: backends/cpu/threads.py), and
-the spinning worker takes one of their cores. With the minimum, 4, the workers sleep at once.
-Measured on the MNIST CNN's training step (batch 100, 2 cores, `devtensor bench --ops train_cnn`):
-49.9 -> 33.0 ms; the MLP steps (784-128-10 b100, 784-10-10 b64) did not move beyond run-to-run
-noise (+-20 % here).
+for 2**n TSC cycles before they sleep; the default n = 28 is ~0.1 s. In a training step the linear
+layers' GEMMs are followed by devtensor's own threaded kernels (conv, pooling, relu:
+backends/cpu/threads.py), and for those 0.1 s the spinning worker takes one of their cores. Too
+short hurts the other way: a worker that sleeps at once must be woken for the next GEMM, a few
+tens of microseconds later in an MLP step. n = 20 (~0.4 ms) keeps the workers awake between the
+GEMMs of one step and asleep during the conv kernels. Measured here (2 cores, medians of 15
+steps, two runs): the MNIST CNN step (batch 100) 49-51 ms with 28, 31-53 with 4, 29-33 with 20;
+the MLP 784-128-10 step (batch 100) 440-460 us with 28, 486-517 with 4, 419-426 with 20.
 
 Only a default: a value the user set wins, and nothing changes when numpy (hence OpenBLAS) was
 imported before devtensor, since OpenBLAS reads the variable once, when it loads.
@@ -17,7 +19,7 @@ from __future__ import annotations
 import os
 import sys
 
-DEFAULTS = {"OPENBLAS_THREAD_TIMEOUT": "4"}
+DEFAULTS = {"OPENBLAS_THREAD_TIMEOUT": "20"}
 
 
 def apply():

@@ -17,7 +17,9 @@ def _run(code, **env_over):
 
 
 def test_default_is_set_before_numpy_loads():
-    assert _run(CHECK) == "4 ['OPENBLAS_THREAD_TIMEOUT']"
+    from devtensor._blas_env import DEFAULTS
+
+    assert _run(CHECK) == f"{DEFAULTS['OPENBLAS_THREAD_TIMEOUT']} ['OPENBLAS_THREAD_TIMEOUT']"
 
 
 def test_user_value_wins():

@@ -1,5 +1,5 @@
-"""The cpu elementwise kernels that split large arrays over the cores (vector_math.py): the same
-results as numpy at every size, block edge and layout."""
+"""The cpu elementwise kernels (vector_math.py: jitted loops, split over the cores for large arrays):
+the same results as numpy at every size, block edge, layout and dtype, NaN included."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +7,7 @@ import pytest
 
 from devtensor.backends.cpu import vector_math as V
 
-SIZES = [1, 1000, V._SPLIT_MIN - 1, V._SPLIT_MIN, 3 * V._BLOCK + 7]
+SIZES = [1, 1000, V._NUMBA_MIN - 1, V._NUMBA_MIN, V._SPLIT_MIN - 1, V._SPLIT_MIN, 3 * V._BLOCK + 7]
 
 
 def _data(n, dtype):
@@ -41,3 +41,10 @@ def test_shape_is_kept():
     x = np.random.default_rng(0).standard_normal((8, 64, 24, 24)).astype(np.float32)
     assert V.relu(x).shape == x.shape
     assert V.relu_backward(x, np.maximum(x, 0)).shape == x.shape
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.int32, np.int64])
+def test_other_dtypes_take_the_numpy_path(dtype):
+    x = (np.arange(-2000, 2000) % 7 - 3).astype(dtype)
+    np.testing.assert_array_equal(V.relu(x), np.maximum(x, 0))
+    assert V.relu(x).dtype == dtype

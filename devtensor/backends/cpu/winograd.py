@@ -51,8 +51,8 @@ atomic counter (~6 groups per thread) rather than fixed halves: inside a trainin
 OpenBLAS's worker thread busy-waits for ~100 ms after each BLAS call (the linear layers), so
 one core is time-shared with it; with fixed halves the forward went 5.0 -> 9.5 ms right
 after a matmul, with groups 7.5 ms.  (Measured on the whole MNIST CNN step: that spinning
-thread burns ~44 ms of CPU per 45 ms step; with OPENBLAS_THREAD_TIMEOUT=4 in the
-environment the step takes 31 ms instead of 44.)  Each group goes to one thread, in order,
+thread burns ~44 ms of CPU per 45 ms step; with a short OPENBLAS_THREAD_TIMEOUT in the
+environment (devtensor/_blas_env.py) the step takes 31 ms instead of 44.)  Each group goes to one thread, in order,
 and has its own weight-gradient partial sum, so the results do not depend on the timing.
 
 Measured (2-core Zen 5, float32, conv2 above, medians, PyTorch 2.13 in the same process):
