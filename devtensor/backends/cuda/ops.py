@@ -448,28 +448,35 @@ def _i64(t):
     return t if t.dtype == np.int64 else t.astype(np.int64)
 
 
+def _ce_rows_ours(logits, target, ignore_index, label_smoothing):
+    """Our reduce.cu kernel (float32 math; halves go through float32): (loss, row weight, lse) in
+    float32, or None for the other dtypes, which take the CuPy path."""
+    if not (_is_f32(logits) or _is_half(logits)):
+        return None
+    return K.cross_entropy_forward(logits if _is_f32(logits) else _f32(logits), target, None, int(ignore_index),
+                                   float(label_smoothing))
+
+
 @cuda.kernel("cross_entropy_rows")
 def _cross_entropy_rows(logits, target, ignore_index, label_smoothing):
-    cp = _cp()
     target = _i64(target)
-    if _is_f32(logits) or _is_half(logits):
-        loss, _, lse = K.cross_entropy_forward(logits if _is_f32(logits) else _f32(logits), target, None,
-                                               int(ignore_index), float(label_smoothing))
-        return (loss, lse) if _is_f32(logits) else (loss.astype(logits.dtype), lse.astype(logits.dtype))
-    return cross_entropy_rows_xp(cp, logits, target, ignore_index, label_smoothing)
+    ours = _ce_rows_ours(logits, target, ignore_index, label_smoothing)
+    if ours is None:
+        return cross_entropy_rows_xp(_cp(), logits, target, ignore_index, label_smoothing)
+    loss, _, lse = ours
+    return loss.astype(logits.dtype, copy=False), lse.astype(logits.dtype, copy=False)
 
 
 @cuda.kernel("cross_entropy_mean")
 def _cross_entropy_mean(logits, target, ignore_index, label_smoothing):
-    cp = _cp()
     target = _i64(target)
-    if _is_f32(logits) or _is_half(logits):
-        loss, roww, lse = K.cross_entropy_forward(logits if _is_f32(logits) else _f32(logits), target, None,
-                                                  int(ignore_index), float(label_smoothing))
-        mean, count = _mean_of_rows(cp, loss, roww.sum(), logits.dtype)  # roww: 1 per row not ignored
-        return mean, lse.astype(logits.dtype, copy=False), count
-    mean, count, lse = cross_entropy_mean_xp(cp, logits, target, ignore_index, label_smoothing)
-    return mean, lse, count
+    ours = _ce_rows_ours(logits, target, ignore_index, label_smoothing)
+    if ours is None:
+        mean, count, lse = cross_entropy_mean_xp(_cp(), logits, target, ignore_index, label_smoothing)
+        return mean, lse, count
+    loss, roww, lse = ours
+    mean, count = _mean_of_rows(_cp(), loss, roww.sum(), logits.dtype)  # roww: 1 per row not ignored
+    return mean, lse.astype(logits.dtype, copy=False), count
 
 
 @cuda.kernel("cross_entropy_rows_backward")
