@@ -1,6 +1,10 @@
 """The classic MNIST CNN (PyTorch's examples/mnist): conv 1->32, conv 32->64, max-pool, dropout,
 fc 9216->128, dropout, fc 128->10, log_softmax + NLL, trained with Adam. This is the main job:
-`python examples/cnn_mnist.py` trains 5 epochs on the embedded 5,000-digit sample."""
+`python examples/cnn_mnist.py` trains 5 epochs on the embedded 5,000-digit sample.
+
+Batches of 64, as in PyTorch's example: on 4,000 training digits, 5 epochs of batch 100 are only 200
+steps and land at 0.965-0.974 (seeds 0-5, devtensor and PyTorch alike); batch 64 gives 315 steps and
+0.967-0.973."""
 from __future__ import annotations
 
 import time
@@ -47,7 +51,7 @@ def evaluate(model, x, y, device, batch_size=500):
 
 
 def main(argv=None):
-    args = parser(__doc__.splitlines()[0], epochs=5, batch_size=100, lr=1e-3).parse_args(argv)
+    args = parser(__doc__.splitlines()[0], epochs=5, batch_size=64, lr=1e-3).parse_args(argv)
     device = pick_device(args.device)
     torch.manual_seed(args.seed)
     xtr, ytr, xte, yte = mnist(args.data, args.limit)
