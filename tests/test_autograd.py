@@ -544,6 +544,38 @@ def test_grad_mode_is_thread_local():
     assert seen == {"worker_enabled": False, "worker_rg": False}
 
 
+def test_threads_with_grad_off_are_counted_exactly():
+    """dispatch skips the thread-local read while no thread has grad mode off: the count must come
+    back to 0 after every way of switching the mode, and a stale count would record under no_grad."""
+    from devtensor.autograd.grad_mode import _off_count
+
+    assert _off_count[0] == 0
+    with dt.no_grad():
+        assert _off_count[0] == 1
+        with dt.enable_grad():
+            assert _off_count[0] == 0
+            with dt.inference_mode():
+                assert _off_count[0] == 1
+        with dt.no_grad():  # already off: not counted twice
+            assert _off_count[0] == 1
+        assert not (T([1.0]) * 2).requires_grad
+    with pytest.raises(ValueError):
+        with dt.no_grad():
+            raise ValueError("boom")
+    dt.set_grad_enabled(False)
+    assert _off_count[0] == 1 and not (T([1.0]) * 2).requires_grad
+    dt.set_grad_enabled(True)
+
+    @dt.no_grad()
+    def f(x):
+        return x * 2
+
+    assert not f(T([1.0])).requires_grad
+    x = T([1.0, 2.0])
+    (x * x).sum().backward(create_graph=False)  # the engine turns grad mode off while it runs
+    assert _off_count[0] == 0 and (x * 2).requires_grad
+
+
 def test_new_thread_starts_with_grad_enabled():
     out = {}
     with dt.no_grad():

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from collections import deque
 
-from .grad_mode import _grad_state
+from .grad_mode import _grad_state, set_mode
 from .node import Node, _unpack_attached
 
 
@@ -83,7 +83,7 @@ def run_backward(tensors, grad_tensors=None, retain_graph=None, create_graph=Fal
     ready = deque(n for n in start_nodes if deps.get(n, 0) == 0)
     prev_mode = _grad_state.enabled
     prev_attach = _unpack_attached[0]
-    _grad_state.enabled = bool(create_graph)
+    set_mode(create_graph)
     _unpack_attached[0] = bool(create_graph)
     try:
         while ready:
@@ -115,7 +115,7 @@ def run_backward(tensors, grad_tensors=None, retain_graph=None, create_graph=Fal
                 elif g is not None:
                     _deliver_leaf(e, g, capture, leaf_results, create_graph)
     finally:
-        _grad_state.enabled = prev_mode
+        set_mode(prev_mode)
         _unpack_attached[0] = prev_attach
 
     if inputs is None:
@@ -168,7 +168,7 @@ def _apply_rule(node, grads):
     op = node.op
     if all(g is None for g in grads):
         return (None,) * len(node.next)
-    if node.freed and op.save:
+    if node.saved is None and op.save:
         node.unpack(0)  # raises the "backward through the graph a second time" error
     if op.nout == 1:
         res = op.backward(node, grads[0])

@@ -11,6 +11,22 @@ class _GradState(threading.local):
 
 _grad_state = _GradState()
 
+# How many threads have grad mode off right now. While it is 0 (a training loop outside no_grad),
+# the op hot path knows grad mode is on without the thread-local read (~0.05 us of a ~1.4 us op).
+# Every change of a thread's mode goes through set_mode so the count stays exact.
+_off_count = [0]
+_count_lock = threading.Lock()
+
+
+def set_mode(flag) -> None:
+    """Set this thread's grad mode (the one writer of _grad_state.enabled)."""
+    flag = bool(flag)
+    st = _grad_state
+    if st.enabled is not flag:
+        with _count_lock:
+            _off_count[0] += -1 if flag else 1
+        st.enabled = flag
+
 
 def is_grad_enabled() -> bool:
     return _grad_state.enabled
@@ -23,11 +39,11 @@ class _GradModeContext:
 
     def __enter__(self):
         self._prev = _grad_state.enabled
-        _grad_state.enabled = self._target
+        set_mode(self._target)
         return self
 
     def __exit__(self, *exc):
-        _grad_state.enabled = self._prev
+        set_mode(self._prev)
         return False
 
     def __call__(self, fn):
@@ -66,13 +82,13 @@ class set_grad_enabled(_GradModeContext):
     def __init__(self, mode: bool):
         self._prev = _grad_state.enabled
         self._target = bool(mode)
-        _grad_state.enabled = self._target
+        set_mode(self._target)
 
     def __enter__(self):
         return self
 
     def __call__(self, fn):
-        _grad_state.enabled = self._prev  # used as a decorator: the mode applies only inside fn
+        set_mode(self._prev)  # used as a decorator: the mode applies only inside fn
         return super().__call__(fn)
 
     @classmethod

@@ -19,8 +19,8 @@ Tensor = None  # set by devtensor.tensor once the class exists (tensor.py import
 
 
 class Node:
-    __slots__ = ("op", "attrs", "next", "saved", "versions", "in_meta", "nout", "pre_hooks",
-                 "freed", "__weakref__")
+    # saved is None once freed (after a backward without retain_graph)
+    __slots__ = ("op", "attrs", "next", "saved", "versions", "in_meta", "nout", "pre_hooks", "__weakref__")
 
     def __init__(self, op, attrs, nxt, saved, versions, in_meta, nout):
         self.op = op
@@ -31,7 +31,6 @@ class Node:
         self.in_meta = in_meta
         self.nout = nout
         self.pre_hooks = None
-        self.freed = False
 
     # -- construction (called by dispatch.call when grad mode is on and an input needs grad) ---
     @staticmethod
@@ -72,7 +71,6 @@ class Node:
             node.saved = node.versions = ()
         node.nout = nout = len(outs)
         node.pre_hooks = None
-        node.freed = False
         if nout == 1:
             o = outs[0]
             if o._data.dtype in _DIFF_DTYPES:
@@ -100,7 +98,7 @@ class Node:
         return self.unpack(i)
 
     def unpack(self, i):
-        if self.freed:
+        if self.saved is None:
             raise RuntimeError(
                 f"Trying to backward through the graph a second time (or to access the saved values of "
                 f"{self.op.name} after they were freed). Saved values are freed after the first "
@@ -149,7 +147,6 @@ class Node:
 
     def free(self):
         self.saved = None
-        self.freed = True
         ctx = self.attrs.get("ctx") if self.attrs.__class__ is dict else None
         if ctx is not None and hasattr(ctx, "saved"):  # a custom Function's saved tensors
             ctx.saved = None
