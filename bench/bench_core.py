@@ -16,7 +16,7 @@ import sys
 import numpy as np
 
 import devtensor as dt
-from devtensor.bench.timing import fmt_time, measure
+from devtensor.bench.timing import fmt_time, measure_many
 
 try:
     import torch
@@ -98,7 +98,8 @@ def conv_cases(batch):
 def run(cases, min_time):
     rows = []
     for c in cases:
-        times = {k: measure(v, min_time=min_time) for k, v in c.items() if callable(v)}
+        # round robin over the libraries: a slow phase of a shared machine hits all of them alike
+        times = measure_many({k: v for k, v in c.items() if callable(v)}, min_time=min_time)
         rows.append((c, times))
     return rows
 

@@ -20,7 +20,25 @@ class Timing:
 def measure(fn, *, sync=None, repeats=7, min_time=0.05, warmup=2, max_inner=1_000_000):
     """Time fn(). Each repeat runs an inner loop long enough (>= min_time / repeats) to swamp
     timer resolution; `sync` (e.g. cuda synchronize) runs before the clock stops."""
+    return measure_many({0: fn}, sync=sync, repeats=repeats, min_time=min_time, warmup=warmup,
+                        max_inner=max_inner)[0]
+
+
+def measure_many(fns, *, sync=None, repeats=7, min_time=0.05, warmup=2, max_inner=1_000_000):
+    """Time each of fns ({key: fn}) as measure() does, but round robin: repeat r of every fn runs
+    before repeat r + 1 of any, so a slow phase of a shared machine hits all of them alike and
+    their ratios stay honest. Returns {key: Timing}."""
     sync = sync or (lambda: None)
+    plan = {k: _calibrate(fn, sync, repeats, min_time, warmup, max_inner) for k, fn in fns.items()}
+    samples = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            samples[k].append(_sample(fn, plan[k][1], sync))
+    return {k: Timing(statistics.median(v), min(v), max(v), repeats, plan[k][0], v) for k, v in samples.items()}
+
+
+def _calibrate(fn, sync, repeats, min_time, warmup, max_inner):
+    """(the first call's time, the inner loop count that makes one sample >= min_time / repeats)."""
     t0 = time.perf_counter()
     fn()
     sync()
@@ -28,25 +46,20 @@ def measure(fn, *, sync=None, repeats=7, min_time=0.05, warmup=2, max_inner=1_00
     for _ in range(warmup):
         fn()
     sync()
-    # choose the inner count from one calibration loop
     inner = 1
     while True:
-        t0 = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        sync()
-        dt = time.perf_counter() - t0
+        dt = _sample(fn, inner, sync) * inner
         if dt >= min_time / repeats or inner >= max_inner:
-            break
+            return first, inner
         inner = min(max_inner, inner * max(2, int((min_time / repeats) / max(dt, 1e-9))))
-    samples = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        sync()
-        samples.append((time.perf_counter() - t0) / inner)
-    return Timing(statistics.median(samples), min(samples), max(samples), repeats, first, samples)
+
+
+def _sample(fn, inner, sync):
+    t0 = time.perf_counter()
+    for _ in range(inner):
+        fn()
+    sync()
+    return (time.perf_counter() - t0) / inner
 
 
 def fmt_time(s):

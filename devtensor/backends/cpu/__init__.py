@@ -51,6 +51,12 @@ for _name in ("log", "log1p", "div", "sqrt", "rsqrt", "reciprocal", "pow", "rema
     cpu.kernel(_name)(_quiet(cpu.kernels[_name]))
 
 
+@cpu.kernel("sum")
+def _sum(x, dim, keepdim):
+    # what np.sum runs, without its Python wrapper (~1 us of a 3 us bias-gradient sum)
+    return np.add.reduce(x, axis=dim, dtype=x.dtype, keepdims=keepdim)
+
+
 @cpu.kernel("rand")
 def _rand(shape, dtype, device):
     return cpu.generator.random(shape, dtype=np.float64).astype(dtype.np, copy=False) \
