@@ -13,10 +13,9 @@ import os
 import platform
 import sys
 
-import numpy as np
-
-import devtensor as dt
-from devtensor.bench.timing import fmt_time, measure_many
+import devtensor as dt  # before numpy: devtensor sets OpenBLAS's idle-spin timeout (devtensor/_blas_env.py);
+import numpy as np  # noqa: E402,I001  after numpy, OpenBLAS's workers spin 0.1 s after each call and slow torch
+from devtensor.bench.timing import fmt_time, measure_many  # noqa: E402
 
 try:
     import torch
