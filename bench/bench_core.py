@@ -139,8 +139,8 @@ def header():
     tv = torch.__version__ if torch is not None else "not installed"
     return (f"Measured {datetime.date.today()} on {platform.processor() or platform.machine()}, "
             f"{os.cpu_count()} cores; Python {platform.python_version()}, devtensor {dt.__version__}, "
-            f"numpy {np.__version__}, numba {numba.__version__}, PyTorch {tv}. Median of 7 repeats; "
-            "ratios are devtensor time / baseline time (below 1: devtensor faster).\n")
+            f"numpy {np.__version__}, numba {numba.__version__}, PyTorch {tv}. Median of 7 repeats, the "
+            "libraries timed round robin (rotating order, 50 ms pause between samples); ratios are devtensor time / baseline time (below 1: devtensor faster).\n")
 
 
 def main(argv=None):
