@@ -322,6 +322,45 @@ def test_failures_become_skips():
     assert (kind, item["kind"], item["reason"]) == ("skipped", "error", "ValueError: boom")
 
 
+def test_cpu_implementations_are_timed_round_robin_and_fail_alone():
+    order = []
+
+    def build(impl, tg):
+        if impl == "numpy":
+            raise BC.Unsupported("no numpy equivalent")
+        if impl == "torch":
+            raise ValueError("boom")
+        return lambda: order.append(impl), "a note"
+
+    st = B.Settings(3, 0.0, 0, False, pause=0.0)
+    case = BC.Case("add", "rr", "small", "", 1.0, 1.0, 1.0, build)
+    got = B.run_group(case, "cpu", ["devtensor", "numpy", "torch"], st)
+    assert [(k, i["impl"]) for k, i in got] == [("record", "devtensor"), ("skipped", "numpy"), ("skipped", "torch")]
+    assert got[0][1]["note"] == "a note" and got[0][1]["repeats"] == 3
+    assert got[1][1]["kind"] == "n/a" and got[2][1]["reason"] == "ValueError: boom"
+
+    def two(impl, tg):
+        return lambda: order.append(impl)
+
+    order.clear()
+    got = B.run_group(BC.Case("add", "rr2", "small", "", 1.0, 1.0, 1.0, two), "cpu", ["devtensor", "numpy"], st)
+    assert [k for k, _ in got] == ["record", "record"]
+    assert order[-6:] == ["devtensor", "numpy", "numpy", "devtensor", "devtensor", "numpy"]  # rotating rounds
+
+    def raises_when_timed(impl, tg):
+        calls = []
+
+        def fn():
+            calls.append(1)
+            if impl == "numpy" and len(calls) > 2:
+                raise RuntimeError("failed on a later call")
+        return fn
+
+    got = B.run_group(BC.Case("add", "rr3", "small", "", 1.0, 1.0, 1.0, raises_when_timed), "cpu",
+                      ["devtensor", "numpy"], st)
+    assert got[0][0] == "record" and got[1][0] == "skipped" and "later call" in got[1][1]["reason"]
+
+
 def test_third_party_device(tmp_path):
     # a plugin backend is benchmarked like cuda would be: devtensor alone (no baseline runs there),
     # its own synchronize, no memory figure; the cpu rows of the same run keep their baselines

@@ -27,7 +27,7 @@ def measure(fn, *, sync=None, repeats=7, min_time=0.05, warmup=2, max_inner=1_00
                         max_inner=max_inner)[0]
 
 
-def measure_many(fns, *, sync=None, repeats=7, min_time=0.05, warmup=2, max_inner=1_000_000):
+def measure_many(fns, *, sync=None, repeats=7, min_time=0.05, warmup=2, max_inner=1_000_000, pause=_PAUSE_S):
     """Time each of fns ({key: fn}) as measure() does, but round robin: repeat r of every fn runs
     before repeat r + 1 of any, so a slow phase of a shared machine hits all of them alike and
     their ratios stay honest. The order rotates every repeat and a short pause separates two
@@ -40,8 +40,8 @@ def measure_many(fns, *, sync=None, repeats=7, min_time=0.05, warmup=2, max_inne
     keys = list(fns)
     for r in range(repeats):
         for k in keys[r % len(keys):] + keys[:r % len(keys)]:
-            if len(keys) > 1:
-                time.sleep(_PAUSE_S)
+            if len(keys) > 1 and pause:
+                time.sleep(pause)
             samples[k].append(_sample(fns[k], plan[k][1], sync))
     return {k: Timing(statistics.median(v), min(v), max(v), repeats, plan[k][0], v) for k, v in samples.items()}
 

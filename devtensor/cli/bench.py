@@ -472,6 +472,7 @@ class Settings:
     min_time: float
     warmup: int
     tf32: bool
+    pause: float = 0.02  # between two implementations' samples on the cpu (their idle threads spin)
 
 
 def cpu_snapshot():
@@ -505,32 +506,95 @@ def run_task(case, dev, impl, st):
     from ..bench.timing import measure
 
     base = {"op": case.op, "case": case.label, "device": dev, "impl": impl}
+    fn = None
+    try:
+        with device_context(dev):
+            built = _build(case, dev, impl, base)
+            if built[0] == "skipped":
+                return built
+            fn, note = built
+            snap = cpu_snapshot()
+            t = measure(fn, sync=sync_fn(impl, dev), repeats=st.repeats, min_time=st.min_time, warmup=st.warmup)
+            busy = contention(snap, cpu_snapshot())
+    except Exception as e:  # a failing case must not end the run; it is reported and counted
+        return _failed(base, e)
+    finally:
+        fn = built = None  # noqa: F841 - drop the inputs before measuring the next task's memory
+        release(dev)
+    return "record", _record(case, base, t, note, busy)
+
+
+def run_group(case, dev, impls, st):
+    """Every implementation of one case on the cpu, timed round robin (timing.measure_many): on a
+    shared machine a slow phase then hits all of them alike instead of skewing their ratio. Each is
+    built first (a build that fails skips that one only); [(kind, item)] in the order of impls."""
+    from ..bench.timing import measure_many
+
+    bases = {impl: {"op": case.op, "case": case.label, "device": dev, "impl": impl} for impl in impls}
+    results, fns = {}, {}
+    try:
+        for impl in impls:
+            try:
+                built = _build(case, dev, impl, bases[impl])
+            except Exception as e:
+                built = _failed(bases[impl], e)
+            if built[0] == "skipped":
+                results[impl] = built
+            else:
+                fns[impl] = built
+        if fns:
+            snap = cpu_snapshot()
+            try:
+                ts = measure_many({k: v[0] for k, v in fns.items()}, repeats=st.repeats, min_time=st.min_time,
+                                  warmup=st.warmup, pause=st.pause)
+            except Exception:  # one of them raised while timed: time them one by one to say which
+                fns = {}
+                return [run_task(case, dev, impl, st) if impl not in results else results[impl] for impl in impls]
+            busy = contention(snap, cpu_snapshot())
+            for impl, (fn, note) in fns.items():
+                results[impl] = ("record", _record(case, bases[impl], ts[impl], note, busy))
+    finally:
+        fns = built = None  # noqa: F841 - drop the inputs before the next case
+        release(dev)
+    return [results[impl] for impl in impls]
+
+
+def _build(case, dev, impl, base):
+    """(timed callable, note), or ("skipped", item) when the case cannot fit in the free memory
+    or has no equivalent in impl."""
     free = free_memory(dev)
     if free is not None and case.mem_bytes > 0.8 * free:
         return "skipped", {**base, "kind": "memory",
                            "reason": f"needs about {_gib(case.mem_bytes)}, {_gib(free)} free on {dev}"}
-    fn = None
     try:
-        with device_context(dev):
-            built = case.build(impl, bc.Target(dev))
-            fn, note = built if isinstance(built, tuple) else (built, "")
-            snap = cpu_snapshot()
-            t = measure(fn, sync=sync_fn(impl, dev), repeats=st.repeats, min_time=st.min_time, warmup=st.warmup)
-            busy = contention(snap, cpu_snapshot())
+        built = case.build(impl, bc.Target(dev))
     except bc.Unsupported as e:
         return "skipped", {**base, "kind": "n/a", "reason": str(e)}
-    except Exception as e:  # a failing case must not end the run; it is reported and counted
-        kind = "memory" if is_oom(e) else "error"
-        return "skipped", {**base, "kind": kind, "reason": _first_line(e)}
-    finally:
-        fn = built = None  # noqa: F841 - drop the inputs before measuring the next task's memory
-        release(dev)
-    rec = {**base, "tier": case.tier, "dtype": case.dtype, "shape": case.shape,
-           "median_s": t.median_s, "min_s": t.min_s, "max_s": t.max_s, "repeats": t.repeats,
-           "first_call_s": t.first_call_s, "compile_s": max(0.0, t.first_call_s - t.median_s),
-           "flops": case.flops, "bytes": case.bytes, "note": note,
-           "contention": busy}
-    return "record", rec
+    return built if isinstance(built, tuple) else (built, "")
+
+
+def _failed(base, e):
+    kind = "memory" if is_oom(e) else "error"
+    return "skipped", {**base, "kind": kind, "reason": _first_line(e)}
+
+
+def _record(case, base, t, note, busy):
+    return {**base, "tier": case.tier, "dtype": case.dtype, "shape": case.shape,
+            "median_s": t.median_s, "min_s": t.min_s, "max_s": t.max_s, "repeats": t.repeats,
+            "first_call_s": t.first_call_s, "compile_s": max(0.0, t.first_call_s - t.median_s),
+            "flops": case.flops, "bytes": case.bytes, "note": note,
+            "contention": busy}
+
+
+def _groups(tasks):
+    """(case, dev, [impl, ...]) per case and device, in the tasks' order."""
+    out = []
+    for case, dev, impl in tasks:
+        if out and out[-1][0] is case and out[-1][1] == dev:
+            out[-1][2].append(impl)
+        else:
+            out.append((case, dev, [impl]))
+    return out
 
 
 def derive(records, devices_info, tf32):
@@ -630,13 +694,17 @@ def run(args) -> int:
         bar = _progress(len(tasks), not args.no_progress)
         interrupted = False
         try:
-            for case, dev, impl in tasks:
+            for case, dev, impls in _groups(tasks):
                 if bar is not None:
-                    bar.set_description_str(f"{case.op} {case.label} [{dev} {impl}]"[:60])
-                kind, item = run_task(case, dev, impl, st)
-                (records if kind == "record" else skipped).append(item)
+                    bar.set_description_str(f"{case.op} {case.label} [{dev} {','.join(impls)}]"[:60])
+                # cpu: the implementations round robin; devices: one after another (each is synchronized
+                # its own way, and a large case's inputs must not be on the device twice)
+                done = (run_group(case, dev, impls, st) if _device_type(dev) == "cpu"
+                        else [run_task(case, dev, impl, st) for impl in impls])
+                for kind, item in done:
+                    (records if kind == "record" else skipped).append(item)
                 if bar is not None:
-                    bar.update(1)
+                    bar.update(len(impls))
         except KeyboardInterrupt:  # a long GPU run stopped by hand still writes what it measured
             interrupted = True
             notes.append(f"{report.INTERRUPTED} {len(records) + len(skipped)} of {len(tasks)} tasks")
