@@ -28,11 +28,14 @@ def small_chunks(monkeypatch):
     monkeypatch.setattr(K, "_CONV_CHUNK_BYTES", 1)
 
 
-@pytest.fixture(params=["numba", "numpy"])
+@pytest.fixture(params=["numba", "numpy", "numpy-split"])
 def rows_path(request, monkeypatch):
-    """Run the row kernels through the fused numba loops and through the numpy path."""
+    """Run the row kernels through the fused numba loops, through the numpy path, and through the
+    numpy path with its rows split over the cores (every size)."""
     monkeypatch.setattr(K, "_ROWS_NUMPY_MIN", 1 << 60 if request.param == "numba" else 0)
     monkeypatch.setattr(K, "_ROWS_NUMPY_MIN_C", 0)
+    if request.param == "numpy-split":
+        monkeypatch.setattr(K, "_ROWS_SPLIT_MIN", 1)
     return request.param
 
 
@@ -688,6 +691,17 @@ def test_cross_entropy_rows_out_of_range_targets(rows_path):
     assert np.isnan(loss[1]) and np.isnan(loss[2]) and loss[3] == 0
     gx = K.cross_entropy_rows_backward(np.ones(4), x, lse, t, -100, 0.1)
     assert np.isfinite(gx).all() and not gx[1:].any()
+
+
+def test_cross_entropy_mean_counts_and_names_the_first_bad_target(rows_path):
+    x = rand(6, 3)
+    t = np.array([0, 2, -100, 1, 0, 1])
+    mean, lse, n = K.cross_entropy_mean(x, t, -100, 0.0)
+    rows = ce_ref(x, t, -100, 0.0)
+    assert n == 5 and mean.shape == () and mean == pytest.approx(rows.sum() / 5)
+    with pytest.raises(IndexError, match="target 7 is out of bounds for 3 classes"):
+        K.cross_entropy_mean(x, np.array([0, 1, 2, 1, 7, -3]), -100, 0.0)  # the first bad one, in the 2nd block
+    assert np.isnan(K.cross_entropy_mean(x, np.full(6, -100), -100, 0.0)[0])  # every row ignored
 
 
 # ---------------------------------------------------------------------------------------
