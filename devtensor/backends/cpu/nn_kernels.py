@@ -35,7 +35,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .threads import fetch_add, run_split, threads
+from .threads import fetch_add, run_blocks, run_split, threads
 
 # Bytes of conv column buffer per batch chunk.  Small enough that the columns written by
 # im2col are still in L2/L3 when the GEMM reads them; large enough for an efficient GEMM.
@@ -827,19 +827,18 @@ def _rows_numpy(x):
 
 
 # Large row-wise numpy passes run on every core, one block of rows each (numpy releases the GIL
-# inside its loops). Measured on 2 cores, float32: 4096x1000 softmax 6.1 -> 4.6 ms, cross-entropy
-# forward 5.8 -> 4.5, backward 4.0 -> 3.3 (memory-bound, not 2x); 256x1000 got slower (0.25 -> 0.30
-# ms: the thread wake-up), hence the threshold.
+# inside its loops). Measured on 2 cores, float32, one run: 4096x1000 softmax 5.7 -> 3.0 ms,
+# cross-entropy forward 5.3 -> 3.0, backward 3.6 -> 2.0 (an earlier run, in a slower phase of this VM:
+# 6.1 -> 4.6, 5.8 -> 4.3, 4.0 -> 3.3); 256x1000 got slower split (0.25 -> 0.30 ms: the thread
+# wake-up), hence the threshold.
 _ROWS_SPLIT_MIN = 1 << 20
 
 
 def _split_rows(work, n_rows, size):
-    """work(lo, hi) over [0, n_rows) in one block of rows per core (one block when size is small)."""
-    from .threads import run_split, threads
-
-    k = 1 if size < _ROWS_SPLIT_MIN else max(1, min(threads(), n_rows))
-    b = [n_rows * i // k for i in range(k + 1)]
-    run_split(work, [(b[i], b[i + 1]) for i in range(k)])
+    """work(lo, hi) over [0, n_rows) in blocks of rows shared out over the cores (threads.run_blocks),
+    in one block when size (the elements) is small."""
+    rows = n_rows if size < _ROWS_SPLIT_MIN else -(-n_rows // threads())
+    run_blocks(work, n_rows, max(1, rows))
 
 
 def _softmax_np(x, log, out):

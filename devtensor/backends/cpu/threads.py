@@ -47,6 +47,29 @@ def run_split(fn, jobs):
             f.result()
 
 
+def run_blocks(fn, n, block):
+    """fn(lo, hi) over [0, n) in blocks of `block`, on every core: each thread takes the next block
+    from a shared counter (a core time-shared with a spinning OpenBLAS worker just takes fewer).
+    fn must release the GIL (numpy ufuncs and nogil numba loops do)."""
+    import itertools
+
+    nblocks = -(-n // block)
+    if nblocks <= 1:
+        if n:
+            fn(0, n)
+        return
+    counter = itertools.count()  # next() is atomic under the GIL
+
+    def worker():
+        while True:
+            i = next(counter)
+            if i >= nblocks:
+                return
+            fn(i * block, min(n, (i + 1) * block))
+
+    run_split(worker, [()] * min(nblocks, threads()))
+
+
 _SCRATCH = {}
 
 

@@ -1,10 +1,14 @@
-"""Elementwise math numpy lacks (erf), as numba ufuncs compiled on first use."""
+"""Elementwise kernels where numpy is missing (erf) or slow (relu and its backward), as numba
+loops compiled on first use; large relu passes run on every core."""
 from __future__ import annotations
 
+import functools
 import math
 
 import numba
 import numpy as np
+
+from .threads import run_blocks
 
 _erf_ufunc = None
 
@@ -27,27 +31,6 @@ def erf(x):
 _SPLIT_MIN = 1 << 18   # elements: below this a thread wake-up (20-60 us) costs more than it saves
 _BLOCK = 1 << 18       # elements per block a thread takes
 
-
-def _blocked(fn, n):
-    """fn(lo, hi) over [0, n) in blocks, on every core; fn must release the GIL (numpy ufuncs
-    and nogil numba loops do)."""
-    import itertools
-
-    from .threads import run_split, threads
-
-    counter = itertools.count()  # next() is atomic under the GIL
-    nblocks = -(-n // _BLOCK)
-
-    def worker():
-        while True:
-            i = next(counter)
-            if i >= nblocks:
-                return
-            fn(i * _BLOCK, min(n, (i + 1) * _BLOCK))
-
-    run_split(worker, [()] * min(nblocks, threads()))
-
-
 _NUMBA_MIN = 1024  # elements: below this numpy's call is as fast as the jitted loop's dispatch
 _JIT_DTYPES = (np.float32, np.float64)
 
@@ -58,25 +41,25 @@ def _jit_ok(*arrays):
             and all(a.flags.c_contiguous and a.dtype == a0.dtype for a in arrays))
 
 
-_kernels = {}
+@functools.cache
+def _relu_kernel():
+    # compiled on first use (cached to disk): nothing compiles at import
+    @numba.njit(cache=True, nogil=True)
+    def k(x, out):
+        for i in range(x.size):
+            v = x[i]
+            out[i] = 0 if v <= 0 else v  # NaN stays NaN, as in PyTorch
+
+    return k
 
 
-def _kernel(name):
-    """The jitted loops, compiled on first use (cached to disk): nothing compiles at import."""
-    k = _kernels.get(name)
-    if k is None:
-        if name == "relu":
-            @numba.njit(cache=True, nogil=True)
-            def k(x, out):
-                for i in range(x.size):
-                    v = x[i]
-                    out[i] = 0 if v <= 0 else v  # NaN stays NaN, as in PyTorch
-        else:
-            @numba.njit(cache=True, nogil=True)
-            def k(g, out, res):
-                for i in range(g.size):
-                    res[i] = g[i] if out[i] > 0 else 0
-        k = _kernels[name] = k
+@functools.cache
+def _relu_backward_kernel():
+    @numba.njit(cache=True, nogil=True)
+    def k(g, out, res):
+        for i in range(g.size):
+            res[i] = g[i] if out[i] > 0 else 0
+
     return k
 
 
@@ -85,13 +68,13 @@ def relu(x):
     slower from 4k elements up: 65536 floats 22.5 -> 4.6 us), on every core for large arrays."""
     if not _jit_ok(x):
         return np.maximum(x, 0)
-    k = _kernel("relu")
+    k = _relu_kernel()
     out = np.empty_like(x)
     xf, of = x.reshape(-1), out.reshape(-1)
     if x.size < _SPLIT_MIN:
         k(xf, of)
     else:
-        _blocked(lambda lo, hi: k(xf[lo:hi], of[lo:hi]), x.size)
+        run_blocks(lambda lo, hi: k(xf[lo:hi], of[lo:hi]), x.size, _BLOCK)
     return out
 
 
@@ -102,11 +85,11 @@ def relu_backward(g, out):
     0.55 ms GEMM took 4.5 ms right after one)."""
     if not _jit_ok(g, out):
         return np.where(out > 0, g, np.zeros((), g.dtype))
-    k = _kernel("relu_backward")
+    k = _relu_backward_kernel()
     res = np.empty_like(g)
     gf, of, rf = g.reshape(-1), out.reshape(-1), res.reshape(-1)
     if g.size < _SPLIT_MIN:
         k(gf, of, rf)
     else:
-        _blocked(lambda lo, hi: k(gf[lo:hi], of[lo:hi], rf[lo:hi]), g.size)
+        run_blocks(lambda lo, hi: k(gf[lo:hi], of[lo:hi], rf[lo:hi]), g.size, _BLOCK)
     return res
