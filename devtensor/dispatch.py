@@ -116,7 +116,7 @@ def op_error(op_name, msg, args=(), cls=RuntimeError):
     return cls(f"{op_name}: {msg}{desc}")
 
 
-def _no_kernel(op, dev):
+def _no_kernel(op, dev):  # names the table's key (op.name): the one to register a kernel under
     have = sorted(k for k in op.kernels)
     return NotImplementedError(
         f"{op.name}: no kernel for device '{dev.type}'; devices that have it: "
@@ -145,7 +145,7 @@ def _common_device(op, args):
         elif dev.type == "cpu" and _first_is_cpu_scalar(args, dev):
             dev = d
         else:
-            raise op_error(op.name, f"expected all tensors on one device, but got {dev} and {d} "
+            raise op_error(op.shown_as, f"expected all tensors on one device, but got {dev} and {d} "
                            "(move one with .to(device); remember that .to() returns a new tensor: "
                            "assign its result)", args)
     return dev
@@ -282,7 +282,7 @@ def _coerce(op, args):
         elif isinstance(a, (bool, int, float)):
             out[i] = a
         else:
-            raise op_error(op.name, f"unsupported argument of type {type(a).__name__} (expected a Tensor or a "
+            raise op_error(op.shown_as, f"unsupported argument of type {type(a).__name__} (expected a Tensor or a "
                            "Python number)", (), TypeError)
     return args if out is None else tuple(out)
 
@@ -291,7 +291,7 @@ def _slow_args(op, args, rule):
     args = _coerce(op, args)
     dev = _common_device(op, args)
     if dev is None:
-        raise op_error(op.name, "needs at least one tensor argument", args, TypeError)
+        raise op_error(op.shown_as, "needs at least one tensor argument", args, TypeError)
     if rule is not KEEP and rule is not CUSTOM:
         if rule is FLOAT:
             cd = _dt.float_of(_dt._FROM_NP[args[0]._data.dtype])
@@ -351,7 +351,7 @@ def _sync_check(op, dev, args):
     try:
         _backend(dev).synchronize(dev)
     except Exception as e:
-        raise op_error(op.name, f"device error after this op's kernel (DEVTENSOR_SYNC=1): {e}", args) from None
+        raise op_error(op.shown_as, f"device error after this op's kernel (DEVTENSOR_SYNC=1): {e}", args) from None
 
 
 def set_sync_debug(flag: bool) -> None:

@@ -339,7 +339,11 @@ def test_winograd_many_chunks(case, monkeypatch, wino_variant):
     monkeypatch.setattr(winograd, "threads", lambda: 2)  # winograd._split shares out both variants
     x_shape, k, padding = case
     x_shape = (5,) + x_shape[1:]
-    x, w, b, args = fast_path_case((x_shape, k, padding), np.float64)
+    _check_conv_exact(*fast_path_case((x_shape, k, padding), np.float64))
+
+
+def _check_conv_exact(x, w, b, args):
+    """Forward and both gradients against the float64 references, to 1e-12."""
     y = K.conv2d_forward(x, w, b, *args)
     np.testing.assert_allclose(y, conv_ref(x, w, b, *args), rtol=1e-12, atol=1e-12)
     gy = rand(*y.shape)
@@ -354,13 +358,7 @@ def test_fast_paths_reuse_work_buffers_across_shapes(wino_variant):
     cases = [((2, 16, 9, 7), 8, (2, 2)), ((2, 8, 26, 26), 16, (0, 0)), ((1, 8, 5, 5), 8, (1, 1)),
              ((3, 2, 9, 8), 5, (2, 1)), ((1, 1, 5, 6), 3, (0, 0))]
     for case in cases + cases[::-1]:
-        x, w, b, args = fast_path_case(case, np.float64)
-        y = K.conv2d_forward(x, w, b, *args)
-        np.testing.assert_allclose(y, conv_ref(x, w, b, *args), rtol=1e-12, atol=1e-12)
-        gy = rand(*y.shape)
-        gx_ref, gw_ref = conv_grads_ref(gy, x, w, *args)
-        np.testing.assert_allclose(K.conv2d_backward_input(gy, w, x.shape, *args), gx_ref, rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(K.conv2d_backward_weight(gy, x, w.shape, *args), gw_ref, rtol=1e-12, atol=1e-12)
+        _check_conv_exact(*fast_path_case(case, np.float64))
 
 
 def test_winograd_variant_choice():

@@ -185,7 +185,7 @@ def _edges_and_meta(args):
         else:
             in_meta.append(None)
             nxt.append(None)
-    return tuple(nxt), in_meta
+    return tuple(nxt), tuple(in_meta)
 
 
 def _save(op, args, outs):
