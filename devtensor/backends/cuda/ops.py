@@ -420,8 +420,10 @@ def cross_entropy_rows_xp(xp, logits, target, ignore_index, label_smoothing):
 
 
 def cross_entropy_mean_xp(xp, logits, target, ignore_index, label_smoothing):
+    """(mean, lse, count): the op's outputs."""
     loss, lse = cross_entropy_rows_xp(xp, logits, target, ignore_index, label_smoothing)
-    return _mean_of_rows(xp, loss, (target != ignore_index).sum(), logits.dtype) + (lse,)
+    mean, count = _mean_of_rows(xp, loss, (target != ignore_index).sum(), logits.dtype)
+    return mean, lse, count
 
 
 def _mean_of_rows(xp, loss, count, dtype):
@@ -472,8 +474,7 @@ def _cross_entropy_mean(logits, target, ignore_index, label_smoothing):
     target = _i64(target)
     ours = _ce_rows_ours(logits, target, ignore_index, label_smoothing)
     if ours is None:
-        mean, count, lse = cross_entropy_mean_xp(_cp(), logits, target, ignore_index, label_smoothing)
-        return mean, lse, count
+        return cross_entropy_mean_xp(_cp(), logits, target, ignore_index, label_smoothing)
     loss, roww, lse = ours
     mean, count = _mean_of_rows(_cp(), loss, roww.sum(), logits.dtype)  # roww: 1 per row not ignored
     return mean, lse.astype(logits.dtype, copy=False), count
