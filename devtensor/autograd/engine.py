@@ -10,7 +10,7 @@ import sys
 from collections import deque
 
 from .grad_mode import _grad_state, set_mode
-from .node import Node, _unpack_attached
+from .node import _unpack_attached
 
 
 def _roots_and_grads(tensors, grad_tensors, api):
