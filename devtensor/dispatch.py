@@ -44,11 +44,19 @@ class OpDef:
 
     __slots__ = ("name", "inputs", "rule", "backward", "save", "save_idx", "ref", "samples",
                  "kernels", "nout", "diff_outputs", "view", "composite", "differentiable",
-                 "grad_inputs", "doc", "shown_as", "__weakref__")
+                 "grad_inputs", "doc", "shown_as", "meta", "check", "__weakref__")
 
     def __init__(self, name, inputs, rule, backward, save, ref, samples, nout, diff_outputs,
-                 view, differentiable, grad_inputs, doc, shown_as=None):
+                 view, differentiable, grad_inputs, doc, shown_as=None, meta=None, check=False):
         self.name = name
+        # meta(*arrays, **attrs) -> (shape, numpy dtype), or a tuple of them for nout > 1: the op's
+        # checks and output spec from shapes, dtypes and attributes alone (arrays are anything with
+        # .shape and .dtype, already cast by the dtype rule). It is the meta device's kernel, graph
+        # capture's shape propagation and the source of every argument error. `check`: run it before
+        # the kernel on every call (ops whose numba / CUDA kernels index memory by the arguments);
+        # other ops run it only when their kernel fails, to turn the failure into the rule's error.
+        self.meta = meta
+        self.check = check
         self.shown_as = shown_as or name  # the name errors use: the public function an internal op serves
         self.inputs = tuple(inputs)
         self.rule = rule
@@ -81,13 +89,14 @@ class OpDef:
         return call(self, args, attrs)
 
 
-def defop(name, inputs=("x",), *, rule=KEEP, backward=None, save=(), ref=None, samples=None,
-          nout=1, diff_outputs=None, view=False, differentiable=True, grad_inputs=None, doc="", shown_as=None):
+def defop(name, inputs=("x",), *, rule=KEEP, meta=None, check=False, backward=None, save=(), ref=None,
+          samples=None, nout=1, diff_outputs=None, view=False, differentiable=True, grad_inputs=None, doc="",
+          shown_as=None):
     if name in OPS:
         raise ValueError(f"op {name!r} is declared twice")
     op = OpDef(name, inputs, rule, backward, save, ref, samples, nout,
                diff_outputs if diff_outputs is not None else tuple(range(nout)), view,
-               differentiable, grad_inputs, doc, shown_as)
+               differentiable, grad_inputs, doc, shown_as, meta, check)
     from .backends import _PENDING
 
     op.kernels.update(_PENDING.pop(name, {}))
@@ -123,11 +132,25 @@ def _no_kernel(op, dev):  # names the table's key (op.name): the one to register
         f"{', '.join(have) if have else 'none'}")
 
 
+_ERROR_CLASSES = {IndexError: IndexError, TypeError: TypeError, ValueError: ValueError,
+                  ZeroDivisionError: ZeroDivisionError, MemoryError: MemoryError,
+                  NotImplementedError: NotImplementedError}
+_RULE_ERRORS = (ValueError, TypeError, IndexError, RuntimeError, ZeroDivisionError)
+
+
 def _kernel_failed(op, e, args):
     cls = {IndexError: IndexError, TypeError: TypeError, ZeroDivisionError: ZeroDivisionError,
            MemoryError: MemoryError}.get(type(e), RuntimeError)
     msg = str(e).splitlines()[0] if str(e) else type(e).__name__
     return op_error(op.shown_as, msg, args, cls)
+
+
+def run_rule(op, arrays, attrs, args=()):
+    """The op's meta rule on `arrays`; its errors come out named for the op, with the arguments."""
+    try:
+        return op.meta(*arrays, **attrs)
+    except _RULE_ERRORS as e:
+        raise op_error(op.shown_as, str(e), args, _ERROR_CLASSES.get(type(e), RuntimeError)) from None
 
 
 # ---- the call path --------------------------------------------------------------------------
@@ -217,10 +240,16 @@ def call(op, args, attrs):
     fn = op.kernels.get(dev.type)
     if fn is None:
         raise _no_kernel(op, dev)
+    if op.check:
+        run_rule(op, arrays, attrs, args)
     try:
         # `**{}` costs ~0.1 us per call (a 1-element add's budget is ~1 us): pass attrs only when there are some
         raw = fn(*arrays, **attrs) if attrs else fn(*arrays)
-    except (ValueError, TypeError, IndexError, ZeroDivisionError, AssertionError, MemoryError) as e:
+    except NotImplementedError:
+        raise
+    except (ValueError, TypeError, IndexError, ZeroDivisionError, AssertionError, MemoryError, RuntimeError) as e:
+        if op.meta is not None and not op.check:
+            run_rule(op, arrays, attrs, args)  # the rule's error, the same on every device, if it has one
         raise _kernel_failed(op, e, args) from None
     if _SYNC[0]:
         _sync_check(op, dev, args)

@@ -16,6 +16,13 @@ from .node import _unpack_attached
 def _roots_and_grads(tensors, grad_tensors, api):
     from ..tensor import Tensor, ones_like_nograd
 
+    for g in grad_tensors or ():
+        if g is not None and not isinstance(g, Tensor):
+            raise TypeError(f"{api}: gradients can be either Tensors or None, but got {type(g).__name__} "
+                            "(pass a tensor of the output's shape, e.g. devtensor.ones_like(output))")
+    if grad_tensors is not None and len(grad_tensors) != len(tensors):
+        raise RuntimeError(f"{api}: got {len(grad_tensors)} gradients for {len(tensors)} outputs (pass one per "
+                           "output, None for a scalar output)")
     roots = []
     for i, t in enumerate(tensors):
         if not isinstance(t, Tensor):
@@ -32,10 +39,6 @@ def _roots_and_grads(tensors, grad_tensors, api):
                                    "(a tensor of that shape)")
             g = ones_like_nograd(t)
         else:
-            if not isinstance(g, Tensor):
-                from ..tensor import tensor as _tensor
-
-                g = _tensor(g, dtype=t.dtype, device=t.device)
             if tuple(g._data.shape) != tuple(t._data.shape):
                 raise RuntimeError(f"{api}: gradient has shape {tuple(g._data.shape)} but the output has "
                                    f"shape {tuple(t._data.shape)}")

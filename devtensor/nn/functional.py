@@ -8,20 +8,17 @@ import math
 from .. import dtypes as _dt
 from ..dispatch import call, op_error
 from ..ops import nn as _nnops
+from ..ops.geometry import pair
 from ..ops.elementwise import gelu, relu, sigmoid, silu, tanh  # noqa: F401 - re-exported
 from ..ops.shape import pad  # noqa: F401 - re-exported
 from ..tensor import Tensor
 
 
-def _pair(v, name):
-    if isinstance(v, int):
-        return (v, v)
-    v = tuple(int(x) for x in v)
-    if len(v) == 1:
-        return (v[0], v[0])
-    if len(v) != 2:
-        raise ValueError(f"{name} must be an int or a pair of ints, got {v}")
-    return v
+def _pair(v, name, op):
+    try:
+        return pair(v, name)
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"{op}: {e}") from None
 
 
 from ..ops.linalg import linear  # noqa: E402,F401 - one fused op (matmul + bias)
@@ -41,11 +38,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     if input.ndim != 4 or weight.ndim != 4:
         raise op_error("conv2d", "expected a 4-D input (N, C, H, W) or 3-D (C, H, W) and a 4-D weight "
                        "(out_channels, in_channels/groups, kH, kW)", (input, weight))
-    n, c, h, w = input.shape
-    k, cg, kh, kw = weight.shape
-    if groups < 1 or c % groups or k % groups or cg * groups != c:
-        raise op_error("conv2d", f"expected input with {cg * groups} channels (weight {list(weight.shape)}, "
-                       f"groups={groups}), but got {c} channels", (input, weight))
+    kh, kw = weight.shape[2:]
     if input.dtype is not weight.dtype or (bias is not None and bias.dtype is not input.dtype):
         raise op_error("conv2d", f"input and weight must have the same dtype, got {input.dtype.name} and "
                        f"{weight.dtype.name}", (input, weight), TypeError)
@@ -53,18 +46,14 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         if padding == "valid":
             padding = 0
         elif padding == "same":
-            d = _pair(dilation, "dilation")
+            d = _pair(dilation, "dilation", "conv2d")
             padding = (d[0] * (kh - 1) // 2, d[1] * (kw - 1) // 2)
             if d[0] * (kh - 1) % 2 or d[1] * (kw - 1) % 2:
                 raise NotImplementedError("conv2d: padding='same' with an even kernel extent is not supported")
         else:
             raise ValueError(f"conv2d: padding must be 'valid', 'same', an int or a pair, got {padding!r}")
-    s, p, d = _pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation")
-    oh = (h + 2 * p[0] - d[0] * (kh - 1) - 1) // s[0] + 1
-    ow = (w + 2 * p[1] - d[1] * (kw - 1) - 1) // s[1] + 1
-    if oh <= 0 or ow <= 0:
-        raise op_error("conv2d", f"kernel size {kh}x{kw} (dilation {d}) is larger than the padded input "
-                       f"{h + 2 * p[0]}x{w + 2 * p[1]}", (input, weight))
+    s, p, d = (_pair(stride, "stride", "conv2d"), _pair(padding, "padding", "conv2d"),
+               _pair(dilation, "dilation", "conv2d"))
     out = call(_nnops.conv2d, (input, weight, bias), {"stride": s, "padding": p, "dilation": d, "groups": groups})
     return out.squeeze(0) if squeeze else out
 
@@ -78,12 +67,9 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     _pool_shape("max_pool2d", input)
     squeeze = input.ndim == 3
     x = input.unsqueeze(0) if squeeze else input
-    k = _pair(kernel_size, "kernel_size")
-    s = _pair(stride if stride not in (None, []) else k, "stride")
-    p, d = _pair(padding, "padding"), _pair(dilation, "dilation")
-    if p[0] > k[0] // 2 or p[1] > k[1] // 2:
-        raise op_error("max_pool2d", f"pad should be at most half of the effective kernel size, got padding={p} "
-                       f"and kernel_size={k}", (input,))
+    k = _pair(kernel_size, "kernel_size", "max_pool2d")
+    s = _pair(stride if stride not in (None, []) else k, "stride", "max_pool2d")
+    p, d = _pair(padding, "padding", "max_pool2d"), _pair(dilation, "dilation", "max_pool2d")
     y, idx = call(_nnops.max_pool2d, (x,), {"kernel_size": k, "stride": s, "padding": p, "dilation": d,
                                             "ceil_mode": bool(ceil_mode)})
     if squeeze:
@@ -96,12 +82,9 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
     _pool_shape("avg_pool2d", input)
     squeeze = input.ndim == 3
     x = input.unsqueeze(0) if squeeze else input
-    k = _pair(kernel_size, "kernel_size")
-    s = _pair(stride if stride not in (None, []) else k, "stride")
-    p = _pair(padding, "padding")
-    if p[0] > k[0] // 2 or p[1] > k[1] // 2:
-        raise op_error("avg_pool2d", f"pad should be at most half of kernel size, got padding={p} and "
-                       f"kernel_size={k}", (input,))
+    k = _pair(kernel_size, "kernel_size", "avg_pool2d")
+    s = _pair(stride if stride not in (None, []) else k, "stride", "avg_pool2d")
+    p = _pair(padding, "padding", "avg_pool2d")
     y = call(_nnops.avg_pool2d, (x,), {"kernel_size": k, "stride": s, "padding": p, "ceil_mode": bool(ceil_mode),
                                        "count_include_pad": bool(count_include_pad),
                                        "divisor_override": divisor_override})

@@ -1,6 +1,7 @@
 """Tensor creation, random numbers and device moves."""
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -21,8 +22,23 @@ copy_to_ = defop("copy_to", rule=CUSTOM, backward=_copy_to_backward)
 
 # creation ops have no tensor inputs: they are declared (for the completeness test) and called
 # through _create, which picks the backend from the device argument
-for _n in ("full", "empty", "arange", "linspace", "eye", "rand", "randn", "randint", "randperm"):
-    defop(_n, (), rule=CUSTOM, differentiable=False)
+def _arange_meta(start, end, step, dtype, device):
+    return (max(0, math.ceil((end - start) / step)),), dtype.np
+
+
+_CREATION_META = {
+    "full": lambda shape, value, dtype, device: (tuple(shape), dtype.np),
+    "empty": lambda shape, dtype, device: (tuple(shape), dtype.np),
+    "rand": lambda shape, dtype, device: (tuple(shape), dtype.np),
+    "randn": lambda shape, dtype, device: (tuple(shape), dtype.np),
+    "randint": lambda low, high, shape, dtype, device: (tuple(shape), dtype.np),
+    "randperm": lambda n, dtype, device: ((n,), dtype.np),
+    "arange": _arange_meta,
+    "linspace": lambda start, end, steps, dtype, device: ((steps,), dtype.np),
+    "eye": lambda n, m, dtype, device: ((n, m), dtype.np),
+}
+for _n, _meta in _CREATION_META.items():
+    defop(_n, (), rule=CUSTOM, meta=_meta, differentiable=False)
 
 
 def _create(name, dev, *args):

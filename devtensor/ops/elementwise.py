@@ -11,6 +11,7 @@ import numpy as np
 from .. import dtypes as _dt
 from ..dispatch import COMPARE, CUSTOM, DIVIDE, FLOAT, KEEP, PROMOTE, call, defop
 from ..tensor import Tensor
+from . import meta_rules as M
 from . import samples as S
 from ._api import public
 
@@ -20,16 +21,16 @@ def _zero(g):
 
 
 # ---- binary arithmetic ------------------------------------------------------------------------
-add = defop("add", ("a", "b"), rule=PROMOTE, backward=lambda c, g: (g, g), ref=np.add, samples=S.binary())
-sub = defop("sub", ("a", "b"), rule=PROMOTE, backward=lambda c, g: (g, -g), ref=np.subtract,
+add = defop("add", ("a", "b"), rule=PROMOTE, meta=M.broadcast, backward=lambda c, g: (g, g), ref=np.add, samples=S.binary())
+sub = defop("sub", ("a", "b"), rule=PROMOTE, meta=M.broadcast, backward=lambda c, g: (g, -g), ref=np.subtract,
             samples=S.binary())
 # mul and div skip the side that needs no gradient: `loss / n` and `x * mask` are in every
 # training step, and the unused side's formula costs three ops for div.
-mul = defop("mul", ("a", "b"), rule=PROMOTE, save=("a", "b"),
+mul = defop("mul", ("a", "b"), rule=PROMOTE, meta=M.broadcast, save=("a", "b"),
             backward=lambda c, g: (g * c.b if c.needs_input_grad(0) else None,
                                    g * c.a if c.needs_input_grad(1) else None),
             ref=np.multiply, samples=S.binary())
-div = defop("div", ("a", "b"), rule=DIVIDE, save=("a", "b"),
+div = defop("div", ("a", "b"), rule=DIVIDE, meta=M.broadcast, save=("a", "b"),
             backward=lambda c, g: (g / c.b if c.needs_input_grad(0) else None,
                                    -g * c.a / (c.b * c.b) if c.needs_input_grad(1) else None),
             ref=np.true_divide, samples=S.binary(b_low=0.5, b_high=2.0))
@@ -45,7 +46,7 @@ def _pow_backward(c, g):
     return ga, gb
 
 
-pow_ = defop("pow", ("a", "b"), rule=PROMOTE, save=("a", "b", "out"), backward=_pow_backward,
+pow_ = defop("pow", ("a", "b"), rule=PROMOTE, meta=M.broadcast, save=("a", "b", "out"), backward=_pow_backward,
              ref=np.power, samples=S.binary(low=0.5, high=2.0))
 
 
@@ -55,44 +56,44 @@ def _maximum_backward(c, g, sign):
     return g * w, g * (1 - w)
 
 
-maximum = defop("maximum", ("a", "b"), rule=PROMOTE, save=("a", "b"),
+maximum = defop("maximum", ("a", "b"), rule=PROMOTE, meta=M.broadcast, save=("a", "b"),
                 backward=lambda c, g: _maximum_backward(c, g, 1), ref=np.maximum, samples=S.binary())
-minimum = defop("minimum", ("a", "b"), rule=PROMOTE, save=("a", "b"),
+minimum = defop("minimum", ("a", "b"), rule=PROMOTE, meta=M.broadcast, save=("a", "b"),
                 backward=lambda c, g: _maximum_backward(c, g, -1), ref=np.minimum, samples=S.binary())
-remainder = defop("remainder", ("a", "b"), rule=PROMOTE, save=("a", "b"),
+remainder = defop("remainder", ("a", "b"), rule=PROMOTE, meta=M.broadcast, save=("a", "b"),
                   backward=lambda c, g: (g, -g * floor_divide(c.a, c.b)), ref=np.remainder,
                   samples=S.binary(b_low=0.5, b_high=2.0))
-floor_divide = defop("floor_divide", ("a", "b"), rule=PROMOTE, differentiable=False, ref=np.floor_divide,
+floor_divide = defop("floor_divide", ("a", "b"), rule=PROMOTE, meta=M.broadcast, differentiable=False, ref=np.floor_divide,
                      samples=S.binary(b_low=0.5, b_high=2.0))
-bitwise_and = defop("bitwise_and", ("a", "b"), rule=PROMOTE, differentiable=False)
-bitwise_or = defop("bitwise_or", ("a", "b"), rule=PROMOTE, differentiable=False)
-bitwise_xor = defop("bitwise_xor", ("a", "b"), rule=PROMOTE, differentiable=False)
-bitwise_not = defop("bitwise_not", ("x",), rule=KEEP, differentiable=False)
+bitwise_and = defop("bitwise_and", ("a", "b"), rule=PROMOTE, meta=M.broadcast, differentiable=False)
+bitwise_or = defop("bitwise_or", ("a", "b"), rule=PROMOTE, meta=M.broadcast, differentiable=False)
+bitwise_xor = defop("bitwise_xor", ("a", "b"), rule=PROMOTE, meta=M.broadcast, differentiable=False)
+bitwise_not = defop("bitwise_not", ("x",), rule=KEEP, meta=M.same, differentiable=False)
 
 # ---- comparisons and logic (no gradients) ------------------------------------------------------
-eq = defop("eq", ("a", "b"), rule=COMPARE, differentiable=False, ref=np.equal, samples=S.compare())
-ne = defop("ne", ("a", "b"), rule=COMPARE, differentiable=False, ref=np.not_equal, samples=S.compare())
-lt = defop("lt", ("a", "b"), rule=COMPARE, differentiable=False, ref=np.less, samples=S.compare())
-le = defop("le", ("a", "b"), rule=COMPARE, differentiable=False, ref=np.less_equal, samples=S.compare())
-gt = defop("gt", ("a", "b"), rule=COMPARE, differentiable=False, ref=np.greater, samples=S.compare())
-ge = defop("ge", ("a", "b"), rule=COMPARE, differentiable=False, ref=np.greater_equal, samples=S.compare())
-logical_and = defop("logical_and", ("a", "b"), rule=COMPARE, differentiable=False, ref=np.logical_and,
+eq = defop("eq", ("a", "b"), rule=COMPARE, meta=M.compare, differentiable=False, ref=np.equal, samples=S.compare())
+ne = defop("ne", ("a", "b"), rule=COMPARE, meta=M.compare, differentiable=False, ref=np.not_equal, samples=S.compare())
+lt = defop("lt", ("a", "b"), rule=COMPARE, meta=M.compare, differentiable=False, ref=np.less, samples=S.compare())
+le = defop("le", ("a", "b"), rule=COMPARE, meta=M.compare, differentiable=False, ref=np.less_equal, samples=S.compare())
+gt = defop("gt", ("a", "b"), rule=COMPARE, meta=M.compare, differentiable=False, ref=np.greater, samples=S.compare())
+ge = defop("ge", ("a", "b"), rule=COMPARE, meta=M.compare, differentiable=False, ref=np.greater_equal, samples=S.compare())
+logical_and = defop("logical_and", ("a", "b"), rule=COMPARE, meta=M.compare, differentiable=False, ref=np.logical_and,
                     samples=S.compare())
-logical_or = defop("logical_or", ("a", "b"), rule=COMPARE, differentiable=False, ref=np.logical_or,
+logical_or = defop("logical_or", ("a", "b"), rule=COMPARE, meta=M.compare, differentiable=False, ref=np.logical_or,
                    samples=S.compare())
-logical_xor = defop("logical_xor", ("a", "b"), rule=COMPARE, differentiable=False, ref=np.logical_xor,
+logical_xor = defop("logical_xor", ("a", "b"), rule=COMPARE, meta=M.compare, differentiable=False, ref=np.logical_xor,
                     samples=S.compare())
-logical_not = defop("logical_not", ("x",), rule=KEEP, differentiable=False, ref=np.logical_not,
+logical_not = defop("logical_not", ("x",), rule=KEEP, meta=M.predicate, differentiable=False, ref=np.logical_not,
                     samples=S.unary())
-isnan = defop("isnan", ("x",), rule=KEEP, differentiable=False, ref=np.isnan, samples=S.unary())
-isfinite = defop("isfinite", ("x",), rule=KEEP, differentiable=False, ref=np.isfinite, samples=S.unary())
-isinf = defop("isinf", ("x",), rule=KEEP, differentiable=False, ref=np.isinf, samples=S.unary())
+isnan = defop("isnan", ("x",), rule=KEEP, meta=M.predicate, differentiable=False, ref=np.isnan, samples=S.unary())
+isfinite = defop("isfinite", ("x",), rule=KEEP, meta=M.predicate, differentiable=False, ref=np.isfinite, samples=S.unary())
+isinf = defop("isinf", ("x",), rule=KEEP, meta=M.predicate, differentiable=False, ref=np.isinf, samples=S.unary())
 
 # ---- unary math -------------------------------------------------------------------------------
-neg = defop("neg", ("x",), rule=KEEP, backward=lambda c, g: -g, ref=np.negative, samples=S.unary())
-abs_ = defop("abs", ("x",), rule=KEEP, save=("x",), backward=lambda c, g: g * sign(c.x), ref=np.abs,
+neg = defop("neg", ("x",), rule=KEEP, meta=M.same, backward=lambda c, g: -g, ref=np.negative, samples=S.unary())
+abs_ = defop("abs", ("x",), rule=KEEP, meta=M.same, save=("x",), backward=lambda c, g: g * sign(c.x), ref=np.abs,
              samples=S.unary())
-exp = defop("exp", rule=FLOAT, save=("out",), backward=lambda c, g: g * c.out, ref=np.exp, samples=S.unary())
+exp = defop("exp", rule=FLOAT, meta=M.same, save=("out",), backward=lambda c, g: g * c.out, ref=np.exp, samples=S.unary())
 
 
 def _guard(g, d):
@@ -101,38 +102,43 @@ def _guard(g, d):
     return where(g == 0, 0.0, d)
 
 
-log = defop("log", rule=FLOAT, save=("x",), backward=lambda c, g: _guard(g, g / c.x), ref=np.log,
+log = defop("log", rule=FLOAT, meta=M.same, save=("x",), backward=lambda c, g: _guard(g, g / c.x), ref=np.log,
             samples=S.unary(0.5, 3.0))
-log1p = defop("log1p", rule=FLOAT, save=("x",), backward=lambda c, g: g / (c.x + 1), ref=np.log1p,
+log1p = defop("log1p", rule=FLOAT, meta=M.same, save=("x",), backward=lambda c, g: g / (c.x + 1), ref=np.log1p,
               samples=S.unary(-0.5, 3.0))
-expm1 = defop("expm1", rule=FLOAT, save=("out",), backward=lambda c, g: g * (c.out + 1), ref=np.expm1,
+expm1 = defop("expm1", rule=FLOAT, meta=M.same, save=("out",), backward=lambda c, g: g * (c.out + 1), ref=np.expm1,
               samples=S.unary())
-sqrt = defop("sqrt", rule=FLOAT, save=("out",), backward=lambda c, g: _guard(g, g / (c.out * 2)), ref=np.sqrt,
+sqrt = defop("sqrt", rule=FLOAT, meta=M.same, save=("out",), backward=lambda c, g: _guard(g, g / (c.out * 2)), ref=np.sqrt,
              samples=S.unary(0.5, 3.0))
-rsqrt = defop("rsqrt", rule=FLOAT, save=("out",), backward=lambda c, g: _guard(g, g * c.out ** 3 * -0.5),
+rsqrt = defop("rsqrt", rule=FLOAT, meta=M.same, save=("out",), backward=lambda c, g: _guard(g, g * c.out ** 3 * -0.5),
               ref=lambda x: 1 / np.sqrt(x), samples=S.unary(0.5, 3.0))
-sin = defop("sin", rule=FLOAT, save=("x",), backward=lambda c, g: g * cos(c.x), ref=np.sin, samples=S.unary())
-cos = defop("cos", rule=FLOAT, save=("x",), backward=lambda c, g: -g * sin(c.x), ref=np.cos, samples=S.unary())
-tanh = defop("tanh", rule=FLOAT, save=("out",), backward=lambda c, g: g * (1 - c.out * c.out), ref=np.tanh,
+sin = defop("sin", rule=FLOAT, meta=M.same, save=("x",), backward=lambda c, g: g * cos(c.x), ref=np.sin, samples=S.unary())
+cos = defop("cos", rule=FLOAT, meta=M.same, save=("x",), backward=lambda c, g: -g * sin(c.x), ref=np.cos, samples=S.unary())
+tanh = defop("tanh", rule=FLOAT, meta=M.same, save=("out",), backward=lambda c, g: g * (1 - c.out * c.out), ref=np.tanh,
              samples=S.unary())
-sigmoid = defop("sigmoid", rule=FLOAT, save=("out",), backward=lambda c, g: g * c.out * (1 - c.out),
+sigmoid = defop("sigmoid", rule=FLOAT, meta=M.same, save=("out",), backward=lambda c, g: g * c.out * (1 - c.out),
                 ref=lambda x: 1 / (1 + np.exp(-x)), samples=S.unary(-30, 30))
-relu = defop("relu", rule=KEEP, save=("out",), backward=lambda c, g: call(relu_backward, (g, c.out), {}),
+relu = defop("relu", rule=KEEP, meta=M.same, save=("out",), backward=lambda c, g: call(relu_backward, (g, c.out), {}),
              ref=lambda x: np.maximum(x, 0), samples=S.unary())
 # relu's backward as one fused kernel; linear in g, so its own backward is itself
-relu_backward = defop("relu_backward", ("g", "y"), rule=KEEP, save=("y",), grad_inputs=(0,),
+relu_backward = defop("relu_backward", ("g", "y"), rule=KEEP, meta=M.broadcast, save=("y",), grad_inputs=(0,),
                       backward=lambda c, gg: (call(relu_backward, (gg, c.y), {}), None),
                       ref=lambda g, out: np.where(out > 0, g, 0), samples=S.binary(scalars=False))
-erf = defop("erf", rule=FLOAT, save=("x",),
+erf = defop("erf", rule=FLOAT, meta=M.same, save=("x",),
             backward=lambda c, g: g * exp(-(c.x * c.x)) * (2 / math.sqrt(math.pi)),
             ref=np.vectorize(math.erf, otypes=[float]), samples=S.unary())
-reciprocal = defop("reciprocal", rule=FLOAT, save=("out",), backward=lambda c, g: -g * c.out * c.out,
+reciprocal = defop("reciprocal", rule=FLOAT, meta=M.same, save=("out",), backward=lambda c, g: -g * c.out * c.out,
                    ref=np.reciprocal, samples=S.unary(0.5, 2.0))
-sign = defop("sign", rule=KEEP, backward=lambda c, g: _zero(g), ref=np.sign, samples=S.unary())
-floor = defop("floor", rule=KEEP, backward=lambda c, g: _zero(g), ref=np.floor, samples=S.unary())
-ceil = defop("ceil", rule=KEEP, backward=lambda c, g: _zero(g), ref=np.ceil, samples=S.unary())
-round_ = defop("round", rule=KEEP, backward=lambda c, g: _zero(g), ref=np.round, samples=S.unary())
-cast = defop("cast", rule=CUSTOM, backward=lambda c, g: g)  # the engine casts g back
+sign = defop("sign", rule=KEEP, meta=M.same, backward=lambda c, g: _zero(g), ref=np.sign, samples=S.unary())
+floor = defop("floor", rule=KEEP, meta=M.same, backward=lambda c, g: _zero(g), ref=np.floor, samples=S.unary())
+ceil = defop("ceil", rule=KEEP, meta=M.same, backward=lambda c, g: _zero(g), ref=np.ceil, samples=S.unary())
+round_ = defop("round", rule=KEEP, meta=M.same, backward=lambda c, g: _zero(g), ref=np.round, samples=S.unary())
+cast = defop("cast", rule=CUSTOM, meta=lambda x, dtype: (tuple(x.shape), dtype.np), backward=lambda c, g: g)  # the engine casts g back
+
+
+def _where_meta(cond, a, b):
+    dtype = a.dtype if M.is_array(a) else b.dtype if M.is_array(b) else np.result_type(a, b)
+    return M.broadcast(cond, a, b)[0], dtype
 
 
 def _where_backward(c, g):
@@ -140,7 +146,7 @@ def _where_backward(c, g):
     return None, where(c.cond, g, zero), where(c.cond, zero, g)
 
 
-_where = defop("where", ("cond", "a", "b"), rule=CUSTOM, save=("cond",), backward=_where_backward,
+_where = defop("where", ("cond", "a", "b"), rule=CUSTOM, meta=_where_meta, save=("cond",), backward=_where_backward,
                ref=np.where, samples=S.shape_ops("where"))
 
 
@@ -158,7 +164,7 @@ def _clamp_backward(c, g):
     return gx, glo, ghi
 
 
-_clamp = defop("clamp", ("x", "lo", "hi"), rule=PROMOTE, save=("x", "lo", "hi"), backward=_clamp_backward,
+_clamp = defop("clamp", ("x", "lo", "hi"), rule=PROMOTE, meta=M.broadcast, save=("x", "lo", "hi"), backward=_clamp_backward,
                ref=np.clip, samples=S.shape_ops("clamp"))
 
 

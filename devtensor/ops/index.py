@@ -8,7 +8,9 @@ from .. import dtypes as _dt
 from ..autograd.grad_mode import _grad_state
 from ..dispatch import CUSTOM, KEEP, call, defop, op_error
 from ..tensor import Tensor
+from . import meta_rules as M
 from . import samples as S
+from .geometry import index_shape
 from ._api import public
 
 
@@ -16,8 +18,60 @@ def _index_backward(c, g):
     return call(_index_bw, (g,), {"shape": c.in_meta[0][0], "key": c.key, "basic": c.basic})
 
 
-_index = defop("index", rule=CUSTOM, backward=_index_backward, view=False)
-_index_bw = defop("index_backward", ("g",), rule=CUSTOM,
+# ---- meta rules ------------------------------------------------------------------------------
+def _expand_masks(key):
+    """Boolean masks -> their nonzero() index arrays' shapes: the one shape that needs the data."""
+    out = []
+    for k in key:
+        if M.is_array(k) and k.dtype == np.bool_:
+            if not hasattr(k, "sum"):
+                raise NotImplementedError("indexing with a boolean mask gives a shape that depends on the mask's "
+                                          "values, which a meta tensor does not have")
+            n = int(k.sum())
+            out.extend(_Shape((n,)) for _ in range(max(len(k.shape), 1)))
+        elif isinstance(k, bool):  # x[True] is x[None]; x[False] an empty new axis
+            out.append(None if k else _Shape((0,)))
+        else:
+            out.append(k)
+    return tuple(out)
+
+
+class _Shape:
+    __slots__ = ("shape",)
+
+    def __init__(self, shape):
+        self.shape = shape
+
+
+def _index_meta(x, key, basic):
+    return index_shape(tuple(x.shape), _expand_masks(key)), x.dtype
+
+
+def _gather_meta(x, index, dim):
+    sx, si = tuple(x.shape), tuple(index.shape)
+    if len(si) != len(sx):
+        raise RuntimeError(f"index tensor must have the same number of dimensions as input ({len(si)} vs {len(sx)})")
+    for d, (a, b) in enumerate(zip(si, sx)):
+        if d != dim and a > b:
+            raise RuntimeError(f"size {a} of index {list(si)} exceeds the input's {b} at dimension {d} "
+                               f"(only dimension {dim} may be larger)")
+    return si, x.dtype
+
+
+def _scatter_add_meta(x, index, src, dim):
+    sx, si, ss = tuple(x.shape), tuple(index.shape), tuple(src.shape)
+    if not len(si) == len(sx) == len(ss):
+        raise RuntimeError(f"index {list(si)}, input {list(sx)} and src {list(ss)} must have the same number of "
+                           "dimensions")
+    for d, (a, b, c) in enumerate(zip(si, sx, ss)):
+        if a > c or (d != dim and a > b):
+            raise RuntimeError(f"size {a} of index {list(si)} at dimension {d} exceeds src {list(ss)} or input "
+                               f"{list(sx)}")
+    return sx, x.dtype
+
+
+_index = defop("index", rule=CUSTOM, meta=_index_meta, backward=_index_backward, view=False)
+_index_bw = defop("index_backward", ("g",), rule=CUSTOM, meta=lambda g, shape, key, basic: (tuple(shape), g.dtype),
                   backward=lambda c, gg: gg[_key_tensors(c.key, gg)])
 
 
@@ -27,11 +81,13 @@ def _index_put_backward(c, g):
     return gx, gv
 
 
-_index_put = defop("index_put", ("x", "v"), rule=CUSTOM, backward=_index_put_backward)
-gather_ = defop("gather", ("x", "index"), rule=CUSTOM, save=("index",), grad_inputs=(0,),
+_index_put = defop("index_put", ("x", "v"), rule=CUSTOM, meta=lambda x, v, key, accumulate: (tuple(x.shape), x.dtype),
+                   backward=_index_put_backward)
+gather_ = defop("gather", ("x", "index"), rule=CUSTOM, meta=_gather_meta, check=True, save=("index",), grad_inputs=(0,),
                 backward=lambda c, g: (scatter_add(g.new_zeros(c.in_meta[0][0]), c.dim, c.index, g), None),
                 ref=lambda x, index, dim: np.take_along_axis(x, index, dim), samples=S.shape_ops("gather"))
-scatter_add_ = defop("scatter_add", ("x", "index", "src"), rule=CUSTOM, save=("index",), grad_inputs=(0, 2),
+scatter_add_ = defop("scatter_add", ("x", "index", "src"), rule=CUSTOM, meta=_scatter_add_meta, check=True,
+                     save=("index",), grad_inputs=(0, 2),
                      backward=lambda c, g: (g, None, gather(g, c.dim, c.index)))
 
 
@@ -158,13 +214,8 @@ Tensor.__setitem__ = _setitem
 @public
 def gather(input, dim, index):
     _check_int("gather", index)
-    if index.ndim != input.ndim:
-        raise RuntimeError(f"gather: index tensor must have the same number of dimensions as input "
-                           f"({index.ndim} vs {input.ndim})")
     d = dim % max(input.ndim, 1)
-    if index.numel() and (int(index.max()) >= input.shape[d] or int(index.min()) < -input.shape[d]):
-        raise IndexError(f"gather: index {int(index.max())} is out of bounds for dimension {d} with size "
-                         f"{input.shape[d]}")
+    _check_range("gather", index, input.shape[d] if input.ndim else 1, d)
     return call(gather_, (input, index.to(_dt.int64)), {"dim": d})
 
 
@@ -172,7 +223,20 @@ def gather(input, dim, index):
 def scatter_add(input, dim, index, src):
     _check_int("scatter_add", index)
     d = dim % max(input.ndim, 1)
+    _check_range("scatter_add", index, input.shape[d] if input.ndim else 1, d)
     return call(scatter_add_, (input, index.to(_dt.int64), src.to(input.dtype)), {"dim": d})
+
+
+def _check_range(op, index, size, dim):
+    """Index values in [0, size), as PyTorch: on the cpu here (numpy would wrap negative ones); other
+    devices check inside their kernels, without a host sync, and report at the next synchronisation."""
+    if index._device.type != "cpu" or not index._data.size:
+        return
+    a = index._data
+    bad = (a < 0) | (a >= size)
+    if bad.any():
+        raise op_error(op, f"index {int(a[bad].reshape(-1)[0])} is out of bounds for dimension {dim} with size {size}",
+                       (index,), IndexError)
 
 
 @public

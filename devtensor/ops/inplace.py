@@ -12,6 +12,7 @@ from ..autograd.grad_mode import _grad_state, no_grad
 from ..dispatch import CUSTOM, OPS, call, defop
 from ..tensor import Tensor, _wrap
 from ._api import public
+from .geometry import broadcast_shapes
 
 
 def apply_inplace(self, name, compute, others=()):
@@ -49,7 +50,14 @@ def _check_result(name, self, res):
         raise RuntimeError(f"{name}: result type {rd.name} can't be cast to the desired output type {sd.name}")
 
 
-defop("copy_", ("dst", "src"), rule=CUSTOM, differentiable=False)  # writes src into dst's storage
+def _copy_meta(dst, src):
+    if src is not None and hasattr(src, "shape") and broadcast_shapes(tuple(dst.shape), tuple(src.shape)) != tuple(dst.shape):
+        raise RuntimeError(f"the source of shape {list(src.shape)} cannot be broadcast to the destination's "
+                           f"{list(dst.shape)}")
+    return tuple(dst.shape), dst.dtype
+
+
+defop("copy_", ("dst", "src"), rule=CUSTOM, meta=_copy_meta, differentiable=False)  # writes src into dst's storage
 
 
 def _inplace_method(op_name, fn_name):

@@ -6,6 +6,7 @@ import numpy as np
 from ..dispatch import KEEP, call, defop, op_error
 from ..tensor import Tensor
 from ._api import public
+from .geometry import broadcast_shapes
 
 
 def _matmul_backward(c, g):
@@ -22,7 +23,34 @@ def _samples(dtype=np.float64):
             ((M(5, 3).T, M(5, 4)), {}), ((M(0, 3), M(3, 2)), {}), ((M(3, 0), M(0, 2)), {})]
 
 
-_matmul = defop("matmul", ("a", "b"), rule=KEEP, save=("a", "b"), backward=_matmul_backward,
+def _matmul_meta(a, b):
+    sa, sb = tuple(a.shape), tuple(b.shape)
+    if not sa or not sb:
+        raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are {len(sa)}D and {len(sb)}D")
+    ka = sa[-1]
+    kb = sb[0] if len(sb) == 1 else sb[-2]
+    if ka != kb:
+        raise RuntimeError(f"shapes {list(sa)} and {list(sb)} cannot be multiplied ({ka} != {kb})")
+    if len(sa) == 1 and len(sb) == 1:
+        return (), a.dtype
+    if len(sa) == 1:
+        return sb[:-2] + sb[-1:], a.dtype
+    if len(sb) == 1:
+        return sa[:-1], a.dtype
+    return broadcast_shapes(sa[:-2], sb[:-2]) + (sa[-2], sb[-1]), a.dtype
+
+
+def _linear_meta(x, w, b):
+    sx, sw = tuple(x.shape), tuple(w.shape)
+    if len(sw) != 2 or not sx or sx[-1] != sw[1]:
+        raise RuntimeError(f"input's last dimension ({sx[-1] if sx else '0-d'}) must equal weight's in_features "
+                           f"({sw[1] if len(sw) == 2 else sw})")
+    if b is not None and tuple(b.shape) != (sw[0],):
+        raise RuntimeError(f"bias must have shape ({sw[0]},), got {list(b.shape)}")
+    return sx[:-1] + (sw[0],), x.dtype
+
+
+_matmul = defop("matmul", ("a", "b"), rule=KEEP, meta=_matmul_meta, save=("a", "b"), backward=_matmul_backward,
                 ref=np.matmul, samples=_samples)
 
 
@@ -105,7 +133,7 @@ def _linear_samples(dtype=np.float64):
 
 # x @ w.T + b as ONE op: nn.Linear's forward and backward then need no transposes, no broadcast
 # add and no engine sum_to for the bias (about ten fewer op calls per layer per step)
-_linear = defop("linear", ("x", "w", "b"), rule=KEEP, save=("x", "w"), backward=_linear_backward,
+_linear = defop("linear", ("x", "w", "b"), rule=KEEP, meta=_linear_meta, save=("x", "w"), backward=_linear_backward,
                 ref=lambda x, w, b: x @ w.T + (0 if b is None else b), samples=_linear_samples)
 
 

@@ -115,12 +115,33 @@ def _rmsprop_samples(dtype=np.float64):
 
 # ---- the ops -------------------------------------------------------------------------------
 
-adam_step_ = defop("adam_step_", ("param", "grad", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"), rule=CUSTOM,
+def _state_meta(names):
+    """Every state array the kernel writes must have the parameter's shape and dtype: the kernels
+    walk them as flat buffers of the parameter's length."""
+
+    def meta(param, *state, **hyper):
+        for name, a in zip(names[1:], state):
+            if a is None:
+                continue
+            if tuple(a.shape) != tuple(param.shape):
+                raise RuntimeError(f"'{name}' has shape {list(a.shape)} but the parameter has shape "
+                                   f"{list(param.shape)}")
+            if a.dtype != param.dtype and name != "grad":
+                raise TypeError(f"'{name}' has dtype {a.dtype} but the parameter has dtype {param.dtype}")
+        return tuple(param.shape), param.dtype
+
+    return meta
+
+
+_ADAM = ("param", "grad", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+_SGD = ("param", "grad", "momentum_buffer")
+_RMSPROP = ("param", "grad", "square_avg", "momentum_buffer", "grad_avg")
+
+adam_step_ = defop("adam_step_", _ADAM, rule=CUSTOM, meta=_state_meta(_ADAM), check=True,
                    differentiable=False, ref=ref_adam_step, samples=_adam_samples,
                    doc="Adam/AdamW update of param, exp_avg, exp_avg_sq (and max_exp_avg_sq) in place")
-sgd_step_ = defop("sgd_step_", ("param", "grad", "momentum_buffer"), rule=CUSTOM, differentiable=False,
+sgd_step_ = defop("sgd_step_", _SGD, rule=CUSTOM, meta=_state_meta(_SGD), check=True, differentiable=False,
                   ref=ref_sgd_step, samples=_sgd_samples,
                   doc="SGD update of param (and its momentum buffer) in place")
-rmsprop_step_ = defop("rmsprop_step_", ("param", "grad", "square_avg", "momentum_buffer", "grad_avg"),
-                      rule=CUSTOM, differentiable=False, ref=ref_rmsprop_step, samples=_rmsprop_samples,
+rmsprop_step_ = defop("rmsprop_step_", _RMSPROP, rule=CUSTOM, meta=_state_meta(_RMSPROP), check=True, differentiable=False, ref=ref_rmsprop_step, samples=_rmsprop_samples,
                       doc="RMSprop update of param, square_avg (and momentum buffer, grad_avg) in place")

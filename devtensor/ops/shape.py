@@ -6,7 +6,9 @@ import numpy as np
 
 from ..dispatch import KEEP, PROMOTE, call, defop
 from ..tensor import Tensor, _norm_dim
+from . import meta_rules as M
 from . import samples as S
+from .geometry import broadcast_shapes
 from ._api import public
 
 
@@ -17,16 +19,68 @@ def _inverse(perm):
     return tuple(inv)
 
 
-_reshape = defop("reshape", rule=KEEP, view=True, backward=lambda c, g: g.reshape(c.in_meta[0][0]),
+# ---- meta rules ------------------------------------------------------------------------------
+def _numel(shape):
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def _reshape_meta(x, shape):
+    if any(s < 0 for s in shape) or _numel(shape) != _numel(x.shape):
+        raise RuntimeError(f"shape {list(shape)} is invalid for input of size {_numel(x.shape)} "
+                           f"(shape {tuple(x.shape)})")
+    return tuple(shape), x.dtype
+
+
+def _permute_meta(x, dims):
+    if sorted(dims) != list(range(len(x.shape))):
+        raise RuntimeError(f"dims {list(dims)} are not a permutation of the {len(x.shape)} dims of the input")
+    return tuple(x.shape[d] for d in dims), x.dtype
+
+
+def _expand_meta(x, shape):
+    if len(shape) < len(x.shape) or broadcast_shapes(tuple(x.shape), tuple(shape)) != tuple(shape):
+        raise RuntimeError(f"the input of shape {list(x.shape)} cannot be expanded to {list(shape)}")
+    return tuple(shape), x.dtype
+
+
+def _cat_meta(*xs, dim):
+    first = tuple(xs[0].shape)
+    n = 0
+    for x in xs:
+        sh = tuple(x.shape)
+        if len(sh) != len(first) or sh[:dim] + sh[dim + 1:] != first[:dim] + first[dim + 1:]:
+            raise RuntimeError(f"sizes of tensors must match except in dimension {dim}: "
+                               f"got {list(first)} and {list(sh)}")
+        n += sh[dim]
+    return first[:dim] + (n,) + first[dim + 1:], xs[0].dtype
+
+
+def _pad_meta(x, widths, value):
+    out = tuple(s + lo + hi for s, (lo, hi) in zip(x.shape, widths))
+    if len(widths) != len(x.shape) or any(s < 0 for s in out):
+        raise RuntimeError(f"padding {list(widths)} does not fit the input of shape {list(x.shape)}")
+    return out, x.dtype
+
+
+def _tri_meta(x, diagonal):
+    if len(x.shape) < 2:
+        raise RuntimeError(f"tril/triu: input tensor must have at least 2 dimensions, got shape {list(x.shape)}")
+    return tuple(x.shape), x.dtype
+
+
+_reshape = defop("reshape", rule=KEEP, meta=_reshape_meta, view=True, backward=lambda c, g: g.reshape(c.in_meta[0][0]),
                  ref=lambda x, shape: x.reshape(shape), samples=S.shape_ops("reshape"))
-_permute = defop("permute", rule=KEEP, view=True, backward=lambda c, g: g.permute(_inverse(c.dims)),
+_permute = defop("permute", rule=KEEP, meta=_permute_meta, view=True, backward=lambda c, g: g.permute(_inverse(c.dims)),
                  ref=lambda x, dims: x.transpose(dims), samples=S.shape_ops("permute"))
-_expand = defop("expand", rule=KEEP, view=True, backward=lambda c, g: g,  # the engine sums to shape
+_expand = defop("expand", rule=KEEP, meta=_expand_meta, view=True, backward=lambda c, g: g,  # the engine sums to shape
                 ref=lambda x, shape: np.broadcast_to(x, shape), samples=S.shape_ops("expand"))
-_flip = defop("flip", rule=KEEP, view=True, backward=lambda c, g: g.flip(c.dims),
+_flip = defop("flip", rule=KEEP, meta=M.same, view=True, backward=lambda c, g: g.flip(c.dims),
                 ref=lambda x, dims: np.flip(x, dims), samples=S.shape_ops("flip"))
-_contiguous = defop("contiguous", rule=KEEP, backward=lambda c, g: g, ref=np.ascontiguousarray, samples=S.shape_ops("contiguous"))
-_clone = defop("clone", rule=KEEP, backward=lambda c, g: g, ref=np.copy, samples=S.shape_ops("clone"))
+_contiguous = defop("contiguous", rule=KEEP, meta=M.same, backward=lambda c, g: g, ref=np.ascontiguousarray, samples=S.shape_ops("contiguous"))
+_clone = defop("clone", rule=KEEP, meta=M.same, backward=lambda c, g: g, ref=np.copy, samples=S.shape_ops("clone"))
 
 
 def _cat_backward(c, g):
@@ -39,7 +93,7 @@ def _cat_backward(c, g):
     return tuple(out)
 
 
-_cat = defop("cat", ("*tensors",), rule=PROMOTE, backward=_cat_backward,
+_cat = defop("cat", ("*tensors",), rule=PROMOTE, meta=_cat_meta, backward=_cat_backward,
              ref=lambda *xs, dim: np.concatenate(xs, axis=dim), samples=S.shape_ops("cat"))
 
 
@@ -48,11 +102,11 @@ def _pad_backward(c, g):
     return g[key]
 
 
-_pad = defop("pad", rule=KEEP, backward=_pad_backward, samples=S.shape_ops("pad"),
+_pad = defop("pad", rule=KEEP, meta=_pad_meta, backward=_pad_backward, samples=S.shape_ops("pad"),
              ref=lambda x, widths, value: np.pad(x, widths, constant_values=value))
-_tril = defop("tril", rule=KEEP, backward=lambda c, g: g.tril(c.diagonal),
+_tril = defop("tril", rule=KEEP, meta=_tri_meta, backward=lambda c, g: g.tril(c.diagonal),
                 ref=lambda x, diagonal: np.tril(x, diagonal), samples=S.shape_ops("tril"))
-_triu = defop("triu", rule=KEEP, backward=lambda c, g: g.triu(c.diagonal),
+_triu = defop("triu", rule=KEEP, meta=_tri_meta, backward=lambda c, g: g.triu(c.diagonal),
                 ref=lambda x, diagonal: np.triu(x, diagonal), samples=S.shape_ops("triu"))
 
 
@@ -278,7 +332,20 @@ def stack(tensors, dim=0):
 
 @public
 def narrow(input, dim, start, length):
+    if input.ndim == 0:
+        raise RuntimeError("narrow() cannot be applied to a 0-dim tensor.")
     d = _norm_dim(dim, input.ndim, "narrow")
+    size = input._data.shape[d]
+    if isinstance(start, Tensor):
+        start = int(start.item())
+    if not -size <= start <= size:
+        raise IndexError(f"narrow: start out of range (expected to be in range of [{-size}, {size}], but got {start})")
+    if start < 0:
+        start += size
+    if length < 0:
+        raise RuntimeError(f"narrow: length must be non-negative, got {length}")
+    if start + length > size:
+        raise RuntimeError(f"narrow: start ({start}) + length ({length}) exceeds dimension size ({size}).")
     key = (slice(None),) * d + (slice(start, start + length),)
     return input[key]
 

@@ -1,9 +1,9 @@
 """The shapes-only `meta` device: tensors with a shape and dtype but no data.
 
-It lets CPU-only CI test device logic (moves, optimizer state placement, shape errors) without
-a GPU. Its kernels are derived, not written: each runs the op's cpu kernel on zero-filled
-stand-ins of the inputs and keeps only the result's shape and dtype, so the meta device agrees
-with the cpu one by construction. (Use small shapes: the stand-ins are real arrays.)
+It lets CPU-only CI test device logic (moves, optimizer state placement, shape errors) and
+answers "what shape would this give" for any size in microseconds. Its kernels are the ops'
+meta rules (OpDef.meta): no arrays are ever made, so meta agrees with the rules that check
+every other device's arguments by construction.
 """
 from __future__ import annotations
 
@@ -55,36 +55,30 @@ class MetaBackend(Backend):
 meta = register(MetaBackend())
 
 
-def _stand_in(a):
-    if isinstance(a, MetaArray):
-        return np.zeros(a.shape, a.dtype)
-    if isinstance(a, (list, tuple)):
-        return type(a)(_stand_in(x) for x in a)
-    return a
-
-
 def _to_meta(r):
     if isinstance(r, MetaArray):
         return r
-    if isinstance(r, (tuple, list)):
-        return tuple(_to_meta(x) for x in r)
+    if isinstance(r, tuple):
+        if len(r) == 2 and isinstance(r[1], np.dtype):
+            return MetaArray(r[0], r[1])  # one output: (shape, dtype)
+        return tuple(_to_meta(x) for x in r)  # several outputs
     r = np.asarray(r)
     return MetaArray(r.shape, r.dtype)
 
 
 def derive_kernels(ops):
-    """Give every op that has a cpu kernel a meta kernel (called once all ops are declared)."""
+    """Give every op with a meta rule a meta kernel: the rule itself (called once all ops are declared)."""
+    missing = []
     for op in ops.values():
-        cpu_fn = op.kernels.get("cpu")
-        if cpu_fn is not None and "meta" not in op.kernels:
-            op.kernels["meta"] = _derived(cpu_fn)
+        if op.meta is not None:
+            op.kernels.setdefault("meta", _from_rule(op.meta))
+        elif "meta" not in op.kernels and op.composite is None:
+            missing.append(op.name)
+    return missing
 
 
-def _derived(cpu_fn):
+def _from_rule(rule):
     def kernel(*args, **attrs):
-        args = [_stand_in(a) for a in args]
-        attrs = {k: _stand_in(v) for k, v in attrs.items()}
-        with np.errstate(all="ignore"):
-            return _to_meta(cpu_fn(*args, **attrs))
+        return _to_meta(rule(*args, **attrs))
 
     return kernel

@@ -11,14 +11,7 @@ from .module import Module
 
 
 def _pair(v, name):
-    if isinstance(v, int):
-        return (v, v)
-    v = tuple(int(x) for x in v)
-    if len(v) == 1:
-        return (v[0], v[0])
-    if len(v) != 2:
-        raise ValueError(f"Conv2d: {name} must be an int or a pair of ints, got {v}")
-    return v
+    return F._pair(v, name, "Conv2d")
 
 
 class Conv2d(Module):
