@@ -431,3 +431,179 @@ def test_state_follows_the_parameter_when_the_module_moves_after_some_steps(opt_
     model(dt.ones(4, 3, dtype=dt.float64, device="meta")).sum().backward()
     opt.step()
     assert all(opt.state[p][key].device.type == "meta" for p in model.parameters())
+
+
+# ---- state of the wrong shape: an error, never an out-of-bounds write --------------------------
+
+MISMATCH_CONFIGS = [
+    ("SGD", dict(lr=0.1, momentum=0.9), "momentum_buffer"),
+    ("SGD", dict(lr=0.1, momentum=0.9, nesterov=True), "momentum_buffer"),
+    ("Adam", dict(), "exp_avg"),
+    ("AdamW", dict(), "exp_avg"),
+    ("Adam", dict(amsgrad=True), "exp_avg"),
+    ("RMSprop", dict(), "square_avg"),
+    ("RMSprop", dict(momentum=0.9), "square_avg"),
+    ("RMSprop", dict(centered=True), "square_avg"),
+    ("RMSprop", dict(centered=True, momentum=0.9), "square_avg"),
+]
+_MISMATCH_IDS = ["SGD-momentum", "SGD-nesterov", "Adam", "AdamW", "Adam-amsgrad", "RMSprop", "RMSprop-momentum",
+                 "RMSprop-centered", "RMSprop-centered-momentum"]
+
+# Runs in a child process: before the shape check, the fused kernels read and wrote past the end
+# of the small state buffers (segfault, "munmap_chunk(): invalid pointer"), which would kill pytest.
+_MISMATCH_CHILD = r"""
+import json, sys
+import devtensor as dt
+from devtensor import nn, optim
+
+name, kw = sys.argv[1], json.loads(sys.argv[2])
+
+def run(how, fused):
+    dt.manual_seed(0)
+    small, big = nn.Linear(3, 2), nn.Linear(4000, 2)
+    src = getattr(optim, name)(small.parameters(), **kw)
+    small(dt.randn(4, 3)).sum().backward()
+    src.step()
+    dst = getattr(optim, name)(big.parameters(), fused=fused, **kw)
+    big(dt.randn(4, 4000)).sum().backward()
+    try:
+        if how == "load_state_dict":
+            dst.load_state_dict(src.state_dict())
+        else:  # state assigned by hand: only step() itself can notice
+            dst.step()
+            for p, q in zip(big.parameters(), small.parameters()):
+                for k, v in src.state[q].items():
+                    dst.state[p][k] = v if k == "step" else v.clone()
+        dst.step()
+    except Exception as e:
+        return {"error": type(e).__name__, "message": str(e)}
+    return {"error": None}
+
+print(json.dumps({f"{how}/{fused}": run(how, fused) for how in ("load_state_dict", "assigned")
+                  for fused in (None, False)}))
+"""
+
+
+@pytest.mark.parametrize("name,kw,first", MISMATCH_CONFIGS, ids=_MISMATCH_IDS)
+def test_state_of_another_models_parameters_raises_instead_of_crashing(name, kw, first):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(dt.__file__)))  # the child imports this devtensor
+    proc = subprocess.run([sys.executable, "-c", _MISMATCH_CHILD, name, json.dumps(kw)], capture_output=True,
+                          text=True, timeout=300, cwd=root)
+    assert proc.returncode == 0, f"the child died (rc {proc.returncode}):\n{proc.stderr[-3000:]}"
+    results = json.loads(proc.stdout.strip().splitlines()[-1])
+    for case, res in results.items():
+        how = case.split("/")[0]
+        if how == "load_state_dict":  # rejected at load, before anything is replaced
+            assert res["error"] == "ValueError", (case, res)
+            assert res["message"].startswith(f"{name}.load_state_dict(): state '{first}' of parameter 0 of "
+                                              "parameter group 0"), (case, res)
+        else:  # assigned by hand: step() raises, as PyTorch's step does
+            assert res["error"] == "RuntimeError", (case, res)
+            assert res["message"].startswith(f"{name}.step(): parameter 0 of parameter group 0: state '{first}'"), \
+                (case, res)
+        assert "shape [2, 3] but the parameter has shape [2, 4000]" in res["message"], (case, res)
+
+
+def test_a_rejected_state_dict_leaves_the_optimizer_as_it_was():
+    model, opt, x = _trained(optim.Adam, amsgrad=True)
+    before = {k: (v if k == "step" else _np(v).copy()) for k, v in opt.state[model.bias].items()}
+    groups = opt.param_groups
+    other, other_opt, _ = _trained(optim.Adam, amsgrad=True, lr=0.5)
+    sd = other_opt.state_dict()
+    sd["state"][1]["exp_avg_sq"] = dt.zeros(3)  # the bias's (shape [2]); exp_avg stays right
+    with pytest.raises(ValueError, match=r"state 'exp_avg_sq' of parameter 1 of parameter group 0 \(state_dict "
+                                         r"index 1\) has shape \[3\] but the parameter has shape \[2\]"):
+        opt.load_state_dict(sd)
+    assert opt.param_groups is groups and opt.param_groups[0]["lr"] == 1e-3
+    for k, v in opt.state[model.bias].items():
+        assert v == before[k] if k == "step" else np.array_equal(_np(v), before[k])
+    with pytest.raises(TypeError, match=r"state 'exp_avg_sq' .* must be a Tensor, got list"):
+        sd["state"][1]["exp_avg_sq"] = [0.0, 0.0]
+        opt.load_state_dict(sd)
+
+
+@pytest.mark.parametrize("fused", [None, False], ids=["fused", "tensor-ops"])
+def test_step_rejects_state_of_the_same_size_but_another_shape_and_broadcastable_state(fused):
+    """Not crashes (the element counts fit or the Tensor ops would broadcast), but the state is not
+    this parameter's: step() raises rather than updating with it."""
+    for bad in (dt.zeros(3, 2), dt.zeros(1), dt.zeros(())):
+        model, opt, x = _trained(optim.RMSprop, centered=True, momentum=0.5)
+        for g in opt.param_groups:
+            g["fused"] = fused
+        w = _np(model.weight).copy()
+        opt.state[model.weight]["grad_avg"] = bad
+        with pytest.raises(RuntimeError, match=rf"RMSprop.step\(\): parameter 0 of parameter group 0: state "
+                                               rf"'grad_avg' has shape \[{', '.join(map(str, bad.shape))}\] but "
+                                               r"the parameter has shape \[2, 3\]"):
+            opt.step()
+        assert np.array_equal(_np(model.weight), w)  # the failing parameter was not touched
+    opt.state[model.weight]["grad_avg"] = "not a tensor"
+    with pytest.raises(TypeError, match="state 'grad_avg' must be a Tensor"):
+        opt.step()
+
+
+def test_assigned_state_is_cast_to_the_parameters_dtype_and_made_contiguous():
+    model, opt, x = _trained(optim.Adam)
+    ref, ref_opt, _ = _trained(optim.Adam)
+    m = opt.state[model.weight]["exp_avg"]
+    # the same values as float64, and as a transposed (non-contiguous) view
+    opt.state[model.weight]["exp_avg"] = m.double()
+    opt.state[model.bias]["exp_avg_sq"] = dt.tensor(_np(opt.state[model.bias]["exp_avg_sq"]).reshape(2, 1)).t()[0]
+    for m_, o in ((model, opt), (ref, ref_opt)):
+        o.zero_grad()
+        m_(x).pow(2).sum().backward()
+        o.step()
+    st = opt.state[model.weight]["exp_avg"]
+    assert st.dtype is dt.float32 and opt.state[model.bias]["exp_avg_sq"].is_contiguous()
+    np.testing.assert_array_equal(_np(model.weight), _np(ref.weight))
+    np.testing.assert_array_equal(_np(model.bias), _np(ref.bias))
+    np.testing.assert_array_equal(_np(st), _np(ref_opt.state[ref.weight]["exp_avg"]))
+
+
+RESUME_CONFIGS = [(n, kw) for n, kw, _ in MISMATCH_CONFIGS]
+
+
+@pytest.mark.parametrize("name,kw", RESUME_CONFIGS, ids=_MISMATCH_IDS)
+def test_resuming_from_a_saved_state_continues_like_an_uninterrupted_run_and_like_torch(name, kw, tmp_path):
+    r = np.random.default_rng(5)
+    inits = [r.standard_normal((4, 3)), r.standard_normal(4)]
+    grads = [[r.standard_normal(a.shape) for a in inits] for _ in range(6)]
+
+    def steps(ps, opt, gs):
+        for g in gs:
+            for p, a in zip(ps, g):
+                p.grad = dt.tensor(a)
+            opt.step()
+
+    ref = [nn.Parameter(dt.tensor(a)) for a in inits]
+    steps(ref, getattr(optim, name)(ref, **kw), grads)
+    ps = [nn.Parameter(dt.tensor(a)) for a in inits]
+    opt = getattr(optim, name)(ps, **kw)
+    steps(ps, opt, grads[:3])
+    dt.save({"params": ps, "optim": opt.state_dict()}, tmp_path / "ckpt.safetensors")
+    ckpt = dt.load(tmp_path / "ckpt.safetensors")
+    resumed = ckpt["params"]
+    start = [_np(p).copy() for p in resumed]
+    opt2 = getattr(optim, name)(resumed, **kw)
+    opt2.load_state_dict(ckpt["optim"])
+    steps(resumed, opt2, grads[3:])
+    for a, b in zip(resumed, ref):
+        np.testing.assert_array_equal(_np(a), _np(b))
+    # PyTorch given the same saved state takes the same steps
+    torch = _torch()
+    tps = [torch.nn.Parameter(torch.tensor(a)) for a in start]
+    topt = getattr(torch.optim, name)(tps, **kw)
+    tstate = {i: {k: torch.tensor(float(v)) if k == "step" else torch.tensor(_np(v)) for k, v in s.items()}
+              for i, s in ckpt["optim"]["state"].items()}
+    topt.load_state_dict({"state": tstate, "param_groups": topt.state_dict()["param_groups"]})
+    for g in grads[3:]:
+        for p, a in zip(tps, g):
+            p.grad = torch.tensor(a)
+        topt.step()
+    for a, b in zip(resumed, tps):
+        np.testing.assert_allclose(_np(a), b.detach().numpy(), rtol=1e-10, atol=1e-12)

@@ -24,6 +24,8 @@ def _check(lr, betas, eps, weight_decay):
 
 
 class Adam(Optimizer):
+    _param_shaped_state = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *, foreach=None,
                  maximize=False, capturable=False, differentiable=False, fused=None, decoupled_weight_decay=False):
         _check(lr, betas, eps, weight_decay)
@@ -50,7 +52,7 @@ class Adam(Optimizer):
                 if amsgrad:
                     state["max_exp_avg_sq"] = zeros_like(p)
             else:
-                self._follow(p, state, "exp_avg")
+                self._check_state(p, state)
                 if amsgrad and "max_exp_avg_sq" not in state:  # amsgrad switched on after some steps
                     state["max_exp_avg_sq"] = zeros_like(p)
             state["step"] = step = state["step"] + 1

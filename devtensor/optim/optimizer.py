@@ -8,12 +8,19 @@ backend. `fused=False` forces the Tensor-op path, `fused=True` makes a missing k
 State lives on the parameter's device and in its dtype, also after load_state_dict. Unlike
 PyTorch (a 0-d tensor), a parameter's step count is stored as a Python int: it is read every step
 and a device tensor would cost a host synchronisation each time.
+
+State of the wrong shape is an error, never an out-of-bounds write: the fused kernels index a
+state buffer as they index its parameter. Each optimizer names its parameter-shaped state
+(`_param_shaped_state`); load_state_dict() rejects a state_dict whose such tensors do not have
+their parameter's shape (ValueError, before anything is replaced), and every step() checks them
+again (RuntimeError, as PyTorch's step raises), since `opt.state[p][name]` can be assigned directly.
+The step-time check is a shape tuple comparison per state tensor; device, dtype and contiguity
+are fixed there too (a state tensor that differs is replaced by a converted copy).
 """
 from __future__ import annotations
 
 import copy
 from collections import defaultdict
-from itertools import chain
 
 from .. import dtypes as _dt
 from ..autograd.grad_mode import enable_grad, no_grad
@@ -146,16 +153,51 @@ class Optimizer:
                                f"{list(p.shape)} on {p.device}: {why}; pass fused=None to fall back to Tensor ops")
         return False
 
-    @classmethod
-    def _follow(cls, p, state, key):
-        """Keep a parameter's state on its device and in its dtype: Module.to() after some steps moves
-        the parameter, and its state follows here (one check per parameter and step)."""
-        v = state.get(key)
-        if v is None or (v._device is p._device and v._data.dtype == p._data.dtype):
-            return
-        for k, t in state.items():
-            if isinstance(t, Tensor):
-                state[k] = cls._cast_state(k, t, p)
+    # the state tensors that have their parameter's shape (each optimizer lists its own); a
+    # subclass that keeps other state (a scalar, a factored matrix) is not checked for those
+    _param_shaped_state = ()
+
+    def _check_state(self, p, state):
+        """Before updating `p` with existing state: each parameter-shaped state tensor must have p's
+        shape (else RuntimeError: the fused kernels would write out of bounds), and is moved to p's
+        device and dtype and made contiguous where it is not (Module.to() after some steps moves the
+        parameter and its state follows here; so does a tensor assigned to opt.state[p] directly).
+        Runs every step, so the usual case is a handful of attribute reads per state tensor (shape
+        tuple, device and dtype identity, contiguity flag); anything unusual goes to _fix_state."""
+        data = p._data
+        shape, dtype, dev = data.shape, data.dtype, p._device
+        for name in self._param_shaped_state:
+            v = state.get(name)
+            if v is None:
+                continue
+            try:
+                vd = v._data
+                if vd.shape == shape and v._device is dev and vd.dtype is dtype and vd.flags.c_contiguous:
+                    continue
+            except AttributeError:  # not a Tensor, or an array without flags (the meta device)
+                pass
+            self._fix_state(p, state, name, v)
+
+    def _fix_state(self, p, state, name, v):
+        """The slow part of _check_state, for one state tensor that failed its fast test."""
+        if not isinstance(v, Tensor):
+            raise TypeError(f"{self._where(p, 'step()')}: state {name!r} must be a Tensor of the parameter's shape, "
+                            f"got {type(v).__name__}")
+        vd, data = v._data, p._data
+        if tuple(vd.shape) != tuple(data.shape):
+            raise RuntimeError(f"{self._where(p, 'step()')}: state {name!r} has shape {list(vd.shape)} but the "
+                               f"parameter has shape {list(data.shape)}; this state belongs to another parameter "
+                               "(a state_dict from an optimizer of a different model?)")
+        if v._device is not p._device or vd.dtype != data.dtype or not v.is_contiguous():
+            state[name] = self._cast_state(name, v, p)
+
+    def _where(self, p, method):
+        """'Adam.step(): parameter 1 of parameter group 0' (found by identity; only for error messages)."""
+        for gi, g in enumerate(self.param_groups):
+            for pi, q in enumerate(g["params"]):
+                if q is p:
+                    return f"{type(self).__name__}.{method}: parameter {pi} of parameter group {gi}"
+        return f"{type(self).__name__}.{method}: a parameter outside the optimizer's groups"
 
     @staticmethod
     def _run_fused(op, args, attrs):
@@ -182,7 +224,10 @@ class Optimizer:
 
     def load_state_dict(self, state_dict):
         """Load a state_dict() from an optimizer of the same layout. Each state tensor is copied to its
-        parameter's device and (when floating point) dtype."""
+        parameter's device and (when floating point) dtype. A parameter-shaped state tensor (exp_avg,
+        momentum_buffer, ...) whose shape is not its parameter's is a ValueError naming the optimizer,
+        the group and parameter, the state and both shapes, raised before anything is replaced (PyTorch
+        only fails at the next step())."""
         if not isinstance(state_dict, dict) or "state" not in state_dict or "param_groups" not in state_dict:
             raise ValueError("optimizer state_dict must be a dict with keys 'state' and 'param_groups' "
                              "(what Optimizer.state_dict() returns)")
@@ -196,13 +241,15 @@ class Optimizer:
                 raise ValueError(f"loaded state dict contains a parameter group that doesn't match the size of "
                                  f"optimizer's group (group {i}: {len(s['params'])} saved parameters, "
                                  f"{len(g['params'])} in the optimizer)")
-        id_map = dict(zip(chain.from_iterable(s["params"] for s in saved_groups),
-                          chain.from_iterable(g["params"] for g in groups)))
+        # saved index -> (parameter, its group index, its position in the group)
+        id_map = {k: (p, gi, pi) for gi, (g, s) in enumerate(zip(groups, saved_groups))
+                  for pi, (k, p) in enumerate(zip(s["params"], g["params"]))}
         state = defaultdict(dict)
         for k, v in state_dict["state"].items():
             key = int(k) if isinstance(k, str) and k.isdigit() else k  # JSON turns int keys into strings
             if key in id_map:
-                p = id_map[key]
+                p, gi, pi = id_map[key]
+                self._check_loaded(p, gi, pi, key, v)
                 state[p] = {name: self._cast_state(name, value, p) for name, value in v.items()}
             else:
                 state[k] = v
@@ -215,13 +262,34 @@ class Optimizer:
         self.state = state
         self.param_groups = new_groups
 
-    @staticmethod
-    def _cast_state(name, value, p):
+    def _check_loaded(self, p, gi, pi, key, saved):
+        """load_state_dict: the saved state of one parameter must fit it (checked before anything is
+        replaced, so a bad state_dict leaves the optimizer as it was)."""
+        if not isinstance(saved, dict):
+            raise TypeError(f"{type(self).__name__}.load_state_dict(): the saved state of parameter {pi} of parameter "
+                            f"group {gi} (state_dict index {key!r}) is a {type(saved).__name__}, not a dict")
+        for name in self._param_shaped_state:
+            v = saved.get(name)
+            if v is None:
+                continue
+            where = (f"{type(self).__name__}.load_state_dict(): state {name!r} of parameter {pi} of parameter "
+                     f"group {gi} (state_dict index {key!r})")
+            if not isinstance(v, Tensor):
+                raise TypeError(f"{where} must be a Tensor, got {type(v).__name__}")
+            if tuple(v._data.shape) != tuple(p._data.shape):
+                raise ValueError(f"{where} has shape {list(v._data.shape)} but the parameter has shape "
+                                 f"{list(p._data.shape)}; the state_dict comes from an optimizer of a different "
+                                 "model (or its parameters are in another order)")
+
+    def _cast_state(self, name, value, p):
         if name == "step":
             return int(value.item()) if isinstance(value, Tensor) else int(value)
         if not isinstance(value, Tensor):
             return copy.deepcopy(value)
-        v = value.to(device=p.device, dtype=p.dtype) if value.dtype.is_floating_point else value.to(p.device)
+        if value.dtype.is_floating_point or name in self._param_shaped_state:
+            v = value.to(device=p.device, dtype=p.dtype)
+        else:
+            v = value.to(p.device)
         if v is value:
             v = v.clone()  # never share state with the loaded dict (the fused kernels write it in place)
         return v.contiguous()

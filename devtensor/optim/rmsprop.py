@@ -9,6 +9,8 @@ __all__ = ["RMSprop"]
 
 
 class RMSprop(Optimizer):
+    _param_shaped_state = ("square_avg", "momentum_buffer", "grad_avg")
+
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False,
                  capturable=False, foreach=None, maximize=False, differentiable=False, *, fused=None):
         if not 0.0 <= lr:
@@ -39,7 +41,7 @@ class RMSprop(Optimizer):
                 state["step"] = 0
                 state["square_avg"] = zeros_like(p)
             else:
-                self._follow(p, state, "square_avg")
+                self._check_state(p, state)
             if momentum > 0 and "momentum_buffer" not in state:
                 state["momentum_buffer"] = zeros_like(p)
             if centered and "grad_avg" not in state:

@@ -9,6 +9,8 @@ __all__ = ["SGD"]
 
 
 class SGD(Optimizer):
+    _param_shaped_state = ("momentum_buffer",)
+
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, *, maximize=False,
                  foreach=None, differentiable=False, fused=None):
         if lr < 0.0:
@@ -33,7 +35,7 @@ class SGD(Optimizer):
                 continue
             state = self.state[p]
             if state:
-                self._follow(p, state, "momentum_buffer")
+                self._check_state(p, state)
             buf = state.get("momentum_buffer") if momentum else None
             if self._fused(sgd_step_, group, p):
                 first = momentum != 0 and buf is None
