@@ -20,14 +20,29 @@ Writes to a path are atomic: the bytes go to a new temporary file in the target'
 is flushed, fsync'ed and os.replace'd onto the target (then the directory is fsync'ed). A failure
 at any point removes the temporary file and leaves any previous checkpoint untouched. A file that
 cannot be read back (truncated, corrupted, another format) raises CheckpointError naming the file.
+
+A process killed mid-save (SIGKILL, OOM killer, node preemption) cannot remove its temporary file,
+so the file names its writer: `.{target name}.{host}.{pid}.{random}.tmp`. The next save of the same
+target (by any process) removes the temporaries whose writer is gone: written on this host, by a
+process that no longer exists (os.kill(pid, 0) raises ProcessLookupError, or it is a zombie).
+It never touches a temporary written on another host (ranks on other machines sharing the
+filesystem) or by a live process, whose save may be in progress; a temporary carrying this
+process's own pid is removed only if this process is not writing it (it was left by an earlier
+process that had the same pid, as PID 1 of a restarted container). A dead writer whose pid is
+already reused keeps its file until that pid is free again. (POSIX only: on Windows os.kill
+cannot probe a process, and nothing is removed.)
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
+import re
 import secrets
+import socket
 import struct
+import threading
 from collections import OrderedDict
 
 import numpy as np
@@ -178,6 +193,7 @@ def _save_path(obj, path):
     directory = os.path.dirname(target)
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"save: directory {directory!r} does not exist (saving {path!r})")
+    _remove_stale_temps(target)
     tmp, fd = _create_temp(target)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -192,20 +208,97 @@ def _save_path(obj, path):
         except OSError:
             pass
         raise
+    finally:
+        _WRITING.discard(tmp)
     _fsync_dir(directory)
 
 
+# ---- temporary files: named after their writer, so a later save can remove a dead writer's -------
+_WRITING = set()  # this process's temporaries being written now (by any thread)
+_WRITING_LOCK = threading.Lock()  # creation and the stale scan: a scan never sees a file not yet registered
+_NAME_MAX = 255  # bytes in one file name (Linux, macOS, Windows)
+
+
+def _host_tag(host=None):
+    """This machine's name as it appears in temporary file names: [A-Za-z0-9-] only (no dots: the
+    name is parsed by splitting on them). A name that had to be changed or shortened gets a hash of
+    the original, so two hosts do not share a tag."""
+    host = socket.gethostname() if host is None else host
+    tag = re.sub(r"[^A-Za-z0-9-]", "-", host)
+    if tag != host or not tag or len(tag) > 40:
+        tag = f"{tag[:32]}-{hashlib.sha256(host.encode('utf-8', 'surrogateescape')).hexdigest()[:8]}"
+    return tag
+
+
+def _temp_prefix(base):
+    """`.{base}.`, or `.{hash of base}.` where the base is too long for a temporary's name to fit."""
+    prefix = f".{base}."
+    if len(os.fsencode(prefix)) + 80 > _NAME_MAX:  # 80: host tag, pid, random part and ".tmp"
+        prefix = f".{hashlib.sha256(os.fsencode(base)).hexdigest()[:24]}."
+    return prefix
+
+
 def _create_temp(target):
-    """A new hidden file next to `target`, created with mode 0o666 so the umask applies as for a plain
-    open() (tempfile's files are 0600; reading the umask means setting it, which is not thread-safe)."""
+    """A new hidden file next to `target`, `.{base}.{host}.{pid}.{random}.tmp`, created with mode 0o666
+    so the umask applies as for a plain open() (tempfile's files are 0600; reading the umask means
+    setting it, which is not thread-safe). Registered in _WRITING until _save_path is done with it."""
     directory, base = os.path.split(target)
+    head = f"{_temp_prefix(base)}{_host_tag()}.{os.getpid()}."
     for _ in range(100):
-        tmp = os.path.join(directory, f".{base}.{secrets.token_hex(6)}.tmp")
-        try:
-            return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-        except FileExistsError:
-            continue
+        tmp = os.path.join(directory, f"{head}{secrets.token_hex(4)}.tmp")
+        with _WRITING_LOCK:
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+            except FileExistsError:
+                continue
+            _WRITING.add(tmp)
+        return tmp, fd
     raise FileExistsError(f"save: could not create a temporary file next to {target!r}")
+
+
+def _remove_stale_temps(target):
+    """Remove the temporaries of `target` left by dead writers on this host (see the module docstring).
+    Best effort: a file that cannot be listed or removed is left alone, and the save goes on."""
+    if os.name != "posix":
+        return
+    directory, base = os.path.split(target)
+    prefix, host, me = _temp_prefix(base), _host_tag(), os.getpid()
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        if not (name.startswith(prefix) and name.endswith(".tmp")):
+            continue
+        parts = name[len(prefix):-len(".tmp")].split(".")
+        if len(parts) != 3 or parts[0] != host or not parts[1].isdigit():
+            continue  # another target's temporary, another host's, or not ours at all
+        pid, path = int(parts[1]), os.path.join(directory, name)
+        with _WRITING_LOCK:
+            if pid <= 0 or path in _WRITING or (pid != me and _alive(pid)):
+                continue
+            try:
+                os.unlink(path)
+            except OSError:  # removed by another saver meanwhile, or not ours to remove
+                pass
+
+
+def _alive(pid):
+    """Whether process `pid` exists on this host (os.kill(pid, 0): ProcessLookupError means gone,
+    PermissionError means alive under another user). A zombie -- killed, not yet reaped by its
+    parent -- counts as gone; anything unclear counts as alive."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError and anything unexpected: keep the file
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+        return stat[stat.rindex(b")") + 2:][:1] != b"Z"  # the state field follows "(command name) "
+    except (OSError, ValueError):
+        return True
 
 
 def _copy_mode(target, tmp):

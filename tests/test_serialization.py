@@ -282,6 +282,150 @@ def test_saving_into_a_missing_directory_is_a_clear_error(tmp_path):
         dt.save(dt.ones(1), tmp_path / "nope" / "ckpt")
 
 
+# ---- temporaries left by a killed writer -----------------------------------------------------------
+# The child stalls after writing half of a large checkpoint into its temporary file (os.fdopen is
+# patched in the child only), says so, and is SIGKILLed there: deterministic, no timing guesses.
+_STALLED_WRITER = r"""
+import os, sys, time
+import devtensor as dt
+
+real_fdopen = os.fdopen
+
+class Stall:
+    def __init__(self, fh):
+        self.fh = fh
+    def __enter__(self):
+        return self
+    def __exit__(self, *exc):
+        return self.fh.__exit__(*exc)
+    def write(self, data):
+        self.fh.write(bytes(memoryview(data)[: len(data) // 2]))
+        self.fh.flush()
+        print("half written", flush=True)
+        time.sleep(600)
+
+os.fdopen = lambda fd, mode="r", *a, **k: Stall(real_fdopen(fd, mode, *a, **k))
+dt.save({"epoch": 2, "w": dt.zeros(2_000_000)}, sys.argv[1])
+"""
+
+
+def _child(code, *args):
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(dt.__file__)))  # the child imports this devtensor
+    return subprocess.Popen([sys.executable, "-c", code, *map(str, args)], stdout=subprocess.PIPE, text=True,
+                            cwd=root)
+
+
+def _temps(p):
+    return sorted(n for n in os.listdir(p.parent) if n != p.name)
+
+
+def _dead_pid():
+    """The pid of a process that has exited and been reaped."""
+    proc = _child("pass")
+    proc.wait()
+    return proc.pid
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGKILL and pid probing are POSIX")
+def test_a_writer_killed_mid_save_leaves_a_named_temp_that_the_next_save_removes(old_checkpoint):
+    import re
+    import signal
+
+    from devtensor.serialization import _host_tag
+
+    p, before = old_checkpoint
+    proc = _child(_STALLED_WRITER, p)
+    try:
+        assert proc.stdout.readline().strip() == "half written", "the writer died before stalling"
+        (name,) = _temps(p)
+        assert re.fullmatch(rf"\.{re.escape(p.name)}\.{re.escape(_host_tag())}\.{proc.pid}\.[0-9a-f]{{8}}\.tmp", name)
+        assert os.path.getsize(p.parent / name) >= 4_000_000  # half of the 8 MB checkpoint
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+    assert _temps(p) == [name]  # nobody could clean up after a SIGKILL
+    assert p.read_bytes() == before and dt.load(p)["epoch"] == 1  # the old checkpoint is intact
+    dt.save({"epoch": 3, "w": dt.ones(3)}, p)
+    assert _temps(p) == []
+    assert dt.load(p)["epoch"] == 3
+
+
+@pytest.mark.skipif(os.name != "posix", reason="pid probing is POSIX")
+def test_only_temps_of_dead_writers_on_this_host_are_removed(old_checkpoint):
+    import signal
+    import time
+
+    from devtensor.serialization import _WRITING, _create_temp, _host_tag
+
+    p, _ = old_checkpoint
+    host, other_host, dead = _host_tag(), _host_tag("another-node"), _dead_pid()
+    sleeper = _child("import time; time.sleep(600)")
+    zombie = _child("import time; time.sleep(600)")
+    zombie.send_signal(signal.SIGKILL)  # killed but not reaped yet: a zombie, gone for our purposes
+    has_proc = os.path.exists(f"/proc/{zombie.pid}/stat")  # where zombies can be told apart (Linux)
+    deadline = time.monotonic() + 30
+    while has_proc and time.monotonic() < deadline:  # until the kernel has made it a zombie
+        with open(f"/proc/{zombie.pid}/stat", "rb") as fh:
+            if fh.read().rsplit(b")", 1)[1][1:2] == b"Z":
+                break
+        time.sleep(0.01)
+    try:
+        keep = [f".{p.name}.{host}.{sleeper.pid}.0000aaaa.tmp",  # a live process: its save may be running
+                f".{p.name}.{host}.1.0000bbbb.tmp",  # pid 1 is alive (PermissionError when not root)
+                f".{p.name}.{other_host}.{dead}.0000cccc.tmp",  # another host's pid means nothing here
+                f".{p.name}.bak.{host}.{dead}.0000dddd.tmp",  # another target's (ckpt.safetensors.bak)
+                f".{p.name}.{host}.{dead}.tmp",  # not our name pattern
+                f".{p.name}.0123456789ab.tmp"]  # the pre-pid pattern: writer unknown
+        remove = [f".{p.name}.{host}.{dead}.0000eeee.tmp",  # a dead writer on this host
+                  # this process's pid, but not a save of ours: left by an earlier process with our pid
+                  # (a restarted container's PID 1)
+                  f".{p.name}.{host}.{os.getpid()}.00001111.tmp"]
+        (remove if has_proc else keep).append(f".{p.name}.{host}.{zombie.pid}.0000ffff.tmp")
+        for n in keep + remove:
+            (p.parent / n).write_bytes(b"partial")
+        mine, fd = _create_temp(str(p))  # a save of this process in progress (another thread's)
+        try:
+            dt.save({"epoch": 2}, p)
+            assert _temps(p) == sorted(keep + [os.path.basename(mine)])
+        finally:
+            os.close(fd)
+            _WRITING.discard(mine)
+            os.unlink(mine)
+        assert dt.load(p)["epoch"] == 2
+    finally:
+        for proc in (sleeper, zombie):
+            proc.kill()
+            proc.wait()
+            proc.stdout.close()
+
+
+def test_host_tags_have_no_dots_and_never_merge_two_hosts():
+    from devtensor.serialization import _host_tag
+
+    assert _host_tag("node7") == "node7"
+    tags = {_host_tag(h) for h in ("node1.cluster.local", "node1-cluster-local", "node1_cluster_local",
+                                   "n" * 80, "n" * 81, "nöde")}
+    assert len(tags) == 6 and not any("." in t or "/" in t for t in tags)
+    assert all(len(t) <= 41 for t in tags)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="pid probing is POSIX")
+def test_a_very_long_target_name_still_saves_and_cleans_up(tmp_path):
+    from devtensor.serialization import _host_tag, _temp_prefix
+
+    p = tmp_path / ("c" * 230)
+    prefix = _temp_prefix(p.name)
+    assert len(prefix) < 40  # a hash of the name: the temporary's name must stay under 255 bytes
+    stale = tmp_path / f"{prefix}{_host_tag()}.{_dead_pid()}.0000aaaa.tmp"
+    stale.write_bytes(b"partial")
+    dt.save({"epoch": 1}, p)
+    assert sorted(os.listdir(tmp_path)) == [p.name] and dt.load(p)["epoch"] == 1
+
+
 # ---- unreadable files ----------------------------------------------------------------------------
 def _bad_file_error(p):
     with pytest.raises(CheckpointError) as e:
