@@ -25,6 +25,7 @@ from .ops import FUNCTIONS as _FUNCTIONS  # noqa: E402  (declares every op; atta
 globals().update(_FUNCTIONS)
 
 from . import autograd, backends  # noqa: E402
+from .autograd import engine as _engine  # noqa: E402,F401  (attaches Tensor.backward)
 from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled  # noqa: E402
 from .backends.meta import derive_kernels as _derive_meta  # noqa: E402
 from .dispatch import OPS as _OPS  # noqa: E402

@@ -9,6 +9,8 @@ import os
 import threading
 import warnings
 
+from . import backends as _backends
+
 _KNOWN_TYPES = ("cpu", "cuda", "meta")
 
 
@@ -62,10 +64,11 @@ class device:
 
 def _parse(s, index):
     typ, sep, rest = s.strip().partition(":")
-    if typ not in _KNOWN_TYPES and typ not in _extra_types:
+    extra = tuple(n for n in _backends._REGISTRY if n not in _KNOWN_TYPES)
+    if typ not in _KNOWN_TYPES and typ not in extra:
         raise ValueError(
             f"unknown device type {typ!r} in {s!r}; expected one of: "
-            + ", ".join(_KNOWN_TYPES + tuple(_extra_types))
+            + ", ".join(_KNOWN_TYPES + extra)
             + " (optionally with ':N', e.g. 'cuda:1')"
         )
     if sep:
@@ -84,7 +87,7 @@ def _parse(s, index):
     return typ, index
 
 
-_extra_types: list = []  # device types of third-party backends, added by backends.register
+_extra_types: list = []  # unused: device types now come from the backend registry (kept until backends stops writing it)
 
 
 # ---- default device (torch.set_default_device) and the CPU fallback ------------------------------
@@ -116,9 +119,7 @@ def resolve(d) -> device:
     """Parse a user device argument; apply the opt-in cuda->cpu fallback; check availability."""
     d = device(d) if not isinstance(d, device) else d
     if d.type == "cuda":
-        from .backends import get_backend
-
-        be = get_backend("cuda")
+        be = _backends.get_backend("cuda")
         ok, why = be.is_available()
         if not ok:
             if _fallback[0] == "cpu":
@@ -137,9 +138,7 @@ def resolve(d) -> device:
             return device("cuda", be.current_device())
         be.check_index(d.index)
     elif d.type not in ("cpu", "meta"):
-        from .backends import get_backend
-
-        ok, why = get_backend(d.type).is_available()
+        ok, why = _backends.get_backend(d.type).is_available()
         if not ok:
             raise RuntimeError(f"device {d} is not available: {why}")
     return d

@@ -1,15 +1,15 @@
 """Tensor: a thin handle on a backend array (its device, autograd state and version counter).
 
-Operators and math methods are attached by the op modules in devtensor/ops (each op is
-declared once there, with its function and method forms); this file holds what every tensor
-is, whatever ops exist.
+Operators, math methods, .to() and pickling are attached by the op modules in devtensor/ops
+(each op is declared once there, with its function and method forms) and .backward() by the
+autograd engine: this file holds what every tensor is, whatever ops exist, and imports nothing
+above dtypes and devices.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from . import dtypes as _dt
-from .autograd.grad_mode import _grad_state
 from .device import device as _device_cls
 from .device import get_default_device, resolve
 
@@ -159,19 +159,6 @@ class Tensor:
         return t
 
     # ---- autograd -----------------------------------------------------------------------------
-    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
-        from .autograd.engine import run_backward
-
-        if inputs is not None:
-            inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
-            grads = run_backward([self], [gradient], retain_graph, create_graph, inputs=inputs)
-            for x, g in zip(inputs, grads):
-                if g is not None:
-                    prev = x._grad_or_none()
-                    x._grad = g.detach() if prev is None else prev + g.detach()
-            return None
-        run_backward([self], [gradient], retain_graph, create_graph)
-
     def detach(self):
         t = _wrap(self._data, self._device)
         t._vc = self._shared_vc()
@@ -306,34 +293,7 @@ class Tensor:
     def __dlpack_device__(self):
         return self._data.__dlpack_device__()
 
-    def __reduce_ex__(self, proto):
-        # pickling copies to host; device and grad flag travel along (DataLoader workers, deepcopy)
-        return (_rebuild, (self._host().copy(), str(self._device), self._rg))
-
-    def __deepcopy__(self, memo):
-        from .autograd.grad_mode import no_grad
-
-        with no_grad():
-            t = self.clone()
-        t._rg = self._rg
-        memo[id(self)] = t
-        return t
-
     # ---- device and dtype moves ---------------------------------------------------------------
-    def to(self, *args, **kwargs):
-        """to(device), to(dtype), to(device, dtype), to(other), with copy=/non_blocking= accepted."""
-        dev, dt, copy = _parse_to_args(self, args, kwargs)
-        out = self
-        if dt is not None and dt.np != out._data.dtype:
-            out = out._cast(dt)
-        if dev is not None and dev is not out._device:
-            from .ops.creation import copy_to
-
-            out = copy_to(out, dev)
-        if copy and out is self:
-            out = self.clone()
-        return out
-
     def cuda(self, device=None, non_blocking=False):
         return self.to(_device_cls("cuda", device) if isinstance(device, int) or device is None else device)
 
@@ -344,11 +304,6 @@ class Tensor:
         if dtype is None:
             return f"devtensor.{self.dtype.name}"
         return self.to(dtype)
-
-    def _cast(self, dt):
-        from .ops.elementwise import cast
-
-        return cast(self, dtype=dt)
 
     def _cast_np(self, np_dtype):
         return self._cast(_dt._FROM_NP[np.dtype(np_dtype)])
@@ -394,12 +349,6 @@ class Tensor:
         return repr(self)
 
 
-def _rebuild(array, dev, rg):
-    from .ops.creation import tensor
-
-    return tensor(array, device=dev, requires_grad=rg)
-
-
 class _HookHandle:
     __slots__ = ("_list", "_hook")
 
@@ -426,12 +375,6 @@ def _wrap(raw, dev):
     t._vc = None
     t._base = None
     return t
-
-
-def ones_like_nograd(t):
-    from .ops.creation import ones_like
-
-    return ones_like(t)
 
 
 def _norm_dim(dim, ndim, op):
@@ -472,10 +415,3 @@ def _default_device_for(device):
 def is_tensor(x) -> bool:
     return isinstance(x, Tensor)
 
-
-_ = _grad_state  # re-exported for ops that check grad mode on their fast paths
-
-
-from .autograd import node as _node_mod  # noqa: E402
-
-_node_mod.Tensor = Tensor

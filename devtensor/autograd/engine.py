@@ -9,13 +9,13 @@ from __future__ import annotations
 import sys
 from collections import deque
 
+from ..ops.creation import ones_like
+from ..tensor import Tensor
 from .grad_mode import _grad_state, set_mode
 from .node import _unpack_attached
 
 
 def _roots_and_grads(tensors, grad_tensors, api):
-    from ..tensor import Tensor, ones_like_nograd
-
     for g in grad_tensors or ():
         if g is not None and not isinstance(g, Tensor):
             raise TypeError(f"{api}: gradients can be either Tensors or None, but got {type(g).__name__} "
@@ -37,7 +37,7 @@ def _roots_and_grads(tensors, grad_tensors, api):
                 raise RuntimeError(f"{api}: grad can be implicitly created only for scalar outputs; "
                                    f"got an output of shape {tuple(t._data.shape)}: pass gradient= "
                                    "(a tensor of that shape)")
-            g = ones_like_nograd(t)
+            g = ones_like(t)
         else:
             if tuple(g._data.shape) != tuple(t._data.shape):
                 raise RuntimeError(f"{api}: gradient has shape {tuple(g._data.shape)} but the output has "
@@ -49,8 +49,6 @@ def _roots_and_grads(tensors, grad_tensors, api):
 def run_backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None,
                  allow_unused=True, api="backward"):
     """Backpropagate from `tensors`. With `inputs`, return their grads instead of accumulating."""
-    from ..tensor import Tensor
-
     if retain_graph is None:
         retain_graph = create_graph
     roots = _roots_and_grads(tensors, grad_tensors, api)
@@ -244,3 +242,19 @@ def _deliver_leaf(t, g, capture, results, create_graph):
         t._set_grad(prev + g)
     else:
         prev.add_(g.detach())
+
+
+def _tensor_backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+    """Tensor.backward: accumulate d(self)/d(leaf) into every leaf's .grad (or only `inputs`')."""
+    if inputs is not None:
+        inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+        grads = run_backward([self], [gradient], retain_graph, create_graph, inputs=inputs)
+        for x, g in zip(inputs, grads):
+            if g is not None:
+                prev = x._grad_or_none()
+                x._grad = g.detach() if prev is None else prev + g.detach()
+        return None
+    run_backward([self], [gradient], retain_graph, create_graph)
+
+
+Tensor.backward = _tensor_backward

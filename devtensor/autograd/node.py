@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..tensor import Tensor
+
 
 _new = object.__new__
 _BF16 = None  # ml_dtypes' bfloat16 numpy dtype (kind 'V'), set below
 # outputs of these numpy dtypes carry gradients (floating and complex; bfloat16 added below)
 _DIFF_DTYPES = {np.dtype(c) for c in "efdgFDG"}
-Tensor = None  # set by devtensor.tensor once the class exists (tensor.py imports this package)
 
 
 class Node:

@@ -10,9 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-
-class CliError(Exception):
-    """A user-facing error: printed as one line, exit status 2."""
+from .errors import CliError  # noqa: F401 - re-exported: the one error type main() turns into a message
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,7 +18,7 @@ import shlex
 import sys
 from dataclasses import dataclass, field
 
-from . import CliError
+from .errors import CliError
 from . import bench_cases as bc
 
 DESCRIPTION = """\

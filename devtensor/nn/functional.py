@@ -8,7 +8,7 @@ import math
 from .. import dtypes as _dt
 from ..dispatch import call, op_error
 from ..ops import nn as _nnops
-from ..ops.geometry import pair
+from ..geometry import pair
 from ..ops.elementwise import gelu, relu, sigmoid, silu, tanh  # noqa: F401 - re-exported
 from ..ops.shape import pad  # noqa: F401 - re-exported
 from ..tensor import Tensor

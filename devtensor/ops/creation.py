@@ -10,7 +10,9 @@ from .. import dtypes as _dt
 from ..device import device as _device_cls
 from ..device import get_default_device, resolve
 from ..dispatch import CUSTOM, _backend, call, defop, op_error
-from ..tensor import Tensor, _wrap
+from ..autograd.grad_mode import _grad_state, no_grad
+from ..autograd.node import Node
+from ..tensor import Tensor, _parse_to_args, _wrap
 from ._api import public
 
 
@@ -91,15 +93,48 @@ def copy_to(t, dev):
     else:
         raw = be.from_numpy(np.asarray(host), dev) if dev.type != "meta" else be.from_numpy(host, dev)
     out = _wrap(raw, dev)
-    from ..autograd.grad_mode import _grad_state
-    from ..autograd.node import Node
-
     if _grad_state.enabled and t._rg:
         Node.record(copy_to_, (t,), {"src": src_dev}, (out,))
     return out
 
 
 copy_to_.composite = copy_to  # implemented above the table with each backend's host transfer
+
+
+# ---- Tensor methods that move or copy (attached here: tensor.py sits below the op table) ------
+def _to(self, *args, **kwargs):
+    """to(device), to(dtype), to(device, dtype), to(other), with copy=/non_blocking= accepted."""
+    dev, dt, copy = _parse_to_args(self, args, kwargs)
+    out = self
+    if dt is not None and dt.np != out._data.dtype:
+        out = out._cast(dt)
+    if dev is not None and dev is not out._device:
+        out = copy_to(out, dev)
+    if copy and out is self:
+        out = self.clone()
+    return out
+
+
+def _reduce_ex(self, proto):
+    # pickling copies to host; device and grad flag travel along (DataLoader workers, deepcopy)
+    return (_rebuild, (self._host().copy(), str(self._device), self._rg))
+
+
+def _rebuild(array, dev, rg):
+    return tensor(array, device=dev, requires_grad=rg)
+
+
+def _deepcopy(self, memo):
+    with no_grad():
+        t = self.clone()
+    t._rg = self._rg
+    memo[id(self)] = t
+    return t
+
+
+Tensor.to = _to
+Tensor.__reduce_ex__ = _reduce_ex
+Tensor.__deepcopy__ = _deepcopy
 
 
 # ---- from data --------------------------------------------------------------------------------

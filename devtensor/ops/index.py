@@ -10,7 +10,7 @@ from ..dispatch import CUSTOM, KEEP, call, defop, op_error
 from ..tensor import Tensor
 from . import meta_rules as M
 from . import samples as S
-from .geometry import index_shape
+from ..geometry import index_shape
 from ._api import public
 
 

@@ -11,8 +11,8 @@ from .. import dtypes as _dt
 from ..autograd.grad_mode import _grad_state, no_grad
 from ..dispatch import CUSTOM, OPS, call, defop
 from ..tensor import Tensor, _wrap
-from ._api import public
-from .geometry import broadcast_shapes
+from ._api import FUNCTIONS, public
+from ..geometry import broadcast_shapes
 
 
 def apply_inplace(self, name, compute, others=()):
@@ -96,9 +96,7 @@ Tensor.sub_ = _sub_
 
 def _unary_inplace(fn_name, public_name):
     def method(self, *args, **kwargs):
-        import devtensor
-
-        f = getattr(devtensor, public_name)
+        f = FUNCTIONS[public_name]
         return apply_inplace(self, fn_name, lambda x: f(x, *args, **kwargs))
 
     method.__name__ = fn_name

@@ -6,7 +6,7 @@ import numpy as np
 from ..dispatch import KEEP, call, defop, op_error
 from ..tensor import Tensor
 from ._api import public
-from .geometry import broadcast_shapes
+from ..geometry import broadcast_shapes
 
 
 def _matmul_backward(c, g):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .geometry import broadcast_shapes, reduced_shape
+from ..geometry import broadcast_shapes, reduced_shape
 
 BOOL = np.dtype(np.bool_)
 INT64 = np.dtype(np.int64)

@@ -8,7 +8,7 @@ from ..dispatch import CUSTOM, call, defop
 from . import meta_rules as M
 from . import reference as R
 from . import samples as S
-from .geometry import (check_non_negative, check_pool2d, check_positive, conv2d_out_hw, pair,
+from ..geometry import (check_non_negative, check_pool2d, check_positive, conv2d_out_hw, pair,
                        pool2d_out_hw)
 
 _CONV = ("stride", "padding", "dilation", "groups")

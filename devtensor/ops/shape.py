@@ -8,7 +8,7 @@ from ..dispatch import KEEP, PROMOTE, call, defop
 from ..tensor import Tensor, _norm_dim
 from . import meta_rules as M
 from . import samples as S
-from .geometry import broadcast_shapes
+from ..geometry import broadcast_shapes
 from ._api import public
 
 

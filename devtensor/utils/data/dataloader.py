@@ -12,24 +12,7 @@ import numbers
 import numpy as np
 
 from ...tensor import Tensor
-from .dataset import IterableDataset, TensorDataset
-
-
-def _rng(generator):
-    """A numpy Generator: from `generator` (an int seed, a numpy Generator, or a devtensor Generator-
-    like with initial_seed()), else drawn from devtensor's cpu generator so manual_seed applies."""
-    if generator is None:
-        from ...backends import get_backend
-
-        seed = int(get_backend("cpu").generator.integers(0, 2 ** 63 - 1))
-        return np.random.default_rng(seed)
-    if isinstance(generator, np.random.Generator):
-        return generator
-    if isinstance(generator, numbers.Integral):
-        return np.random.default_rng(int(generator))
-    if hasattr(generator, "initial_seed"):
-        return np.random.default_rng(int(generator.initial_seed()))
-    raise TypeError(f"DataLoader: generator must be an int seed or a numpy Generator, got {type(generator).__name__}")
+from .dataset import IterableDataset, TensorDataset, _rng
 
 
 def default_collate(batch, dtype=None):

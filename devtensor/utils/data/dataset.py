@@ -3,6 +3,7 @@ DataLoader's fast path gathers a batch in one op per tensor instead of one Pytho
 from __future__ import annotations
 
 import bisect
+import numbers
 
 import numpy as np
 
@@ -99,11 +100,26 @@ def random_split(dataset, lengths, generator=None):
     if sum(lengths) != n:
         raise ValueError(f"random_split: sum of input lengths ({sum(lengths)}) does not equal the length of the "
                          f"input dataset ({n})")
-    from .dataloader import _rng
-
     perm = _rng(generator).permutation(n)
     out, start = [], 0
     for length in lengths:
         out.append(Subset(dataset, perm[start:start + length].tolist()))
         start += length
     return out
+
+
+def _rng(generator):
+    """A numpy Generator: from `generator` (an int seed, a numpy Generator, or a devtensor Generator-
+    like with initial_seed()), else drawn from devtensor's cpu generator so manual_seed applies."""
+    if generator is None:
+        from ...backends import get_backend
+
+        seed = int(get_backend("cpu").generator.integers(0, 2 ** 63 - 1))
+        return np.random.default_rng(seed)
+    if isinstance(generator, np.random.Generator):
+        return generator
+    if isinstance(generator, numbers.Integral):
+        return np.random.default_rng(int(generator))
+    if hasattr(generator, "initial_seed"):
+        return np.random.default_rng(int(generator.initial_seed()))
+    raise TypeError(f"DataLoader: generator must be an int seed or a numpy Generator, got {type(generator).__name__}")
