@@ -53,11 +53,13 @@ class ToyBackend(Backend):
 
 def make_toy_backend(name="toy"):
     be = ToyBackend(name, ToyArray)
-    # borrow numpy implementations through the shared array-API table, then adapt each to ToyArray
+    # borrow numpy implementations through the shared array-API table, then adapt each to ToyArray,
+    # keeping each registration's tier and dtypes (oldest first, so later ones still win)
     scratch = Backend("scratch")
     array_api_kernels.register(scratch, np)
-    for op_name, fn in scratch.kernels.items():
-        be.kernel(op_name)(_adapt(fn))
+    for op_name in scratch.op_names():
+        for tier, dtypes, fn in reversed(scratch.tiers(op_name)):
+            be.kernel(op_name, dtypes=dtypes, tier=tier)(_adapt(fn))
     return be
 
 

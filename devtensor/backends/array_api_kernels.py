@@ -1,7 +1,8 @@
 """Kernels that read the same in numpy and CuPy: one definition, registered for both.
 
 `register(backend, xp)` fills `backend`'s table from the array namespace `xp` (numpy for cpu,
-cupy for cuda). A backend then overrides what it does better (numba loops, CUDA kernels).
+cupy for cuda), in the "portable" tier: every dtype, tried after the backend's "specialised"
+kernels (numba loops, CUDA kernels registered for the dtypes they implement).
 Kernels receive arrays already cast to the op's compute dtype (dispatch does that) and
 plain Python values; they return arrays.
 """
@@ -38,7 +39,9 @@ BINARY = {
 
 def register(be, xp):
     """xp: an array module, or a lazy stand-in whose attributes resolve at call time."""
-    k = be.kernel
+    def k(*names):
+        return be.kernel(*names, tier="portable")
+
     lazy = not isinstance(xp, types.ModuleType)
     for name, attr in (*UNARY.items(), *BINARY.items()):
         k(name)(_deferred(xp, attr) if lazy else getattr(xp, attr))
