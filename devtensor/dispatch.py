@@ -35,8 +35,8 @@ PROMOTE = "promote"      # arithmetic: result_type of all inputs; output has it 
 DIVIDE = "divide"        # true division: result_type made floating
 COMPARE = "compare"      # compare in result_type; output bool
 FLOAT = "float"          # unary math: integer inputs become the default float (exp, sin)
-KEEP = "keep"            # no casting; output dtype is whatever the kernel returns (shape ops)
-CUSTOM = "custom"        # the op's public function already chose and cast; no casting here
+KEEP = "keep"            # no casting: the public function chose the dtypes (or the op keeps its input's);
+                         # the output dtype is the meta rule's (shape ops, conv, reductions, steps)
 
 
 class OpDef:
@@ -191,7 +191,7 @@ def _compute_dtype(op, args):
 
 
 _PYTYPE = {0: bool, 1: int, 2: float}
-_SAME_DTYPE_OK = {PROMOTE: True, COMPARE: True, KEEP: True, CUSTOM: True, FLOAT: False, DIVIDE: False}
+_SAME_DTYPE_OK = {PROMOTE: True, COMPARE: True, KEEP: True, FLOAT: False, DIVIDE: False}
 _FLOAT_KINDS = ("f",)
 
 
@@ -216,7 +216,7 @@ def call(op, args, attrs):
                 if a1.__class__ in TENSOR_CLASSES and a1._device is dev and a1._data.dtype is d0:
                     arrays = (x0, a1._data)
                     rg = rg or a1._rg
-                elif a1 is None and rule is CUSTOM:
+                elif a1 is None and rule is KEEP:
                     arrays = (x0, None)
                 else:
                     fast = False
@@ -226,7 +226,7 @@ def call(op, args, attrs):
                     if a.__class__ in TENSOR_CLASSES and a._device is dev and a._data.dtype is d0:
                         arrays.append(a._data)
                         rg = rg or a._rg
-                    elif a is None and rule is CUSTOM:
+                    elif a is None and rule is KEEP:
                         arrays.append(None)
                     else:
                         fast = False
@@ -321,7 +321,7 @@ def _slow_args(op, args, rule):
     dev = _common_device(op, args)
     if dev is None:
         raise op_error(op.shown_as, "needs at least one tensor argument", args, TypeError)
-    if rule is not KEEP and rule is not CUSTOM:
+    if rule is not KEEP:
         if rule is FLOAT:
             cd = _dt.float_of(_dt._FROM_NP[args[0]._data.dtype])
         else:

@@ -9,7 +9,7 @@ import numpy as np
 from .. import dtypes as _dt
 from ..device import device as _device_cls
 from ..device import get_default_device, resolve
-from ..dispatch import CUSTOM, _backend, call, defop, op_error
+from ..dispatch import KEEP, _backend, call, defop, op_error
 from ..autograd.grad_mode import _grad_state, no_grad
 from ..autograd.node import Node
 from ..tensor import Tensor, _parse_to_args, _wrap
@@ -20,7 +20,7 @@ def _copy_to_backward(c, g):
     return g.to(c.src)
 
 
-copy_to_ = defop("copy_to", rule=CUSTOM, backward=_copy_to_backward)
+copy_to_ = defop("copy_to", rule=KEEP, backward=_copy_to_backward)
 
 # creation ops have no tensor inputs: they are declared (for the completeness test) and called
 # through _create, which picks the backend from the device argument
@@ -40,7 +40,7 @@ _CREATION_META = {
     "eye": lambda n, m, dtype, device: ((n, m), dtype.np),
 }
 for _n, _meta in _CREATION_META.items():
-    defop(_n, (), rule=CUSTOM, meta=_meta, differentiable=False)
+    defop(_n, (), rule=KEEP, meta=_meta, differentiable=False)
 
 
 def _create(name, dev, *args):

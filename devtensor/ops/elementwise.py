@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from .. import dtypes as _dt
-from ..dispatch import COMPARE, CUSTOM, DIVIDE, FLOAT, KEEP, PROMOTE, call, defop
+from ..dispatch import COMPARE, DIVIDE, FLOAT, KEEP, PROMOTE, call, defop
 from ..tensor import Tensor
 from . import meta_rules as M
 from . import samples as S
@@ -133,7 +133,7 @@ sign = defop("sign", rule=KEEP, meta=M.same, backward=lambda c, g: _zero(g), ref
 floor = defop("floor", rule=KEEP, meta=M.same, backward=lambda c, g: _zero(g), ref=np.floor, samples=S.unary())
 ceil = defop("ceil", rule=KEEP, meta=M.same, backward=lambda c, g: _zero(g), ref=np.ceil, samples=S.unary())
 round_ = defop("round", rule=KEEP, meta=M.same, backward=lambda c, g: _zero(g), ref=np.round, samples=S.unary())
-cast = defop("cast", rule=CUSTOM, meta=lambda x, dtype: (tuple(x.shape), dtype.np), backward=lambda c, g: g)  # the engine casts g back
+cast = defop("cast", rule=KEEP, meta=lambda x, dtype: (tuple(x.shape), dtype.np), backward=lambda c, g: g)  # the engine casts g back
 Tensor._cast = lambda self, dt: call(cast, (self,), {"dtype": dt})
 
 
@@ -147,7 +147,7 @@ def _where_backward(c, g):
     return None, where(c.cond, g, zero), where(c.cond, zero, g)
 
 
-_where = defop("where", ("cond", "a", "b"), rule=CUSTOM, meta=_where_meta, save=("cond",), backward=_where_backward,
+_where = defop("where", ("cond", "a", "b"), rule=KEEP, meta=_where_meta, save=("cond",), backward=_where_backward,
                ref=np.where, samples=S.shape_ops("where"))
 
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import dtypes as _dt
 from ..autograd.grad_mode import _grad_state
-from ..dispatch import CUSTOM, KEEP, call, defop, op_error
+from ..dispatch import KEEP, call, defop, op_error
 from ..tensor import Tensor
 from . import meta_rules as M
 from . import samples as S
@@ -70,8 +70,8 @@ def _scatter_add_meta(x, index, src, dim):
     return sx, x.dtype
 
 
-_index = defop("index", rule=CUSTOM, meta=_index_meta, backward=_index_backward, view=False)
-_index_bw = defop("index_backward", ("g",), rule=CUSTOM, meta=lambda g, shape, key, basic: (tuple(shape), g.dtype),
+_index = defop("index", rule=KEEP, meta=_index_meta, backward=_index_backward, view=False)
+_index_bw = defop("index_backward", ("g",), rule=KEEP, meta=lambda g, shape, key, basic: (tuple(shape), g.dtype),
                   backward=lambda c, gg: gg[_key_tensors(c.key, gg)])
 
 
@@ -81,12 +81,12 @@ def _index_put_backward(c, g):
     return gx, gv
 
 
-_index_put = defop("index_put", ("x", "v"), rule=CUSTOM, meta=lambda x, v, key, accumulate: (tuple(x.shape), x.dtype),
+_index_put = defop("index_put", ("x", "v"), rule=KEEP, meta=lambda x, v, key, accumulate: (tuple(x.shape), x.dtype),
                    backward=_index_put_backward)
-gather_ = defop("gather", ("x", "index"), rule=CUSTOM, meta=_gather_meta, check=True, save=("index",), grad_inputs=(0,),
+gather_ = defop("gather", ("x", "index"), rule=KEEP, meta=_gather_meta, check=True, save=("index",), grad_inputs=(0,),
                 backward=lambda c, g: (scatter_add(g.new_zeros(c.in_meta[0][0]), c.dim, c.index, g), None),
                 ref=lambda x, index, dim: np.take_along_axis(x, index, dim), samples=S.shape_ops("gather"))
-scatter_add_ = defop("scatter_add", ("x", "index", "src"), rule=CUSTOM, meta=_scatter_add_meta, check=True,
+scatter_add_ = defop("scatter_add", ("x", "index", "src"), rule=KEEP, meta=_scatter_add_meta, check=True,
                      save=("index",), grad_inputs=(0, 2),
                      backward=lambda c, g: (g, None, gather(g, c.dim, c.index)))
 

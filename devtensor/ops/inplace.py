@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .. import dtypes as _dt
 from ..autograd.grad_mode import _grad_state, no_grad
-from ..dispatch import CUSTOM, OPS, call, defop
+from ..dispatch import KEEP, OPS, call, defop
 from ..tensor import Tensor, _wrap
 from ._api import FUNCTIONS, public
 from ..geometry import broadcast_shapes
@@ -57,7 +57,7 @@ def _copy_meta(dst, src):
     return tuple(dst.shape), dst.dtype
 
 
-defop("copy_", ("dst", "src"), rule=CUSTOM, meta=_copy_meta, differentiable=False)  # writes src into dst's storage
+defop("copy_", ("dst", "src"), rule=KEEP, meta=_copy_meta, differentiable=False)  # writes src into dst's storage
 
 
 def _inplace_method(op_name, fn_name):

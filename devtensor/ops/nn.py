@@ -4,7 +4,7 @@ backward rule is still written in Tensor ops (calling the backward ops), and the
 have backward rules of their own, so double backward works through conv and pooling."""
 from __future__ import annotations
 
-from ..dispatch import CUSTOM, call, defop
+from ..dispatch import KEEP, call, defop
 from . import meta_rules as M
 from . import reference as R
 from . import samples as S
@@ -197,12 +197,12 @@ def _bwd_weight_backward(c, gg):
     return g_gy, g_x
 
 
-conv2d = defop("conv2d", ("x", "w", "b"), rule=CUSTOM, meta=_conv2d_meta, check=True, save=("x", "w"), backward=_conv2d_backward,
+conv2d = defop("conv2d", ("x", "w", "b"), rule=KEEP, meta=_conv2d_meta, check=True, save=("x", "w"), backward=_conv2d_backward,
                ref=R.conv2d, samples=S.conv2d())
-conv2d_backward_input = defop("conv2d_backward_input", ("gy", "w"), rule=CUSTOM, meta=_conv2d_bwd_input_meta,
+conv2d_backward_input = defop("conv2d_backward_input", ("gy", "w"), rule=KEEP, meta=_conv2d_bwd_input_meta,
                               check=True, save=("gy", "w"),
                               backward=_bwd_input_backward)
-conv2d_backward_weight = defop("conv2d_backward_weight", ("gy", "x"), rule=CUSTOM, meta=_conv2d_bwd_weight_meta,
+conv2d_backward_weight = defop("conv2d_backward_weight", ("gy", "x"), rule=KEEP, meta=_conv2d_bwd_weight_meta,
                                check=True, save=("gy", "x"),
                                backward=_bwd_weight_backward)
 
@@ -222,9 +222,9 @@ def _max_pool_bwd_backward(c, gg):
     return flat.gather(2, idx.reshape(n, ch, -1)).reshape(tuple(idx.shape)), None
 
 
-max_pool2d = defop("max_pool2d", rule=CUSTOM, meta=_max_pool_meta, check=True, nout=2, diff_outputs=(0,), save=("out1",),
+max_pool2d = defop("max_pool2d", rule=KEEP, meta=_max_pool_meta, check=True, nout=2, diff_outputs=(0,), save=("out1",),
                    backward=_max_pool_backward, ref=R.max_pool2d, samples=S.max_pool2d())
-max_pool2d_backward = defop("max_pool2d_backward", ("gy", "indices"), rule=CUSTOM, meta=_max_pool_bwd_meta,
+max_pool2d_backward = defop("max_pool2d_backward", ("gy", "indices"), rule=KEEP, meta=_max_pool_bwd_meta,
                             check=True, save=("indices",),
                             grad_inputs=(0,), backward=_max_pool_bwd_backward)
 
@@ -233,10 +233,10 @@ def _avg_attrs(c):
     return {k: c.attrs[k] for k in _AVG}
 
 
-avg_pool2d = defop("avg_pool2d", rule=CUSTOM, meta=_avg_pool_meta, check=True, backward=lambda c, g: call(
+avg_pool2d = defop("avg_pool2d", rule=KEEP, meta=_avg_pool_meta, check=True, backward=lambda c, g: call(
     avg_pool2d_backward, (g,), {**_avg_attrs(c), "x_shape": tuple(c.in_meta[0][0])}),
     ref=R.avg_pool2d, samples=S.avg_pool2d())
-avg_pool2d_backward = defop("avg_pool2d_backward", ("gy",), rule=CUSTOM, meta=_avg_pool_bwd_meta, check=True,
+avg_pool2d_backward = defop("avg_pool2d_backward", ("gy",), rule=KEEP, meta=_avg_pool_bwd_meta, check=True,
                             backward=lambda c, gg: call(avg_pool2d, (gg,), _avg_attrs(c)))
 
 
@@ -249,9 +249,9 @@ def _log_softmax_backward(c, g):
     return g - c.out.exp() * g.sum(c.dim, keepdim=True)
 
 
-softmax = defop("softmax", rule=CUSTOM, meta=_softmax_meta, check=True, save=("out",), backward=_softmax_backward, ref=R.softmax,
+softmax = defop("softmax", rule=KEEP, meta=_softmax_meta, check=True, save=("out",), backward=_softmax_backward, ref=R.softmax,
                 samples=S.softmax())
-log_softmax = defop("log_softmax", rule=CUSTOM, meta=_softmax_meta, check=True, save=("out",), backward=_log_softmax_backward,
+log_softmax = defop("log_softmax", rule=KEEP, meta=_softmax_meta, check=True, save=("out",), backward=_log_softmax_backward,
                     ref=R.log_softmax, samples=S.softmax())
 
 
@@ -265,7 +265,7 @@ def _ce_double_backward(c, gg):
                               "compute the loss as nll_loss(log_softmax(x), target) to differentiate twice")
 
 
-cross_entropy_rows = defop("cross_entropy_rows", ("logits", "target"), rule=CUSTOM, meta=_ce_rows_meta, check=True, nout=2, diff_outputs=(0,),
+cross_entropy_rows = defop("cross_entropy_rows", ("logits", "target"), rule=KEEP, meta=_ce_rows_meta, check=True, nout=2, diff_outputs=(0,),
                            save=("logits", "target", "out1"), grad_inputs=(0,), backward=_ce_backward,
                            ref=R.cross_entropy_rows, samples=S.cross_entropy())
 
@@ -278,9 +278,9 @@ def _ce_mean_backward(c, g, g_lse, g_count):
 # reduction='mean', the usual training loss, as one op: the row count (the divisor) and, on cpu, the
 # target range check come out of the loss pass; the backward is one kernel with g / count for every
 # row. Four op calls fewer per step than rows + sum + div (plus their backward).
-cross_entropy_mean = defop("cross_entropy_mean", ("logits", "target"), rule=CUSTOM, meta=_ce_mean_meta, check=True, nout=3, diff_outputs=(0,),
+cross_entropy_mean = defop("cross_entropy_mean", ("logits", "target"), rule=KEEP, meta=_ce_mean_meta, check=True, nout=3, diff_outputs=(0,),
                            save=("logits", "target", "out1", "out2"), grad_inputs=(0,),
                            backward=_ce_mean_backward, ref=R.cross_entropy_mean, samples=S.cross_entropy(),
                            shown_as="cross_entropy")
 cross_entropy_rows_backward = defop("cross_entropy_rows_backward", ("g", "logits", "lse", "target"),
-                                    rule=CUSTOM, meta=_ce_rows_bwd_meta, check=True, backward=_ce_double_backward)
+                                    rule=KEEP, meta=_ce_rows_bwd_meta, check=True, backward=_ce_double_backward)

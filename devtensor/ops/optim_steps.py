@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from ..dispatch import CUSTOM, defop
+from ..dispatch import KEEP, defop
 
 # ---- numpy references ----------------------------------------------------------------------
 
@@ -137,11 +137,11 @@ _ADAM = ("param", "grad", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
 _SGD = ("param", "grad", "momentum_buffer")
 _RMSPROP = ("param", "grad", "square_avg", "momentum_buffer", "grad_avg")
 
-adam_step_ = defop("adam_step_", _ADAM, rule=CUSTOM, meta=_state_meta(_ADAM), check=True,
+adam_step_ = defop("adam_step_", _ADAM, rule=KEEP, meta=_state_meta(_ADAM), check=True,
                    differentiable=False, ref=ref_adam_step, samples=_adam_samples,
                    doc="Adam/AdamW update of param, exp_avg, exp_avg_sq (and max_exp_avg_sq) in place")
-sgd_step_ = defop("sgd_step_", _SGD, rule=CUSTOM, meta=_state_meta(_SGD), check=True, differentiable=False,
+sgd_step_ = defop("sgd_step_", _SGD, rule=KEEP, meta=_state_meta(_SGD), check=True, differentiable=False,
                   ref=ref_sgd_step, samples=_sgd_samples,
                   doc="SGD update of param (and its momentum buffer) in place")
-rmsprop_step_ = defop("rmsprop_step_", _RMSPROP, rule=CUSTOM, meta=_state_meta(_RMSPROP), check=True, differentiable=False, ref=ref_rmsprop_step, samples=_rmsprop_samples,
+rmsprop_step_ = defop("rmsprop_step_", _RMSPROP, rule=KEEP, meta=_state_meta(_RMSPROP), check=True, differentiable=False, ref=ref_rmsprop_step, samples=_rmsprop_samples,
                       doc="RMSprop update of param, square_avg (and momentum buffer, grad_avg) in place")

@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from .. import dtypes as _dt
-from ..dispatch import CUSTOM, call, defop, op_error
+from ..dispatch import KEEP, call, defop, op_error
 from ..tensor import Tensor
 from . import meta_rules as M
 from . import samples as S
@@ -89,24 +89,24 @@ def _red_samples(positive=False, ties=False):
     return S.reduction(positive, ties)
 
 
-sum_ = defop("sum", rule=CUSTOM, meta=M.reduction, backward=lambda c, g: _expand_back(g, c),
+sum_ = defop("sum", rule=KEEP, meta=M.reduction, backward=lambda c, g: _expand_back(g, c),
              ref=lambda x, dim, keepdim: np.sum(x, axis=dim, keepdims=keepdim), samples=_red_samples())
-mean_ = defop("mean", rule=CUSTOM, meta=M.reduction, backward=_mean_backward,
+mean_ = defop("mean", rule=KEEP, meta=M.reduction, backward=_mean_backward,
               ref=lambda x, dim, keepdim: np.mean(x, axis=dim, keepdims=keepdim), samples=_red_samples())
-prod_ = defop("prod", rule=CUSTOM, meta=M.reduction, save=("x", "out"), backward=_prod_backward,
+prod_ = defop("prod", rule=KEEP, meta=M.reduction, save=("x", "out"), backward=_prod_backward,
               ref=lambda x, dim, keepdim: np.prod(x, axis=dim, keepdims=keepdim),
               samples=_red_samples(positive=True))
-amax_ = defop("amax", rule=CUSTOM, meta=M.reduction, save=("x", "out"), backward=_amax_backward,
+amax_ = defop("amax", rule=KEEP, meta=M.reduction, save=("x", "out"), backward=_amax_backward,
               ref=lambda x, dim, keepdim: np.max(x, axis=dim, keepdims=keepdim), samples=_red_samples(ties=True))
-amin_ = defop("amin", rule=CUSTOM, meta=M.reduction, save=("x", "out"), backward=_amax_backward,
+amin_ = defop("amin", rule=KEEP, meta=M.reduction, save=("x", "out"), backward=_amax_backward,
               ref=lambda x, dim, keepdim: np.min(x, axis=dim, keepdims=keepdim), samples=_red_samples(ties=True))
-argmax_ = defop("argmax", rule=CUSTOM, meta=M.index_reduction, differentiable=False)
-argmin_ = defop("argmin", rule=CUSTOM, meta=M.index_reduction, differentiable=False)
-all_ = defop("all", rule=CUSTOM, meta=M.bool_reduction, differentiable=False)
-any_ = defop("any", rule=CUSTOM, meta=M.bool_reduction, differentiable=False)
-max_dim = defop("max_dim", rule=CUSTOM, meta=M.values_and_indices, nout=2, diff_outputs=(0,), save=("out1",),
+argmax_ = defop("argmax", rule=KEEP, meta=M.index_reduction, differentiable=False)
+argmin_ = defop("argmin", rule=KEEP, meta=M.index_reduction, differentiable=False)
+all_ = defop("all", rule=KEEP, meta=M.bool_reduction, differentiable=False)
+any_ = defop("any", rule=KEEP, meta=M.bool_reduction, differentiable=False)
+max_dim = defop("max_dim", rule=KEEP, meta=M.values_and_indices, nout=2, diff_outputs=(0,), save=("out1",),
                 backward=_max_dim_backward)
-min_dim = defop("min_dim", rule=CUSTOM, meta=M.values_and_indices, nout=2, diff_outputs=(0,), save=("out1",),
+min_dim = defop("min_dim", rule=KEEP, meta=M.values_and_indices, nout=2, diff_outputs=(0,), save=("out1",),
                 backward=_max_dim_backward)
 
 
