@@ -42,7 +42,7 @@ def test_every_cu_file_is_listed_and_exists():
     on_disk = sorted(p.name for p in (ROOT / "kernels").glob("*.cu"))
     assert on_disk == sorted(kb.KERNEL_FILES), "kernels/*.cu and kernel_build.KERNEL_FILES differ"
     assert kb.kernel_dir() == (ROOT / "kernels").resolve() or (kb.kernel_dir() / "matmul.cu").is_file()
-    for f in ("matmul.cu", "conv.cu", "reduce.cu"):
+    for f in ("matmul.cu", "conv.cu", "reduce.cu", "pooling.cu", "optim.cu"):
         assert f in kb.KERNEL_FILES
 
 
@@ -217,19 +217,24 @@ def test_row_kernels_block_shapes(family, rows, cols):
     assert cfg.kernel in kb.KERNEL_FILES["reduce.cu"].extern_c
 
 
-@pytest.mark.parametrize("family", ["max_pool2d", "max_pool2d_bwd", "avg_pool2d", "avg_pool2d_bwd", "adam", "sgd"])
+@pytest.mark.parametrize("family,file", [("max_pool2d", "pooling.cu"), ("max_pool2d_bwd", "pooling.cu"),
+                                         ("avg_pool2d", "pooling.cu"), ("avg_pool2d_bwd", "pooling.cu"),
+                                         ("adam", "optim.cu"), ("sgd", "optim.cu")])
 @pytest.mark.parametrize("n", [0, 1, 255, 257, 10**9])
-def test_flat_kernels(family, n):
+def test_flat_kernels(family, file, n):
     cfg = kb.launch_config(family, n=n, num_sms=100)
-    assert cfg.block == (256, 1, 1) and cfg.kernel in kb.KERNEL_FILES["reduce.cu"].extern_c
+    assert cfg.block == (256, 1, 1) and cfg.kernel in kb.KERNEL_FILES[file].extern_c
+    assert kb.kernel_file_of(cfg.kernel) == file
     if n == 0:
         assert cfg.grid[0] == 0
     else:
         assert 1 <= cfg.grid[0] <= 100 * 8
 
 
+
 def test_every_planned_kernel_is_compiled_and_unknown_family_raises():
     assert kb.kernel_file_of("dt_conv2d_fwd") == "conv.cu"
+    assert kb.kernel_file_of("dt_adam_step") == "optim.cu" and kb.kernel_file_of("dt_max_pool2d_fwd") == "pooling.cu"
     assert kb.kernel_file_of(kb.reduce_kernel_name("lastdim", "argmax")) == "reduce.cu"
     with pytest.raises(ValueError):
         kb.launch_config("no_such_family", n=1)

@@ -90,7 +90,7 @@ def _sgemm_names() -> tuple:
 
 
 # ------------------------------------------------------------------------------------------------
-# reduce.cu
+# reduce.cu (axis reductions, softmax family, cross-entropy); pooling.cu; optim.cu
 REDUCE_OPS = ("sum", "mean", "max", "min", "argmax", "argmin", "var")
 REDUCE_KINDS = ("lastdim", "inner", "split_partial", "split_final")
 # Bytes of one partial state in the split workspace (the largest state: argmax's {float, long long}).
@@ -114,11 +114,14 @@ KERNEL_FILES: dict = {
         extern_c=(
             "dt_softmax_fwd", "dt_softmax_bwd", "dt_logsumexp",
             "dt_cross_entropy_fwd", "dt_cross_entropy_bwd",
-            "dt_max_pool2d_fwd", "dt_max_pool2d_bwd", "dt_avg_pool2d_fwd", "dt_avg_pool2d_bwd",
-            "dt_adam_step", "dt_sgd_step",
         ),
         name_expressions=tuple(reduce_kernel_name(k, o) for k in REDUCE_KINDS for o in REDUCE_OPS),
     ),
+    "pooling.cu": KernelFile(
+        extern_c=("dt_max_pool2d_fwd", "dt_max_pool2d_bwd", "dt_avg_pool2d_fwd", "dt_avg_pool2d_bwd"),
+        name_expressions=(),
+    ),
+    "optim.cu": KernelFile(extern_c=("dt_adam_step", "dt_sgd_step"), name_expressions=()),
 }
 
 # Kernel families whose kernels must never spill (ci/check_kernels.py fails on a spill there).

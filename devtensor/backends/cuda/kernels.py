@@ -470,7 +470,7 @@ def max_pool2d_forward(x, kernel, stride, padding, dilation, out_size):
     idx = cp.empty(y.shape, dtype=np.int64)
     if y.size:
         cfg = kb.launch_config("max_pool2d", n=y.size, num_sms=_device_info()[1])
-        _launch("reduce.cu", cfg, (x, y, idx, *(_i32(v) for v in (planes, H, W, OH, OW, kh, kw, sh, sw, ph, pw,
+        _launch("pooling.cu", cfg, (x, y, idx, *(_i32(v) for v in (planes, H, W, OH, OW, kh, kw, sh, sw, ph, pw,
                                                                    dh, dw))))
     return y, idx
 
@@ -486,7 +486,7 @@ def max_pool2d_backward(dy, indices, input_shape):
     dx = cp.zeros(tuple(input_shape), dtype=np.float32)
     if dy.size and dx.size:
         cfg = kb.launch_config("max_pool2d_bwd", n=dy.size, num_sms=_device_info()[1])
-        _launch("reduce.cu", cfg, (dy, indices, dx, *(_i32(v) for v in (planes, H, W, OH, OW))))
+        _launch("pooling.cu", cfg, (dy, indices, dx, *(_i32(v) for v in (planes, H, W, OH, OW))))
     return dx
 
 
@@ -500,7 +500,7 @@ def avg_pool2d_forward(x, kernel, stride, padding, out_size, count_include_pad=T
     y = cp.empty((x.shape[0], x.shape[1], OH, OW), dtype=np.float32)
     if y.size:
         cfg = kb.launch_config("avg_pool2d", n=y.size, num_sms=_device_info()[1])
-        _launch("reduce.cu", cfg, (x, y, *(_i32(v) for v in (planes, H, W, OH, OW, kh, kw, sh, sw, ph, pw,
+        _launch("pooling.cu", cfg, (x, y, *(_i32(v) for v in (planes, H, W, OH, OW, kh, kw, sh, sw, ph, pw,
                                                               int(bool(count_include_pad)),
                                                               int(divisor_override or 0)))))
     return y
@@ -519,7 +519,7 @@ def avg_pool2d_backward(dy, input_shape, kernel, stride, padding, count_include_
             dx.fill(0)
             return dx
         cfg = kb.launch_config("avg_pool2d_bwd", n=dx.size, num_sms=_device_info()[1])
-        _launch("reduce.cu", cfg, (dy, dx, *(_i32(v) for v in (planes, H, W, OH, OW, kh, kw, sh, sw, ph, pw,
+        _launch("pooling.cu", cfg, (dy, dx, *(_i32(v) for v in (planes, H, W, OH, OW, kh, kw, sh, sw, ph, pw,
                                                                int(bool(count_include_pad)),
                                                                int(divisor_override or 0)))))
     return dx
@@ -558,7 +558,7 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, *, step, lr, beta1=0.9, beta2=0.
     bc1 = 1.0 - beta1 ** step
     bc2_sqrt = math.sqrt(1.0 - beta2 ** step)
     cfg = kb.launch_config("adam", n=n, num_sms=_device_info()[1])
-    _launch("reduce.cu", cfg, (param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq if amsgrad else exp_avg_sq,
+    _launch("optim.cu", cfg, (param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq if amsgrad else exp_avg_sq,
                                _i64(n), _f32(lr), _f32(beta1), _f32(beta2), _f32(eps), _f32(weight_decay),
                                _f32(lr / bc1), _f32(bc2_sqrt), _i32(int(bool(decoupled))),
                                _i32(int(bool(amsgrad))), _i32(int(bool(maximize)))))
@@ -579,7 +579,7 @@ def sgd_step(param, grad, momentum_buffer=None, *, lr, momentum=0.0, dampening=0
     if n == 0:
         return param
     cfg = kb.launch_config("sgd", n=n, num_sms=_device_info()[1])
-    _launch("reduce.cu", cfg, (param, grad, momentum_buffer if momentum != 0 else param, _i64(n), _f32(lr),
+    _launch("optim.cu", cfg, (param, grad, momentum_buffer if momentum != 0 else param, _i64(n), _f32(lr),
                                _f32(momentum), _f32(dampening), _f32(weight_decay), _i32(int(bool(nesterov))),
                                _i32(int(bool(maximize))), _i32(int(bool(first_step)))))
     return param
