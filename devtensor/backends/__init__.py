@@ -262,9 +262,6 @@ def add_listener(fn):
     """fn(backend_name, op_name) is called for each op of every backend registered from now on,
     and for every kernel registration on a registered backend; it is also called now for every
     op of the backends already registered.  Returns fn."""
-    if _legacy_listener in _LISTENERS:  # TEMPORARY shim (see _legacy_listener): the real one takes over
-        _LISTENERS.remove(_legacy_listener)
-        _PENDING.clear()
     _LISTENERS.append(fn)
     for be in list(_REGISTRY.values()):
         for n in be.op_names():
@@ -282,38 +279,12 @@ def _notify(backend_name, op_name):
         fn(backend_name, op_name)
 
 
-# TEMPORARY shim, until dispatch installs its listener with add_listener (which removes this one):
-# it keeps today's dispatch working: kernels of ops declared later are parked in _PENDING (which
-# dispatch.defop pops), kernels of declared ops go straight into op.kernels.  It reads the
-# dispatch module only if something else has imported it: backends import nothing above them.
-_PENDING: dict = {}
-
-
-def _legacy_listener(backend_name, op_name):
-    import sys
-
-    fn = _REGISTRY[backend_name].resolve(op_name)
-    dispatch = sys.modules.get(__name__.rsplit(".", 1)[0] + ".dispatch")
-    op = getattr(dispatch, "OPS", {}).get(op_name)
-    if op is not None:
-        op.kernels[backend_name] = fn
-    else:
-        _PENDING.setdefault(op_name, {})[backend_name] = fn
-
-
-_LISTENERS.append(_legacy_listener)
-
-
 # ---- the registry ---------------------------------------------------------------------------------
 
 def register(backend: Backend) -> Backend:
     """Register a backend (its device type becomes valid in device strings); listeners hear of
     each of its ops."""
-    from ..device import _extra_types
-
     _REGISTRY[backend.name] = backend
-    if backend.name not in ("cpu", "cuda", "meta") and backend.name not in _extra_types:
-        _extra_types.append(backend.name)
     for op_name in backend.op_names():
         _notify(backend.name, op_name)
     return backend
