@@ -29,9 +29,11 @@ from .autograd import engine as _engine  # noqa: E402,F401  (attaches Tensor.bac
 from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled  # noqa: E402
 from .backends.meta import derive_kernels as _derive_meta  # noqa: E402
 from .dispatch import OPS as _OPS  # noqa: E402
+from .dispatch import finalise as _finalise  # noqa: E402
 from .dispatch import set_sync_debug  # noqa: E402
 
 _derive_meta(_OPS)
+_finalise()
 
 from . import cuda  # noqa: E402
 from . import nn  # noqa: E402

@@ -87,7 +87,6 @@ def _parse(s, index):
     return typ, index
 
 
-_extra_types: list = []  # unused: device types now come from the backend registry (kept until backends stops writing it)
 
 
 # ---- default device (torch.set_default_device) and the CPU fallback ------------------------------

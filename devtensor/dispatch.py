@@ -15,6 +15,7 @@ import os
 
 import numpy as np
 
+from . import backends as _backends
 from . import dtypes as _dt
 from .autograd.grad_mode import _grad_state, _off_count
 from .autograd.node import Node
@@ -97,11 +98,34 @@ def defop(name, inputs=("x",), *, rule=KEEP, meta=None, check=False, backward=No
     op = OpDef(name, inputs, rule, backward, save, ref, samples, nout,
                diff_outputs if diff_outputs is not None else tuple(range(nout)), view,
                differentiable, grad_inputs, doc, shown_as, meta, check)
-    from .backends import _PENDING
-
-    op.kernels.update(_PENDING.pop(name, {}))
+    for be in _backends.registered().values():
+        if name in be.op_names():
+            op.kernels[be.name] = be.resolve(name)
     OPS[name] = op
     return op
+
+
+_FINALISED = [False]
+
+
+def _on_kernel(backend_name, op_name):
+    """A backend registered a kernel: refresh the op's entry (ops declared later pick theirs up in defop)."""
+    op = OPS.get(op_name)
+    if op is not None:
+        op.kernels[backend_name] = _backends.get_backend(backend_name).resolve(op_name)
+    elif _FINALISED[0]:
+        raise ValueError(f"backend {backend_name!r} registers a kernel for {op_name!r}, which no op declares")
+
+
+_backends.add_listener(_on_kernel)
+
+
+def finalise():
+    """Called once every op is declared: a kernel registered under a name no op declares is an error
+    (a typo, or an op that was renamed), and the meta device gets its kernels from the meta rules."""
+    for be in _backends.registered().values():
+        be.finalise(OPS.keys())
+    _FINALISED[0] = True
 
 
 # ---- errors ---------------------------------------------------------------------------------
@@ -245,8 +269,10 @@ def call(op, args, attrs):
     try:
         # `**{}` costs ~0.1 us per call (a 1-element add's budget is ~1 us): pass attrs only when there are some
         raw = fn(*arrays, **attrs) if attrs else fn(*arrays)
-    except NotImplementedError:
-        raise
+    except _backends.NoKernel:
+        if op.composite is None:
+            raise
+        return op.composite(*args, **attrs)  # the chain's last tier: the op written in other ops
     except (ValueError, TypeError, IndexError, ZeroDivisionError, AssertionError, MemoryError, RuntimeError) as e:
         if op.meta is not None and not op.check:
             run_rule(op, arrays, attrs, args)  # the rule's error, the same on every device, if it has one
@@ -367,9 +393,7 @@ _BACKENDS: dict = {}
 def _backend(dev):
     be = _BACKENDS.get(dev.type)
     if be is None:
-        from .backends import get_backend
-
-        be = _BACKENDS[dev.type] = get_backend(dev.type)
+        be = _BACKENDS[dev.type] = _backends.get_backend(dev.type)
     return be
 
 

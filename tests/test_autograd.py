@@ -185,6 +185,7 @@ ELEMENTWISE_CASES = {
     "mul": (lambda a, b: a * b, lambda: (_u(), _u(shape=(3, 1), seed=1))),
     "div": (lambda a, b: a / b, lambda: (_u(), _u(0.5, 2.0, seed=1))),
     "pow": (lambda a, b: a ** b, lambda: (_u(0.5, 2.0), _u(seed=1))),
+    "atan2": (dt.atan2, lambda: (_u(seed=2), _u(0.5, 2.0, seed=3))),
     "pow_scalar": (lambda a: a ** 3.0, lambda: (_u(),)),
     "maximum": (dt.maximum, lambda: (_u(shape=(4,)), dt.tensor([9.0, -9.0, 0.5, -0.5], dtype=dt.float64,
                                                                  requires_grad=True))),

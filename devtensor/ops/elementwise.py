@@ -50,6 +50,17 @@ pow_ = defop("pow", ("a", "b"), rule=PROMOTE, meta=M.broadcast, save=("a", "b", 
              ref=np.power, samples=S.binary(low=0.5, high=2.0))
 
 
+def _atan2_backward(c, g):
+    a, b = c.a, c.b
+    r = a * a + b * b
+    return (g * b / r if c.needs_input_grad(0) else None,
+            -g * a / r if c.needs_input_grad(1) else None)
+
+
+atan2 = defop("atan2", ("a", "b"), rule=DIVIDE, meta=M.broadcast, save=("a", "b"), backward=_atan2_backward,
+              ref=np.arctan2, samples=S.binary(b_low=0.5, b_high=2.0))
+
+
 def _maximum_backward(c, g, sign):
     a, b = c.a, c.b
     w = (a > b if sign > 0 else a < b).to(g.dtype) + (a == b).to(g.dtype) * 0.5
@@ -179,7 +190,7 @@ def _fn(op, name=None, method=True):
     return public(f, name=f.__name__, method=method)
 
 
-for _op in (add, sub, mul, div, pow_, maximum, minimum, remainder, floor_divide, eq, ne, lt, le, gt, ge,
+for _op in (add, sub, mul, div, pow_, atan2, maximum, minimum, remainder, floor_divide, eq, ne, lt, le, gt, ge,
             logical_and, logical_or, logical_xor, logical_not, isnan, isfinite, isinf, neg, abs_, exp, log,
             log1p, expm1, sqrt, rsqrt, sin, cos, tanh, sigmoid, relu, erf, reciprocal, sign, floor, ceil,
 
