@@ -5,10 +5,9 @@ for 2**n TSC cycles before they sleep; the default n = 28 is ~0.1 s. In a traini
 layers' GEMMs are followed by devtensor's own threaded kernels (conv, pooling, relu:
 backends/cpu/threads.py), and for those 0.1 s the spinning worker takes one of their cores. Too
 short hurts the other way: a worker that sleeps at once must be woken for the next GEMM, a few
-tens of microseconds later in an MLP step. n = 20 (~0.4 ms) keeps the workers awake between the
-GEMMs of one step and asleep during the conv kernels. Measured here (2 cores, medians of 15
-steps, two runs): the MNIST CNN step (batch 100) 49-51 ms with 28, 31-53 with 4, 29-33 with 20;
-the MLP 784-128-10 step (batch 100) 440-460 us with 28, 486-517 with 4, 419-426 with 20.
+tens of microseconds later in an MLP step. n = 20 keeps the workers awake between the GEMMs of
+one step and asleep during the conv kernels (the step timings behind the choice are in
+bench/README.md, "cpu malloc and BLAS settings").
 
 Only a default: a value the user set wins, and nothing changes when numpy (hence OpenBLAS) was
 imported before devtensor, since OpenBLAS reads the variable once, when it loads.

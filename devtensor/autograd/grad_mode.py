@@ -12,7 +12,7 @@ class _GradState(threading.local):
 _grad_state = _GradState()
 
 # How many threads have grad mode off right now. While it is 0 (a training loop outside no_grad),
-# the op hot path knows grad mode is on without the thread-local read (~0.05 us of a ~1.4 us op).
+# the op hot path knows grad mode is on without the thread-local read (a visible share of a small op).
 # Every change of a thread's mode goes through set_mode so the count stays exact.
 _off_count = [0]
 _count_lock = threading.Lock()

@@ -36,8 +36,8 @@ class Node:
     # -- construction (called by dispatch.call when grad mode is on and an input needs grad) ---
     @staticmethod
     def record(op, args, attrs, outs):
-        # This runs for every op under autograd (a 1-element add's whole budget is ~1.4 us), so the
-        # one- and two-tensor cases (most calls) are unrolled: no list growth, no loop (~0.07 us).
+        # This runs for every op under autograd, so the one- and two-tensor cases (most calls) are
+        # unrolled: no list growth, no loop.
         T = Tensor
         n = len(args)
         x = args[0]

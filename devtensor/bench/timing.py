@@ -17,7 +17,7 @@ class Timing:
     samples: list = field(default_factory=list, repr=False)
 
 
-_PAUSE_S = 0.05  # between two samples: longer than OpenBLAS's (~0.4 ms here) and libgomp's (~5 ms) idle spin
+_PAUSE_S = 0.05  # between two samples: longer than OpenBLAS's and libgomp's idle spin after a call
 
 
 def measure(fn, *, sync=None, repeats=7, min_time=0.05, warmup=2, max_inner=1_000_000):

@@ -3,10 +3,9 @@
 glibc's malloc serves blocks above its mmap threshold (128 KiB, growing to at most 32 MiB as
 blocks are freed) with fresh mmap'd pages and unmaps them on free; the heap's top is trimmed
 above 128 KiB. A training step allocates and frees the same large activations and gradients
-every step, so each one is page-faulted in again: about 1 us per 4 KiB page on these VMs, i.e.
-~3.6 ms for the 14.7 MB output of the MNIST CNN's second conv. Raising both thresholds lets
-malloc reuse those blocks. Measured on the MNIST CNN's training step (batch 100, 2 cores):
-51.0 -> 46.7 ms and 52.0 -> 47.5 ms in two runs.
+every step, so each one is page-faulted in again, a cost that grows with the activation size.
+Raising both thresholds lets malloc reuse those blocks (the measured step times are in
+bench/README.md, "cpu malloc and BLAS settings").
 
 The cost: memory freed by devtensor (or anything else in the process) stays mapped, up to the
 trim threshold above the heap's live top, so RSS stays near its peak. Set
