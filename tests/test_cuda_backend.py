@@ -1,5 +1,5 @@
-"""The cuda backend's registrations (devtensor/backends/cuda/ops.py): our CUDA C kernels for float32,
-CuPy for the rest.
+"""The cuda backend's registrations (devtensor/backends/cuda/ops.py): our CUDA C kernels for float32
+(float16 through float32) in the specialised tier, CuPy for every dtype in the portable tier.
 
 Three kinds of tests:
   * without a GPU (run everywhere): the cuda table is complete and inspecting it does not import
@@ -16,6 +16,7 @@ Three kinds of tests:
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -59,13 +60,46 @@ def test_every_op_has_a_cuda_kernel_without_importing_cupy():
     assert r.stdout.split("\n")[:2] == ["[]", "False"], r.stdout + r.stderr
 
 
-def test_our_kernels_are_the_registered_cuda_kernels():
+F32, F16 = np.dtype(np.float32), np.dtype(np.float16)
+HALF_OPS = ("conv2d", "conv2d_backward_input", "conv2d_backward_weight", "max_pool2d", "max_pool2d_backward",
+            "avg_pool2d", "avg_pool2d_backward", "softmax", "log_softmax", "cross_entropy_rows",
+            "cross_entropy_mean", "cross_entropy_rows_backward")
+
+
+def test_our_kernels_are_the_specialised_tier_of_the_cuda_table():
+    cuda = dtcuda.cuda
     for name in OUR_OPS:
-        fn = OPS[name].kernels["cuda"]
-        assert fn.__module__ == cops.__name__, f"{name}: cuda kernel is {fn.__module__}.{fn.__name__}"
+        tiers = cuda.tiers(name)
+        assert tiers[-1][0] == "portable" and tiers[-1][1] is None, f"{name}: no CuPy path for every dtype"
+        spec = {d: fn for t, ds, fn in tiers if t == "specialised" for d in ds}
+        if name == "rmsprop_step_":  # no CUDA C kernel: CuPy only
+            assert not spec and tiers[0][2].__module__ == cops.__name__
+            continue
+        assert spec[F32].__module__ == cops.__name__, f"{name}: float32 is served by {spec[F32]}"
+        assert set(spec) == ({F32, F16} if name in HALF_OPS else {F32}), f"{name}: {sorted(map(str, spec))}"
+        if name in HALF_OPS:
+            assert spec[F16].__name__ == spec[F32].__name__ + "_via_f32"
+        assert cuda.serving(name, "float64")[0] == "portable" and cuda.serving(name, "float32")[0] == "specialised"
     # everything else on cuda is CuPy through the shared array-API table (or the few cupy kernels in
-    # backends/cuda/__init__.py)
+    # backends/cuda/__init__.py): one registration for every dtype, stored as the function itself
     assert OPS["exp"].kernels["cuda"].__module__ == "devtensor.backends.array_api_kernels"
+    assert cuda.tiers("exp") == [("portable", None, OPS["exp"].kernels["cuda"])]
+
+
+def test_one_path_per_tier_and_no_dtype_branches_in_the_adapters():
+    """Each (op, tier, dtype) is served by one function, and the adapters do not look at dtypes
+    themselves (the table does): no `.dtype ==` tests in backends/cuda/ops.py's adapters."""
+    import inspect
+
+    for name in dtcuda.cuda.op_names():
+        seen = set()
+        for tier, dtypes, _ in dtcuda.cuda.tiers(name):
+            for d in (dtypes or (None,)):
+                assert (tier, d) not in seen, f"{name}: two {tier} registrations for {d}"
+                seen.add((tier, d))
+    src = inspect.getsource(cops)
+    assert "_is_f32" not in src and "_is_half" not in src
+    assert not re.search(r"\.dtype\s*[!=]=\s*np\.float", src)
 
 
 def test_tf32_flag_defaults_off_like_pytorch():
@@ -177,15 +211,15 @@ class FakeKernels:
                                 maximize, first_step)
 
 
+
 @pytest.fixture
 def fake(monkeypatch):
-    """Run the cuda adapters on numpy arrays: numpy stands in for cupy, FakeKernels for kernels.py."""
+    """Run the cuda table on numpy arrays: numpy stands in for cupy (in ops.py and in the array-API
+    kernels bound to the lazy cupy: the whole portable tier), FakeKernels for kernels.py."""
     fk = FakeKernels()
     monkeypatch.setattr(cops, "K", fk)
     monkeypatch.setattr(cops, "_cp", lambda: np)
-    # the CuPy fallbacks of the reductions are array-API kernels bound to the lazy cupy: use cpu's
-    for name in ("sum", "mean", "amax", "amin", "argmax", "argmin", "max_dim", "min_dim"):
-        monkeypatch.setitem(cops._GENERIC, name, OPS[name].kernels["cpu"])
+    monkeypatch.setattr(dtcuda.cupy_lazy, "module", np)
     return fk
 
 
@@ -204,7 +238,7 @@ def _cmp(got, want, rtol=1e-5):
 
 
 @pytest.mark.parametrize("name", [n for n in TESTED if n in OUR_OPS])
-def test_adapters_on_the_op_samples(fake, name):
+def test_adapters_on_the_op_samples(fake, name):  # float32: specialised, float64: portable
     """Each registered cuda kernel, fed exactly what dispatch feeds it, matches the op's reference."""
     op = OPS[name]
     fn = op.kernels["cuda"]
@@ -216,6 +250,26 @@ def test_adapters_on_the_op_samples(fake, name):
             got, want = (got, want) if op.nout > 1 else ((got,), (want,))
             for g, w in zip(got, want):
                 _cmp(g, w, 1e-5 if dtype == np.float32 else 1e-10)
+
+
+@pytest.mark.parametrize("name", [n for n in TESTED if n in HALF_OPS])
+def test_float16_computes_in_float32_and_casts_back(fake, name):
+    """The float16 registrations are the float32 adapters on upcast inputs: exactly the float32
+    results (integer outputs such as pooling indices untouched), cast back to float16."""
+    op = OPS[name]
+    fn = op.kernels["cuda"]
+    for args, kwargs in op.samples(np.float64):
+        a16 = tuple(a.astype(np.float16) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a for a in args)
+        a32 = tuple(a.astype(np.float32) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a for a in a16)
+        fake.calls.clear()
+        got = fn(*[_copy(a) for a in a16], **kwargs)
+        assert fake.calls, "float16 must reach our kernels"
+        want = fn(*[_copy(a) for a in a32], **kwargs)
+        got, want = (got, want) if op.nout > 1 else ((got,), (want,))
+        for g, w in zip(got, want):
+            w = np.asarray(w)
+            assert g.dtype == (np.float16 if w.dtype.kind == "f" else w.dtype)
+            np.testing.assert_array_equal(np.asarray(g), w.astype(g.dtype))
 
 
 def test_float32_goes_to_our_kernels_float64_does_not(fake):
@@ -722,3 +776,4 @@ except RuntimeError as e:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert "REPORTED: _sync_probe: device error after this op's kernel (DEVTENSOR_SYNC=1)" in r.stdout, \
         r.stdout + r.stderr
+

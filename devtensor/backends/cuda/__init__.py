@@ -1,6 +1,10 @@
 """The cuda backend: CuPy arrays, CuPy for elementwise math, our CUDA C kernels (kernels/*.cu)
 for matmul, conv2d, reductions, softmax/cross-entropy, pooling and optimizer steps.
 
+Kernel tiers (backends/__init__.py): the CuPy code is the "portable" tier (array_api_kernels plus
+the `*_xp` functions of ops.py), our CUDA C adapters the "specialised" tier, registered for the
+dtypes they implement (float32; float16 through float32).
+
 CuPy is imported lazily: the package imports, and the registry can be inspected (the
 completeness test runs on CPU-only CI), on a machine without cupy or without a GPU. Every kernel
 registered here resolves cupy at its first call.
@@ -15,10 +19,16 @@ from .. import Backend, array_api_kernels, register
 
 
 class _LazyCupy:
-    """Stands in for the cupy module until the first kernel call needs it."""
+    """Stands in for the cupy module until the first kernel call needs it (`module`: the array
+    namespace once resolved; tests set it to numpy to run the CuPy-path kernels on the host)."""
+
+    module = None
 
     def __getattr__(self, name):
-        return getattr(importlib.import_module("cupy"), name)
+        mod = self.module
+        if mod is None:
+            mod = self.module = importlib.import_module("cupy")
+        return getattr(mod, name)
 
 
 cupy_lazy = _LazyCupy()
@@ -104,7 +114,8 @@ cuda = register(CudaBackend())
 array_api_kernels.register(cuda, cupy_lazy)
 
 
-@cuda.kernel("rand")
+# CuPy code for every dtype: the portable tier
+@cuda.kernel("rand", tier="portable")
 def _rand(shape, dtype, device):
     import cupy
 
@@ -113,7 +124,7 @@ def _rand(shape, dtype, device):
                                          ).astype(dtype.np, copy=False)
 
 
-@cuda.kernel("randn")
+@cuda.kernel("randn", tier="portable")
 def _randn(shape, dtype, device):
     import cupy
 
@@ -122,7 +133,7 @@ def _randn(shape, dtype, device):
                                            ).astype(dtype.np, copy=False)
 
 
-@cuda.kernel("randint")
+@cuda.kernel("randint", tier="portable")
 def _randint(low, high, shape, dtype, device):
     import cupy
 
@@ -130,7 +141,7 @@ def _randint(low, high, shape, dtype, device):
         return cupy.random.randint(low, high, size=shape, dtype=np.int64).astype(dtype.np, copy=False)
 
 
-@cuda.kernel("randperm")
+@cuda.kernel("randperm", tier="portable")
 def _randperm(n, dtype, device):
     import cupy
 
@@ -138,7 +149,7 @@ def _randperm(n, dtype, device):
         return cupy.random.permutation(n).astype(dtype.np, copy=False)
 
 
-@cuda.kernel("erf")
+@cuda.kernel("erf", tier="portable")
 def _erf(x):
     import cupyx.scipy.special
 

@@ -3,12 +3,16 @@ max/avg pooling (+ backwards), softmax / log_softmax, row-wise cross-entropy (+ 
 sum / mean / amax / amin / argmax / argmin / max_dim / min_dim reductions and the fused optimizer
 steps.
 
-float32 goes to our kernels (kernels/*.cu through the launch wrappers in kernels.py); float16
-computes in float32 where CuPy has no better path; every other dtype (float64, integers) runs the
-CuPy path: the generic array-API kernel registered before this module, or the `*_xp` functions
-below, written against an array namespace `xp` so that the same code is tested with numpy on a
-machine without a GPU.  The adapters take exactly the cpu kernels' signatures
-(backends/cpu/nn.py, backends/cpu/optim_kernels.py) and honour the same contracts.
+Two tiers per op, and no dtype branch inside any adapter (backends/__init__.py picks by dtype):
+  * specialised (`@ours`): an adapter of our CUDA C kernels (kernels/*.cu through the launch
+    wrappers in kernels.py), registered for float32; with half=True also for float16, computed
+    in float32 and cast back (`_via_f32`);
+  * portable (`@portable`): CuPy code for every other dtype (float64, integers, bfloat16): the
+    generic array-API kernel registered before this module, or the `*_xp` functions below,
+    written against an array namespace `xp` so that the same code is tested with numpy on a
+    machine without a GPU.
+The adapters take exactly the cpu kernels' signatures (backends/cpu/nn.py,
+backends/cpu/optim_kernels.py) and honour the same contracts.
 
 cupy is imported lazily (`_cp()`): importing this module needs neither cupy nor a GPU, so the
 completeness of the cuda table can be checked anywhere.
@@ -24,9 +28,8 @@ from . import cuda
 from . import kernels as K
 from . import matmul as _matmul_flags
 
-# The CuPy kernels array_api_kernels registered for cuda: the fallback for dtypes our kernels
-# do not take.  Snapshot before the registrations below replace them.
-_GENERIC = dict(cuda.kernels)
+F32 = ("float32",)
+F16 = ("float16",)
 
 
 def _cp():
@@ -35,17 +38,52 @@ def _cp():
     return cupy
 
 
-def _is_f32(*arrays):
-    return all(a is None or a.dtype == np.float32 for a in arrays)
+def _is_float_array(a):
+    dt = getattr(a, "dtype", None)
+    return dt is not None and dt.kind == "f" and hasattr(a, "astype")
 
 
-def _is_half(*arrays):
-    """float16 (or another float narrower than float32): computed in float32 and cast back."""
-    return all(a is None or (a.dtype.kind == "f" and a.dtype.itemsize < 4) for a in arrays)
+def _via_f32(fn):
+    """fn, an adapter of our float32 kernels, for a narrower float (float16): floating array
+    arguments are computed in float32 and floating array results cast back to the call's dtype
+    (integer arguments and results, e.g. targets and pooling indices, pass through)."""
+
+    def kernel(*args, **kwargs):
+        dt = next(a.dtype for a in args if _is_float_array(a))
+        out = fn(*[a.astype(np.float32) if _is_float_array(a) else a for a in args], **kwargs)
+        if isinstance(out, tuple):
+            return tuple(o.astype(dt) if _is_float_array(o) else o for o in out)
+        return out.astype(dt)
+
+    kernel.__name__ = f"{fn.__name__}_via_f32"
+    kernel.__qualname__ = kernel.__name__
+    return kernel
 
 
-def _f32(a):
-    return None if a is None else a.astype(np.float32)
+def ours(*names, half=False):
+    """Register an adapter of our CUDA C kernels (specialised tier): for float32, and with half=True
+    for float16 through float32."""
+
+    def deco(fn):
+        cuda.kernel(*names, dtypes=F32)(fn)
+        if half:
+            cuda.kernel(*names, dtypes=F16)(_via_f32(fn))
+        return fn
+
+    return deco
+
+
+def portable(*names):
+    """Register CuPy code for every dtype (portable tier; replaces an array-API kernel)."""
+    return cuda.kernel(*names, tier="portable")
+
+
+def portable_kernel(name):
+    """The portable-tier kernel registered for op `name` on cuda (CuPy code), or None."""
+    for tier, _, fn in cuda.tiers(name):
+        if tier == "portable":
+            return fn
+    return None
 
 
 def _pair(v):
@@ -75,12 +113,10 @@ def _as_sgemm_operand(xp, x, batch):
         (-1,) + tuple(x.shape[-2:]))
 
 
-@cuda.kernel("matmul")
+@ours("matmul")  # other dtypes: the array-API kernel (cupy.matmul)
 def _matmul(a, b):
     """(..., M, K) @ (..., K, N) with broadcast batch dims (dispatch gives both at least 2-D, one dtype)."""
     cp = _cp()
-    if not (_is_f32(a, b)):
-        return cp.matmul(a, b)
     batch = _batch_shape(a.shape, b.shape)
     M, Kd, N = a.shape[-2], a.shape[-1], b.shape[-1]
     shape = batch + (M, N)
@@ -159,32 +195,33 @@ def conv2d_backward_weight_xp(xp, gy, x, w_shape, stride, padding, dilation, gro
     return gw.reshape(tuple(w_shape))
 
 
-@cuda.kernel("conv2d")
+@ours("conv2d", half=True)
 def _conv2d(x, w, b, stride, padding, dilation, groups):
-    if _is_f32(x, w, b):
-        return K.conv2d_forward(x, w, b, stride, padding, dilation, groups)
-    if _is_half(x, w, b):
-        return K.conv2d_forward(_f32(x), _f32(w), _f32(b), stride, padding, dilation, groups).astype(x.dtype)
+    return K.conv2d_forward(x, w, b, stride, padding, dilation, groups)
+
+
+@portable("conv2d")
+def _conv2d_xp(x, w, b, stride, padding, dilation, groups):
     return conv2d_xp(_cp(), x, w, b, stride, padding, dilation, groups)
 
 
-@cuda.kernel("conv2d_backward_input")
+@ours("conv2d_backward_input", half=True)
 def _conv2d_backward_input(gy, w, stride, padding, dilation, groups, x_shape):
-    if _is_f32(gy, w):
-        return K.conv2d_backward_input(gy, w, tuple(x_shape), stride, padding, dilation, groups)
-    if _is_half(gy, w):
-        return K.conv2d_backward_input(_f32(gy), _f32(w), tuple(x_shape), stride, padding, dilation,
-                                       groups).astype(gy.dtype)
+    return K.conv2d_backward_input(gy, w, tuple(x_shape), stride, padding, dilation, groups)
+
+
+@portable("conv2d_backward_input")
+def _conv2d_backward_input_xp(gy, w, stride, padding, dilation, groups, x_shape):
     return conv2d_backward_input_xp(_cp(), gy, w, x_shape, stride, padding, dilation, groups)
 
 
-@cuda.kernel("conv2d_backward_weight")
+@ours("conv2d_backward_weight", half=True)
 def _conv2d_backward_weight(gy, x, stride, padding, dilation, groups, w_shape):
-    if _is_f32(gy, x):
-        return K.conv2d_backward_weight(gy, x, tuple(w_shape), stride, padding, dilation, groups)
-    if _is_half(gy, x):
-        return K.conv2d_backward_weight(_f32(gy), _f32(x), tuple(w_shape), stride, padding, dilation,
-                                        groups).astype(gy.dtype)
+    return K.conv2d_backward_weight(gy, x, tuple(w_shape), stride, padding, dilation, groups)
+
+
+@portable("conv2d_backward_weight")
+def _conv2d_backward_weight_xp(gy, x, stride, padding, dilation, groups, w_shape):
     return conv2d_backward_weight_xp(_cp(), gy, x, w_shape, stride, padding, dilation, groups)
 
 
@@ -303,41 +340,47 @@ def avg_pool2d_backward_xp(xp, gy, kernel_size, stride, padding, ceil_mode, coun
     return xp.ascontiguousarray(gxp[:, :, ph:ph + H, pw:pw + W])
 
 
-@cuda.kernel("max_pool2d")
+@ours("max_pool2d", half=True)
 def _max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode):
-    if _is_f32(x) or _is_half(x):
-        out = pool_out_size(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
-        y, idx = K.max_pool2d_forward(x if _is_f32(x) else _f32(x), kernel_size, stride, padding, dilation, out)
-        return (y, idx) if _is_f32(x) else (y.astype(x.dtype), idx)
+    out = pool_out_size(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
+    return K.max_pool2d_forward(x, kernel_size, stride, padding, dilation, out)
+
+
+@portable("max_pool2d")
+def _max_pool2d_xp(x, kernel_size, stride, padding, dilation, ceil_mode):
     return max_pool2d_xp(_cp(), x, kernel_size, stride, padding, dilation, ceil_mode)
 
 
-@cuda.kernel("max_pool2d_backward")
+@ours("max_pool2d_backward", half=True)
 def _max_pool2d_backward(gy, indices, x_shape):
-    indices = indices if indices.dtype == np.int64 else indices.astype(np.int64)
-    if _is_f32(gy):
-        return K.max_pool2d_backward(gy, indices, tuple(x_shape))
-    if _is_half(gy):
-        return K.max_pool2d_backward(_f32(gy), indices, tuple(x_shape)).astype(gy.dtype)
-    return max_pool2d_backward_xp(_cp(), gy, indices, x_shape)
+    return K.max_pool2d_backward(gy, indices.astype(np.int64, copy=False), tuple(x_shape))
 
 
-@cuda.kernel("avg_pool2d")
+@portable("max_pool2d_backward")
+def _max_pool2d_backward_xp(gy, indices, x_shape):
+    return max_pool2d_backward_xp(_cp(), gy, indices.astype(np.int64, copy=False), x_shape)
+
+
+@ours("avg_pool2d", half=True)
 def _avg_pool2d(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
-    if _is_f32(x) or _is_half(x):
-        out = pool_out_size(x.shape, kernel_size, stride, padding, 1, ceil_mode)
-        y = K.avg_pool2d_forward(x if _is_f32(x) else _f32(x), kernel_size, stride, padding, out,
-                                 count_include_pad, divisor_override)
-        return y if _is_f32(x) else y.astype(x.dtype)
+    out = pool_out_size(x.shape, kernel_size, stride, padding, 1, ceil_mode)
+    return K.avg_pool2d_forward(x, kernel_size, stride, padding, out, count_include_pad, divisor_override)
+
+
+@portable("avg_pool2d")
+def _avg_pool2d_xp(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
     return avg_pool2d_xp(_cp(), x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
 
 
-@cuda.kernel("avg_pool2d_backward")
+@ours("avg_pool2d_backward", half=True)
 def _avg_pool2d_backward(gy, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, x_shape):
-    if _is_f32(gy) or _is_half(gy):
-        gx = K.avg_pool2d_backward(gy if _is_f32(gy) else _f32(gy), tuple(x_shape), kernel_size, stride, padding,
-                                   count_include_pad, divisor_override)
-        return gx if _is_f32(gy) else gx.astype(gy.dtype)
+    return K.avg_pool2d_backward(gy, tuple(x_shape), kernel_size, stride, padding, count_include_pad,
+                                 divisor_override)
+
+
+@portable("avg_pool2d_backward")
+def _avg_pool2d_backward_xp(gy, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override,
+                            x_shape):
     return avg_pool2d_backward_xp(_cp(), gy, kernel_size, stride, padding, ceil_mode, count_include_pad,
                                   divisor_override, x_shape)
 
@@ -365,28 +408,24 @@ def _rows(x, dim, row_fn):
     return cp.moveaxis(out, -1, dim)
 
 
-def _softmax_rows(log):
-    def fn(rows):
-        if _is_f32(rows):
-            return K.softmax(rows, log)
-        if _is_half(rows):
-            return K.softmax(_f32(rows), log).astype(rows.dtype)
-        return softmax_rows_xp(_cp(), rows, log)
-
-    return fn
-
-
-_SOFTMAX_ROWS, _LOG_SOFTMAX_ROWS = _softmax_rows(False), _softmax_rows(True)
-
-
-@cuda.kernel("softmax")
+@ours("softmax", half=True)
 def _softmax(x, dim):
-    return _rows(x, dim, _SOFTMAX_ROWS)
+    return _rows(x, dim, lambda rows: K.softmax(rows, False))
 
 
-@cuda.kernel("log_softmax")
+@ours("log_softmax", half=True)
 def _log_softmax(x, dim):
-    return _rows(x, dim, _LOG_SOFTMAX_ROWS)
+    return _rows(x, dim, lambda rows: K.softmax(rows, True))
+
+
+@portable("softmax")
+def _softmax_xp(x, dim):
+    return _rows(x, dim, lambda rows: softmax_rows_xp(_cp(), rows, False))
+
+
+@portable("log_softmax")
+def _log_softmax_xp(x, dim):
+    return _rows(x, dim, lambda rows: softmax_rows_xp(_cp(), rows, True))
 
 
 # ================================================================================================
@@ -447,50 +486,41 @@ def cross_entropy_rows_backward_xp(xp, g, logits, lse, target, ignore_index, lab
 
 
 def _i64(t):
-    return t if t.dtype == np.int64 else t.astype(np.int64)
+    return t.astype(np.int64, copy=False)
 
 
-def _ce_rows_ours(logits, target, ignore_index, label_smoothing):
-    """Our reduce.cu kernel (float32 math; halves go through float32): (loss, row weight, lse) in
-    float32, or None for the other dtypes, which take the CuPy path."""
-    if not (_is_f32(logits) or _is_half(logits)):
-        return None
-    return K.cross_entropy_forward(logits if _is_f32(logits) else _f32(logits), target, None, int(ignore_index),
-                                   float(label_smoothing))
-
-
-@cuda.kernel("cross_entropy_rows")
+@ours("cross_entropy_rows", half=True)
 def _cross_entropy_rows(logits, target, ignore_index, label_smoothing):
-    target = _i64(target)
-    ours = _ce_rows_ours(logits, target, ignore_index, label_smoothing)
-    if ours is None:
-        return cross_entropy_rows_xp(_cp(), logits, target, ignore_index, label_smoothing)
-    loss, _, lse = ours
-    return loss.astype(logits.dtype, copy=False), lse.astype(logits.dtype, copy=False)
+    loss, _, lse = K.cross_entropy_forward(logits, _i64(target), None, int(ignore_index), float(label_smoothing))
+    return loss, lse
 
 
-@cuda.kernel("cross_entropy_mean")
+@ours("cross_entropy_mean", half=True)
 def _cross_entropy_mean(logits, target, ignore_index, label_smoothing):
-    target = _i64(target)
-    ours = _ce_rows_ours(logits, target, ignore_index, label_smoothing)
-    if ours is None:
-        return cross_entropy_mean_xp(_cp(), logits, target, ignore_index, label_smoothing)
-    loss, roww, lse = ours
+    loss, roww, lse = K.cross_entropy_forward(logits, _i64(target), None, int(ignore_index), float(label_smoothing))
     mean, count = _mean_of_rows(_cp(), loss, roww.sum(), logits.dtype)  # roww: 1 per row not ignored
-    return mean, lse.astype(logits.dtype, copy=False), count
+    return mean, lse, count
 
 
-@cuda.kernel("cross_entropy_rows_backward")
+@ours("cross_entropy_rows_backward", half=True)
 def _cross_entropy_rows_backward(g, logits, lse, target, ignore_index, label_smoothing):
-    cp = _cp()
-    target = _i64(target)
-    if _is_f32(logits) or _is_half(logits):
-        d = K.cross_entropy_backward(_f32(logits) if not _is_f32(logits) else logits, target,
-                                     lse if lse.dtype == np.float32 else _f32(lse),
-                                     g if g.dtype == np.float32 else _f32(g), None, int(ignore_index),
-                                     float(label_smoothing))
-        return d if _is_f32(logits) else d.astype(logits.dtype)
-    return cross_entropy_rows_backward_xp(cp, g, logits, lse, target, ignore_index, label_smoothing)
+    return K.cross_entropy_backward(logits, _i64(target), lse.astype(np.float32, copy=False),
+                                    g.astype(np.float32, copy=False), None, int(ignore_index), float(label_smoothing))
+
+
+@portable("cross_entropy_rows")
+def _cross_entropy_rows_xp(logits, target, ignore_index, label_smoothing):
+    return cross_entropy_rows_xp(_cp(), logits, _i64(target), ignore_index, label_smoothing)
+
+
+@portable("cross_entropy_mean")
+def _cross_entropy_mean_xp(logits, target, ignore_index, label_smoothing):
+    return cross_entropy_mean_xp(_cp(), logits, _i64(target), ignore_index, label_smoothing)
+
+
+@portable("cross_entropy_rows_backward")
+def _cross_entropy_rows_backward_xp(g, logits, lse, target, ignore_index, label_smoothing):
+    return cross_entropy_rows_backward_xp(_cp(), g, logits, lse, _i64(target), ignore_index, label_smoothing)
 
 
 # ================================================================================================
@@ -554,14 +584,16 @@ def _reduce32(x, op, dims, keepdim):
     return reduce_result(y, x.shape, dims, keepdim, kept, kept_shape)
 
 
+# float32 only (other dtypes: the array-API kernels); an empty array goes to them too (their
+# empty-reduction rules: sum 0, mean nan, max raises)
 def _reduction(name, op):
     def kernel(x, dim, keepdim):
-        if x.dtype != np.float32 or x.size == 0:
-            return _GENERIC[name](x, dim, keepdim)
+        if x.size == 0:
+            return portable_kernel(name)(x, dim, keepdim)
         return _reduce32(x, op, dim, keepdim)
 
     kernel.__name__ = f"_{name}"
-    cuda.kernel(name)(kernel)
+    ours(name)(kernel)
     return kernel
 
 
@@ -573,12 +605,12 @@ _amin = _reduction("amin", "min")
 
 def _arg_reduction(name, op):
     def kernel(x, dim, keepdim):  # dim: one int (ops/reduce.py _arg)
-        if x.dtype != np.float32 or x.size == 0:
-            return _GENERIC[name](x, dim, keepdim)
+        if x.size == 0:
+            return portable_kernel(name)(x, dim, keepdim)
         return _reduce32(x, op, (int(dim),), keepdim)
 
     kernel.__name__ = f"_{name}"
-    cuda.kernel(name)(kernel)
+    ours(name)(kernel)
     return kernel
 
 
@@ -588,8 +620,8 @@ _argmin = _arg_reduction("argmin", "argmin")
 
 def _value_index(name, op):
     def kernel(x, dim, keepdim):
-        if x.dtype != np.float32 or x.size == 0:
-            return _GENERIC[name](x, dim, keepdim)
+        if x.size == 0:
+            return portable_kernel(name)(x, dim, keepdim)
         cp = _cp()
         i = _reduce32(x, op, (int(dim),), True)
         v = cp.take_along_axis(x, i, axis=dim)
@@ -598,7 +630,7 @@ def _value_index(name, op):
         return v, i
 
     kernel.__name__ = f"_{name}"
-    cuda.kernel(name)(kernel)
+    ours(name)(kernel)
     return kernel
 
 
@@ -677,36 +709,47 @@ def rmsprop_step_xp(xp, param, grad, square_avg, momentum_buffer, grad_avg, lr, 
     return param
 
 
-@cuda.kernel("adam_step_")
+@ours("adam_step_")
 def _adam_step_(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta2, eps, weight_decay, decoupled,
                 step, amsgrad, maximize):
-    cp = _cp()
     p, m, v = _written(param, "param"), _written(exp_avg, "exp_avg"), _written(exp_avg_sq, "exp_avg_sq")
     vmax = _written(max_exp_avg_sq, "max_exp_avg_sq") if amsgrad else None
-    if _is_f32(p, m, v, vmax):
-        K.adam_step(p, cp.ascontiguousarray(grad, dtype=np.float32), m, v, step=int(step), lr=float(lr),
-                    beta1=float(beta1), beta2=float(beta2), eps=float(eps), weight_decay=float(weight_decay),
-                    decoupled=bool(decoupled), amsgrad=bool(amsgrad), max_exp_avg_sq=vmax, maximize=bool(maximize))
-        return param
-    return adam_step_xp(cp, p, grad.astype(p.dtype, copy=False), m, v, vmax, float(lr), float(beta1), float(beta2),
-                        float(eps), float(weight_decay), bool(decoupled), int(step), bool(amsgrad), bool(maximize))
+    K.adam_step(p, _cp().ascontiguousarray(grad, dtype=np.float32), m, v, step=int(step), lr=float(lr),
+                beta1=float(beta1), beta2=float(beta2), eps=float(eps), weight_decay=float(weight_decay),
+                decoupled=bool(decoupled), amsgrad=bool(amsgrad), max_exp_avg_sq=vmax, maximize=bool(maximize))
+    return param
 
 
-@cuda.kernel("sgd_step_")
+@portable("adam_step_")
+def _adam_step_xp(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta2, eps, weight_decay, decoupled,
+                  step, amsgrad, maximize):
+    p, m, v = _written(param, "param"), _written(exp_avg, "exp_avg"), _written(exp_avg_sq, "exp_avg_sq")
+    vmax = _written(max_exp_avg_sq, "max_exp_avg_sq") if amsgrad else None
+    return adam_step_xp(_cp(), p, grad.astype(p.dtype, copy=False), m, v, vmax, float(lr), float(beta1),
+                        float(beta2), float(eps), float(weight_decay), bool(decoupled), int(step), bool(amsgrad),
+                        bool(maximize))
+
+
+@ours("sgd_step_")
 def _sgd_step_(param, grad, momentum_buffer, lr, momentum, dampening, weight_decay, nesterov, maximize, first_step):
-    cp = _cp()
     p = _written(param, "param")
     buf = _written(momentum_buffer, "momentum_buffer") if momentum else None
-    if _is_f32(p, buf):
-        K.sgd_step(p, cp.ascontiguousarray(grad, dtype=np.float32), buf, lr=float(lr), momentum=float(momentum),
-                   dampening=float(dampening), weight_decay=float(weight_decay), nesterov=bool(nesterov),
-                   maximize=bool(maximize), first_step=bool(first_step))
-        return param
-    return sgd_step_xp(cp, p, grad.astype(p.dtype, copy=False), buf, float(lr), float(momentum), float(dampening),
-                       float(weight_decay), bool(nesterov), bool(maximize), bool(first_step))
+    K.sgd_step(p, _cp().ascontiguousarray(grad, dtype=np.float32), buf, lr=float(lr), momentum=float(momentum),
+               dampening=float(dampening), weight_decay=float(weight_decay), nesterov=bool(nesterov),
+               maximize=bool(maximize), first_step=bool(first_step))
+    return param
 
 
-@cuda.kernel("rmsprop_step_")
+@portable("sgd_step_")
+def _sgd_step_xp(param, grad, momentum_buffer, lr, momentum, dampening, weight_decay, nesterov, maximize,
+                 first_step):
+    p = _written(param, "param")
+    buf = _written(momentum_buffer, "momentum_buffer") if momentum else None
+    return sgd_step_xp(_cp(), p, grad.astype(p.dtype, copy=False), buf, float(lr), float(momentum),
+                       float(dampening), float(weight_decay), bool(nesterov), bool(maximize), bool(first_step))
+
+
+@portable("rmsprop_step_")
 def _rmsprop_step_(param, grad, square_avg, momentum_buffer, grad_avg, lr, alpha, eps, weight_decay, momentum,
                    centered):
     # no CUDA C kernel: CuPy elementwise ops (a few passes; RMSprop is rare in this library's workloads)
@@ -719,11 +762,13 @@ def _rmsprop_step_(param, grad, square_avg, momentum_buffer, grad_avg, lr, alpha
 
 
 # ================================================================================================
-# linear: x @ w.T + b through the SGEMM path above (w.T is read in place: a transposed view)
-@cuda.kernel("linear")
+# linear: x @ w.T + b through the SGEMM path above (w.T is read in place: a transposed view); other
+# dtypes: the array-API kernel (cupy.matmul)
+@ours("linear")
 def _linear(x, w, b):
     lead = x.shape[:-1]
     out = _matmul(x.reshape(-1, x.shape[-1]), w.T)
     if b is not None:
         out += b
     return out.reshape(lead + (w.shape[0],))
+
