@@ -20,6 +20,21 @@
 #define DT_NAN __int_as_float(0x7fffffff)
 
 // ------------------------------------------------------------------------------------------------
+// Device-side index errors (the same helper and record layout as index.cu).  A kernel that meets a
+// data-dependent index out of range never reads or writes through it, and records the first such
+// error of the device in err[4] = {op id, dimension, bad value, bound}: the atomicCAS on err[0]
+// lets exactly one report win until the host reads and clears the record at its next
+// synchronisation (kernels.take_device_error; op ids: kernels.DEVICE_ERROR_OPS).
+#define DT_ERR_OP_CROSS_ENTROPY 1
+DT_DEVICE void dt_report_index_error(long long* err, int op, int dim, long long value, long long bound) {
+    if (atomicCAS(reinterpret_cast<unsigned long long*>(err), 0ull, (unsigned long long)op) == 0ull) {
+        err[1] = dim;
+        err[2] = value;
+        err[3] = bound;
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
 // shuffles of the small state structs used below
 struct DtArg { float v; long long i; };           // argmax / argmin candidate
 struct DtVar { long long n; float mean, m2; };     // Welford state
@@ -308,12 +323,13 @@ extern "C" __global__ void dt_logsumexp(const float* __restrict__ x, float* __re
 
 // Cross-entropy per row with class weights w (has_weight), ignore_index and label smoothing eps:
 //   loss = (1-eps) * w[t] * (lse - z[t]) + eps/C * sum_c w[c] * (lse - z[c]);  row_weight = w[t]
-// (both 0 for an ignored row; nan for a target outside [0, C)); lse = logsumexp(z) is stored for the backward.
+// (both 0 for an ignored row; nan for a target outside [0, C), which is also reported to err and never
+// read through); lse = logsumexp(z) is stored for the backward.
 extern "C" __global__ void dt_cross_entropy_fwd(const float* __restrict__ logits, const long long* __restrict__ target,
                                                 const float* __restrict__ weight, float* __restrict__ loss,
                                                 float* __restrict__ row_weight, float* __restrict__ lse_out,
                                                 int rows, int C, int has_weight, long long ignore_index,
-                                                float label_smoothing) {
+                                                float label_smoothing, long long* __restrict__ err) {
     DT_FOR_ROWS(row, rows) {
         const float* z = logits + row * C;
         const DtMS ms = dt_row_ms(z, C);
@@ -330,6 +346,7 @@ extern "C" __global__ void dt_cross_entropy_fwd(const float* __restrict__ logits
                 l = 0.f; rw = 0.f;
             } else if (t < 0 || t >= C) {
                 l = DT_NAN; rw = DT_NAN;
+                dt_report_index_error(err, DT_ERR_OP_CROSS_ENTROPY, 1, t, C);
             } else {
                 rw = has_weight ? weight[t] : 1.f;
                 l = (1.f - label_smoothing) * rw * (lse - z[t]) + (label_smoothing / (float)C) * smooth;
@@ -342,12 +359,13 @@ extern "C" __global__ void dt_cross_entropy_fwd(const float* __restrict__ logits
 }
 
 // dlogits = grad[row * grad_stride] * ((1-eps) * w[t] * (p - onehot(t)) + eps/C * (W * p - w)),
-// p = exp(z - lse), W = sum(w) (C without weights); 0 for ignored rows, nan for bad targets.
+// p = exp(z - lse), W = sum(w) (C without weights); 0 for ignored rows, nan for bad targets (reported to err).
 extern "C" __global__ void dt_cross_entropy_bwd(const float* __restrict__ logits, const long long* __restrict__ target,
                                                 const float* __restrict__ weight, const float* __restrict__ lse,
                                                 const float* __restrict__ grad, long long grad_stride,
                                                 float* __restrict__ dlogits, int rows, int C, int has_weight,
-                                                long long ignore_index, float label_smoothing) {
+                                                long long ignore_index, float label_smoothing,
+                                                long long* __restrict__ err) {
     DT_FOR_ROWS(row, rows) {
         const float* z = logits + row * C;
         float* d = dlogits + row * C;
@@ -360,6 +378,7 @@ extern "C" __global__ void dt_cross_entropy_bwd(const float* __restrict__ logits
         }
         if (t == ignore_index || t < 0 || t >= C) {
             const float v = (t == ignore_index) ? 0.f : DT_NAN;
+            if (t != ignore_index && threadIdx.x == 0) dt_report_index_error(err, DT_ERR_OP_CROSS_ENTROPY, 1, t, C);
             for (int c = threadIdx.x; c < C; c += blockDim.x) d[c] = v;
             continue;
         }

@@ -1,5 +1,6 @@
 """The cuda backend's registrations (devtensor/backends/cuda/ops.py): our CUDA C kernels for float32
-(float16 through float32) in the specialised tier, CuPy for every dtype in the portable tier.
+(float16 through float32) in the specialised tier, CuPy for every dtype in the portable tier; and the
+device-side index checks (out-of-range indices reported at the next synchronisation).
 
 Three kinds of tests:
   * without a GPU (run everywhere): the cuda table is complete and inspecting it does not import
@@ -210,6 +211,31 @@ class FakeKernels:
         return cops.sgd_step_xp(np, param, grad, momentum_buffer, lr, momentum, dampening, weight_decay, nesterov,
                                 maximize, first_step)
 
+    # the device error record: kernels.check_index / the cross-entropy kernels, computed with numpy
+    err = None
+
+    def _report(self, op, dim, value, bound):
+        if self.err is None:
+            self.err = (op, dim, int(value), int(bound))  # the first one wins
+
+    def check_index(self, index, bound, *, op, dim=-1, allow_negative=True, ignore=None):
+        assert index.dtype.kind in "iu" and isinstance(op, str) and isinstance(dim, int)
+        self._rec("check_index", op=op, dim=dim, bound=bound, ignore=ignore, allow_negative=allow_negative)
+        v = np.asarray(index).astype(np.int64)
+        ok = (v >= (-bound if allow_negative else 0)) & (v < bound)
+        if ignore is not None:
+            ok |= v == ignore
+        if not ok.all():
+            self._report(op, dim, v[~ok].reshape(-1)[0], bound)
+        return np.where(ok, v, 0)
+
+    def cross_entropy_forward(self, logits, target, weight=None, ignore_index=-100, label_smoothing=0.0,
+                              _real=cross_entropy_forward):
+        bad = (target != ignore_index) & ((target < 0) | (target >= logits.shape[1]))
+        if bad.any():  # as the kernel: reported, never read through, a nan row
+            self._report("cross_entropy", 1, target[bad][0], logits.shape[1])
+        loss, roww, lse = _real(self, logits, np.where(bad, 0, target), weight, ignore_index, label_smoothing)
+        return np.where(bad, np.nan, loss).astype(loss.dtype), np.where(bad, np.nan, roww).astype(roww.dtype), lse
 
 
 @pytest.fixture
@@ -263,7 +289,7 @@ def test_float16_computes_in_float32_and_casts_back(fake, name):
         a32 = tuple(a.astype(np.float32) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a for a in a16)
         fake.calls.clear()
         got = fn(*[_copy(a) for a in a16], **kwargs)
-        assert fake.calls, "float16 must reach our kernels"
+        assert fake.calls and all(c[0] != "check_index" for c in fake.calls), "float16 must reach our kernels"
         want = fn(*[_copy(a) for a in a32], **kwargs)
         got, want = (got, want) if op.nout > 1 else ((got,), (want,))
         for g, w in zip(got, want):
@@ -564,6 +590,98 @@ def test_sync_debug_names_the_op_whose_kernel_failed():
 
 
 # ================================================================================================
+# without a GPU: device-side index checks (FakeKernels records what kernels.check_index would)
+def test_key_dims_follow_numpy_indexing_rules():
+    i = np.array([0, 1])
+    m = np.ones((2, 3), bool)
+    assert cops.key_dims((i,), 3) == [0]
+    assert cops.key_dims((slice(None), i), 3) == [None, 1]
+    assert cops.key_dims((None, 1, i, Ellipsis), 4) == [None, None, 1, None]
+    assert cops.key_dims((Ellipsis, i), 4) == [None, 3]
+    assert cops.key_dims((i, Ellipsis, None, i, slice(None)), 5) == [0, None, None, 3, None]
+    assert cops.key_dims((m, i), 3) == [None, 2]
+    assert cops.key_dims((True, i), 2) == [None, 0]
+
+
+def test_gather_scatter_and_indexing_check_their_indices_without_raising(fake):
+    x = np.arange(12.0).reshape(3, 4)
+    idx = np.array([[0, 5], [1, 2], [-1, 3]])  # 5 is out of bounds for dim 1 (size 4); -1 counts from the end
+    got = OPS["gather"].kernels["cuda"](x, idx, dim=1)
+    np.testing.assert_array_equal(got, np.take_along_axis(x, np.where(idx == 5, 0, idx), 1))
+    assert fake.err == ("gather", 1, 5, 4)
+    fake.err = None
+    out = OPS["scatter_add"].kernels["cuda"](np.zeros((3, 4)), np.array([[7, 0]]), np.ones((1, 2)), dim=0)
+    assert out.sum() == 2 and fake.err == ("scatter_add", 0, 7, 3)
+    fake.err = None
+    y = np.arange(24.0).reshape(2, 3, 4)
+    key = (Ellipsis, np.array([3, -4, 4]))  # the last dim: 4 is out of bounds
+    got = OPS["index"].kernels["cuda"](y, key, False)
+    np.testing.assert_array_equal(got, y[..., [3, -4, 0]])
+    assert fake.err == ("index", 2, 4, 4)
+    fake.err = None
+    got = OPS["index_put"].kernels["cuda"](y, np.float64(-1), (np.array([1, 2]),), False)  # 2 of 2 rows
+    assert (got[1] == -1).all() and (got[0] == -1).all() and fake.err == ("index_put", 0, 2, 2)
+    fake.err = None
+    g = OPS["index_backward"].kernels["cuda"](np.ones(3), (2, 3, 4), (0, np.array([1, 9, 2]), 1), False)
+    assert g.shape == (2, 3, 4) and g.sum() == 3 and fake.err == ("index", 1, 9, 3)
+    fake.calls.clear()
+    OPS["index"].kernels["cuda"](y, (0, slice(1, 2)), True)  # basic indexing: nothing to check
+    assert fake.calls == []
+
+
+def test_cross_entropy_targets_are_checked_on_both_tiers(fake):
+    logits = RNG.standard_normal((4, 5))
+    t = np.array([1, -100, 5, 0])
+    for dtype in (np.float32, np.float64):
+        fake.err = None
+        fake.calls.clear()
+        loss, _ = OPS["cross_entropy_rows"].kernels["cuda"](logits.astype(dtype), t, ignore_index=-100,
+                                                            label_smoothing=0.0)
+        assert np.isnan(loss[2]) and loss[1] == 0 and np.isfinite(loss[[0, 3]]).all()
+        assert fake.err == ("cross_entropy", 1, 5, 5)
+        if dtype == np.float64:  # the CuPy path: a checking kernel, the ignore_index kept
+            (_, kw), = [c for c in fake.calls if c[0] == "check_index"]
+            assert kw["ignore"] == -100 and kw["allow_negative"] is False and kw["bound"] == 5
+
+
+def test_device_error_messages_and_op_ids_match_the_kernels():
+    from devtensor.backends.cuda import kernel_build as kb
+
+    assert real_kernels.device_error_message([1, 1, 12, 10]) == (
+        "cross_entropy: target 12 is out of bounds for 10 classes (reported by the device at the next "
+        "synchronisation)")
+    assert real_kernels.device_error_message([2, 0, -9, 4]).startswith(
+        "gather: index -9 is out of bounds for dimension 0 with size 4")
+    src = (Path(kb.kernel_dir()) / "reduce.cu").read_text()
+    (ce_id,) = re.findall(r"#define DT_ERR_OP_CROSS_ENTROPY (\d+)", src)
+    assert real_kernels.DEVICE_ERROR_OPS[int(ce_id)] == "cross_entropy"
+    assert real_kernels.take_device_error() is None or True  # (no record yet: nothing is read)
+
+
+def test_sync_points_raise_the_device_error_once(monkeypatch):
+    """synchronize() and every device-to-host copy (to_numpy: .item(), .cpu(), printing) read the
+    record; shown with a stand-in cupy and a stand-in record."""
+    import types
+
+    pending = ["index: index 9 is out of bounds for dimension 0 with size 3 (reported by the device at the next "
+               "synchronisation)"]
+    monkeypatch.setattr(real_kernels, "take_device_error", lambda: pending.pop() if pending else None)
+    fake_cupy = types.SimpleNamespace(asnumpy=np.asarray,
+                                      cuda=types.SimpleNamespace(runtime=types.SimpleNamespace(
+                                          deviceSynchronize=lambda: None)))
+    monkeypatch.setitem(sys.modules, "cupy", fake_cupy)
+    be = dtcuda.cuda
+    with pytest.raises(RuntimeError, match=r"^index: index 9 is out of bounds.*next synchronisation"):
+        be.to_numpy(np.ones(3))
+    np.testing.assert_array_equal(be.to_numpy(np.ones(3)), np.ones(3))  # cleared: reported once
+    pending.append("cross_entropy: target 12 is out of bounds for 10 classes (reported by the device at the next "
+                   "synchronisation)")
+    with pytest.raises(RuntimeError, match="target 12"):
+        be.synchronize()
+    be.synchronize()
+
+
+# ================================================================================================
 # on a GPU (or under ci/kernel_emulator): cuda against cpu
 @pytest.fixture(scope="module")
 def cuda_ok():
@@ -777,3 +895,47 @@ except RuntimeError as e:
     assert "REPORTED: _sync_probe: device error after this op's kernel (DEVTENSOR_SYNC=1)" in r.stdout, \
         r.stdout + r.stderr
 
+
+# ---- device-side index errors, end to end: no host sync at the op, a RuntimeError at the next sync ----
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["ours", "cupy"])
+def test_cross_entropy_bad_target_is_reported_at_the_next_sync(cuda_ok, dtype):
+    F = dt.nn.functional
+    logits = dt.tensor(RNG.standard_normal((4, 10)).astype(dtype), device="cuda")
+    target = dt.tensor(np.array([1, 12, 3, -100]), device="cuda")
+    loss = F.cross_entropy(logits, target)  # no error yet: the op does not wait for the device
+    with pytest.raises(RuntimeError, match=r"^cross_entropy: target 12 is out of bounds for 10 classes \(reported "
+                                           r"by the device at the next synchronisation\)"):
+        loss.item()
+    ok = F.cross_entropy(logits, dt.tensor(np.array([1, 2, 3, -100]), device="cuda"))
+    assert np.isfinite(ok.item()), "the error is reported once, then cleared"
+
+
+@pytest.mark.cuda
+def test_indexing_with_a_bad_index_is_reported_at_the_next_sync(cuda_ok):
+    x = dt.tensor(np.arange(12.0, dtype=np.float32).reshape(3, 4), device="cuda")
+    y = x[:, dt.tensor(np.array([0, 4]), device="cuda")]
+    with pytest.raises(RuntimeError, match=r"^index: index 4 is out of bounds for dimension 1 with size 4"):
+        y.cpu()
+    x[dt.tensor(np.array([-1, 3]), device="cuda")] = 0.0
+    with pytest.raises(RuntimeError, match=r"^index_put: index 3 is out of bounds for dimension 0 with size 3"):
+        dtcuda.cuda.synchronize()
+    np.testing.assert_array_equal(_host(x)[2], 0)  # -1 was valid; the bad one wrote nothing out of bounds
+    s = dt.scatter_add(dt.zeros(2, 3, device="cuda"), 0, dt.tensor(np.array([[0, 2, 1]]), device="cuda"),
+                       dt.ones(1, 3, device="cuda"))
+    with pytest.raises(RuntimeError, match=r"^scatter_add: index 2 is out of bounds for dimension 0 with size 2"):
+        s.tolist()
+    assert _host(s).sum() == 3
+
+
+@pytest.mark.cuda
+def test_sync_debug_names_the_op_of_a_device_index_error(cuda_ok):
+    x = dt.tensor(np.arange(5.0, dtype=np.float32), device="cuda")
+    old = __import__("devtensor.dispatch", fromlist=["_SYNC"])._SYNC[0]
+    set_sync_debug(True)
+    try:
+        with pytest.raises(RuntimeError, match=r"device error after this op's kernel \(DEVTENSOR_SYNC=1\).*"
+                                               r"index 7 is out of bounds for dimension 0 with size 5"):
+            x[dt.tensor(np.array([7]), device="cuda")]
+    finally:
+        set_sync_debug(old)

@@ -42,7 +42,7 @@ def test_every_cu_file_is_listed_and_exists():
     on_disk = sorted(p.name for p in (ROOT / "kernels").glob("*.cu"))
     assert on_disk == sorted(kb.KERNEL_FILES), "kernels/*.cu and kernel_build.KERNEL_FILES differ"
     assert kb.kernel_dir() == (ROOT / "kernels").resolve() or (kb.kernel_dir() / "matmul.cu").is_file()
-    for f in ("matmul.cu", "conv.cu", "reduce.cu", "pooling.cu", "optim.cu"):
+    for f in ("matmul.cu", "conv.cu", "reduce.cu", "pooling.cu", "optim.cu", "index.cu"):
         assert f in kb.KERNEL_FILES
 
 
@@ -230,6 +230,26 @@ def test_flat_kernels(family, file, n):
     else:
         assert 1 <= cfg.grid[0] <= 100 * 8
 
+
+@pytest.mark.parametrize("index_dtype", ["int64", "int32"])
+@pytest.mark.parametrize("n", [0, 1, 257, 10**9])
+def test_check_index_launch_config(index_dtype, n):
+    cfg = kb.launch_config("check_index", n=n, index_dtype=index_dtype, num_sms=100)
+    assert cfg.kernel == kb.check_index_kernel_name(index_dtype)
+    assert kb.kernel_file_of(cfg.kernel) == "index.cu" and cfg.block == (256, 1, 1)
+    assert cfg.grid[0] == (0 if n == 0 else min(math.ceil(n / 256), 800))
+    with pytest.raises(ValueError):
+        kb.launch_config("check_index", n=1, index_dtype="int16")
+
+
+def test_device_error_helper_is_the_same_in_every_file_that_reports():
+    """reduce.cu and index.cu each carry dt_report_index_error (NVRTC gets one source string per
+    file, no includes): the copies and the record layout must not drift apart."""
+    pat = re.compile(r"DT_DEVICE void dt_report_index_error\(.*?\n}\n", re.S)
+    bodies = {f: pat.findall(kb.read_source(f)) for f in kb.KERNEL_FILES}
+    users = {f: b for f, b in bodies.items() if b}
+    assert set(users) == {"reduce.cu", "index.cu"}
+    assert all(len(b) == 1 for b in users.values()) and users["reduce.cu"] == users["index.cu"]
 
 
 def test_every_planned_kernel_is_compiled_and_unknown_family_raises():
@@ -474,6 +494,55 @@ def test_cross_entropy(cp, K, rows, C, use_w, eps):
     np.testing.assert_allclose(cp.asnumpy(dz), rdz * g[:, None], atol=1e-5)
     dz = K.cross_entropy_backward(cp.asarray(z), cp.asarray(t), lse, cp.asarray(np.float32(0.5)), wd, -100, eps)
     np.testing.assert_allclose(cp.asnumpy(dz), rdz * 0.5, atol=1e-5)
+
+
+@pytest.mark.cuda
+def test_cross_entropy_bad_targets_are_reported_and_never_read(cp, K):
+    assert K.take_device_error() is None
+    z = _f32(4, 10)
+    t = np.array([3, 12, -100, -7], np.int64)
+    loss, roww, lse = K.cross_entropy_forward(cp.asarray(z), cp.asarray(t), None, -100, 0.0)
+    loss = cp.asnumpy(loss)
+    assert np.isnan(loss[1]) and np.isnan(loss[3]) and loss[2] == 0 and np.isfinite(loss[0])
+    msg = K.take_device_error()
+    assert msg is not None and msg.startswith("cross_entropy: target ") and "out of bounds for 10 classes" in msg
+    assert "reported by the device at the next synchronisation" in msg
+    assert K.take_device_error() is None, "the record is cleared once read"
+    dz = cp.asnumpy(K.cross_entropy_backward(cp.asarray(z), cp.asarray(t), lse, cp.asarray(np.float32(1.0)), None,
+                                             -100, 0.0))
+    assert np.isnan(dz[1]).all() and (dz[2] == 0).all() and np.isfinite(dz[0]).all()
+    assert "out of bounds for 10 classes" in K.take_device_error()
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.int16, np.uint8])
+def test_check_index_keeps_valid_values_zeroes_bad_ones_and_reports_the_first(cp, K, dtype):
+    idx = np.array([[0, 4, -5 if np.dtype(dtype).kind == "i" else 3], [2, 1, 3]], dtype=dtype)  # -5: from the end
+    safe = K.check_index(cp.asarray(idx)[:, ::-1], 5, op="gather", dim=1)  # a strided view is copied
+    assert safe.dtype == np.int64 and safe.shape == (2, 3)
+    np.testing.assert_array_equal(cp.asnumpy(safe), idx[:, ::-1].astype(np.int64))
+    assert K.take_device_error() is None
+    bad = np.array([1, 7, -9, 2], dtype=np.int64)
+    safe = cp.asnumpy(K.check_index(cp.asarray(bad), 5, op="index_put", dim=2))
+    np.testing.assert_array_equal(safe, [1, 0, 0, 2])
+    msg = K.take_device_error()
+    assert msg in ("index_put: index 7 is out of bounds for dimension 2 with size 5 (reported by the device at "
+                   "the next synchronisation)",
+                   "index_put: index -9 is out of bounds for dimension 2 with size 5 (reported by the device at "
+                   "the next synchronisation)")
+    assert K.take_device_error() is None
+
+
+@pytest.mark.cuda
+def test_check_index_without_negatives_with_ignore_and_edge_sizes(cp, K):
+    t = cp.asarray(np.array([0, -100, 9, -1], np.int64))
+    safe = cp.asnumpy(K.check_index(t, 10, op="cross_entropy", dim=1, allow_negative=False, ignore=-100))
+    np.testing.assert_array_equal(safe, [0, -100, 9, 0])
+    assert K.take_device_error().startswith("cross_entropy: target -1 is out of bounds for 10 classes")
+    assert K.check_index(cp.zeros((0, 3), np.int64), 0, op="gather").shape == (0, 3)  # nothing to check
+    with pytest.raises(IndexError, match="out of bounds for dimension 0 with size 0"):
+        K.check_index(cp.zeros((2,), np.int64), 0, op="index", dim=0)
+    assert K.take_device_error() is None
 
 
 def _maxpool_ref(x, k, s, p, d, osz):

@@ -8,6 +8,12 @@ dtypes they implement (float32; float16 through float32).
 CuPy is imported lazily: the package imports, and the registry can be inspected (the
 completeness test runs on CPU-only CI), on a machine without cupy or without a GPU. Every kernel
 registered here resolves cupy at its first call.
+
+Device-side index errors: kernels that meet an out-of-range data-dependent index (cross-entropy
+targets, gather / scatter / advanced-indexing indices) never access memory through it and record
+the first one on the device (kernels.check_index / device_error_buffer); synchronize() and every
+device-to-host copy (to_numpy: .item(), .cpu(), .tolist(), printing) read the record and raise it
+as a RuntimeError, as PyTorch's device-side asserts surface at the next synchronisation.
 """
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ import importlib
 import numpy as np
 
 from .. import Backend, array_api_kernels, register
+from . import kernels as _kernels  # the launch wrappers: numpy and the standard library only until called
 
 
 class _LazyCupy:
@@ -92,7 +99,9 @@ class CudaBackend(Backend):
     def to_numpy(self, array):
         import cupy
 
-        return cupy.asnumpy(array)
+        out = cupy.asnumpy(array)  # waits for the kernels queued before: their error record is final
+        self.raise_device_error()
+        return out
 
     def ensure_array(self, raw):
         import cupy
@@ -103,6 +112,15 @@ class CudaBackend(Backend):
         import cupy
 
         cupy.cuda.runtime.deviceSynchronize()
+        self.raise_device_error()
+
+    def raise_device_error(self):
+        """Raise (once) the first out-of-range index a kernel recorded since the last check, e.g.
+        RuntimeError('cross_entropy: target 12 is out of bounds for 10 classes (reported by the
+        device at the next synchronisation)').  Call at a point where the host waits anyway."""
+        msg = _kernels.take_device_error()
+        if msg is not None:
+            raise RuntimeError(msg)
 
     def manual_seed(self, seed):
         import cupy

@@ -104,6 +104,17 @@ def reduce_kernel_name(kind: str, op: str) -> str:
     return f"dt_reduce_{kind}<dt_op_{op}>"
 
 
+# ------------------------------------------------------------------------------------------------
+# index.cu: index arrays are checked in these element types (others are converted to int64 first)
+CHECK_INDEX_TYPES = {"int64": "long long", "int32": "int"}
+
+
+def check_index_kernel_name(index_dtype: str) -> str:
+    if index_dtype not in CHECK_INDEX_TYPES:
+        raise ValueError(f"check_index takes {sorted(CHECK_INDEX_TYPES)} indices, got {index_dtype!r}")
+    return f"dt_check_index<{CHECK_INDEX_TYPES[index_dtype]}>"
+
+
 KERNEL_FILES: dict = {
     "matmul.cu": KernelFile(extern_c=(), name_expressions=_sgemm_names()),
     "conv.cu": KernelFile(
@@ -122,6 +133,10 @@ KERNEL_FILES: dict = {
         name_expressions=(),
     ),
     "optim.cu": KernelFile(extern_c=("dt_adam_step", "dt_sgd_step"), name_expressions=()),
+    "index.cu": KernelFile(
+        extern_c=(),
+        name_expressions=tuple(check_index_kernel_name(t) for t in CHECK_INDEX_TYPES),
+    ),
 }
 
 # Kernel families whose kernels must never spill (ci/check_kernels.py fails on a spill there).
@@ -316,6 +331,10 @@ def _flat(name, n, num_sms=DEFAULT_NUM_SMS, per_thread=1):
     return LaunchConfig(name, _flat_grid(cdiv(n, per_thread), 256, num_sms), (256, 1, 1), 0, {})
 
 
+def _check_index(n, index_dtype="int64", num_sms=DEFAULT_NUM_SMS):
+    return _flat(check_index_kernel_name(index_dtype), n, num_sms)
+
+
 _ROW_FAMILIES = {
     "softmax": "dt_softmax_fwd", "softmax_bwd": "dt_softmax_bwd", "logsumexp": "dt_logsumexp",
     "cross_entropy": "dt_cross_entropy_fwd", "cross_entropy_bwd": "dt_cross_entropy_bwd",
@@ -342,6 +361,7 @@ def launch_config(kernel_family: str, **shape) -> LaunchConfig:
       max_pool2d / max_pool2d_bwd / avg_pool2d / avg_pool2d_bwd
                            n (the number of work items: outputs for fwd and max bwd, inputs for avg bwd)
       adam / sgd           n (elements)
+      check_index          n (elements), index_dtype ("int64" or "int32")
     A grid dimension is 0 only when there is no work; callers skip such launches.
     """
     if kernel_family == "sgemm":
@@ -354,6 +374,8 @@ def launch_config(kernel_family: str, **shape) -> LaunchConfig:
         return _reduce_final(**shape)
     if kernel_family in _ROW_FAMILIES:
         return _rows(_ROW_FAMILIES[kernel_family], **shape)
+    if kernel_family == "check_index":
+        return _check_index(**shape)
     if kernel_family in _FLAT_FAMILIES:
         name, per = _FLAT_FAMILIES[kernel_family]
         return _flat(name, per_thread=per, **shape)
@@ -371,5 +393,5 @@ def kernel_file_of(name: str) -> str:
 __all__ = [
     "NVRTC_OPTIONS", "CI_ARCHS", "KERNEL_FILES", "NO_SPILL_FILES", "KernelFile", "LaunchConfig",
     "launch_config", "load_module", "get_kernel", "read_source", "kernel_dir", "kernel_file_of",
-    "sgemm_kernel_name", "reduce_kernel_name", "cdiv",
+    "sgemm_kernel_name", "reduce_kernel_name", "check_index_kernel_name", "cdiv",
 ]

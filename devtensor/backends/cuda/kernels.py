@@ -377,7 +377,9 @@ def cross_entropy_forward(logits, target, weight=None, ignore_index=-100, label_
       row_weight[i] = w[t_i] (1 without class weights), both 0 where t_i == ignore_index;
       lse[i] = logsumexp(z[i]) (kept for the backward).
     PyTorch's reduction='mean' is loss.sum() / row_weight.sum(), 'sum' is loss.sum().  A target
-    outside [0, C) that is not ignore_index gives a nan loss for that row (PyTorch raises).
+    outside [0, C) that is not ignore_index gives a nan loss for that row and is recorded in the
+    device error record (take_device_error reports it at the next synchronisation, as PyTorch's
+    device-side assert does).
     """
     cp = _cp()
     logits = _rows_of(logits, "logits")
@@ -396,7 +398,7 @@ def cross_entropy_forward(logits, target, weight=None, ignore_index=-100, label_
     if rows:
         _launch("reduce.cu", kb.launch_config("cross_entropy", rows=rows, cols=C, num_sms=_device_info()[1]),
                 (logits, target, weight if has_w else logits, loss, roww, lse, _i32(rows), _i32(C),
-                 _i32(int(has_w)), _i64(ignore_index), _f32(label_smoothing)))
+                 _i32(int(has_w)), _i64(ignore_index), _f32(label_smoothing), device_error_buffer()))
     return loss, roww, lse
 
 
@@ -405,7 +407,8 @@ def cross_entropy_backward(logits, target, lse, grad, weight=None, ignore_index=
 
     grad: (rows,) float32 per-row upstream gradient, or a 0-d / 1-element array broadcast to all
     rows (e.g. grad_out / total_weight for reduction='mean').  lse is cross_entropy_forward's third
-    output.  Returns dlogits (rows, C) float32; ignored rows get 0.
+    output.  Returns dlogits (rows, C) float32; ignored rows get 0, rows with a target out of range
+    nan (recorded in the device error record, as the forward does).
     """
     cp = _cp()
     logits = _rows_of(logits, "logits")
@@ -426,8 +429,82 @@ def cross_entropy_backward(logits, target, lse, grad, weight=None, ignore_index=
         _launch("reduce.cu",
                 kb.launch_config("cross_entropy_bwd", rows=rows, cols=C, num_sms=_device_info()[1]),
                 (logits, target, weight if has_w else logits, lse, grad, _i64(gstride), dz, _i32(rows), _i32(C),
-                 _i32(int(has_w)), _i64(ignore_index), _f32(label_smoothing)))
+                 _i32(int(has_w)), _i64(ignore_index), _f32(label_smoothing), device_error_buffer()))
     return dz
+
+
+# ------------------------------------------------------------------------------------------------
+# device-side index errors: one int64[4] record per device, {op id, dimension, bad value, bound}
+DEVICE_ERROR_OPS = {1: "cross_entropy", 2: "gather", 3: "scatter_add", 4: "index", 5: "index_put"}
+_DEVICE_ERROR_IDS = {name: i for i, name in DEVICE_ERROR_OPS.items()}
+_ERROR_RECORDS: dict = {}  # device id -> the record (made on first use: until then sync points read nothing)
+
+
+def device_error_buffer():
+    """The current device's error record (int64[4], zeroed), which checking kernels write: the
+    first out-of-range index they meet wins (atomicCAS on the op id)."""
+    cp = _cp()
+    dev = cp.cuda.Device().id
+    rec = _ERROR_RECORDS.get(dev)
+    if rec is None:
+        rec = _ERROR_RECORDS[dev] = cp.zeros(4, dtype=np.int64)
+    return rec
+
+
+def device_error_message(rec) -> str:
+    """The RuntimeError message for a record (op id, dimension, bad value, bound)."""
+    op_id, dim, value, bound = (int(v) for v in rec)
+    op = DEVICE_ERROR_OPS.get(op_id, f"kernel (op id {op_id})")
+    if op == "cross_entropy":
+        what = f"target {value} is out of bounds for {bound} classes"
+    else:
+        what = f"index {value} is out of bounds for dimension {dim} with size {bound}"
+    return f"{op}: {what} (reported by the device at the next synchronisation)"
+
+
+def take_device_error():
+    """The first device-side error recorded since the last call, as a message (the record is then
+    cleared), or None.  Reads 32 bytes from each device that has a record, so it waits for the work
+    queued before it: call it where the host synchronises anyway (the backend's synchronize() and
+    device-to-host copies do).  Costs nothing until a checking kernel has run."""
+    if not _ERROR_RECORDS:
+        return None
+    cp = _cp()
+    for dev, rec in list(_ERROR_RECORDS.items()):
+        with cp.cuda.Device(dev):
+            host = cp.asnumpy(rec)
+            if host[0]:
+                rec.fill(0)
+                return device_error_message(host)
+    return None
+
+
+def check_index(index, bound, *, op, dim=-1, allow_negative=True, ignore=None):
+    """A C-contiguous int64 copy of `index` that is safe to index a dimension of size `bound` with:
+    every value outside [-bound, bound) ([0, bound) without allow_negative; values equal to `ignore`
+    are kept) becomes 0, and the first one is recorded in the device error record for `op` (a name
+    in DEVICE_ERROR_OPS) and `dim`.  No host sync: the error surfaces at the next synchronisation.
+    A non-empty index into an empty dimension (bound 0) raises IndexError here: the shapes alone
+    say that no value can be valid."""
+    cp = _cp()
+    bound, n = int(bound), int(index.size)
+    if n and bound <= 0:
+        raise IndexError(f"{op}: index is out of bounds for dimension {dim} with size {bound}")
+    kind = str(index.dtype)
+    if kind not in kb.CHECK_INDEX_TYPES:
+        if index.dtype.kind not in "iu":
+            raise TypeError(f"{op}: indices must be integers, got {index.dtype}")
+        index, kind = index.astype(np.int64), "int64"
+    index = index if index.flags.c_contiguous else cp.ascontiguousarray(index)
+    safe = cp.empty(index.shape, dtype=np.int64)
+    if n == 0:
+        return safe
+    cfg = kb.launch_config("check_index", n=n, index_dtype=kind, num_sms=_device_info()[1])
+    has_ignore = ignore is not None
+    _launch("index.cu", cfg, (index, safe, _i64(n), _i64(bound), _i32(int(bool(allow_negative))),
+                              _i32(int(has_ignore)), _i64(ignore if has_ignore else 0), _i32(_DEVICE_ERROR_IDS[op]),
+                              _i32(dim), device_error_buffer()))
+    return safe
 
 
 # ------------------------------------------------------------------------------------------------
@@ -589,5 +666,6 @@ __all__ = [
     "sgemm", "conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight", "conv2d_output_size",
     "reduce", "reduce_all", "softmax", "softmax_backward", "logsumexp", "cross_entropy_forward",
     "cross_entropy_backward", "pool2d_output_size", "max_pool2d_forward", "max_pool2d_backward",
-    "avg_pool2d_forward", "avg_pool2d_backward", "adam_step", "sgd_step",
+    "avg_pool2d_forward", "avg_pool2d_backward", "adam_step", "sgd_step", "check_index", "device_error_buffer",
+    "take_device_error", "device_error_message", "DEVICE_ERROR_OPS",
 ]

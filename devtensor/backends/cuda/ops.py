@@ -1,7 +1,7 @@
 """cuda kernels for the ops our CUDA C does better than CuPy: matmul, conv2d (+ both backwards),
 max/avg pooling (+ backwards), softmax / log_softmax, row-wise cross-entropy (+ backward), the
 sum / mean / amax / amin / argmax / argmin / max_dim / min_dim reductions and the fused optimizer
-steps.
+steps; and the index-checked CuPy paths of gather / scatter_add / advanced indexing.
 
 Two tiers per op, and no dtype branch inside any adapter (backends/__init__.py picks by dtype):
   * specialised (`@ours`): an adapter of our CUDA C kernels (kernels/*.cu through the launch
@@ -13,6 +13,10 @@ Two tiers per op, and no dtype branch inside any adapter (backends/__init__.py p
     machine without a GPU.
 The adapters take exactly the cpu kernels' signatures (backends/cpu/nn.py,
 backends/cpu/optim_kernels.py) and honour the same contracts.
+
+Data-dependent indices (cross-entropy targets, gather / scatter / indexing indices) are checked on
+the device (kernels.check_index, and inside the cross-entropy kernels): an out-of-range index is
+never used, and the first one is raised at the next synchronisation (CudaBackend.raise_device_error).
 
 cupy is imported lazily (`_cp()`): importing this module needs neither cupy nor a GPU, so the
 completeness of the cuda table can be checked anywhere.
@@ -489,6 +493,7 @@ def _i64(t):
     return t.astype(np.int64, copy=False)
 
 
+# our reduce.cu kernels check the targets themselves (a bad one: a nan row, reported at the next sync)
 @ours("cross_entropy_rows", half=True)
 def _cross_entropy_rows(logits, target, ignore_index, label_smoothing):
     loss, _, lse = K.cross_entropy_forward(logits, _i64(target), None, int(ignore_index), float(label_smoothing))
@@ -508,17 +513,28 @@ def _cross_entropy_rows_backward(g, logits, lse, target, ignore_index, label_smo
                                     g.astype(np.float32, copy=False), None, int(ignore_index), float(label_smoothing))
 
 
+def _checked_targets(logits, target, ignore_index):
+    """The CuPy path's target check: on the device, no host sync (the xp code itself gives bad
+    targets a nan row without reading through them)."""
+    target = _i64(target)
+    K.check_index(target, logits.shape[-1], op="cross_entropy", dim=1, allow_negative=False,
+                  ignore=int(ignore_index))
+    return target
+
+
 @portable("cross_entropy_rows")
 def _cross_entropy_rows_xp(logits, target, ignore_index, label_smoothing):
-    return cross_entropy_rows_xp(_cp(), logits, _i64(target), ignore_index, label_smoothing)
+    target = _checked_targets(logits, target, ignore_index)
+    return cross_entropy_rows_xp(_cp(), logits, target, ignore_index, label_smoothing)
 
 
 @portable("cross_entropy_mean")
 def _cross_entropy_mean_xp(logits, target, ignore_index, label_smoothing):
-    return cross_entropy_mean_xp(_cp(), logits, _i64(target), ignore_index, label_smoothing)
+    target = _checked_targets(logits, target, ignore_index)
+    return cross_entropy_mean_xp(_cp(), logits, target, ignore_index, label_smoothing)
 
 
-@portable("cross_entropy_rows_backward")
+@portable("cross_entropy_rows_backward")  # the targets were checked by the forward
 def _cross_entropy_rows_backward_xp(g, logits, lse, target, ignore_index, label_smoothing):
     return cross_entropy_rows_backward_xp(_cp(), g, logits, lse, _i64(target), ignore_index, label_smoothing)
 
@@ -772,3 +788,81 @@ def _linear(x, w, b):
         out += b
     return out.reshape(lead + (w.shape[0],))
 
+
+# ================================================================================================
+# indexing: the array-API kernels (CuPy), fed index arrays checked on the device first
+# (kernels.check_index: out-of-range values become 0 and the first is reported at the next sync;
+# no host sync here, and CuPy never sees an index it would wrap around or read out of bounds with)
+_ARRAY_API = {name: portable_kernel(name) for name in ("gather", "scatter_add", "index", "index_put",
+                                                       "index_backward")}
+
+
+def _is_int_array(k):
+    dt = getattr(k, "dtype", None)
+    return dt is not None and hasattr(k, "shape") and dt.kind in "iu"
+
+
+def _consumes(k):
+    """How many dimensions of the indexed array a key element uses up (numpy's rules)."""
+    if k is None or k is Ellipsis or isinstance(k, (bool, np.bool_)):
+        return 0
+    dt = getattr(k, "dtype", None)
+    if dt is not None and dt == np.bool_:
+        return k.ndim
+    return 1
+
+
+def key_dims(key, ndim):
+    """For each element of an indexing key (ints, slices, None, Ellipsis, bools, index arrays), the
+    dimension of an ndim-dimensional array it indexes (None for elements that index none)."""
+    ell = next((i for i, k in enumerate(key) if k is Ellipsis), None)
+    after = sum(_consumes(k) for k in key[ell + 1:]) if ell is not None else 0
+    out, d = [], 0
+    for i, k in enumerate(key):
+        if i == ell:
+            d = ndim - after
+            out.append(None)
+            continue
+        out.append(d if _is_int_array(k) else None)
+        d += _consumes(k)
+    return out
+
+
+def _safe_key(key, shape, op):
+    """key with each integer index array replaced by its checked, safe int64 copy."""
+    if not any(_is_int_array(k) for k in key):
+        return key
+    shape = tuple(int(s) for s in shape)
+    dims = key_dims(key, len(shape))
+    return tuple(K.check_index(k, shape[d], op=op, dim=d) if _is_int_array(k) and d is not None and d < len(shape)
+                 else k for k, d in zip(key, dims))
+
+
+def _dim_size(shape, dim):
+    return int(shape[dim]) if len(shape) else 1
+
+
+@portable("gather")
+def _gather(x, index, dim):
+    return _ARRAY_API["gather"](x, K.check_index(index, _dim_size(x.shape, dim), op="gather", dim=dim), dim)
+
+
+@portable("scatter_add")
+def _scatter_add(x, index, src, dim):
+    safe = K.check_index(index, _dim_size(x.shape, dim), op="scatter_add", dim=dim)
+    return _ARRAY_API["scatter_add"](x, safe, src, dim)
+
+
+@portable("index")
+def _index(x, key, basic):
+    return _ARRAY_API["index"](x, key if basic else _safe_key(key, x.shape, "index"), basic)
+
+
+@portable("index_put")
+def _index_put(x, v, key, accumulate):
+    return _ARRAY_API["index_put"](x, v, _safe_key(key, x.shape, "index_put"), accumulate)
+
+
+@portable("index_backward")
+def _index_backward(g, shape, key, basic):
+    return _ARRAY_API["index_backward"](g, shape, key if basic else _safe_key(key, shape, "index"), basic)
