@@ -1,4 +1,5 @@
-"""`devtensor info`: what this installation runs on, and why a backend is missing.
+"""`devtensor info`: what this installation runs on, and why a backend is missing; with --ops, which
+kernel tier (specialised / portable / composite) serves each op on each device for each dtype.
 
 Everything here is best-effort: a probe that fails becomes a line saying why, never a traceback,
 because `info` is what a user runs when something is already wrong.
@@ -311,11 +312,99 @@ def format_text(info: dict) -> str:
     return "\n".join(lines)
 
 
+# ---- kernel tiers per op (--ops) ----------------------------------------------------------------
+
+# dtype columns of the --ops table: numpy's one-letter type codes (E: bfloat16, which numpy lacks)
+DTYPE_CODES = (("bool", "?"), ("uint8", "B"), ("int8", "b"), ("int16", "h"), ("int32", "i"), ("int64", "l"),
+               ("float16", "e"), ("bfloat16", "E"), ("float32", "f"), ("float64", "d"))
+TIER_LETTERS = {"specialised": "S", "portable": "P", "composite": "C", "direct": "D", "none": "."}
+TIER_LEGEND = ("S specialised (a numba / CUDA C kernel)   P portable (array-API code: numpy / CuPy)   "
+               "C composite (of other ops)",
+               "D a kernel put straight into the op table, outside the tiers (meta's shape rules)   . none")
+
+
+def op_tiers(pattern=None) -> dict:
+    """{op: {device: {dtype name: tier}}} for every declared op (fnmatch `pattern` to filter) and
+    every registered device; tier is 'specialised', 'portable', 'composite', 'direct' or 'none'.
+    What the kernel table would run for inputs of that dtype: whether the op accepts the dtype at
+    all is the op's own rule."""
+    from fnmatch import fnmatchcase
+
+    import devtensor
+    from devtensor import dtypes as _dt
+    from devtensor.dispatch import OPS
+
+    devs = devtensor.backends.registered()
+    out = {}
+    for name in sorted(OPS):
+        if pattern and not fnmatchcase(name, pattern):
+            continue
+        op = OPS[name]
+        row = {}
+        for dev, be in devs.items():
+            chained = bool(be.tiers(name))
+            cells = {}
+            for dname, _ in DTYPE_CODES:
+                npd = _dt._NAMES[dname].np
+                hit = be.serving(name, npd) if chained and npd is not None else None
+                if hit is not None:
+                    cells[dname] = hit[0]
+                elif not chained and op.kernels.get(dev) is not None:
+                    cells[dname] = "direct"
+                elif getattr(op, "composite", None) is not None:
+                    cells[dname] = "composite"
+                else:
+                    cells[dname] = "none"
+            row[dev] = cells
+        out[name] = row
+    return out
+
+
+def format_ops(table: dict) -> str:
+    import devtensor
+
+    devs = list(next(iter(table.values()))) if table else list(devtensor.backends.registered())
+    width = max([len(n) for n in table] + [2]) + 2
+    cols = {d: max(len(DTYPE_CODES), len(d)) + 2 for d in devs}
+    codes = "".join(c for _, c in DTYPE_CODES)
+    lines = ["kernel tiers per op, device and dtype", *(f"  {t}" for t in TIER_LEGEND),
+             "  dtype columns: " + "  ".join(f"{c} {n}" for n, c in DTYPE_CODES), "",
+             "op".ljust(width) + "".join(d.ljust(cols[d]) for d in devs).rstrip(),
+             "".ljust(width) + "".join(codes.ljust(cols[d]) for d in devs).rstrip()]
+    for name, row in table.items():
+        cells = ("".join(TIER_LETTERS[row[d][n]] for n, _ in DTYPE_CODES).ljust(cols[d]) for d in devs)
+        lines.append(name.ljust(width) + "".join(cells).rstrip())
+    lines.append("")
+    for d in devs:
+        ok, why = devtensor.backends.get_backend(d).is_available()
+        counts = {t: sum(any(v == t for v in row[d].values()) for row in table.values())
+                  for t in ("specialised", "portable", "composite", "none")}
+        lines.append(f"  {d:<8} {'available' if ok else 'unavailable: ' + why}; ops with a specialised kernel: "
+                     f"{counts['specialised']}, portable: {counts['portable']}, composite: {counts['composite']}, "
+                     f"with a dtype nothing serves: {counts['none']}")
+    return "\n".join(lines)
+
+
 def add_arguments(p):
     p.add_argument("--json", action="store_true", help="print the same facts as JSON")
+    p.add_argument("--ops", nargs="?", const="*", default=None, metavar="PATTERN",
+                   help="instead: for each op (or those matching PATTERN, e.g. 'conv*') and each registered "
+                        "device, which kernel tier serves which dtype (specialised / portable / composite / none)")
 
 
 def run(args) -> int:
+    if getattr(args, "ops", None) is not None:
+        table = op_tiers(None if args.ops == "*" else args.ops)
+        if not table:
+            from . import CliError
+
+            raise CliError(f"no op matches {args.ops!r}")
+        if args.json:
+            json.dump(table, sys.stdout, indent=1)
+            sys.stdout.write("\n")
+        else:
+            print(format_ops(table))
+        return 0
     info = collect()
     if args.json:
         json.dump(info, sys.stdout, indent=2, default=str)
