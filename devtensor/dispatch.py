@@ -27,6 +27,7 @@ from .tensor import Tensor, _wrap
 OPS: dict = {}
 
 _SYNC = [os.environ.get("DEVTENSOR_SYNC", "") not in ("", "0")]
+_TRACE = [None]  # fn(op, args, attrs, outs) after every call while a graph capture runs (devtensor/graph)
 
 # classes that take the fast path (Tensor and its field-less subclasses, e.g. nn.Parameter adds itself)
 TENSOR_CLASSES = {Tensor}
@@ -300,6 +301,8 @@ def call(op, args, attrs):
     # some thread has it off (grad_mode._off_count)
     if rg and op.differentiable and (not _off_count[0] or _grad_state.enabled):
         _record(op, args, attrs, outs)
+    if _TRACE[0] is not None:
+        _TRACE[0](op, args, attrs, outs)
     return out
 
 
@@ -405,6 +408,11 @@ def _sync_check(op, dev, args):
         _backend(dev).synchronize(dev)
     except Exception as e:
         raise op_error(op.shown_as, f"device error after this op's kernel (DEVTENSOR_SYNC=1): {e}", args) from None
+
+
+def set_trace(fn) -> None:
+    """Install (or, with None, remove) the function graph capture hears every op call through."""
+    _TRACE[0] = fn
 
 
 def set_sync_debug(flag: bool) -> None:

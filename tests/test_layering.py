@@ -25,7 +25,7 @@ LAYERS = {
     "devtensor.tensor": 3, "devtensor.printing": 3,
     "devtensor.autograd.node": 4,
     "devtensor.dispatch": 5,
-    "devtensor.ops": 6, "devtensor.cuda": 6, "devtensor.autograd.function": 6,
+    "devtensor.ops": 6, "devtensor.cuda": 6, "devtensor.autograd.function": 6, "devtensor.graph": 6,
     "devtensor.autograd": 7,
     "devtensor.nn": 8, "devtensor.optim": 8, "devtensor.utils": 8, "devtensor.datasets": 8,
     "devtensor.serialization": 8,

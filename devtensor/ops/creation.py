@@ -1,6 +1,7 @@
 """Tensor creation, random numbers and device moves."""
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 
@@ -9,7 +10,7 @@ import numpy as np
 from .. import dtypes as _dt
 from ..device import device as _device_cls
 from ..device import get_default_device, resolve
-from ..dispatch import KEEP, _backend, call, defop, op_error
+from ..dispatch import _TRACE, KEEP, OPS, _backend, _no_kernel, call, defop, op_error
 from ..autograd.grad_mode import _grad_state, no_grad
 from ..autograd.node import Node
 from ..tensor import Tensor, _parse_to_args, _wrap
@@ -43,16 +44,19 @@ for _n, _meta in _CREATION_META.items():
     defop(_n, (), rule=KEEP, meta=_meta, differentiable=False)
 
 
+# the creation ops' argument names (their meta rules' parameters, less the device): graph capture's attrs
+_CREATION_ARGS = {n: tuple(inspect.signature(m).parameters)[:-1] for n, m in _CREATION_META.items()}
+
+
 def _create(name, dev, *args):
-    from ..dispatch import OPS
-
-    fn = OPS[name].kernels.get(dev.type)
+    op = OPS[name]
+    fn = op.kernels.get(dev.type)
     if fn is None:
-        from ..dispatch import _no_kernel
-
-        raise _no_kernel(OPS[name], dev)
-    raw = fn(*args, dev)
-    return _wrap(raw, dev)
+        raise _no_kernel(op, dev)
+    out = _wrap(fn(*args, dev), dev)
+    if _TRACE[0] is not None:
+        _TRACE[0](op, (), {**dict(zip(_CREATION_ARGS[name], args)), "device": dev}, (out,))
+    return out
 
 
 def _dev(device):
@@ -95,6 +99,8 @@ def copy_to(t, dev):
     out = _wrap(raw, dev)
     if _grad_state.enabled and t._rg:
         Node.record(copy_to_, (t,), {"src": src_dev}, (out,))
+    if _TRACE[0] is not None:
+        _TRACE[0](copy_to_, (t,), {"device": dev}, (out,))
     return out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import OrderedDict, namedtuple
 
 from ...autograd.grad_mode import no_grad
+from ...graph.capture import active as _capture_active
 from ...tensor import Tensor, _parse_to_args
 from ..parameter import Buffer, Parameter
 
@@ -76,6 +77,16 @@ class Module:
 
     # ---- calling ---------------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
+        cap = _capture_active()
+        if cap is not None:  # graph capture records which module each op ran in
+            cap.push_module(self)
+            try:
+                return self._call(args, kwargs)
+            finally:
+                cap.pop_module()
+        return self._call(args, kwargs)
+
+    def _call(self, args, kwargs):
         if not (self._forward_pre_hooks or self._forward_hooks):
             return self.forward(*args, **kwargs)
         for hook in list(self._forward_pre_hooks.values()):
