@@ -7,6 +7,7 @@ versions (in Node.unpack) and frees saved values unless retain_graph.
 from __future__ import annotations
 
 import sys
+import weakref
 from collections import deque
 
 from ..ops.creation import ones_like
@@ -61,6 +62,9 @@ def run_backward(tensors, grad_tensors=None, retain_graph=None, create_graph=Fal
                 raise RuntimeError(f"{api}: every input must be a tensor that requires grad")
             capture.add(id(x._edge[0]) if x._edge is not None else id(x))
 
+    # leaves with post-accumulate hooks: id -> [edges still to come, got a gradient]
+    post = {} if _post_hooks and capture is None else None
+
     # buffers: per (node) a list of grads per output; leaves: accumulate directly
     buffers: dict = {}
     deps: dict = {}
@@ -72,6 +76,9 @@ def run_backward(tensors, grad_tensors=None, retain_graph=None, create_graph=Fal
         e = t._edge
         if e is None:
             _deliver_leaf(t, g, capture, leaf_results, create_graph)
+            if post is not None and id(t) in _post_hooks:
+                post[id(t)] = [1, True]
+                _count_down(t, post)
             continue
         node, nr = e
         buf = buffers.get(node)
@@ -80,7 +87,7 @@ def run_backward(tensors, grad_tensors=None, retain_graph=None, create_graph=Fal
             start_nodes.append(node)
         buf[nr] = g if buf[nr] is None else buf[nr] + g
 
-    _count_deps(start_nodes, deps)
+    _count_deps(start_nodes, deps, post)
     ready = deque(n for n in start_nodes if deps.get(n, 0) == 0)
     prev_mode = _grad_state.enabled
     prev_attach = _unpack_attached[0]
@@ -113,8 +120,13 @@ def run_backward(tensors, grad_tensors=None, retain_graph=None, create_graph=Fal
                     deps[nxt] -= 1
                     if deps[nxt] == 0:
                         ready.append(nxt)
-                elif g is not None:
-                    _deliver_leaf(e, g, capture, leaf_results, create_graph)
+                else:
+                    if g is not None:
+                        _deliver_leaf(e, g, capture, leaf_results, create_graph)
+                    if post is not None and id(e) in post:
+                        if g is not None:
+                            post[id(e)][1] = True
+                        _count_down(e, post)
     finally:
         set_mode(prev_mode)
         _unpack_attached[0] = prev_attach
@@ -137,7 +149,7 @@ def run_backward(tensors, grad_tensors=None, retain_graph=None, create_graph=Fal
     return tuple(out)
 
 
-def _count_deps(start_nodes, deps):
+def _count_deps(start_nodes, deps, post=None):
     seen = set()
     stack = list(start_nodes)
     for n in start_nodes:
@@ -151,6 +163,12 @@ def _count_deps(start_nodes, deps):
                 if m not in seen:
                     seen.add(m)
                     stack.append(m)
+            elif post is not None and e is not None and id(e) in _post_hooks:
+                c = post.get(id(e))
+                if c is None:
+                    post[id(e)] = [1, False]
+                else:
+                    c[0] += 1
 
 
 def _run_prehooks(node, grads):
@@ -242,6 +260,66 @@ def _deliver_leaf(t, g, capture, results, create_graph):
         t._set_grad(prev + g)
     else:
         prev.add_(g.detach())
+
+
+# ---- post-accumulate-grad hooks ------------------------------------------------------------------
+# Tensor.register_post_accumulate_grad_hook(hook): hook(leaf) runs once per backward, after the last
+# gradient that backward sends the leaf has been accumulated into leaf.grad (PyTorch's semantics;
+# DistributedDataParallel starts a bucket's all-reduce from them). A leaf can receive several
+# gradients in one backward (a parameter used twice), so run_backward counts the graph's edges into
+# each hooked leaf and fires when the last one has been walked. Kept in this table rather than in a
+# Tensor slot: id(leaf) -> (weakref to the leaf, [hooks]); empty, it costs the walk one dict check.
+_post_hooks: dict = {}
+
+
+def _count_down(t, post):
+    c = post[id(t)]
+    c[0] -= 1
+    if c[0]:
+        return
+    del post[id(t)]
+    entry = _post_hooks.get(id(t))
+    if c[1] and entry is not None:
+        for h in list(entry[1]):
+            h(t)
+
+
+class _PostHookHandle:
+    __slots__ = ("_key", "_hook")
+
+    def __init__(self, key, hook):
+        self._key, self._hook = key, hook
+
+    def remove(self):
+        entry = _post_hooks.get(self._key)
+        if entry is not None and self._hook in entry[1]:
+            entry[1].remove(self._hook)
+            if not entry[1]:
+                del _post_hooks[self._key]
+
+
+def _register_post_accumulate_grad_hook(self, hook):
+    """hook(tensor) -> None, run after this leaf's gradient of a backward pass has been accumulated
+    into .grad (once per backward, however many times the leaf was used)."""
+    if self._edge is not None:
+        raise RuntimeError("register_post_accumulate_grad_hook: post accumulate grad hooks cannot be registered "
+                           "on non-leaf tensors")
+    if not self._rg:
+        raise RuntimeError("register_post_accumulate_grad_hook: cannot register a hook on a tensor that doesn't "
+                           "require gradient")
+    key = id(self)
+    entry = _post_hooks.get(key)
+    if entry is None:
+        def forget(ref, key=key):
+            if _post_hooks.get(key, (None,))[0] is ref:
+                del _post_hooks[key]
+
+        entry = _post_hooks[key] = (weakref.ref(self, forget), [])
+    entry[1].append(hook)
+    return _PostHookHandle(key, hook)
+
+
+Tensor.register_post_accumulate_grad_hook = _register_post_accumulate_grad_hook
 
 
 def _tensor_backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
