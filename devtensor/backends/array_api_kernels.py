@@ -203,14 +203,18 @@ def register(be, xp):
 
     @k("gather")
     def gather(x, index, dim):
+        # PyTorch's gather: index may be shorter than x along the other dims (the output has
+        # index's shape); take_along_axis wants them equal, so x is cut down to index's extent
+        x = x[_extent(index.shape, x.ndim, dim)]
         return xp.take_along_axis(x, index, axis=dim)
 
     @k("scatter_add")
     def scatter_add(x, index, src, dim):
+        # only the first index.shape elements of src are scattered (PyTorch's rule)
         out = x.copy()
         idx = list(xp.indices(index.shape, sparse=True))
         idx[dim] = index
-        _add_at(xp, out, tuple(idx), src)
+        _add_at(xp, out, tuple(idx), src[_extent(index.shape, src.ndim, None)])
         return out
 
     @k("copy_")
@@ -247,6 +251,11 @@ def register(be, xp):
     @k("triu")
     def triu(x, diagonal):
         return xp.triu(x, diagonal)
+
+
+def _extent(shape, ndim, skip):
+    """The key that cuts an ndim-array down to `shape` along every axis but `skip`."""
+    return tuple(slice(None) if i == skip or i >= len(shape) else slice(0, int(shape[i])) for i in range(ndim))
 
 
 def _add_at(xp, out, key, v):
