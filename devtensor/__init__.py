@@ -41,6 +41,8 @@ from . import optim  # noqa: E402
 from . import datasets, utils  # noqa: E402
 from .serialization import load, save  # noqa: E402
 from . import fit  # noqa: E402
+from . import compiler  # noqa: E402
+from .compiler import compile  # noqa: E402,A004 - torch.compile's name
 
 half, double, long, short = float16, float64, int64, int16
 int = int32  # noqa: A001 - devtensor.int, as torch.int

@@ -27,7 +27,7 @@ from .tensor import Tensor, _wrap
 OPS: dict = {}
 
 _SYNC = [os.environ.get("DEVTENSOR_SYNC", "") not in ("", "0")]
-_TRACE = [None]  # fn(op, args, attrs, outs) after every call while a graph capture runs (devtensor/graph)
+_TRACE = [None]  # fn(op, args, attrs, outs, kernel_arrays) after every call while a graph capture runs (devtensor/graph)
 
 # classes that take the fast path (Tensor and its field-less subclasses, e.g. nn.Parameter adds itself)
 TENSOR_CLASSES = {Tensor}
@@ -302,7 +302,7 @@ def call(op, args, attrs):
     if rg and op.differentiable and (not _off_count[0] or _grad_state.enabled):
         _record(op, args, attrs, outs)
     if _TRACE[0] is not None:
-        _TRACE[0](op, args, attrs, outs)
+        _TRACE[0](op, args, attrs, outs, arrays)
     return out
 
 

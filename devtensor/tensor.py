@@ -14,6 +14,11 @@ from .device import device as _device_cls
 from .device import get_default_device, resolve
 
 
+# fn(tensor, what) before a tensor's value is read on the host (item, numpy, tolist): graph capture
+# uses it to notice data-dependent Python, which a replay could not reproduce
+_HOST_READ = [None]
+
+
 class Size(tuple):
     """torch.Size: a tuple of ints with numel()."""
 
@@ -223,6 +228,8 @@ class Tensor:
 
     # ---- conversion ---------------------------------------------------------------------------
     def numpy(self, *, force=False):
+        if _HOST_READ[0] is not None:
+            _HOST_READ[0](self, "numpy()")
         if self._device.type != "cpu":
             if not force:
                 raise TypeError(f"can't convert {self._device} tensor to numpy: copy it to the host first "
@@ -233,6 +240,8 @@ class Tensor:
         return self._data
 
     def __array__(self, dtype=None, copy=None):
+        if _HOST_READ[0] is not None:
+            _HOST_READ[0](self, "numpy.asarray()")
         a = self._host()
         if dtype is not None:
             a = a.astype(dtype, copy=False)
@@ -249,9 +258,13 @@ class Tensor:
         if self._data.size != 1:
             raise RuntimeError(f"item: a tensor with {self._data.size} elements cannot be converted to a "
                                "Python number (only one-element tensors can)")
+        if _HOST_READ[0] is not None:
+            _HOST_READ[0](self, "item()")
         return self._host().reshape(()).item()
 
     def tolist(self):
+        if _HOST_READ[0] is not None:
+            _HOST_READ[0](self, "tolist()")
         return self._host().tolist()
 
     def __float__(self):

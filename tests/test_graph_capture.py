@@ -93,9 +93,11 @@ def test_a_training_step_captures_forward_backward_and_the_update():
         loss.backward()
         opt.step()
     ops = [n.op for n in cap.graph.nodes]
-    assert ops[:4] == ["linear", "relu", "linear", "cross_entropy_mean"]
+    kernels = [o for o in ops if not o.startswith("@")]
+    assert kernels[:4] == ["linear", "relu", "linear", "cross_entropy_mean"]
     assert "cross_entropy_rows_backward" in ops and "relu_backward" in ops
-    assert ops.count("sgd_step_") + ops.count("copy_") >= 1  # the update is in the graph too
+    # the optimizer's calls are host nodes (run again on replay), gradients reach .grad through the engine
+    assert ops[0] == "@host" and ops[-1] == "@host" and ops.count("@accumulate_grad") == 4
     names = {v.name for v in cap.graph.externals()}
     assert {"0.weight", "0.bias", "2.weight", "2.bias"} <= names
 

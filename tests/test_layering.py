@@ -28,7 +28,7 @@ LAYERS = {
     "devtensor.ops": 6, "devtensor.cuda": 6, "devtensor.autograd.function": 6, "devtensor.graph": 6,
     "devtensor.autograd": 7,
     "devtensor.nn": 8, "devtensor.optim": 8, "devtensor.utils": 8, "devtensor.datasets": 8,
-    "devtensor.serialization": 8,
+    "devtensor.serialization": 8, "devtensor.compiler": 8, "devtensor.distributed": 8,
     "devtensor.fit": 9, "devtensor": 9,
     "devtensor.cli": 10, "devtensor.__main__": 10,
 }

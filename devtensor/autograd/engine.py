@@ -10,6 +10,7 @@ import sys
 import weakref
 from collections import deque
 
+from ..graph.capture import active as _graph_capture
 from ..ops.creation import ones_like
 from ..tensor import Tensor
 from .grad_mode import _grad_state, set_mode
@@ -235,6 +236,22 @@ def _unshared(g):
 
 
 def _deliver_leaf(t, g, capture, results, create_graph):
+    cap = _graph_capture()
+    if cap is None or capture is not None:
+        return _deliver(t, g, capture, results, create_graph)
+    # under graph capture the delivery is one node ("if .grad is None: set, else +=") that a replay
+    # performs again, whatever .grad holds then; the ops it runs now are not recorded
+    if create_graph or t._hooks_or_none() or id(t) in _post_hooks:
+        cap.unsupported.append("backward with create_graph=True or with hooks on a leaf")
+    cap.record_grad(t, g)
+    cap._suspended += 1
+    try:
+        return _deliver(t, g, capture, results, create_graph)
+    finally:
+        cap._suspended -= 1
+
+
+def _deliver(t, g, capture, results, create_graph):
     hooks = t._hooks_or_none()
     if hooks:
         for h in hooks:

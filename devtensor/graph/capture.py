@@ -14,13 +14,19 @@ for another value.
 """
 from __future__ import annotations
 
+import functools
+import os
 import threading
+import traceback
 
 import numpy as np
 
 from .. import dispatch as _dispatch
-from ..tensor import Tensor
+from .. import dtypes as _dt
+from ..tensor import _HOST_READ, Tensor
 from .ir import Graph, Node, Ref, Value
+
+_PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 _local = threading.local()
 
@@ -37,6 +43,10 @@ class Capture:
         self._keep: list = []         # arrays seen, kept alive so their ids stay unique
         self._modules: list = []      # the module stack (Module.__call__ pushes while capturing)
         self._names: dict = {}        # id(tensor or module) -> path in root
+        self._suspended = 0           # > 0 inside a host call: its ops are not recorded
+        self.host_reads: list = []    # (what, "file:line") of every value read on the host
+        self.modules_seen: dict = {}  # id -> module whose __call__ ran (their .training is a guard)
+        self.unsupported: list = []   # what a replay could not reproduce (the caller falls back to eager)
         if root is not None:
             for name, m in root.named_modules():
                 self._names[id(m)] = name
@@ -81,14 +91,57 @@ class Capture:
         return a
 
     # ---- recording -----------------------------------------------------------------------------
-    def record(self, op_name, args, attrs, outs, device, shown_as=""):
+    def record(self, op_name, args, attrs, outs, device, shown_as="", arrays=None):
+        if self._suspended:
+            return
+        if arrays:  # what the kernel saw: dispatch's dtype rule may have cast an argument
+            args = tuple(self._implicit(a, k, device) for a, k in zip(args, arrays))
         node_args = tuple(self._arg(a, device) for a in args)
         node_attrs = {k: self._arg(v, device) for k, v in attrs.items()}
         out_ids = tuple(self._new_value(o._data, "node", o._device) for o in outs)
-        module = self._names.get(id(self._modules[-1]), "") if self._modules else ""
-        self.graph.nodes.append(Node(op_name, node_args, node_attrs, out_ids, module, shown_as or op_name))
+        self.graph.nodes.append(Node(op_name, node_args, node_attrs, out_ids, self._module_path(),
+                                     shown_as or op_name))
+
+    def _implicit(self, a, k, device):
+        """The kernel's view of argument `a`: a tensor cast by the dtype rule becomes a cast node's
+        output; a Python scalar becomes the value the kernel received."""
+        if isinstance(a, Tensor):
+            if k is a._data or not hasattr(k, "dtype"):
+                return a
+            ref = self.ref(a)
+            vid = self._new_value(k, "node", device)
+            self.graph.nodes.append(Node("cast", (ref,), {"dtype": _dt._FROM_NP[k.dtype]}, (vid,),
+                                         self._module_path(), "cast"))
+            return k
+        return k if a is not None else None
+
+    def _module_path(self):
+        return self._names.get(id(self._modules[-1]), "") if self._modules else ""
+
+    def host_call(self, name, fn):
+        """Run fn (an optimizer's step, zero_grad) unrecorded and record it as one opaque node that a
+        replay calls again, so the Python state it reads (learning rates, step counts) is fresh."""
+        self.graph.nodes.append(Node("@host", (), {"name": name, "fn": fn}, (), self._module_path(), name))
+        self._suspended += 1
+        try:
+            return fn()
+        finally:
+            self._suspended -= 1
+
+    def record_grad(self, leaf, g):
+        """The backward engine delivered gradient g to leaf's .grad."""
+        if self._suspended:
+            return
+        self.graph.nodes.append(Node("@accumulate_grad", (self.ref(leaf), self.ref(g)), {"leaf": leaf}, (),
+                                     self._module_path(), "backward"))
+
+    def host_read(self, t, what):
+        if self._suspended:
+            return
+        self.host_reads.append((what, _user_frame()))
 
     def push_module(self, m):
+        self.modules_seen[id(m)] = m
         self._modules.append(m)
 
     def pop_module(self):
@@ -99,11 +152,40 @@ def _dtype_name(d):
     return getattr(d, "name", str(d))
 
 
-def _on_call(op, args, attrs, outs):
+def opaque(method):
+    """Decorator for the methods a capture must not look into (an optimizer's step and zero_grad, a
+    scheduler's step): under capture the call becomes one host node that a replay makes again, so the
+    Python state they read and write (learning rates, step counts, .grad = None) stays live."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        cap = active()
+        if cap is None:
+            return method(self, *args, **kwargs)
+        return cap.host_call(f"{type(self).__name__}.{method.__name__}", lambda: method(self, *args, **kwargs))
+
+    return wrapper
+
+
+def _user_frame():
+    """file:line of the innermost frame outside devtensor: where the user's code read the value."""
+    for f in reversed(traceback.extract_stack()[:-2]):
+        if not os.path.abspath(f.filename).startswith(_PKG):
+            return f"{f.filename}:{f.lineno}"
+    return "?"
+
+
+def _on_call(op, args, attrs, outs, arrays=None):
     cap = active()
     if cap is not None:
         dev = next((a._device for a in args if isinstance(a, Tensor)), outs[0]._device)
-        cap.record(op.name, args, attrs, outs, dev, op.shown_as)
+        cap.record(op.name, args, attrs, outs, dev, op.shown_as, arrays)
+
+
+def _on_host_read(t, what):
+    cap = active()
+    if cap is not None:
+        cap.host_read(t, what)
 
 
 class capture:
@@ -117,9 +199,11 @@ class capture:
             raise RuntimeError("capture: a capture is already running on this thread (captures do not nest)")
         _local.cap = self._cap
         _dispatch.set_trace(_on_call)
+        _HOST_READ[0] = _on_host_read
         return self._cap
 
     def __exit__(self, *exc):
         _local.cap = None
         _dispatch.set_trace(None)
+        _HOST_READ[0] = None
         return False

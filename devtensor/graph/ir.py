@@ -62,6 +62,13 @@ class Graph:
         for v in self.externals():
             lines.append(f"  {_fmt_value(v)}")
         for n in self.nodes:
+            if n.op == "@host":
+                lines.append(f"  {n.attrs['name']}()  # host call, run again on every replay")
+                continue
+            if n.op == "@accumulate_grad":
+                leaf, g = n.args
+                lines.append(f"  %{leaf.id}.grad += %{g.id}  # backward's delivery to a leaf")
+                continue
             outs = ", ".join(_fmt_value(self.values[o]) for o in n.outputs)
             args = ", ".join(_fmt_arg(a) for a in n.args)
             attrs = "".join(f", {k}={_fmt_arg(v)}" for k, v in n.attrs.items())

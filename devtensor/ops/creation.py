@@ -55,7 +55,7 @@ def _create(name, dev, *args):
         raise _no_kernel(op, dev)
     out = _wrap(fn(*args, dev), dev)
     if _TRACE[0] is not None:
-        _TRACE[0](op, (), {**dict(zip(_CREATION_ARGS[name], args)), "device": dev}, (out,))
+        _TRACE[0](op, (), {**dict(zip(_CREATION_ARGS[name], args)), "device": dev}, (out,), ())
     return out
 
 
@@ -100,7 +100,7 @@ def copy_to(t, dev):
     if _grad_state.enabled and t._rg:
         Node.record(copy_to_, (t,), {"src": src_dev}, (out,))
     if _TRACE[0] is not None:
-        _TRACE[0](copy_to_, (t,), {"device": dev}, (out,))
+        _TRACE[0](copy_to_, (t,), {"device": dev}, (out,), None)
     return out
 
 

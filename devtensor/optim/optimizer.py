@@ -25,6 +25,7 @@ from collections import defaultdict
 from .. import dtypes as _dt
 from ..autograd.grad_mode import enable_grad, no_grad
 from ..dispatch import call
+from ..graph.capture import opaque
 from ..tensor import Tensor
 
 __all__ = ["Optimizer", "required"]
@@ -105,6 +106,7 @@ class Optimizer:
         self.param_groups.append(param_group)
 
     # ---- gradients and steps ---------------------------------------------------------------------
+    @opaque
     def zero_grad(self, set_to_none=True):
         for group in self.param_groups:
             for p in group["params"]:
@@ -121,6 +123,7 @@ class Optimizer:
                     with no_grad():
                         g.zero_()
 
+    @opaque
     def step(self, closure=None):
         """Update every parameter that has a gradient; closure() re-evaluates the model and returns the loss."""
         loss = None

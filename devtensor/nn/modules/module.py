@@ -10,6 +10,7 @@ from collections import OrderedDict, namedtuple
 
 from ...autograd.grad_mode import no_grad
 from ...graph.capture import active as _capture_active
+from ...graph.capture import opaque as _opaque
 from ...tensor import Tensor, _parse_to_args
 from ..parameter import Buffer, Parameter
 
@@ -358,6 +359,7 @@ class Module:
             p.requires_grad_(requires_grad)
         return self
 
+    @_opaque
     def zero_grad(self, set_to_none=True):
         for p in self.parameters():
             g = p._grad_or_none()

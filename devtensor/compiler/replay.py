@@ -1,0 +1,172 @@
+"""Replay of a captured graph: the kernels called directly on arrays, in capture order, with no
+dispatch, no Tensor wrapping and no autograd recording in between.
+
+A plan is built once per capture: dead values are dropped (nodes whose outputs nobody reads and
+that write nothing), every argument becomes a slot in one flat list, and each step is a tuple the
+loop unpacks. Externals (parameters, buffers, optimizer state) are read from their Tensors at
+the start of every replay, so in-place updates and reassigned `.data` are seen; host nodes (an
+optimizer's step, zero_grad) run their Python again; gradients are delivered with the engine's
+rule (set when .grad is None, else added in place).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..dispatch import COMPARE, OPS, _backend
+from ..graph import Ref
+from ..tensor import _wrap
+
+_EFFECTS = ("copy_", "adam_step_", "sgd_step_", "rmsprop_step_")
+_KERNEL, _HOST, _GRAD = 0, 1, 2
+
+
+def live_nodes(graph):
+    """The nodes a replay must run: those with an effect, and every node whose output is read by
+    a live node or returned (one backward walk over the graph)."""
+    needed = set(graph.outputs)
+    keep = []
+    for n in reversed(graph.nodes):
+        effect = n.op.startswith("@") or n.op in _EFFECTS
+        if effect or any(o in needed for o in n.outputs):
+            keep.append(n)
+            for r in _refs(n.args) + _refs(tuple(n.attrs.values())):
+                needed.add(r.id)
+    keep.reverse()
+    return keep
+
+
+def _refs(items):
+    out = []
+    for a in items:
+        if isinstance(a, Ref):
+            out.append(a)
+        elif isinstance(a, (tuple, list)):
+            out += _refs(tuple(a))
+    return out
+
+
+class Plan:
+    def __init__(self, graph, device):
+        self.graph = graph
+        self.nodes = live_nodes(graph)
+        self.n_values = len(graph.values)
+        self.externals = [(v.id, v.tensor) for v in graph.externals()]
+        self.inputs = list(graph.inputs)
+        be = _backend(device)
+        self._array_type = be.array_type
+        self._ensure = be.ensure_array
+        self.steps = [self._step(n, device) for n in self.nodes]
+        self.shared = self._shared_values()
+
+    def _step(self, n, device):
+        if n.op == "@host":
+            return (_HOST, n.attrs["fn"], None, None, None, None)
+        if n.op == "@accumulate_grad":
+            return (_GRAD, n.attrs["leaf"], n.args[1].id, None, None, None)
+        op = OPS[n.op]
+        dev = device if n.op not in ("full", "empty", "rand", "randn", "randint", "randperm", "arange",
+                                     "linspace", "eye") else n.attrs.get("device", device)
+        fn = op.kernels[dev.type if hasattr(dev, "type") else device.type]
+        if n.op in _CREATION:
+            args = tuple(n.attrs[k] for k in _CREATION[n.op]) + (n.attrs["device"],)
+            return (_KERNEL, fn, _slots(args), {}, n.outputs, op.rule is COMPARE)
+        if n.op == "copy_to":
+            return (_KERNEL, _mover(n.attrs["device"]), _slots(n.args), {}, n.outputs, False)
+        return (_KERNEL, fn, _slots(n.args), {k: _slots(v) for k, v in n.attrs.items()}, n.outputs,
+                op.rule is COMPARE)
+
+    def _shared_values(self):
+        """Values read by more than one consumer, or returned: a gradient delivered from one of these
+        must be copied (as the engine copies a gradient it does not own)."""
+        count = {}
+        for n in self.nodes:
+            for r in _refs(n.args) + _refs(tuple(v for k, v in n.attrs.items())):
+                count[r.id] = count.get(r.id, 0) + 1
+        for o in self.graph.outputs:
+            count[o] = count.get(o, 0) + 2
+        for i in self.inputs:
+            count[i] = count.get(i, 0) + 2
+        for vid, _ in self.externals:
+            count[vid] = count.get(vid, 0) + 2
+        return {k for k, c in count.items() if c > 1}
+
+    def run(self, input_arrays, device):
+        env = [None] * self.n_values
+        for vid, a in zip(self.inputs, input_arrays):
+            env[vid] = a
+        for vid, t in self.externals:
+            env[vid] = t._data if hasattr(t, "_data") else t
+        array_type, ensure = self._array_type, self._ensure
+        for kind, fn, args, attrs, outs, compare in self.steps:
+            if kind == _KERNEL:
+                a = _resolve(args, env)
+                raw = fn(*a, **{k: _resolve(v, env) for k, v in attrs.items()}) if attrs else fn(*a)
+                if len(outs) == 1:
+                    if raw.__class__ is not array_type:
+                        raw = ensure(raw)
+                    if compare and raw.dtype != np.bool_:
+                        raw = raw.astype(np.bool_)
+                    env[outs[0]] = raw
+                else:
+                    for o, r in zip(outs, raw):
+                        env[o] = r
+            elif kind == _HOST:
+                fn()
+            else:  # deliver a gradient to a leaf, as the engine does
+                g = env[args]
+                prev = fn._grad_or_none()
+                if prev is None:
+                    fn._set_grad(_wrap(g.copy() if args in self.shared else g, fn._device))
+                else:
+                    prev._data += g
+                    prev._bump("backward")
+        return env
+
+
+_CREATION = {"full": ("shape", "value", "dtype"), "empty": ("shape", "dtype"), "rand": ("shape", "dtype"),
+             "randn": ("shape", "dtype"), "randint": ("low", "high", "shape", "dtype"), "randperm": ("n", "dtype"),
+             "arange": ("start", "end", "step", "dtype"), "linspace": ("start", "end", "steps", "dtype"),
+             "eye": ("n", "m", "dtype")}
+
+
+class _Slot:
+    __slots__ = ("id",)
+
+    def __init__(self, vid):
+        self.id = vid
+
+
+def _slots(v):
+    if isinstance(v, Ref):
+        return _Slot(v.id)
+    if isinstance(v, tuple):
+        return tuple(_slots(x) for x in v)
+    return v
+
+
+def _resolve(v, env):
+    if v.__class__ is tuple:
+        return tuple(env[x.id] if x.__class__ is _Slot else (_resolve(x, env) if x.__class__ is tuple else x)
+                     for x in v)
+    if v.__class__ is _Slot:
+        return env[v.id]
+    return v
+
+
+def _mover(dev):
+    be = _backend(dev)
+
+    def move(a):
+        host = a if isinstance(a, np.ndarray) else _backend_of(a).to_numpy(a)
+        return be.from_numpy(np.asarray(host), dev)
+
+    return move
+
+
+def _backend_of(a):
+    from ..backends import registered
+
+    for be in registered().values():
+        if be.array_type is not None and isinstance(a, be.array_type):
+            return be
+    raise TypeError(f"replay: no backend holds arrays of type {type(a).__name__}")
