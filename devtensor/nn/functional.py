@@ -8,6 +8,9 @@ import math
 from .. import dtypes as _dt
 from ..dispatch import call, op_error
 from ..ops import nn as _nnops
+from ..ops import reference as _R
+from ..ops import samples as _S
+from ..ops._api import composite
 from ..geometry import pair
 from ..ops.elementwise import gelu, relu, sigmoid, silu, tanh  # noqa: F401 - re-exported
 from ..ops.shape import pad  # noqa: F401 - re-exported
@@ -175,6 +178,8 @@ def _to_rows(input, target):
     return input.movedim(1, -1).reshape(-1, c), target.reshape(-1)
 
 
+@composite(ref=_R.cross_entropy, samples=_S.composite("cross_entropy"), torch="torch.nn.functional.cross_entropy",
+           gradgrad=_S.cross_entropy_gradgrad)
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
                   reduction="mean", label_smoothing=0.0):
     _check_float("cross_entropy", input)
@@ -226,6 +231,7 @@ def _weighted_nll(logp, t, weight, ignore_index, reduction, label_smoothing, out
     return _reduce(loss.reshape(out_shape), reduction, "nll_loss")
 
 
+@composite(ref=_R.nll_loss, samples=_S.composite("nll_loss"), torch="torch.nn.functional.nll_loss")
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
     _check_float("nll_loss", input)
     if _check_target("nll_loss", input, target, 1 if input.ndim > 1 else 0) == "probs":
@@ -249,17 +255,20 @@ def _same_shape(op, input, target):
                       UserWarning, stacklevel=3)
 
 
+@composite(ref=_R.mse_loss, samples=_S.composite("mse_loss"), torch="torch.nn.functional.mse_loss")
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
     _same_shape("mse_loss", input, target)
     d = input - target
     return _reduce(d * d, reduction, "mse_loss")
 
 
+@composite(ref=_R.l1_loss, samples=_S.composite("l1_loss"), torch="torch.nn.functional.l1_loss")
 def l1_loss(input, target, size_average=None, reduce=None, reduction="mean"):
     _same_shape("l1_loss", input, target)
     return _reduce((input - target).abs(), reduction, "l1_loss")
 
 
+@composite(ref=_R.smooth_l1_loss, samples=_S.composite("smooth_l1_loss"), torch="torch.nn.functional.smooth_l1_loss")
 def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
     from ..ops.elementwise import where
 
@@ -279,6 +288,8 @@ def _check_probabilities(op, input):
                        "(apply sigmoid first, or use binary_cross_entropy_with_logits on the logits)", (input,))
 
 
+@composite(ref=_R.binary_cross_entropy, samples=_S.composite("binary_cross_entropy"),
+           torch="torch.nn.functional.binary_cross_entropy")
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
     if tuple(input.shape) != tuple(target.shape):
         raise op_error("binary_cross_entropy", f"target size {list(target.shape)} must be the same as input size "
@@ -294,6 +305,8 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     return _reduce(loss, reduction, "binary_cross_entropy")
 
 
+@composite(ref=_R.binary_cross_entropy_with_logits, samples=_S.composite("binary_cross_entropy_with_logits"),
+           torch="torch.nn.functional.binary_cross_entropy_with_logits")
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
                                      reduction="mean", pos_weight=None):
     if tuple(input.shape) != tuple(target.shape):
@@ -312,6 +325,8 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     return _reduce(loss, reduction, "binary_cross_entropy_with_logits")
 
 
+@composite(ref=_R.one_hot, samples=_S.composite("one_hot"), torch="torch.nn.functional.one_hot",
+           differentiable=_S.ONE_HOT_NOGRAD)
 def one_hot(tensor, num_classes=-1):
     if tensor.dtype.is_floating_point:
         raise TypeError(f"one_hot: expected an integer tensor of class indices, got {tensor.dtype}")
@@ -325,6 +340,8 @@ def one_hot(tensor, num_classes=-1):
     return (tensor.long().unsqueeze(-1) == classes).long()
 
 
+@composite(ref=_R.embedding, samples=_S.composite("embedding"), torch="torch.nn.functional.embedding",
+           differentiable=_S.embedding_grad)
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,
               sparse=False):
     if input.dtype.is_floating_point:
@@ -339,6 +356,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
     return out
 
 
+@composite(ref=_R.layer_norm, samples=_S.composite("layer_norm"), torch="torch.nn.functional.layer_norm")
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     if isinstance(normalized_shape, int):
         normalized_shape = (normalized_shape,)
@@ -358,6 +376,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     return out
 
 
+@composite(ref=_R.batch_norm, samples=_S.composite("batch_norm"), torch="torch.nn.functional.batch_norm")
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
     if input.ndim < 2:
         raise op_error("batch_norm", f"expected at least 2-D input (N, C, ...), got {list(input.shape)}", (input,))
@@ -390,12 +409,14 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     return out
 
 
+@composite(ref=_R.leaky_relu, samples=_S.composite("leaky_relu"), torch="torch.nn.functional.leaky_relu")
 def leaky_relu(input, negative_slope=0.01, inplace=False):
     from ..ops.elementwise import where
 
     return where(input >= 0, input, input * negative_slope)
 
 
+@composite(ref=_R.softplus, samples=_S.composite("softplus"), torch="torch.nn.functional.softplus")
 def softplus(input, beta=1.0, threshold=20.0):
     from ..ops.elementwise import where
 
@@ -403,6 +424,8 @@ def softplus(input, beta=1.0, threshold=20.0):
     return where(bx > threshold, input, (bx.clamp(max=threshold)).exp().log1p() / beta)
 
 
+@composite(ref=_R.normalize, samples=_S.composite("normalize"), torch="torch.nn.functional.normalize",
+           differentiable=_S.normalize_grad)
 def normalize(input, p=2.0, dim=1, eps=1e-12):
     return input / input.norm(p, dim, keepdim=True).clamp(min=eps)
 

@@ -12,8 +12,9 @@ from .. import dtypes as _dt
 from ..dispatch import COMPARE, DIVIDE, FLOAT, KEEP, PROMOTE, call, defop
 from ..tensor import Tensor
 from . import meta_rules as M
+from . import reference as R
 from . import samples as S
-from ._api import public
+from ._api import composite, public
 
 
 def _zero(g):
@@ -206,6 +207,7 @@ greater = public(lambda input, other: call(gt, (input, other), {}), name="greate
 less = public(lambda input, other: call(lt, (input, other), {}), name="less")
 
 
+@composite(ref=R.divide, samples=S.composite("divide"), torch="torch.divide")
 @public
 def divide(input, other, *, rounding_mode=None):
     if rounding_mode is None:
@@ -218,6 +220,7 @@ def divide(input, other, *, rounding_mode=None):
     raise ValueError(f"divide: rounding_mode must be None, 'floor' or 'trunc', got {rounding_mode!r}")
 
 
+@composite(ref=R.trunc, samples=S.composite("trunc"), torch="torch.trunc")
 @public
 def trunc(input):
     return where(input >= 0, floor(input), ceil(input))
@@ -271,11 +274,13 @@ def clamp_max(input, max):  # noqa: A002
     return clamp(input, max=max)
 
 
+@composite(ref=R.square, samples=S.composite("square"), torch="torch.square")
 @public
 def square(input):
     return input * input
 
 
+@composite(ref=R.gelu, samples=S.composite("gelu"), torch="torch.nn.functional.gelu")
 @public
 def gelu(input, approximate="none"):
     if approximate == "tanh":
@@ -285,11 +290,13 @@ def gelu(input, approximate="none"):
     return 0.5 * input * (1 + erf(input * (1 / math.sqrt(2))))
 
 
+@composite(ref=R.silu, samples=S.composite("silu"), torch="torch.nn.functional.silu")
 @public
 def silu(input):
     return input * sigmoid(input)
 
 
+@composite(ref=R.lerp, samples=S.composite("lerp"), torch="torch.lerp")
 @public
 def lerp(input, end, weight):
     return input + weight * (end - input)

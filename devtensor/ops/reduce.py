@@ -11,8 +11,9 @@ from .. import dtypes as _dt
 from ..dispatch import KEEP, call, defop, op_error
 from ..tensor import Tensor
 from . import meta_rules as M
+from . import reference as R
 from . import samples as S
-from ._api import public
+from ._api import composite, public
 
 
 def norm_dims(op, dim, ndim):
@@ -232,6 +233,7 @@ def any(input, dim=None, keepdim=False):  # noqa: A001
 
 
 # ---- composites ------------------------------------------------------------------------------
+@composite(ref=R.var, samples=S.composite("var"), torch="torch.var")
 @public
 def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     if unbiased is not None and correction is not None:
@@ -249,6 +251,7 @@ def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
 
 
 
+@composite(ref=R.std, samples=S.composite("std"), torch="torch.std")
 @public
 def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     from .elementwise import sqrt
@@ -256,6 +259,7 @@ def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     return sqrt(var(input, dim, unbiased, keepdim, correction=correction))
 
 
+@composite(ref=R.logsumexp, samples=S.composite("logsumexp"), torch="torch.logsumexp")
 @public
 def logsumexp(input, dim, keepdim=False):
     from .elementwise import exp, log
@@ -267,6 +271,7 @@ def logsumexp(input, dim, keepdim=False):
     return r if keepdim else (r.squeeze(dims) if dims is not None else r.reshape(()))
 
 
+@composite(ref=R.norm, samples=S.composite("norm"), torch="torch.norm")
 @public
 def norm(input, p="fro", dim=None, keepdim=False):
     from .elementwise import abs_, sqrt
@@ -283,6 +288,7 @@ def norm(input, p="fro", dim=None, keepdim=False):
     return sum(abs(input) ** p, dim, keepdim) ** (1.0 / p)
 
 
+@composite(ref=R.sum_to_size, samples=S.composite("sum_to_size"), torch="torch.Tensor.sum_to_size")
 @public(function=False)
 def sum_to_size(self, *size):
     """Sum broadcast dimensions away so the result has `size` (the engine's unbroadcast)."""

@@ -168,3 +168,131 @@ def shape_ops(kind):
         }[kind]
 
     return gen
+
+
+# ---- composites (devtensor/ops/_api.py COMPOSITES) ---------------------------------------------------
+# Small on purpose: gradcheck and gradgradcheck perturb every element of every float input.
+
+def _composite_samples(dtype):
+    r = _rng(20)
+    U = lambda *s, lo=-2.0, hi=2.0: r.uniform(lo, hi, s).astype(dtype)  # noqa: E731
+    x = U(3, 4)
+    x3 = U(2, 3, 2)
+    signed = r.uniform(0.5, 2.0, (3, 4)) * r.choice([-1.0, 1.0], (3, 4))
+    logits, logits3 = U(4, 3), U(2, 3, 2)
+    t = np.array([0, 2, 1, 2], dtype=np.int64)
+    t_ign = np.array([0, -100, 1, 2], dtype=np.int64)
+    w3 = U(3, lo=0.2, hi=1.5)
+    probs = r.dirichlet(np.ones(3), 4).astype(dtype)
+    logp = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+    p = U(3, 4, lo=0.05, hi=0.95)
+    red = lambda f: [((U(3, 4), U(3, 4)), {}), ((U(3, 4), U(3, 4)), {"reduction": "sum"}),  # noqa: E731
+                     ((U(3, 4), U(3, 4)), {"reduction": "none"}), ((U(), U()), {})]
+    unary_x = [((x,), {}), ((x3,), {}), ((U(),), {}), ((U(4, 3).T,), {}), ((U(0, 3),), {})]
+    var_samples = [((x,), {}), ((x,), {"dim": 1}), ((x,), {"dim": (0,), "keepdim": True, "unbiased": False}),
+                   ((x,), {"dim": -1, "correction": 0}), ((x3,), {"dim": (0, 2), "correction": 2}),
+                   ((U(4, 3).T,), {"dim": 0}), ((U(),), {})]
+    return {
+        "var": var_samples,
+        "std": var_samples,
+        "logsumexp": [((x,), {"dim": 1}), ((x3,), {"dim": (0, 2), "keepdim": True}), ((U(4, 3).T,), {"dim": -1}),
+                      ((U(),), {"dim": 0}),
+                      ((np.array([[1000.0, 0.0, -1000.0], [-1000.0, -1001.0, -999.0]], dtype=dtype),), {"dim": 1}),
+                      ((np.array([[-np.inf, 0.5], [-np.inf, -np.inf]], dtype=dtype),), {"dim": 1})],
+        "norm": [((x,), {}), ((x,), {"p": 1}), ((x,), {"p": np.inf}), ((x,), {"p": 3, "dim": 1}),
+                 ((x3,), {"p": 2, "dim": (0,), "keepdim": True}), ((x,), {"p": "fro", "dim": (0, 1)}),
+                 ((U(4, 3).T,), {"p": 1.5, "dim": -1}), ((x,), {"p": np.inf, "dim": 0, "keepdim": True}),
+                 ((x,), {"p": 0}), ((x,), {"p": -np.inf, "dim": 1})],
+        "sum_to_size": [((x3, (3, 1)), {}), ((x3, 2, 1, 2), {}), ((x3, (2,)), {}), ((x, (3, 4)), {})],
+        "gelu": unary_x + [((x,), {"approximate": "tanh"}), ((x3,), {"approximate": "tanh"})],
+        "silu": unary_x,
+        "square": unary_x,
+        "trunc": unary_x,
+        "lerp": [((U(3, 4), U(3, 4), 0.3), {}), ((U(3, 4), U(3, 4), U(3, 4, lo=0, hi=1)), {}),
+                 ((U(3, 4), U(4), U(3, 1, lo=0, hi=1)), {}), ((U(2, 3), U(2, 3), 0.8), {})],
+        "divide": [((x, signed.astype(dtype)), {}), ((x, signed.astype(dtype)), {"rounding_mode": "floor"}),
+                   ((x, signed.astype(dtype)), {"rounding_mode": "trunc"}),
+                   ((x3, signed[0, :2].astype(dtype)), {"rounding_mode": "trunc"})],
+        # nn.functional
+        "cross_entropy": [
+            ((logits, t), {}),                                             # the fused mean
+            ((logits, t), {"reduction": "none"}),                          # the fused rows
+            ((logits, t_ign), {"reduction": "sum", "label_smoothing": 0.2}),
+            ((logits, t, w3), {}),                                         # weight: log_softmax + gather
+            ((logits, t_ign, w3), {"reduction": "none", "label_smoothing": 0.1}),
+            ((logits, t_ign, w3), {"label_smoothing": 0.3}),
+            ((logits, t, w3), {"reduction": "sum", "ignore_index": 1}),
+            ((logits, probs), {}),                                         # class probabilities
+            ((logits, probs, w3), {"reduction": "none", "label_smoothing": 0.2}),
+            ((logits3, np.array([[0, 2], [1, 1]]), w3), {"reduction": "none"}),  # (N, C, d)
+            ((logits3, np.array([[0, 2], [1, 1]])), {}),
+            ((U(3), np.array(2), w3), {}),                                 # (C,) and a 0-d target
+        ],
+        "nll_loss": [((logp, t), {}), ((logp, t, w3), {"reduction": "sum"}), ((logp, t_ign), {"reduction": "none"}),
+                     ((logp, t, w3), {"ignore_index": 2}), ((logits3, np.array([[0, 2], [1, 1]]), w3), {})],
+        "mse_loss": red(None),
+        "l1_loss": red(None),
+        "smooth_l1_loss": [((U(3, 4), U(3, 4)), {}), ((U(3, 4), U(3, 4)), {"beta": 0.5, "reduction": "sum"}),
+                           ((U(3, 4), U(3, 4)), {"reduction": "none", "beta": 2.0}),
+                           ((U(3, 4), U(3, 4)), {"beta": 0.0})],  # PyTorch: beta=0 is l1_loss
+        "binary_cross_entropy": [((p, U(3, 4, lo=0, hi=1)), {}), ((p, U(3, 4, lo=0, hi=1), U(3, 4, lo=0, hi=2)),
+                                                                   {"reduction": "none"}),
+                                 ((p, (U(3, 4) > 0).astype(dtype)), {"reduction": "sum"})],
+        "binary_cross_entropy_with_logits": [
+            ((x, U(3, 4, lo=0, hi=1)), {}),
+            ((x, U(3, 4, lo=0, hi=1), U(3, 4, lo=0, hi=2)), {"reduction": "none"}),
+            ((x, U(3, 4, lo=0, hi=1), None, None, None, "sum", U(4, lo=0.5, hi=3)), {}),
+            ((np.array([-30.0, -5.0, 5.0, 30.0], dtype=dtype), np.array([1.0, 0.0, 1.0, 0.0], dtype=dtype)), {})],
+        "one_hot": [((np.array([0, 2, 1, 2]),), {}), ((np.array([[0, 1], [3, 1]]),), {"num_classes": 5}),
+                    ((np.array(1),), {"num_classes": 3})],
+        "embedding": [((np.array([0, 2, 1, 2]), U(3, 2)), {}), ((np.array([[0, 1], [3, 1]]), U(4, 3)), {}),
+                      ((np.array([[0, 1], [3, 0]]), U(4, 3)), {"padding_idx": 0})],
+        "layer_norm": [((x3, (2,)), {}), ((x3, (3, 2), U(3, 2), U(3, 2)), {}), ((x, (4,), U(4), None), {"eps": 1e-3}),
+                       ((x3.transpose(1, 0, 2), [2], None, U(2)), {})],
+        "batch_norm": [((x, U(4), U(4, lo=0.5, hi=2)), {}),
+                       ((x, U(4), U(4, lo=0.5, hi=2), U(4), U(4)), {"eps": 1e-3}),
+                       ((x, None, None, U(4), U(4)), {"training": True}),
+                       ((U(2, 3, 2, 2), None, None), {"training": True, "eps": 1e-3}),
+                       ((x, U(4), U(4, lo=0.5, hi=2)), {"training": True, "momentum": 0.2})],
+        "leaky_relu": [((x,), {}), ((x3,), {"negative_slope": 0.2}), ((U(),), {})],
+        "softplus": [((x,), {}), ((U(3, 4, lo=-4, hi=4),), {"beta": 2.0, "threshold": 5.0}), ((U(),), {})],
+        "normalize": [((x,), {}), ((x,), {"p": 1.0, "dim": 0}), ((x3,), {"dim": -1}),
+                      ((np.zeros((2, 3), dtype=dtype),), {})],
+    }
+
+
+def composite(name):
+    """The samples of the composite `name`, in the op samples' format (a callable dtype -> list)."""
+    def gen(dtype=np.float64):
+        return _composite_samples(dtype)[name]
+
+    gen.__name__ = f"samples_{name}"
+    return gen
+
+
+# Which composite samples gradcheck / gradgradcheck cannot hold on, and why (see _api.Composite):
+# each returns True, or the reason the check does not apply to that sample.
+
+def cross_entropy_gradgrad(args, kwargs):
+    weighted = len(args) > 2 and args[2] is not None
+    if weighted or args[1].dtype.kind == "f":
+        return True  # log_softmax + gather / sum: composites of twice-differentiable ops
+    return ("class-index targets without a weight run the fused cross_entropy_rows / cross_entropy_mean op, "
+            "whose double backward raises NotImplementedError by design")
+
+
+ONE_HOT_NOGRAD = "integer class indices in, int64 one-hot rows out: nothing to differentiate"
+
+
+def embedding_grad(args, kwargs):
+    if kwargs.get("padding_idx") is None:
+        return True
+    return ("padding_idx: by design (PyTorch's semantics) no gradient reaches the padding row although the "
+            "output depends on it, so finite differences disagree")
+
+
+def normalize_grad(args, kwargs):
+    if np.all(np.abs(args[0]).sum(axis=kwargs.get("dim", 1)) > 0):
+        return True
+    return "an all-zero slice: clamp(min=eps) makes the gradient 1/eps there, not a finite-difference derivative"
+
