@@ -1,19 +1,87 @@
 """The op suite, generated from the op table: every op with a numpy reference and samples runs
-forward against that reference on every device under test (float32 and float64), and every
-differentiable op passes gradcheck in float64 (finite differences) on each sample."""
+forward against that reference on every device under test (float32 and float64), every
+differentiable op passes gradcheck in float64 (finite differences) on each sample on every device
+under test, and every op whose backward rule is itself differentiable passes gradgradcheck (cpu).
+Ops excluded from a check are listed below with the reason."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 import devtensor as dt
-from devtensor.autograd import gradcheck
+from devtensor.autograd import gradcheck, gradgradcheck
 from devtensor.dispatch import OPS
+from devtensor.ops import reference as R
+from devtensor.ops import samples as S
 
 from conftest import devices_under_test
 
+# ops whose declaration (in a module of another owner) has no ref= / samples=: (reference, samples) here,
+# so the generated suite reaches them too; move them into the defop when convenient
+UNDECLARED = {
+    "max_dim": (R.max_dim, S.values_and_indices()),
+    "min_dim": (R.min_dim, S.values_and_indices()),
+    "argmax": (lambda x, dim, keepdim: np.argmax(x, axis=dim, keepdims=keepdim), S.values_and_indices()),
+    "argmin": (lambda x, dim, keepdim: np.argmin(x, axis=dim, keepdims=keepdim), S.values_and_indices()),
+    "all": (lambda x, dim, keepdim: np.all(x, axis=dim, keepdims=keepdim), S.bool_reduction()),
+    "any": (lambda x, dim, keepdim: np.any(x, axis=dim, keepdims=keepdim), S.bool_reduction()),
+    "bitwise_and": (np.bitwise_and, S.bitwise()),
+    "bitwise_or": (np.bitwise_or, S.bitwise()),
+    "bitwise_xor": (np.bitwise_xor, S.bitwise()),
+    "bitwise_not": (np.invert, S.bitwise(unary=True)),
+    "scatter_add": (R.scatter_add, S.scatter_add()),
+    "conv2d_backward_input": (R.conv2d_backward_input, S.conv2d_backward("input")),
+    "conv2d_backward_weight": (R.conv2d_backward_weight, S.conv2d_backward("weight")),
+    "max_pool2d_backward": (R.max_pool2d_backward, S.max_pool2d_backward()),
+    "avg_pool2d_backward": (R.avg_pool2d_backward, S.avg_pool2d_backward()),
+    "cross_entropy_rows_backward": (R.cross_entropy_rows_backward, S.cross_entropy_rows_backward()),
+}
+# TESTED: ops declared with ref= and samples= (tests/test_backends.py and tests/test_cuda_backend.py run
+# op.samples of these); GENERATED: those and UNDECLARED, what this module's generated tests run
 TESTED = sorted(name for name, op in OPS.items() if op.ref is not None and op.samples is not None)
-GRAD_TESTED = sorted(n for n in TESTED if OPS[n].differentiable)
+TABLE = {name: (OPS[name].ref, OPS[name].samples) for name in TESTED}
+TABLE.update({n: v for n, v in UNDECLARED.items() if n in OPS and n not in TABLE})
+GENERATED = sorted(TABLE)
+
+_NO_DOUBLE_BACKWARD = ("its backward calls cross_entropy_rows_backward, whose own backward raises "
+                       "NotImplementedError on purpose (differentiate nll_loss(log_softmax(x), target) twice "
+                       "instead)")
+# ops gradcheck does not apply to, and why
+GRADCHECK_EXCLUDED = {
+    "cross_entropy_rows_backward": "its backward is cross_entropy's double backward, which raises "
+                                   "NotImplementedError on purpose (see GRADGRAD_EXCLUDED)",
+}
+# ops whose double backward is unsupported by design (test_gradgrad_exclusions_still_raise keeps this honest)
+GRADGRAD_EXCLUDED = {
+    "cross_entropy_rows": _NO_DOUBLE_BACKWARD,
+    "cross_entropy_mean": _NO_DOUBLE_BACKWARD,
+    **GRADCHECK_EXCLUDED,
+}
+GRAD_TESTED = sorted(n for n in GENERATED if OPS[n].differentiable and n not in GRADCHECK_EXCLUDED)
+GRADGRAD_TESTED = sorted(n for n in GRAD_TESTED if n not in GRADGRAD_EXCLUDED)
+
+
+def _ties(reduce):
+    def has_ties(args, kwargs):
+        x, dim = args[0], kwargs.get("dim")
+        return x.size > 0 and bool(np.any((x == reduce(x, axis=dim, keepdims=True)).sum(axis=dim) > 1))
+
+    return has_ties
+
+
+# samples at which an op's first derivative jumps, so gradgradcheck's finite differences see the jump
+# (gradcheck still runs on them): op -> (predicate on (args, kwargs), why)
+GRADGRAD_SKIP_SAMPLES = {
+    "amax": (_ties(np.max), "ties share the gradient; moving one tied element moves all of it"),
+    "amin": (_ties(np.min), "ties share the gradient; moving one tied element moves all of it"),
+}
+
+
+def _require(device):
+    """A device named in DEVTENSOR_TEST_DEVICES but absent here skips, with the reason, instead of failing."""
+    ok, why = dt.backends.available().get(dt.device(device).type, (False, "no such backend"))
+    if not ok:
+        pytest.skip(f"{device} unavailable: {why}")
 
 
 def _to_dev(v, device, requires_grad=False):
@@ -43,13 +111,15 @@ def _cast_sample(args, dtype):
     return tuple(a.astype(dtype) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a for a in args)
 
 
-@pytest.mark.parametrize("name", TESTED)
+@pytest.mark.parametrize("name", GENERATED)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 def test_forward_matches_reference(name, dtype, device):
+    _require(device)
     op = OPS[name]
-    for i, (args, kwargs) in enumerate(op.samples(np.float64)):
+    ref, samples = TABLE[name]
+    for i, (args, kwargs) in enumerate(samples(np.float64)):
         args = _cast_sample(args, dtype)
-        want = op.ref(*args, **kwargs)
+        want = ref(*args, **kwargs)
         got = op(*[_to_dev(a, device) for a in args], **kwargs)
         if op.nout == 1:
             got, want = (got,), (want,)
@@ -61,32 +131,87 @@ def test_forward_matches_reference(name, dtype, device):
                 raise AssertionError(f"{name} sample {i} ({[getattr(a, 'shape', a) for a in args]}, {kwargs}): {e}")
 
 
-@pytest.mark.parametrize("name", GRAD_TESTED)
-def test_gradcheck(name):
-    op = OPS[name]
-    for i, (args, kwargs) in enumerate(op.samples(np.float64)):
+def _grad_cases(name, device):
+    """(i, kwargs, float64 tensors on `device` with requires_grad on the float ones) per small sample."""
+    for i, (args, kwargs) in enumerate(TABLE[name][1](np.float64)):
         if any(isinstance(a, np.ndarray) and a.size > 400 for a in args):
             continue
-        tensors = tuple(_to_dev(np.array(a, copy=True) if isinstance(a, np.ndarray) else a, "cpu",
+        tensors = tuple(_to_dev(np.array(a, copy=True) if isinstance(a, np.ndarray) else a, device,
                                 requires_grad=True) for a in args)
-        if not any(isinstance(t, dt.Tensor) and t.requires_grad for t in tensors):
-            continue
+        if any(isinstance(t, dt.Tensor) and t.requires_grad for t in tensors):
+            yield i, args, kwargs, tensors
 
-        def f(*xs):
-            out = op(*xs, **kwargs)
-            return out[0] if op.nout > 1 else out
 
+def _first_output(op, kwargs):
+    def f(*xs):
+        out = op(*xs, **kwargs)
+        return out[0] if op.nout > 1 else out
+
+    return f
+
+
+@pytest.mark.parametrize("name", GRAD_TESTED)
+def test_gradcheck(name, device):
+    _require(device)
+    op = OPS[name]
+    for i, _, kwargs, tensors in _grad_cases(name, device):
         try:
-            gradcheck(f, tensors, eps=1e-6, atol=1e-6, rtol=1e-4)
+            gradcheck(_first_output(op, kwargs), tensors, eps=1e-6, atol=1e-6, rtol=1e-4)
+        except Exception as e:
+            raise AssertionError(f"{name} sample {i} ({kwargs}) on {device}: {e}") from None
+
+
+@pytest.mark.parametrize("name", GRADGRAD_TESTED)
+def test_gradgradcheck(name):
+    """cpu only: double backward differentiates the backward rules, Tensor ops that run the same on every
+    device (test_gradcheck covers each device's kernels)."""
+    op = OPS[name]
+    skip, _ = GRADGRAD_SKIP_SAMPLES.get(name, (lambda args, kwargs: False, ""))
+    checked = 0
+    for i, args, kwargs, tensors in _grad_cases(name, "cpu"):
+        if skip(args, kwargs):
+            continue
+        try:
+            gradgradcheck(_first_output(op, kwargs), tensors, eps=1e-6, atol=1e-5, rtol=1e-3)
         except Exception as e:
             raise AssertionError(f"{name} sample {i} ({kwargs}): {e}") from None
+        checked += 1
+    assert checked, f"{name}: no sample reaches gradgradcheck"
+
+
+@pytest.mark.parametrize("name", sorted(GRADGRAD_EXCLUDED))
+def test_gradgrad_exclusions_still_raise(name):
+    """Each excluded op's double backward still raises NotImplementedError: once it works, it must leave the
+    exclusion list and join test_gradgradcheck."""
+    op = OPS[name]
+    assert name in GENERATED and op.differentiable, f"{name}: stale exclusion (no such differentiable op with samples)"
+    i, _, kwargs, tensors = next(_grad_cases(name, "cpu"))
+    check = gradcheck if name in GRADCHECK_EXCLUDED else gradgradcheck
+    with pytest.raises(NotImplementedError):
+        check(_first_output(op, kwargs), tensors, eps=1e-6, atol=1e-5, rtol=1e-3)
+
+
+def test_gradgrad_skipped_samples_are_few():
+    """The per-sample skips must leave most samples checked (they are for points of non-smoothness only)."""
+    for name, (skip, why) in GRADGRAD_SKIP_SAMPLES.items():
+        cases = list(_grad_cases(name, "cpu"))
+        skipped = [i for i, args, kwargs, _ in cases if skip(args, kwargs)]
+        assert len(skipped) <= 1 < len(cases), f"{name}: samples {skipped} skipped ({why})"
+
+
+def test_cuda_is_under_test_or_skipped_visibly():
+    """Without a GPU the generated tests run on cpu only; say so in the summary instead of silently."""
+    ok, why = dt.backends.available().get("cuda", (False, "not registered"))
+    if not ok:
+        pytest.skip(f"cuda unavailable ({why}): ops were tested on {devices_under_test()} only")
+    assert "cuda" in devices_under_test(), "cuda is available but not under test (DEVTENSOR_TEST_DEVICES?)"
 
 
 def test_meta_device_agrees_on_shapes_and_dtypes():
     """The meta device's derived kernels give the cpu kernel's shapes and dtypes."""
-    for name in TESTED:
+    for name in GENERATED:
         op = OPS[name]
-        for args, kwargs in op.samples(np.float32):
+        for args, kwargs in TABLE[name][1](np.float32):
             cpu = op(*[_to_dev(a, "cpu") for a in args], **kwargs)
             meta = op(*[dt.tensor(a, device="meta") if isinstance(a, np.ndarray) else a for a in args], **kwargs)
             cpu, meta = (cpu, meta) if op.nout > 1 else ((cpu,), (meta,))
@@ -98,11 +223,30 @@ def test_meta_device_agrees_on_shapes_and_dtypes():
 def test_every_declared_op_is_exercised_or_listed():
     """Ops without reference samples must be covered by name in another test module (listed here)."""
     covered_elsewhere = {
-        "index", "index_backward", "index_put", "scatter_add", "copy_", "copy_to", "cast", "max_dim", "min_dim",
-        "argmax", "argmin", "all", "any", "floor_divide", "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not",
-        "conv2d_backward_input", "conv2d_backward_weight", "max_pool2d_backward", "avg_pool2d_backward",
-        "cross_entropy_rows_backward", "full", "empty", "arange", "linspace", "eye", "rand", "randn", "randint",
-        "randperm",
+        "index": "x[key] (tests/test_autograd.py, tests/test_bad_input.py): keys are not numpy samples",
+        "index_backward": "x[key]'s gradient (tests/test_autograd.py)",
+        "index_put": "x[key] = v (tests/test_autograd.py)",
+        "copy_": "every in-place op writes through it (add_, mul_, +=: tests/test_autograd.py)",
+        "copy_to": "Tensor.to(device) (tests/test_dtypes_devices.py, tests/test_cli_info_ops.py)",
+        "cast": "Tensor.to(dtype) (tests/test_dtypes_devices.py)",
+        **{n: "creation: no tensor input (tests/test_dtypes_devices.py)" for n in
+           ("full", "empty", "arange", "linspace", "eye")},
+        **{n: "random (tests/test_dtypes_devices.py)" for n in ("rand", "randn", "randint", "randperm")},
     }
-    missing = sorted(set(OPS) - set(TESTED) - covered_elsewhere)
+    missing = sorted(set(OPS) - set(GENERATED) - set(covered_elsewhere))
     assert not missing, f"ops with neither samples nor a listed test: {missing}"
+    stale = sorted(set(covered_elsewhere) & set(GENERATED))
+    assert not stale, f"listed as covered elsewhere but generated here too: {stale}"
+    assert not set(UNDECLARED) - set(OPS), "UNDECLARED names ops that do not exist"
+
+
+# ---- known bugs outside this suite's files (strict: each fails the suite once fixed, to be moved into the table)
+
+@pytest.mark.xfail(strict=True, raises=RuntimeError,
+                   reason="scatter_add kernel (backends/array_api_kernels.py) adds all of src instead of its "
+                          "index-shaped part: a src larger than index fails with 'array is not broadcastable', "
+                          "although the meta rule and PyTorch accept it")
+def test_scatter_add_src_larger_than_index():
+    x, idx, src = np.zeros((3, 4)), np.array([[0, 1], [2, 3], [1, 1]]), np.arange(15.0).reshape(3, 5)
+    got = OPS["scatter_add"](dt.from_numpy(x), dt.from_numpy(idx), dt.from_numpy(src), dim=1)
+    _close(_np(got), R.scatter_add(x, idx, src, 1), np.float64)

@@ -319,3 +319,90 @@ def normalize(input, p=2.0, dim=1, eps=1e-12):
     n = (np.abs(input) ** p).sum(axis=dim, keepdims=True) ** (1.0 / p)
     return (input / np.maximum(n, eps)).astype(input.dtype)
 
+
+# ---- ops declared without a reference (tests/test_ops.py UNDECLARED attaches these) -------------------
+
+def max_dim(x, dim, keepdim):
+    return np.max(x, axis=dim, keepdims=keepdim), np.argmax(x, axis=dim, keepdims=keepdim)
+
+
+def min_dim(x, dim, keepdim):
+    return np.min(x, axis=dim, keepdims=keepdim), np.argmin(x, axis=dim, keepdims=keepdim)
+
+
+def scatter_add(x, index, src, dim):
+    out = x.copy()
+    idx = list(np.indices(index.shape, sparse=True))
+    idx[dim] = index
+    np.add.at(out, tuple(idx), src[tuple(slice(0, s) for s in index.shape)])
+    return out
+
+
+def conv2d_backward_input(gy, w, stride, padding, dilation, groups, x_shape):
+    """The adjoint of conv2d above in x: every tap's patch gets its share of gy back."""
+    n, c, h, wd = x_shape
+    k, cg, kh, kw = w.shape
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    oh, ow = gy.shape[2:]
+    gxp = np.zeros((n, c, h + 2 * ph, wd + 2 * pw), dtype=gy.dtype)
+    kg = k // groups
+    for g in range(groups):
+        for i in range(kh):
+            for j in range(kw):
+                gxp[:, g * cg:(g + 1) * cg, i * dh: i * dh + sh * (oh - 1) + 1: sh,
+                    j * dw: j * dw + sw * (ow - 1) + 1: sw] += np.einsum(
+                    "nkhw,kc->nchw", gy[:, g * kg:(g + 1) * kg], w[g * kg:(g + 1) * kg, :, i, j])
+    return gxp[:, :, ph:ph + h, pw:pw + wd]
+
+
+def conv2d_backward_weight(gy, x, stride, padding, dilation, groups, w_shape):
+    k, cg, kh, kw = w_shape
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    oh, ow = gy.shape[2:]
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    gw = np.zeros(w_shape, dtype=gy.dtype)
+    kg = k // groups
+    for g in range(groups):
+        for i in range(kh):
+            for j in range(kw):
+                patch = xp[:, g * cg:(g + 1) * cg, i * dh: i * dh + sh * (oh - 1) + 1: sh,
+                           j * dw: j * dw + sw * (ow - 1) + 1: sw]
+                gw[g * kg:(g + 1) * kg, :, i, j] = np.einsum("nchw,nkhw->kc", patch, gy[:, g * kg:(g + 1) * kg])
+    return gw
+
+
+def max_pool2d_backward(gy, indices, x_shape):
+    n, c, h, w = x_shape
+    gx = np.zeros((n, c, h * w), dtype=gy.dtype)
+    for a in range(n):
+        for b in range(c):
+            np.add.at(gx[a, b], indices[a, b].ravel(), gy[a, b].ravel())
+    return gx.reshape(x_shape)
+
+
+def avg_pool2d_backward(gy, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, x_shape):
+    """The adjoint of avg_pool2d above: each window spreads its gy over its cells."""
+    n, c, h, w = x_shape
+    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
+    oh, ow = gy.shape[2:]
+    gx = np.zeros(x_shape, dtype=gy.dtype)
+    for i in range(oh):
+        for j in range(ow):
+            h0, w0 = i * sh - ph, j * sw - pw
+            h1, w1 = min(h0 + kh, h + ph), min(w0 + kw, w + pw)
+            pool = (h1 - h0) * (w1 - w0)
+            hs, ws, he, we = max(h0, 0), max(w0, 0), min(h1, h), min(w1, w)
+            div = divisor_override or (pool if count_include_pad else (he - hs) * (we - ws))
+            gx[:, :, hs:he, ws:we] += (gy[:, :, i, j] / div)[:, :, None, None]
+    return gx
+
+
+def cross_entropy_rows_backward(g, logits, lse, target, ignore_index, label_smoothing):
+    """d loss_i / d logits_i (softmax - smoothed one-hot), scaled by g (per row, or one 0-d scale)."""
+    n, c = logits.shape
+    valid = target != ignore_index
+    onehot = np.zeros_like(logits)
+    onehot[np.arange(n), np.where(valid, target, 0)] = 1
+    grad = np.exp(logits - lse[:, None]) - (1 - label_smoothing) * onehot - label_smoothing / c
+    scale = g[:, None] if np.ndim(g) else g
+    return (np.where(valid[:, None], grad, 0) * scale).astype(logits.dtype)

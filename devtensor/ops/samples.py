@@ -78,7 +78,7 @@ def reduction(positive=False, ties=False):
             ((np.asarray(r.uniform(lo, 2.0)).astype(dtype),), {"dim": None, "keepdim": False}),
         ]
         if ties:
-            t = np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 0.0]], dtype=dtype)
+            t = np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 5.0]], dtype=dtype)  # max ties in row 0, min ties in row 1
             out.append(((t,), {"dim": (1,), "keepdim": False}))
         return out
 
@@ -296,3 +296,105 @@ def normalize_grad(args, kwargs):
         return True
     return "an all-zero slice: clamp(min=eps) makes the gradient 1/eps there, not a finite-difference derivative"
 
+
+# ---- ops declared without samples (tests/test_ops.py UNDECLARED attaches these) -----------------------
+
+def values_and_indices():
+    def gen(dtype=np.float64):
+        x = _rng(21).permutation(60).reshape(3, 4, 5).astype(dtype) / 7  # distinct: no ties
+        return [((x,), {"dim": 1, "keepdim": False}), ((x,), {"dim": 0, "keepdim": True}),
+                ((x.transpose(2, 0, 1),), {"dim": 2, "keepdim": False})]
+
+    return gen
+
+
+def bool_reduction():
+    def gen(dtype=np.float64):
+        b = _rng(22).uniform(0, 1, (3, 4, 2)) > 0.3
+        return [((b,), {"dim": None, "keepdim": False}), ((b,), {"dim": (1,), "keepdim": False}),
+                ((b,), {"dim": (0, 2), "keepdim": True}), ((b[:0],), {"dim": (0,), "keepdim": False})]
+
+    return gen
+
+
+def bitwise(unary=False):
+    def gen(dtype=np.float64):
+        r = _rng(23)
+        a, b = r.integers(-8, 9, (3, 4)), r.integers(-8, 9, (3, 4))
+        ba, bb = a > 0, b > 0
+        if unary:
+            return [((a,), {}), ((ba,), {}), ((a.T,), {})]
+        return [((a, b), {}), ((a, b[:1]), {}), ((ba, bb), {}), ((a, 5), {}), ((a.T, b.T), {})]
+
+    return gen
+
+
+def scatter_add():
+    def gen(dtype=np.float64):
+        r = _rng(24)
+        x = r.standard_normal((3, 4)).astype(dtype)
+        return [((x, r.integers(0, 3, (2, 4)), r.standard_normal((2, 4)).astype(dtype)), {"dim": 0}),
+                ((x, r.integers(0, 4, (3, 2)), r.standard_normal((3, 2)).astype(dtype)), {"dim": 1}),
+                ((x.T, r.integers(0, 4, (2, 3)), r.standard_normal((2, 3)).astype(dtype)), {"dim": 0})]
+
+    return gen
+
+
+def conv2d_backward(which):
+    from . import reference as R
+
+    def gen(dtype=np.float64):
+        r = _rng(25)
+        out = []
+        for x, w, _, attrs in ((a[0], a[1], a[2], k) for a, k in conv2d()(dtype)[:3]):
+            gy = r.standard_normal(R.conv2d(x, w, None, **attrs).shape).astype(dtype)
+            if which == "input":
+                out.append(((gy, w), {**attrs, "x_shape": x.shape}))
+            else:
+                out.append(((gy, x), {**attrs, "w_shape": w.shape}))
+        return out
+
+    return gen
+
+
+def max_pool2d_backward():
+    from . import reference as R
+
+    def gen(dtype=np.float64):
+        r = _rng(26)
+        out = []
+        for (x,), attrs in max_pool2d()(dtype)[:3]:
+            y, idx = R.max_pool2d(x, **attrs)
+            out.append(((r.standard_normal(y.shape).astype(dtype), idx), {"x_shape": x.shape}))
+        return out
+
+    return gen
+
+
+def avg_pool2d_backward():
+    from . import reference as R
+
+    def gen(dtype=np.float64):
+        r = _rng(27)
+        out = []
+        for (x,), attrs in avg_pool2d()(dtype):
+            y = R.avg_pool2d(x, **attrs)
+            out.append(((r.standard_normal(y.shape).astype(dtype),), {**attrs, "x_shape": x.shape}))
+        return out
+
+    return gen
+
+
+def cross_entropy_rows_backward():
+    from . import reference as R
+
+    def gen(dtype=np.float64):
+        r = _rng(28)
+        out = []
+        for (logits, t), attrs in cross_entropy()(dtype):
+            _, lse = R.cross_entropy_rows(logits, t, **attrs)
+            out.append(((r.standard_normal(len(t)).astype(dtype), logits, lse, t), attrs))
+        out.append(((np.asarray(0.25, dtype=dtype), logits, lse, t), attrs))  # the fused mean's 0-d scale
+        return out
+
+    return gen
