@@ -211,3 +211,15 @@ def test_every_sampled_op_replays_like_eager(name):
         for a, b in zip(got, ref):
             np.testing.assert_array_equal(a.numpy(), b.numpy())
         assert want is not None
+
+
+def test_the_static_graph_example_matches_its_eager_run():
+    import pathlib
+    import sys
+
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "examples"))
+    import static_graph
+
+    a = static_graph.main(["--steps", "60", "--limit", "1000"])
+    b = static_graph.main(["--steps", "60", "--limit", "1000", "--eager"])
+    assert a == b and a > 0.6
