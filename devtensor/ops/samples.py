@@ -336,6 +336,7 @@ def scatter_add():
         return [((x, r.integers(0, 3, (2, 4)), r.standard_normal((2, 4)).astype(dtype)), {"dim": 0}),
                 ((x, r.integers(0, 4, (3, 2)), r.standard_normal((3, 2)).astype(dtype)), {"dim": 1}),
                 ((x.T, r.integers(0, 4, (2, 3)), r.standard_normal((2, 3)).astype(dtype)), {"dim": 0})]
+    # src larger than index: tests/test_ops.py test_scatter_add_src_larger_than_index (its gradient is a known bug)
 
     return gen
 
