@@ -28,9 +28,9 @@ import math
 import numpy as np
 
 from .. import array_api_kernels as _aak
-from . import cuda
 from . import kernels as K
-from . import matmul as _matmul_flags
+from .backend import cuda
+from .backend import matmul as _matmul_flags
 
 F32 = ("float32",)
 F16 = ("float16",)
