@@ -396,7 +396,7 @@ def run(args) -> int:
     if getattr(args, "ops", None) is not None:
         table = op_tiers(None if args.ops == "*" else args.ops)
         if not table:
-            from . import CliError
+            from .errors import CliError
 
             raise CliError(f"no op matches {args.ops!r}")
         if args.json:
