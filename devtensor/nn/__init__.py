@@ -1,5 +1,6 @@
 """devtensor.nn: PyTorch's layers, losses, Parameter, init, functional and utils."""
 from . import functional, init, utils  # noqa: F401
+from . import parallel  # noqa: F401 - DistributedDataParallel (devtensor.distributed)
 from .modules import *  # noqa: F401,F403
 from .modules import __all__ as _modules_all
 from .parameter import Buffer, Parameter

@@ -1,6 +1,7 @@
 """Datasets and the DataLoader, with PyTorch's names and semantics."""
 from .dataloader import DataLoader, default_collate
+from .distributed import DistributedSampler
 from .dataset import ConcatDataset, Dataset, IterableDataset, Subset, TensorDataset, random_split
 
 __all__ = ["DataLoader", "default_collate", "Dataset", "IterableDataset", "TensorDataset", "Subset",
-           "ConcatDataset", "random_split"]
+           "ConcatDataset", "random_split", "DistributedSampler"]
