@@ -1,5 +1,6 @@
 """The `devtensor` command: `devtensor bench` (time ops on every device against numpy, PyTorch and
-CuPy) and `devtensor info` (versions, backends, devices, BLAS, kernel caches).
+CuPy), `devtensor info` (versions, backends, devices, BLAS, kernel caches) and `devtensor launch`
+(start a data-parallel job under mpiexec).
 
 Installed as a console script (pyproject: devtensor = "devtensor.cli:main"); also
 `python -m devtensor ...`. Errors the user can fix (a bad option, a missing device) print one
@@ -14,7 +15,7 @@ from .errors import CliError  # noqa: F401 - re-exported: the one error type mai
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import bench, info
+    from . import bench, info, launch
 
     p = argparse.ArgumentParser(
         prog="devtensor", description="devtensor command-line tools.",
@@ -30,6 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "uses and its threads, numba's threading layer, kernel cache locations.")
     info.add_arguments(i)
     i.set_defaults(run=info.run)
+    lp = sub.add_parser("launch", help="start a data-parallel job: mpiexec -n N python -m mpi4py script.py ...",
+                        description=launch.DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    launch.add_arguments(lp)
+    lp.set_defaults(run=launch.run)
     return p
 
 
