@@ -11,7 +11,7 @@ from ..autograd import no_grad
 from ..nn import Module
 from ..ops.shape import cat
 from ..tensor import Tensor
-from . import data
+from . import data, distributed
 from .history import History
 from .losses import loss_kind, resolve_loss
 from .metrics import RunningMean, resolve_metrics
@@ -55,13 +55,15 @@ class Model:
         loader=; a loader does its own shuffling). Returns a History whose .history holds "loss",
         each metric, and "val_"-prefixed ones when validation data is given: one float per epoch."""
         self._require_compiled("fit")
+        verbose = distributed.verbose(self.module, verbose)  # a DDP job: rank 0 prints
         epochs = _check_epochs(epochs)
         if validation_split:
             if validation_data is not None:
                 raise ValueError("fit: pass validation_data or validation_split, not both")
             (x, y), validation_data = data.split_validation("fit", x, y, validation_split)
-        train = data.make_batches("fit", x, y, batch_size, shuffle, loader=loader)
-        val = None if validation_data is None else data.validation_batches("fit", validation_data, batch_size)
+        train = distributed.make_batches(self.module, "fit", x, y, batch_size, shuffle, loader=loader)
+        val = None if validation_data is None else distributed.validation_batches(self.module, "fit", validation_data,
+                                                                                  batch_size)
         history = History({"epochs": epochs, "steps": train.steps, "verbose": verbose})
         for epoch in range(epochs):
             bar = Progress(f"Epoch {epoch + 1}/{epochs}", train.steps, verbose)
@@ -75,7 +77,8 @@ class Model:
     def evaluate(self, x=None, y=None, batch_size=32, verbose=1, *, loader=None):
         """The loss and each metric over the data, as sample-weighted means: {"loss": ..., name: ...}."""
         self._require_compiled("evaluate")
-        batches = data.make_batches("evaluate", x, y, batch_size, shuffle=False, loader=loader)
+        verbose = distributed.verbose(self.module, verbose)
+        batches = distributed.make_batches(self.module, "evaluate", x, y, batch_size, False, loader=loader, pad=False)
         bar = Progress("evaluate", batches.steps, verbose)
         logs = self._evaluate_batches(batches, bar)
         bar.close(logs)
@@ -84,6 +87,7 @@ class Model:
     def predict(self, x=None, batch_size=32, verbose=0, *, loader=None):
         """The module's outputs for every sample, concatenated along the batch dimension (no grad),
         on the module's device."""
+        verbose = distributed.verbose(self.module, verbose)
         batches = data.make_batches("predict", x, None, batch_size, shuffle=False, loader=loader, need_y=False)
         device = data.model_device(self.module)
         bar = Progress("predict", batches.steps, verbose)
@@ -110,6 +114,7 @@ class Model:
             with no_grad():
                 meter.update(self._values(pred.detach(), yb, loss), xb.shape[0])
             bar.step(meter.result)
+        distributed.reduce_meter(self.module, meter)  # a DDP job: the mean over every rank's samples
         return _epoch_logs("fit", meter)
 
     def _train_step(self, xb, yb):
@@ -131,6 +136,7 @@ class Model:
                 meter.update(self._values(pred, yb, _reduce(self.loss(pred, yb))), xb.shape[0])
                 if bar is not None:
                     bar.step(meter.result)
+        distributed.reduce_meter(self.module, meter)
         return _epoch_logs("evaluate", meter)
 
     def _values(self, pred, yb, loss):
