@@ -605,10 +605,13 @@ def test_key_dims_follow_numpy_indexing_rules():
 
 def test_gather_scatter_and_indexing_check_their_indices_without_raising(fake):
     x = np.arange(12.0).reshape(3, 4)
-    idx = np.array([[0, 5], [1, 2], [-1, 3]])  # 5 is out of bounds for dim 1 (size 4); -1 counts from the end
+    idx = np.array([[0, 5], [1, 2], [2, 3]])  # 5 is out of bounds for dim 1 (size 4)
     got = OPS["gather"].kernels["cuda"](x, idx, dim=1)
     np.testing.assert_array_equal(got, np.take_along_axis(x, np.where(idx == 5, 0, idx), 1))
     assert fake.err == ("gather", 1, 5, 4)
+    fake.err = None
+    OPS["gather"].kernels["cuda"](x, np.array([[-1]]), dim=1)  # negative: out of bounds, as in PyTorch
+    assert fake.err == ("gather", 1, -1, 4)
     fake.err = None
     out = OPS["scatter_add"].kernels["cuda"](np.zeros((3, 4)), np.array([[7, 0]]), np.ones((1, 2)), dim=0)
     assert out.sum() == 2 and fake.err == ("scatter_add", 0, 7, 3)
@@ -926,6 +929,10 @@ def test_indexing_with_a_bad_index_is_reported_at_the_next_sync(cuda_ok):
     with pytest.raises(RuntimeError, match=r"^scatter_add: index 2 is out of bounds for dimension 0 with size 2"):
         s.tolist()
     assert _host(s).sum() == 3
+    g = dt.gather(x, 1, dt.tensor(np.array([[0], [-1], [1]]), device="cuda"))  # no host check on cuda
+    with pytest.raises(RuntimeError, match=r"^gather: index -1 is out of bounds for dimension 1 with size 4"):
+        g.cpu()
+    assert _host(g).shape == (3, 1)
 
 
 @pytest.mark.cuda

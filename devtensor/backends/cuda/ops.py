@@ -842,14 +842,17 @@ def _dim_size(shape, dim):
     return int(shape[dim]) if len(shape) else 1
 
 
+# gather / scatter_add take indices in [0, size) only, as PyTorch (and the cpu check in ops/index.py);
+# advanced indexing also counts negative ones from the end
 @portable("gather")
 def _gather(x, index, dim):
-    return _ARRAY_API["gather"](x, K.check_index(index, _dim_size(x.shape, dim), op="gather", dim=dim), dim)
+    safe = K.check_index(index, _dim_size(x.shape, dim), op="gather", dim=dim, allow_negative=False)
+    return _ARRAY_API["gather"](x, safe, dim)
 
 
 @portable("scatter_add")
 def _scatter_add(x, index, src, dim):
-    safe = K.check_index(index, _dim_size(x.shape, dim), op="scatter_add", dim=dim)
+    safe = K.check_index(index, _dim_size(x.shape, dim), op="scatter_add", dim=dim, allow_negative=False)
     return _ARRAY_API["scatter_add"](x, safe, src, dim)
 
 
