@@ -217,3 +217,15 @@ def test_is_available_flags():
     assert dist.is_available() is True
     assert isinstance(dist.is_mpi_available(), bool) and isinstance(dist.is_nccl_available(), bool)
     assert np.array_equal([dist.ReduceOp.SUM.value, dist.ReduceOp.AVG.value], ["SUM", "AVG"])
+
+
+@needs_mpi
+def test_ddp_mnist_example_learns_on_two_ranks(tmp_path):
+    r = mpirun(str(ROOT / "examples" / "ddp_mnist.py"), "--device", "cpu", "--epochs", "1", "--limit", "400",
+               "--save", str(tmp_path / "w.safetensors"), timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    acc = float(r.stdout.split("test accuracy:")[1].split()[0])
+    assert acc > 0.3, r.stdout  # 7 global steps of 64 on 400 digits: well above chance (0.1)
+    assert r.stdout.count("test accuracy") == 1  # rank 0 alone prints
+    sd = dt.load(tmp_path / "w.safetensors")
+    assert "fc2.weight" in sd and not any(k.startswith("module.") for k in sd), list(sd)  # the bare Net's keys

@@ -25,6 +25,7 @@ small all-reduce tells which parameters were used on any rank: those unused ever
 from __future__ import annotations
 
 import contextlib
+import time
 import weakref
 from collections import OrderedDict
 
@@ -103,7 +104,9 @@ class DistributedDataParallel(Module):
             with no_grad():
                 _broadcast_coalesced(pg, [p for _, p in module.named_parameters()] + self._buffers_to_sync())
         d["_reducer"] = _Reducer(self, pg)
-        d["events"] = None  # a list to record ("ready", i) / ("launch", b) / ("done", b) events in (tests)
+        # set to a list to record (kind, index, time.perf_counter()) events: ("ready", param index),
+        # ("launch", bucket), ("done", bucket), ("end", None) when the averaged grads are in place
+        d["events"] = None
 
     # -- PyTorch's surface ----------------------------------------------------------------------------
     def forward(self, *inputs, **kwargs):
@@ -190,10 +193,10 @@ class _Reducer:
         for h in getattr(self, "handles", ()):
             h.remove()
 
-    def _event(self, *e):
+    def _event(self, kind, index):
         ddp = self.ddp_ref()
         if ddp is not None and ddp.events is not None:
-            ddp.events.append(e)
+            ddp.events.append((kind, index, time.perf_counter()))
 
     # -- per iteration ---------------------------------------------------------------------------------
     def check_previous_iteration(self):
@@ -305,6 +308,7 @@ class _Reducer:
                     g._data[...] = avg
                     g._bump("DistributedDataParallel")
         self.armed = False
+        self._event("end", None)
 
 
 def _hook(reducer_ref, i):
