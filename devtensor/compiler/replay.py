@@ -10,6 +10,9 @@ rule (set when .grad is None, else added in place).
 """
 from __future__ import annotations
 
+import functools
+import operator
+
 import numpy as np
 
 from ..dispatch import COMPARE, OPS, _backend
@@ -69,11 +72,14 @@ class Plan:
         fn = op.kernels[dev.type if hasattr(dev, "type") else device.type]
         if n.op in _CREATION:
             args = tuple(n.attrs[k] for k in _CREATION[n.op]) + (n.attrs["device"],)
-            return (_KERNEL, fn, _slots(args), {}, n.outputs, op.rule is COMPARE)
+            return (_KERNEL, fn, _getter(args), None, n.outputs, op.rule is COMPARE)
         if n.op == "copy_to":
-            return (_KERNEL, _mover(n.attrs["device"]), _slots(n.args), {}, n.outputs, False)
-        return (_KERNEL, fn, _slots(n.args), {k: _slots(v) for k, v in n.attrs.items()}, n.outputs,
-                op.rule is COMPARE)
+            return (_KERNEL, _mover(n.attrs["device"]), _getter(n.args), None, n.outputs, False)
+        attrs = {k: _slots(v) for k, v in n.attrs.items()}
+        if not any(_has_slot(v) for v in attrs.values()):
+            fn = functools.partial(fn, **attrs) if attrs else fn  # constant attributes: bound once
+            attrs = None
+        return (_KERNEL, fn, _getter(n.args), attrs, n.outputs, op.rule is COMPARE)
 
     def _shared_values(self):
         """Values read by more than one consumer, or returned: a gradient delivered from one of these
@@ -99,7 +105,7 @@ class Plan:
         array_type, ensure = self._array_type, self._ensure
         for kind, fn, args, attrs, outs, compare in self.steps:
             if kind == _KERNEL:
-                a = _resolve(args, env)
+                a = args(env)
                 raw = fn(*a, **{k: _resolve(v, env) for k, v in attrs.items()}) if attrs else fn(*a)
                 if len(outs) == 1:
                     if raw.__class__ is not array_type:
@@ -142,6 +148,26 @@ def _slots(v):
     if isinstance(v, tuple):
         return tuple(_slots(x) for x in v)
     return v
+
+
+def _has_slot(v):
+    if v.__class__ is _Slot:
+        return True
+    return v.__class__ is tuple and any(_has_slot(x) for x in v)
+
+
+def _getter(args):
+    """A function env -> the kernel's positional arguments, as cheap as the common cases allow."""
+    slots = _slots(tuple(args))
+    if all(s.__class__ is _Slot for s in slots):
+        ids = [s.id for s in slots]
+        if len(ids) == 1:
+            i = ids[0]
+            return lambda env: (env[i],)
+        return operator.itemgetter(*ids)
+    if not any(_has_slot(s) for s in slots):
+        return lambda env: slots
+    return lambda env: _resolve(slots, env)
 
 
 def _resolve(v, env):
