@@ -1,8 +1,8 @@
 """devtensor.utils.tensorboard.SummaryWriter: what it writes is read back with TensorBoard's own reader
 (EventAccumulator) and TensorBoard's own hparams protos, not with the library that wrote it. Scalars
 come back with their steps and float32 values bit for bit; histograms, images, text and hparams are
-present with their contents; add_graph says why it is not there yet; the main job's --logdir writes
-its scalars."""
+present with their contents; add_graph's GraphDef has the model's ops, scoped by module and wired
+as captured; the main job's --logdir writes its scalars."""
 from __future__ import annotations
 
 import io
@@ -21,8 +21,8 @@ pytest.importorskip("tensorboard", reason="tensorboard is not installed (pip ins
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 from tensorboard.plugins.hparams import plugin_data_pb2  # noqa: E402
 
+from devtensor import nn  # noqa: E402
 from devtensor.utils.tensorboard import SummaryWriter  # noqa: E402
-from devtensor.utils.tensorboard.writer import GRAPH_UNAVAILABLE  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -152,12 +152,48 @@ def test_hparams_reject_values_tensorboard_cannot_show(tmp_path):
             w.add_hparams({"lr": 0.1}, {"m": 1.0}, hparam_domain_discrete={"lr": ["a"]})
 
 
-def test_add_graph_is_not_available_until_dt_compile_lands(tmp_path):
-    net = dt.nn.Linear(2, 1)
+class TinyNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Dropout(0.5))
+        self.head = nn.Linear(8, 3)
+        self.norm = nn.BatchNorm1d(3)
+
+    def forward(self, x, scale):
+        return nn.functional.log_softmax(self.norm(self.head(self.body(x))), dim=1) * scale, x.sum()
+
+
+def test_add_graph_draws_the_captured_forward_scoped_by_module(tmp_path):
+    net = TinyNet()
+    before = {k: v.numpy().copy() for k, v in net.state_dict().items()}
     with SummaryWriter(tmp_path) as w:
-        with pytest.raises(NotImplementedError, match="dt.compile") as info:
-            w.add_graph(net, dt.zeros(1, 2))
-    assert str(info.value) == GRAPH_UNAVAILABLE and "issue #8" in GRAPH_UNAVAILABLE
+        w.add_graph(net, (dt.randn(2, 4), dt.tensor(2.0)))
+    graph = _read(tmp_path).Graph()  # TensorBoard's reader parses the GraphDef
+    nodes = {n.name: n for n in graph.node}
+    assert nodes["input/input.0"].op == "IO Node" and nodes["input/input.1"].op == "IO Node"
+    assert nodes["TinyNet/Sequential[body]/Linear[0]/weight"].op == "Parameter"
+    assert nodes["TinyNet/BatchNorm1d[norm]/running_mean"].op == "Buffer"
+    (lin,) = [n for name, n in nodes.items() if name.startswith("TinyNet/Sequential[body]/Linear[0]/linear_")]
+    assert list(lin.input) == ["input/input.0", "TinyNet/Sequential[body]/Linear[0]/weight",
+                               "TinyNet/Sequential[body]/Linear[0]/bias"]
+    assert [d.size for d in lin.attr["_output_shapes"].list.shape[0].dim] == [2, 8]
+    (relu,) = [n for n in graph.node if n.op == "relu"]
+    assert relu.name.startswith("TinyNet/Sequential[body]/ReLU[1]/") and list(relu.input) == [lin.name]
+    (softmax,) = [n for n in graph.node if n.op == "log_softmax"]
+    assert softmax.attr["attr"].s == b"dim=1"
+    assert [n.name for n in graph.node if n.op == "IO Node" and n.name.startswith("output/")] == \
+        ["output/output.0", "output/output.1"]
+    # traced as PyTorch traces it: in eval mode (no dropout, running statistics read, not updated)
+    assert not any(n.op in ("dropout", "bernoulli", "rand") for n in graph.node)
+    assert net.training and net.body[2].training  # the modes are restored
+    for k, v in net.state_dict().items():
+        np.testing.assert_array_equal(v.numpy(), before[k])
+
+
+def test_add_graph_needs_an_example_input(tmp_path):
+    with SummaryWriter(tmp_path) as w:
+        with pytest.raises(TypeError, match="example input"):
+            w.add_graph(nn.Linear(2, 1))
 
 
 def test_default_log_dir_flush_close_and_reopen(tmp_path, monkeypatch):

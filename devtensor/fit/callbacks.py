@@ -602,8 +602,9 @@ class TensorBoard(Callback):
     `<log_dir>/validation` the "val_" ones under the same names, so TensorBoard draws train and
     validation in one chart. update_freq="batch" or N also writes "batch_<key>" (the epoch's running
     means) every N batches at the global batch count (a host read per written batch).
-    histogram_freq=N writes each parameter's histogram every N epochs. write_graph is accepted and
-    does nothing yet (SummaryWriter.add_graph needs dt.compile's tracer); write_images, profiling and
+    histogram_freq=N writes each parameter's histogram every N epochs. write_graph is accepted but
+    writes nothing: a callback never sees an input batch to trace the model on; draw the graph with
+    SummaryWriter(log_dir + "/train").add_graph(model.module, x[:1]). write_images, profiling and
     embeddings are not supported."""
 
     def __init__(self, log_dir="logs", histogram_freq=0, write_graph=True, write_images=False,

@@ -2,15 +2,17 @@
 
 The summaries (protocol buffers, histogram buckets, PNG encoding) come from tensorboardX (pure
 Python: numpy + protobuf), imported when the first writer is made, so importing devtensor never
-needs it. The event file itself is written here, synchronously: tensorboardX's writer hands events
-to a background thread through a queue that its flush() does not drain, so an event added before
-flush() could still be missing from disk after it. Here add_* writes the record at once (buffered
-by the file), every `max_queue` events or `flush_secs` seconds the buffer goes to the OS, and
-flush() / close() also fsync. File names carry the host, pid and a counter, as TensorBoard's own
-writer names them, so a writer reopened within the same second never overwrites a file. Every
-value may be a devtensor Tensor on any device: it is detached and copied to the host here (one
-transfer per call), and float16/bfloat16/bool data is widened to float32, which the summary code
-and TensorBoard read. Scalars are stored as float32 (`simple_value`), as PyTorch stores them, so a
+needs it; add_graph draws the forward that devtensor.graph captures (graph.py). The event file
+itself is written here, synchronously: tensorboardX's writer hands events to a background thread
+through a queue that its flush() does not drain, so an event added before flush() could still be
+missing from disk after it. Here add_* writes the record at once (buffered by the file), every
+`max_queue` events or `flush_secs` seconds the buffer goes to the OS, and flush() / close() also
+fsync. File names carry the host, pid and a counter, as TensorBoard's own writer names them, so a
+writer reopened within the same second never overwrites a file.
+
+Every value may be a devtensor Tensor on any device: it is detached and copied to the host here
+(one transfer per call), and float16/bfloat16/bool data is widened to float32, which the summary
+code and TensorBoard read. Scalars are stored as float32 (`simple_value`), as PyTorch stores them, so a
 float32 value reads back bit for bit; `double_precision=True` (with `new_style=True`) keeps float64.
 """
 from __future__ import annotations
@@ -29,12 +31,6 @@ import numpy as np
 from ...tensor import Tensor
 
 _INSTALL_HINT = "pip install 'devtensor[tensorboard]'  (or: pip install tensorboardX)"
-
-GRAPH_UNAVAILABLE = (
-    "SummaryWriter.add_graph: devtensor cannot draw a model graph yet. add_graph shows the graph that "
-    "dt.compile's tracer captures (issue #8), and that tracer has not landed; until it does, log scalars, "
-    "histograms and images, and describe the model with add_text(tag, str(model)).")
-
 
 def _tensorboardx():
     try:
@@ -138,8 +134,7 @@ class SummaryWriter:
     """Writes TensorBoard event files under `log_dir` (default `runs/<Mon DD_HH-MM-SS>_<host><comment>`).
 
     Methods as in PyTorch: add_scalar, add_scalars, add_histogram, add_image, add_images, add_figure,
-    add_text, add_hparams, add_graph (not available yet: see GRAPH_UNAVAILABLE), flush, close,
-    get_logdir; use it as a context manager to close it."""
+    add_text, add_hparams, add_graph, flush, close, get_logdir; use it as a context manager to close it."""
 
     def __init__(self, log_dir=None, comment="", purge_step=None, max_queue=10, flush_secs=120, filename_suffix=""):
         self._tbx = _tensorboardx()
@@ -255,7 +250,19 @@ class SummaryWriter:
                 w.add_scalar(k, v, global_step)
 
     def add_graph(self, model, input_to_model=None, verbose=False, use_strict_trace=True):
-        raise NotImplementedError(GRAPH_UNAVAILABLE)
+        """The model's forward on `input_to_model` (a Tensor or a tuple of them), for TensorBoard's
+        Graphs tab: captured by devtensor.graph, dt.compile's tracer, in eval mode under no_grad (see
+        graph.py for the node names). verbose=True prints the captured graph; use_strict_trace is
+        accepted for PyTorch's signature (the capture has no non-strict mode)."""
+        from tensorboardX.proto.event_pb2 import Event
+
+        from . import graph as _graph
+
+        captured, types = _graph.trace(model, input_to_model)
+        if verbose:
+            print(captured)
+        event = Event(graph_def=_graph.graph_def(captured, types).SerializeToString())
+        self._get_file_writer().add_event(event)
 
     # -- lifetime ------------------------------------------------------------------------------
 
