@@ -4,17 +4,17 @@
 
 It starts the MPI jobs itself (the mpiexec next to this python, from `pip install 'devtensor[mpi]'`):
   1. all_reduce, 2 ranks: a 25 MiB float32 tensor (6,553,600 elements), SUM. In one job, rounds
-     alternate (in rotating order) between mpi4py's comm.Allreduce(MPI.IN_PLACE, buf) on a numpy buffer and
-     devtensor's dist.all_reduce(t) on a tensor over that same buffer (blocking, then async_op=True
-     + wait()), each on its own duplicate of COMM_WORLD; the median time of each is reported with
-     its algorithm bandwidth (bytes / time) and devtensor's ratio to mpi4py (target >= 0.9x).
+     alternate (in rotating order) between mpi4py's comm.Allreduce(MPI.IN_PLACE, buf) on a numpy
+     buffer and devtensor's dist.all_reduce(t) on a tensor over that same buffer (blocking, then
+     async_op=True + wait()), each on its own duplicate of COMM_WORLD; the median time of each is
+     reported with its algorithm bandwidth (bytes / time) and its ratio to mpi4py (target >= 0.9x).
   2. DDP, MLP 784-128-10 (Adam, batch 100 per rank, float32, random MNIST-shaped data): samples/s
      per rank on 1 rank and on 2 ranks, each rank pinned to its own core with one compute thread
-     (os.sched_setaffinity; OPENBLAS_NUM_THREADS=1, NUMBA_NUM_THREADS=1), and a plain (not DDP)
-     model on 1 rank for DDP's own overhead. Scaling efficiency = 2-rank per-rank rate / 1-rank
-     rate. "Exposed comm" is the time per step from the last gradient produced to the averaged
-     gradients being in place (what backward waits for communication); "comm alone" is the same
-     all-reduces run by themselves; hidden = 1 - exposed / alone.
+     (os.sched_setaffinity; OPENBLAS_NUM_THREADS=1, NUMBA_NUM_THREADS=1), against a plain (not
+     DDP) model on 1 rank: the 2-rank row's ratio is the scaling efficiency. "Exposed comm" is the
+     time per step from the last gradient produced to the averaged gradients being in place (what
+     backward waits for communication); "comm alone" is the same all-reduces run by themselves;
+     hidden = 1 - exposed / alone.
 On a 2-core machine two ranks share the cores with everything else, so these figures mostly show
 the overheads (a rank waiting for the other is time lost), not what a cluster would see.
 """
@@ -128,7 +128,7 @@ def worker_ddp(steps, rounds, plain):
         el = pg.comm.allreduce(el, op=pg.MPI.MAX)
         rates.append(steps * 100 / el)
     out = {"samples_per_s_per_rank": statistics.median(rates), "world": world, "plain": plain}
-    if not plain:
+    if not plain and world > 1:  # (one rank: DDP does not communicate)
         # where the time goes in backward: record DDP's events for a few steps
         exposed = []
         model.events = []
@@ -199,15 +199,18 @@ def main(argv=None):
     two = run_job(2, "ddp", str(steps), str(rounds), "ddp")
     print(f"\nMLP 784-128-10, Adam, batch 100 per rank, float32; each rank pinned to one core with one compute "
           f"thread (median of {rounds} x {steps} steps)\n")
-    print("| run | samples/s per rank | scaling efficiency | exposed comm / step | comm alone / step | hidden |")
+    print("| run | samples/s per rank | vs 1 rank without DDP | exposed comm / step | comm alone / step | hidden |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    base = one["samples_per_s_per_rank"]
-    print(f"| 1 rank, plain model (no DDP) | {one_plain['samples_per_s_per_rank']:,.0f} | | | | |")
-    for label, r in (("1 rank, DDP", one), ("2 ranks, DDP", two)):
-        hidden = max(0.0, 1 - r["exposed_ms"] / r["alone_ms"]) if r["alone_ms"] > 0 else 0.0
-        print(f"| {label} ({r['buckets']} bucket{'s' if r['buckets'] > 1 else ''}) | "
-              f"{r['samples_per_s_per_rank']:,.0f} | {r['samples_per_s_per_rank'] / base:.2f} | "
-              f"{r['exposed_ms']:.3f} ms | {r['alone_ms']:.3f} ms | {hidden:.0%} |")
+    base = one_plain["samples_per_s_per_rank"]
+    for label, r in (("1 rank, plain model (no DDP)", one_plain), ("1 rank, DDP (no communication)", one),
+                     ("2 ranks, DDP", two)):
+        cells = ["", "", ""]
+        if "exposed_ms" in r:
+            label += f" ({r['buckets']} bucket{'s' if r['buckets'] > 1 else ''})"
+            hidden = max(0.0, 1 - r["exposed_ms"] / r["alone_ms"]) if r["alone_ms"] > 0 else 0.0
+            cells = [f"{r['exposed_ms']:.3f} ms", f"{r['alone_ms']:.3f} ms", f"{hidden:.0%}"]
+        print(f"| {label} | {r['samples_per_s_per_rank']:,.0f} | {r['samples_per_s_per_rank'] / base:.2f} | "
+              + " | ".join(cells) + " |")
     if args.json:
         Path(args.json).write_text(json.dumps({"all_reduce": ar, "ddp": [one_plain, one, two]}, indent=1))
 

@@ -119,7 +119,7 @@ class DistributedDataParallel(Module):
                 with no_grad():
                     _broadcast_coalesced(self.process_group, bufs)
         out = self.module(*inputs, **kwargs)
-        if train:
+        if train and self.process_group.size > 1:  # one rank: its gradients are already the average
             r.prepare(out if self.find_unused_parameters else None)
         else:
             r.disarm()
