@@ -33,6 +33,7 @@ import numpy as np
 
 from ... import distributed as dist
 from ...autograd.grad_mode import is_grad_enabled, no_grad
+from ...distributed.api import _xp
 from ...distributed.group import describe
 from ...ops.creation import empty
 from ...tensor import Tensor
@@ -293,20 +294,18 @@ class _Reducer:
                 b.work.wait()
                 b.work = None
                 self._event("done", b.index)
-            b.buffer /= self.size
+            xp = _xp(b.buffer)
             for slot, (i, p) in enumerate(b.params):
                 if used_anywhere is not None and not used_anywhere[i]:
                     continue  # no rank used it: its .grad stays as it was (PyTorch)
                 off = b.offsets[slot]
-                avg = b.buffer[off:off + p.numel()].reshape(p._data.shape)
+                total = b.buffer[off:off + p.numel()].reshape(p._data.shape)
                 g = p._grad_or_none()
                 if g is None:
-                    t = empty(p.shape, dtype=p.dtype, device=p.device)
-                    t._data[...] = avg
-                    p._set_grad(t)
-                else:
-                    g._data[...] = avg
-                    g._bump("DistributedDataParallel")
+                    g = empty(p.shape, dtype=p.dtype, device=p.device)
+                    p._set_grad(g)
+                xp.divide(total, self.size, out=g._data)  # the average, written where .grad lives: one pass
+                g._bump("DistributedDataParallel")
         self.armed = False
         self._event("end", None)
 
