@@ -367,3 +367,26 @@ def test_unknown_names_list_the_valid_ones():
     with pytest.raises(TypeError, match="nn.Module"):
         Model(lambda x: x)
     assert model.optimizer is None  # a failed compile leaves the model uncompiled
+
+
+def test_jit_compile_trains_like_eager_bit_for_bit_with_callbacks():
+    from devtensor.fit.callbacks import EarlyStopping, LearningRateScheduler
+
+    r = np.random.default_rng(0)
+    x = dt.tensor(r.standard_normal((200, 8)).astype(np.float32))
+    y = dt.tensor(r.integers(0, 3, 200))
+    runs = []
+    for jit in (False, True):
+        dt.manual_seed(0)
+        net = dt.nn.Sequential(dt.nn.Linear(8, 16), dt.nn.ReLU(), dt.nn.Linear(16, 3))
+        model = dt.fit.Model(net)
+        model.compile(optimizer="adam", loss="cross_entropy", metrics=["accuracy"], jit_compile=jit)
+        cbs = [LearningRateScheduler(lambda epoch, lr: lr * 0.5), EarlyStopping(monitor="loss", patience=10)]
+        dt.compiler.reset_stats()
+        hist = model.fit(x, y, batch_size=32, epochs=3, shuffle=False, verbose=0, callbacks=cbs)
+        if jit:  # 7 batches a epoch, the last one of 8: two captures, the rest replays
+            assert dt.compiler.stats()["replays"] == 21 - 2 and dt.compiler.stats()["eager_fallbacks"] == 0
+        runs.append((hist.history, [p.detach().numpy().copy() for p in net.parameters()]))
+    assert runs[0][0] == runs[1][0]
+    for a, b in zip(runs[0][1], runs[1][1]):
+        np.testing.assert_array_equal(a, b)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numbers
 
 from ..autograd import no_grad
+from ..compiler import compile as _compile
 from ..nn import Module
 from ..ops.shape import cat
 from ..serialization import load, save
@@ -32,17 +33,23 @@ class Model:
         self.metrics = []  # [(history key, callable)]
         self.stop_training = False  # a callback sets it to end fit() after the current batch / epoch
         self.history = None  # the History of the last fit()
+        self.jit_compile = False
+        self._step = self._train_step  # compile(jit_compile=True) swaps in the captured step
 
     # -- set-up -------------------------------------------------------------------------------
 
-    def compile(self, optimizer, loss, metrics=None):
+    def compile(self, optimizer, loss, metrics=None, *, jit_compile=False):
         """optimizer: a devtensor.optim instance or a name ("adam", "sgd", "adamw", "rmsprop");
         loss: a callable (pred, target) -> Tensor or a name (see fit.LOSSES); metrics: a list of
-        names ("accuracy", "mse", "mae", ... see fit.METRICS) or callables (pred, target) -> Tensor."""
+        names ("accuracy", "mse", "mae", ... see fit.METRICS) or callables (pred, target) -> Tensor.
+        jit_compile=True (Keras's name) trains with the step captured once by devtensor.compile and
+        replayed (same results as eager, bit for bit; a last batch of another size is one more capture)."""
         loss_fn = resolve_loss(loss)
         metric_fns = resolve_metrics(metrics, loss_kind(loss_fn))
         self.optimizer = resolve_optimizer(optimizer, self.module)
         self.loss, self.metrics = loss_fn, metric_fns
+        self.jit_compile = bool(jit_compile)
+        self._step = _compile(self._train_step) if jit_compile else self._train_step
 
     def to(self, *args, **kwargs):
         """Move the module (in place, so a compiled optimizer keeps its parameters); returns self."""
@@ -173,7 +180,7 @@ class Model:
         for step, (xb, yb) in enumerate(batches):
             callbacks.on_train_batch_begin(step)
             xb, yb = data.to_device(xb, device), data.to_device(yb, device)
-            pred, loss = self._train_step(xb, yb)
+            pred, loss = self._step(xb, yb)
             with no_grad():
                 meter.update(self._values(pred.detach(), yb, loss), xb.shape[0])
             bar.step(meter.result)
