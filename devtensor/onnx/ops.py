@@ -26,8 +26,6 @@ _BACKWARD = ("a backward op: export captures the forward only (eval mode, no_gra
              "export the forward; run gradients with devtensor (or onnxruntime-training)")
 _STEP = ("an optimizer step: export captures inference, not training", "export the model after training")
 UNSUPPORTED: dict = {
-    "index_put": ("writing into a tensor by index (x[key] = v) has no ONNX equivalent here",
-                  "compute the result out of place: devtensor.where(mask, v, x), or cat() the pieces"),
     "index_backward": _BACKWARD,
     "conv2d_backward_input": _BACKWARD,
     "conv2d_backward_weight": _BACKWARD,
@@ -658,12 +656,7 @@ def _index(ctx, n):
         if isinstance(k, Ref) and ctx.dtype(k) == "bool":
             raise ctx.unsupported("a boolean mask index gives a shape that depends on the mask's values",
                                   "devtensor.where(mask, x, 0) or masked_fill(~mask, 0), which keep the shape")
-    used = sum(1 for k in key if k is not None and k is not Ellipsis)
-    if Ellipsis in key:
-        i = key.index(Ellipsis)
-        key[i:i + 1] = [slice(None)] * (nd - used)
-    else:
-        key += [slice(None)] * (nd - used)
+    key = _expand_ellipsis(key, nd)
     starts, ends, axes, steps, squeeze, unsq = [], [], [], [], [], []
     arrays, adv_key_pos = [], []  # (position in the sliced tensor, Ref); key positions of ints and arrays
     ax = pos = 0
@@ -737,6 +730,110 @@ def _index(ctx, n):
     before = sum(1 for i in rest if i < first)  # the kept axes that came before the indexed ones
     perm = list(range(b, b + before)) + list(range(b)) + list(range(b + before, b + len(rest)))
     ctx.emit("Transpose", [g], out=ctx.out(), perm=perm)
+
+
+def _expand_ellipsis(key, nd):
+    used = sum(1 for k in key if k is not None and k is not Ellipsis)
+    if Ellipsis in key:
+        i = key.index(Ellipsis)
+        return key[:i] + [slice(None)] * (nd - used) + key[i + 1:]
+    return key + [slice(None)] * (nd - used)
+
+
+def _scalar_dim(ctx, d):
+    """A 0-d int64 tensor holding size d (a Dim is computed from the input's shape)."""
+    return _squeeze(ctx, ctx.ints([d]), [0]) if is_dim(d) else ctx.const(np.array(int(d), np.int64))
+
+
+@reg("index_put", dynamic=True)
+def _index_put(ctx, n):
+    """x[key] = v (accumulate: +=) as ScatterND at the positions the key selects; x[mask] = v as Where
+    (or ScatterND at NonZero(mask))."""
+    x, v = n.args
+    key = list(n.attrs["key"])
+    acc = bool(ctx.static(n.attrs["accumulate"], "accumulate"))
+    cd, nd = ctx.dtype(x), ctx.ndim(x)
+    xs = ctx.x(x)
+    vs = ctx.x(v, cd) if isinstance(v, Ref) else _scalar(ctx, v, cd)
+    arrays = [k for k in key if isinstance(k, Ref)]
+    if arrays:
+        rest = [k for k in key if not isinstance(k, Ref)]
+        if len(arrays) == 1 and ctx.dtype(arrays[0]) == "bool" and isinstance(key[0], Ref) and \
+                all(k is Ellipsis or k == slice(None) for k in rest):
+            _masked_put(ctx, xs, vs, arrays[0], acc, nd, isinstance(v, Ref) and ctx.values[v.id].shape)
+            return
+        raise ctx.unsupported("writing through index tensors (x[idx] = v) may hit one position twice, which "
+                              "ONNX ScatterND leaves undefined", "scatter_add(), or devtensor.where(mask, v, x)")
+    if any(isinstance(k, (bool, np.bool_)) for k in key):
+        raise ctx.unsupported("indexing with a Python bool", "x.unsqueeze(0) for x[True]")
+    key = _expand_ellipsis(key, nd)
+    dims = ctx.shape(x)
+    if nd == 0:  # the whole 0-d tensor
+        y = ctx.emit("Reshape", [ctx.emit("Expand", [vs, ctx.ints([1] * sum(k is None for k in key))]),
+                                 ctx.const(_i64())])
+        ctx.emit("Add" if acc else "Identity", [xs, y] if acc else [y], out=ctx.out())
+        return
+    axes, view = [], []  # per axis of x: (kind, key entry, size); the view's dims: None or an axis
+    ax = 0
+    for k in key:
+        if k is None:
+            view.append(None)
+            continue
+        axes.append(("slice" if isinstance(k, slice) else "int", k, dims[ax]))
+        if isinstance(k, slice):
+            view.append(len(axes) - 1)
+        ax += 1
+    if not _any_dim(dims) and not _any_dim(key):  # every position known now: constant indices
+        ranges = [np.arange(d)[k] if kind == "slice" else np.array([k % d]) for kind, k, d in axes]
+        grid = np.stack(np.meshgrid(*ranges, indexing="ij"), axis=-1).astype(np.int64)
+        idx = ctx.const(grid, "indices")
+        u_shape = ctx.ints(grid.shape[:-1])
+        v_shape = ctx.ints([1 if a is None else len(ranges[a]) for a in view])
+    else:  # positions computed in the graph from the sizes that follow a dynamic axis
+        rs = []
+        for kind, k, d in axes:
+            if kind == "int":
+                rs.append(ctx.ints([k]) if int(k) >= 0 else ctx.emit("Add", [ctx.ints([k]), ctx.ints([d])]))
+                continue
+            r = ctx.emit("Range", [ctx.const(np.array(0, np.int64)), _scalar_dim(ctx, d),
+                                   ctx.const(np.array(1, np.int64))])
+            if not (k.start in (None, 0) and k.stop is None and k.step in (None, 1)):
+                r = ctx.emit("Slice", [r, ctx.ints([0 if k.start is None else k.start]),
+                                       ctx.ints([INT64_MAX if k.stop is None else k.stop]), ctx.const(_i64(0)),
+                                       ctx.ints([1 if k.step is None else k.step])])
+            rs.append(r)
+        sizes = [ctx.emit("Shape", [r]) for r in rs]
+        u_shape = ctx.emit("Concat", sizes, axis=0) if len(sizes) > 1 else sizes[0]
+        vparts = [ctx.const(_i64(1)) if a is None else sizes[a] for a in view]
+        v_shape = (ctx.emit("Concat", vparts, axis=0) if len(vparts) > 1 else vparts[0]) if vparts else ctx.const(_i64())
+        coords = []
+        for a, r in enumerate(rs):
+            shape = [1] * len(rs)
+            shape[a] = -1
+            c = ctx.emit("Expand", [ctx.emit("Reshape", [r, ctx.const(_i64(*shape))]), u_shape])
+            coords.append(_unsqueeze(ctx, c, [len(rs)]))
+        idx = ctx.emit("Concat", coords, axis=-1) if len(coords) > 1 else coords[0]
+    upd = ctx.emit("Reshape", [ctx.emit("Expand", [vs, v_shape]), u_shape])
+    if acc:
+        upd = ctx.emit("Add", [ctx.emit("GatherND", [xs, idx]), upd])
+    ctx.emit("ScatterND", [xs, idx, upd], out=ctx.out())
+
+
+def _masked_put(ctx, xs, vs, mask, acc, nd, v_shape):
+    m = ctx.x(mask)
+    k = ctx.ndim(mask)
+    if not acc and (not v_shape or math.prod(v_shape) == 1):  # one value everywhere the mask is set
+        mb = _unsqueeze(ctx, m, list(range(k, nd))) if nd > k else m
+        ctx.emit("Where", [mb, ctx.emit("Reshape", [vs, ctx.const(_i64())]) if v_shape else vs, xs], out=ctx.out())
+        return
+    idx = ctx.emit("Transpose", [ctx.emit("NonZero", [m])], perm=[1, 0])  # (count, k) positions, row-major
+    count = ctx.emit("Slice", [ctx.emit("Shape", [idx]), ctx.const(_i64(0)), ctx.const(_i64(1))])
+    shape = ctx.emit("Concat", [count, ctx.emit("Slice", [ctx.emit("Shape", [xs]), ctx.const(_i64(k)),
+                                                          ctx.const(_i64(INT64_MAX))])], axis=0)
+    upd = ctx.emit("Expand", [vs, shape])
+    if acc:
+        upd = ctx.emit("Add", [ctx.emit("GatherND", [xs, idx]), upd])
+    ctx.emit("ScatterND", [xs, idx, upd], out=ctx.out())
 
 
 # ---- creation ----------------------------------------------------------------------------------------
