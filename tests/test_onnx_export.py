@@ -476,7 +476,7 @@ def test_two_symbolic_axes_and_their_product():
 
 
 def test_a_size_that_does_not_follow_linearly_is_an_error():
-    with pytest.raises(ExportError, match="a \\* dim \\+ b"):
+    with pytest.raises(ExportError, match=r"index's output.*handles a\*dim \+ c"):
         dto.export(lambda x: x[: x.size(0) // 2], (_x(4, 3),), None, input_names=["x"],
                    dynamic_axes={"x": {0: "batch"}})
 

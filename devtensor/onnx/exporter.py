@@ -156,8 +156,9 @@ def export(model, args, f=None, input_names=None, output_names=None, dynamic_axe
                     runs.append((size + k, _trace(model, grown, tensor_pos, names, root, opset_version)))
                 except Exception as e:
                     raise ExportError(f"export: tracing again with dynamic axis {s!r} = {size + k} (to find the sizes "
-                                      f"that follow it) failed: {type(e).__name__}: {e}. Inputs whose axes must "
-                                      "agree need the same symbol name in dynamic_axes") from e
+                                      f"that follow it) failed: {type(e).__name__}: {e}. A dynamic axis must accept other sizes "
+                                      "than the traced one, and inputs whose axes must agree need the same symbol "
+                                      "name in dynamic_axes") from e
             variants[s] = (size, runs)
     finally:
         for m, t in modes:
@@ -397,8 +398,8 @@ def _fit(v0, per_sym, what):
     desc = ", ".join(f"{s}={d0}: {v0}, " + ", ".join(f"{s}={d}: {v}" for d, v in pts)
                      for s, (d0, pts) in per_sym.items())
     raise ExportError(f"export: {what} depends on the dynamic axes in a way export cannot express in the graph "
-                      f"({desc}); it must be a * dim + b or c * dim1 * dim2. Compute it from tensors instead, or "
-                      "export with a static shape")
+                      f"({desc}); export handles a*dim + c and c*dim1*dim2. Compute it from tensors instead, or "
+                      "export without that dynamic axis")
 
 
 def _same(a, b):
@@ -425,12 +426,15 @@ def _generalise(base, variants):
 
     live_nodes = {id(n) for n in _dead_code(g.nodes, g.outputs)}  # a dead node's numbers need no formula
     live = set(g.outputs) | {r for n in g.nodes if id(n) in live_nodes for r in _refs(n)}
+    made_by = {o: n for n in g.nodes for o in n.outputs}
     for vid, v in g.values.items():
         if vid not in live:
             continue
         new = []
+        p = made_by.get(vid)
+        what = f"{p.shown_as}'s output" + (f" (module {p.module!r})" if p.module else "") if p else f"value {v.name!r}"
         for ax, n in enumerate(v.shape):
-            e = _fit(n, per_sym(lambda o: o.values[vid].shape[ax]), f"dim {ax} of value %{vid}")
+            e = _fit(n, per_sym(lambda o: o.values[vid].shape[ax]), f"dim {ax} of {what}")
             new.append(Dim(n, e) if e is not None else n)
         dims[vid] = tuple(new)
     nodes = []

@@ -436,7 +436,10 @@ def _avg_pool2d(ctx, n):
                 x = ctx.emit("Pad", [x, ctx.const(_i64(0, 0, 0, 0, 0, 0, eh, ew)), _scalar(ctx, 0, cd)])
             y = ctx.emit("AveragePool", [x], **pool)
             y = ctx.emit("Mul", [y, _scalar(ctx, kh * kw / a["divisor_override"], cd)])
-    _crop_hw(ctx, y, out_shape, ctx.out())
+    if a["ceil_mode"]:
+        _crop_hw(ctx, y, out_shape, ctx.out())
+    else:
+        ctx.emit("Identity", [y], out=ctx.out())
 
 
 def _softmax_like(op_type):
