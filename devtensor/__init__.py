@@ -42,7 +42,10 @@ from . import datasets, utils  # noqa: E402
 from .serialization import load, save  # noqa: E402
 from . import fit  # noqa: E402
 from . import compiler  # noqa: E402
+from . import onnx  # noqa: E402  (dt.onnx.export; the onnx package itself loads only when export runs)
 from .compiler import compile  # noqa: E402,A004 - torch.compile's name
+from .determinism import (are_deterministic_algorithms_enabled,  # noqa: E402
+                          is_deterministic_algorithms_warn_only_enabled, use_deterministic_algorithms)
 
 half, double, long, short = float16, float64, int64, int16
 int = int32  # noqa: A001 - devtensor.int, as torch.int

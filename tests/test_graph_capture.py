@@ -136,3 +136,15 @@ def test_capture_ends_cleanly_and_does_not_nest():
             with capture():
                 pass
     assert _TRACE[0] is None
+
+
+def test_host_reads_and_writes_through_views_are_noted():
+    x = dt.zeros(2, 3)
+    with capture() as cap:
+        cap.input(x, "x")
+        x[:, 0].add_(1.0)          # through a view: the base changes too
+        y = x * 2
+        _ = y.sum().item()         # a value read on the host
+    assert cap.view_writes and "test_graph_capture.py" in cap.view_writes[0][1]
+    assert cap.host_reads and cap.host_reads[0][0] == "item()"
+    np.testing.assert_array_equal(x.numpy()[:, 0], [1.0, 1.0])

@@ -639,3 +639,21 @@ def test_the_export_example_trains_exports_and_agrees(tmp_path, capsys):
     assert r["onnxruntime"] == r["devtensor"] > 0.3 and r["max_diff"] < 1e-4
     out = capsys.readouterr().out
     assert "onnxruntime test accuracy" in out and (tmp_path / "cnn.onnx").exists()
+
+
+def test_export_refuses_host_reads_and_writes_through_views(tmp_path):
+    import devtensor.onnx as donnx
+
+    class HostRead(nn.Module):
+        def forward(self, x):
+            return x * float(x.sum().item())
+
+    class ViewWrite(nn.Module):
+        def forward(self, x):
+            y = x * 1.0
+            y[:, 0].add_(1.0)
+            return y
+
+    for m, pat in ((HostRead(), r"reads a tensor's value on the host \(item\(\)"), (ViewWrite(), "writes in place into a view")):
+        with pytest.raises(donnx.ExportError, match=pat):
+            donnx.export(m, (dt.ones(2, 3),), str(tmp_path / "m.onnx"))

@@ -47,6 +47,8 @@ class Capture:
         self.host_reads: list = []    # (what, "file:line") of every value read on the host
         self.modules_seen: dict = {}  # id -> module whose __call__ ran (their .training is a guard)
         self.unsupported: list = []   # what a replay could not reproduce (the caller falls back to eager)
+        self.view_writes: list = []   # (op, "file:line") of in-place writes into a view of another value
+        self._views: set = set()      # value ids that are views of another value's storage
         if root is not None:
             for name, m in root.named_modules():
                 self._names[id(m)] = name
@@ -98,7 +100,12 @@ class Capture:
             args = tuple(self._implicit(a, k, device) for a, k in zip(args, arrays))
         node_args = tuple(self._arg(a, device) for a in args)
         node_attrs = {k: self._arg(v, device) for k, v in attrs.items()}
+        if op_name == "copy_" and node_args and isinstance(node_args[0], Ref) and node_args[0].id in self._views:
+            # the write lands in the base's storage too, which a functional graph (ONNX) does not see
+            self.view_writes.append((shown_as or op_name, _user_frame()))
         out_ids = tuple(self._new_value(o._data, "node", o._device) for o in outs)
+        if _is_view(op_name, attrs):
+            self._views.update(out_ids)
         self.graph.nodes.append(Node(op_name, node_args, node_attrs, out_ids, self._module_path(),
                                      shown_as or op_name))
 
@@ -165,6 +172,11 @@ def opaque(method):
         return cap.host_call(f"{type(self).__name__}.{method.__name__}", lambda: method(self, *args, **kwargs))
 
     return wrapper
+
+
+def _is_view(op_name, attrs):
+    op = _dispatch.OPS.get(op_name)
+    return op is not None and (op.view or (op_name == "index" and attrs.get("basic")))
 
 
 def _user_frame():

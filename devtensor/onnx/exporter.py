@@ -260,6 +260,15 @@ def _trace(model, args, tensor_pos, names, root, opset):
             out = model(*args)
         flat = _flatten(out)
         cap.graph.outputs = [cap.ref(o).id for o in flat]
+        if cap.host_reads:
+            what, where = cap.host_reads[0]
+            raise ExportError(f"export: the forward reads a tensor's value on the host ({what} at {where}); the "
+                              "exported graph would keep the traced value forever. Compute it with tensor ops")
+        if cap.view_writes:
+            what, where = cap.view_writes[0]
+            raise ExportError(f"export: the forward writes in place into a view ({what} at {where}); ONNX graphs "
+                              "are functional and would miss the write to the base tensor. Use an out-of-place "
+                              "op (e.g. torch.where or torch.cat) instead")
     finally:
         for h in handles:
             h.remove()
