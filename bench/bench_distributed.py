@@ -11,10 +11,13 @@ It starts the MPI jobs itself (the mpiexec next to this python, from `pip instal
   2. DDP, MLP 784-128-10 (Adam, batch 100 per rank, float32, random MNIST-shaped data): samples/s
      per rank on 1 rank and on 2 ranks, each rank pinned to its own core with one compute thread
      (os.sched_setaffinity; OPENBLAS_NUM_THREADS=1, NUMBA_NUM_THREADS=1), against a plain (not
-     DDP) model on 1 rank: the 2-rank row's ratio is the scaling efficiency. "Exposed comm" is the
+     DDP) model on 1 rank: the 2-rank row's ratio is the scaling efficiency; 2 ranks of plain
+     models (no communication) show what the machine gives two processes, and the same with a
+     barrier per step what it costs two ranks to stay in step there. "Exposed comm" is the
      time per step from the last gradient produced to the averaged gradients being in place (what
      backward waits for communication); "comm alone" is the same all-reduces run by themselves;
-     hidden = 1 - exposed / alone.
+     hidden = 1 - exposed / alone. Each configuration runs as 3 jobs (median of 3 rounds of 300
+     steps each), the configurations taking turns; the best job is reported.
 On a 2-core machine two ranks share the cores with everything else, so these figures mostly show
 the overheads (a rank waiting for the other is time lost), not what a cluster would see.
 """
@@ -89,7 +92,7 @@ def _pin_one_core():
     os.sched_setaffinity(0, {cores[rank % len(cores)]})
 
 
-def worker_ddp(steps, rounds, plain):
+def worker_ddp(steps, rounds, mode):
     _pin_one_core()
     import numpy as np
 
@@ -104,6 +107,7 @@ def worker_ddp(steps, rounds, plain):
     pg = dist.api._state["pg"]
     dt.manual_seed(0)
     net = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))
+    plain = mode != "ddp"
     model = net if plain else DDP(net)
     opt = dt.optim.Adam(net.parameters(), lr=1e-3)
     g = np.random.default_rng(rank)
@@ -114,6 +118,8 @@ def worker_ddp(steps, rounds, plain):
         x, y = batches[i % len(batches)]
         opt.zero_grad()
         F.cross_entropy(model(x), y).backward()
+        if mode == "barrier":  # plain models that wait for each other once per step, as DDP's ranks do
+            pg.comm.Barrier()
         opt.step()
 
     for i in range(30):  # warm-up: numba compiles the fused kernels here
@@ -127,7 +133,7 @@ def worker_ddp(steps, rounds, plain):
         el = time.perf_counter() - t0
         el = pg.comm.allreduce(el, op=pg.MPI.MAX)
         rates.append(steps * 100 / el)
-    out = {"samples_per_s_per_rank": statistics.median(rates), "world": world, "plain": plain}
+    out = {"samples_per_s_per_rank": statistics.median(rates), "world": world, "mode": mode}
     if not plain and world > 1:  # (one rank: DDP does not communicate)
         # where the time goes in backward: record DDP's events for a few steps
         exposed = []
@@ -178,10 +184,10 @@ def main(argv=None):
         kind, *rest = args.worker
         if kind == "allreduce":
             return worker_allreduce(int(rest[0]))
-        return worker_ddp(int(rest[0]), int(rest[1]), rest[2] == "plain")
+        return worker_ddp(int(rest[0]), int(rest[1]), rest[2])
     if _mpiexec() is None:
         raise SystemExit("bench_distributed: no mpiexec; pip install 'devtensor[mpi]'")
-    reps, steps, rounds = (5, 60, 2) if args.quick else (25, 300, 5)
+    reps, steps, rounds, jobs = (5, 60, 2, 1) if args.quick else (25, 300, 3, 3)
 
     ar = run_job(2, "allreduce", str(reps))
     mb = N_ELEMS * 4 / 2**20
@@ -194,16 +200,23 @@ def main(argv=None):
         t = ar[name]
         print(f"| {label} | {t * 1e3:.2f} ms | {N_ELEMS * 4 / t / 1e9:.2f} GB/s | {ar['mpi4py'] / t:.2f}x |")
 
-    one_plain = run_job(1, "ddp", str(steps), str(rounds), "plain")
-    one = run_job(1, "ddp", str(steps), str(rounds), "ddp")
-    two = run_job(2, "ddp", str(steps), str(rounds), "ddp")
+    configs = [("1 rank, plain model (no DDP)", 1, "plain"), ("1 rank, DDP (no communication)", 1, "ddp"),
+               ("2 ranks, plain models (no DDP: what the machine gives two processes)", 2, "plain"),
+               ("2 ranks, plain models + one barrier per step (the cost of keeping in step)", 2, "barrier"),
+               ("2 ranks, DDP", 2, "ddp")]
+    best = {}
+    for _ in range(jobs):  # the configurations take turns, so that a busy phase of the machine hits all
+        for label, n, mode in configs:
+            r = run_job(n, "ddp", str(steps), str(rounds), mode)
+            if label not in best or r["samples_per_s_per_rank"] > best[label]["samples_per_s_per_rank"]:
+                best[label] = r
     print(f"\nMLP 784-128-10, Adam, batch 100 per rank, float32; each rank pinned to one core with one compute "
-          f"thread (median of {rounds} x {steps} steps)\n")
+          f"thread (best of {jobs} jobs x {rounds} x {steps} steps, the configurations taking turns)\n")
     print("| run | samples/s per rank | vs 1 rank without DDP | exposed comm / step | comm alone / step | hidden |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    base = one_plain["samples_per_s_per_rank"]
-    for label, r in (("1 rank, plain model (no DDP)", one_plain), ("1 rank, DDP (no communication)", one),
-                     ("2 ranks, DDP", two)):
+    base = best[configs[0][0]]["samples_per_s_per_rank"]
+    for label, _, _ in configs:
+        r = best[label]
         cells = ["", "", ""]
         if "exposed_ms" in r:
             label += f" ({r['buckets']} bucket{'s' if r['buckets'] > 1 else ''})"
@@ -212,7 +225,7 @@ def main(argv=None):
         print(f"| {label} | {r['samples_per_s_per_rank']:,.0f} | {r['samples_per_s_per_rank'] / base:.2f} | "
               + " | ".join(cells) + " |")
     if args.json:
-        Path(args.json).write_text(json.dumps({"all_reduce": ar, "ddp": [one_plain, one, two]}, indent=1))
+        Path(args.json).write_text(json.dumps({"all_reduce": ar, "ddp": best}, indent=1))
 
 
 if __name__ == "__main__":
