@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -50,10 +51,23 @@ def _env():
 
 
 def mpirun(script, *args, n=2, runner=("-m", "mpi4py"), timeout=120):
+    """Run an MPI job; past `timeout` seconds the whole job (mpiexec and every rank) is killed and
+    the test fails, so a hang never outlives its test."""
     cmd = [_mpiexec(), "-n", str(n), sys.executable, *runner, str(SCRIPTS / script), *args]
+    return _run_job(cmd, timeout)
+
+
+def _run_job(cmd, timeout):
     start = time.monotonic()
-    r = subprocess.run(cmd, capture_output=True, text=True, cwd=str(ROOT), env=_env(), timeout=timeout,
-                       stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                            text=True, cwd=str(ROOT), env=_env(), start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"{' '.join(cmd)} did not finish in {timeout} s (killed):\n{out}\n{err}")
+    r = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
     r.elapsed = time.monotonic() - start
     return r
 
@@ -194,10 +208,7 @@ def test_a_rank_that_raises_ends_the_job(runner):
 
 @needs_mpi
 def test_launch_runs_the_job_and_returns_its_status():
-    env = _env()
-    code = [sys.executable, "-m", "devtensor", "launch", "-n", "2", str(SCRIPTS / "fail_checks.py")]
-    r = subprocess.run(code, capture_output=True, text=True, cwd=str(ROOT), env=env, timeout=60,
-                       stdin=subprocess.DEVNULL)
+    r = _run_job([sys.executable, "-m", "devtensor", "launch", "-n", "2", str(SCRIPTS / "fail_checks.py")], 60)
     assert r.returncode != 0 and "rank 1 fails on purpose" in r.stderr, r.stdout + r.stderr
 
 
