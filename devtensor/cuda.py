@@ -38,7 +38,8 @@ def set_device(index) -> None:
 
 
 def synchronize(device=None) -> None:
-    _require("synchronize").cuda.runtime.deviceSynchronize()
+    _require("synchronize")
+    _be().synchronize(device)  # also raises a pending device-side index error (backends/cuda)
 
 
 def get_device_name(device=None) -> str:

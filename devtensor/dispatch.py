@@ -100,8 +100,9 @@ def defop(name, inputs=("x",), *, rule=KEEP, meta=None, check=False, backward=No
                diff_outputs if diff_outputs is not None else tuple(range(nout)), view,
                differentiable, grad_inputs, doc, shown_as, meta, check)
     for be in _backends.registered().values():
-        if name in be.op_names():
-            op.kernels[be.name] = be.resolve(name)
+        fn = be.resolve(name)
+        if fn is not None:
+            op.kernels[be.name] = fn
     OPS[name] = op
     return op
 

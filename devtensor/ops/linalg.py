@@ -24,6 +24,8 @@ def _samples(dtype=np.float64):
 
 
 def _matmul_meta(a, b):
+    if a.dtype.kind == "b":
+        raise TypeError("matmul is not implemented for bool tensors (cast them with .float() or .long())")
     sa, sb = tuple(a.shape), tuple(b.shape)
     if not sa or not sb:
         raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are {len(sa)}D and {len(sb)}D")
@@ -61,7 +63,7 @@ def matmul(input, other):
     if input.__class__ is other.__class__ is Tensor:
         sa, sb = input._data.shape, other._data.shape
         if (len(sa) >= 2 and len(sb) >= 2 and sa[-1] == sb[-2] and sa[:-2] == sb[:-2]
-                and input._data.dtype is other._data.dtype):
+                and input._data.dtype is other._data.dtype and input._data.dtype.kind != "b"):
             return call(_matmul, (input, other), {})
     return _matmul_checked(input, other)
 
@@ -74,6 +76,9 @@ def _matmul_checked(input, other):
         raise op_error("matmul", f"expected both operands to have the same dtype, but got {input.dtype.name} "
                        f"and {other.dtype.name} (convert one with .to(dtype))", (input, other))
     a, b = input, other
+    if a._data.dtype.kind == "b":
+        raise op_error("matmul", "not implemented for bool tensors (cast them with .float() or .long())",
+                       (input, other), TypeError)
     if a.ndim == 0 or b.ndim == 0:
         raise op_error("matmul", "both arguments need at least 1 dimension", (a, b))
     sa, sb = a._data.shape, b._data.shape
@@ -139,8 +144,11 @@ _linear = defop("linear", ("x", "w", "b"), rule=KEEP, meta=_linear_meta, save=("
 
 def linear(input, weight, bias=None):
     """F.linear: input (..., in) @ weight.T (weight (out, in)) + bias (out,)."""
+    if weight.ndim == 1:  # PyTorch's 1-D weight: a dot product over the last dim
+        return matmul(input, weight) + bias if bias is not None else matmul(input, weight)
     if weight.ndim != 2:
-        return input @ weight.mT + bias if bias is not None else input @ weight.mT
+        raise op_error("linear", f"weight must be 1-D or 2-D (out_features, in_features), got shape "
+                       f"{list(weight.shape)}", (input, weight))
     if input.ndim == 0 or input.shape[-1] != weight.shape[1]:
         raise op_error("linear", f"input's last dimension ({input.shape[-1] if input.ndim else '0-d'}) must equal "
                        f"weight's in_features ({weight.shape[1]})", (input, weight))

@@ -36,6 +36,8 @@ def _conv_shapes(x_shape, w_shape, stride, padding, dilation, groups):
                            f"kH, kW), got input {list(x_shape)} and weight {list(w_shape)}")
     n, c, h, w = x_shape
     k, cg, kh, kw = w_shape
+    if k == 0:
+        raise RuntimeError(f"expected weight to be at least 1 at dimension 0, but got weight of size {list(w_shape)}")
     if k % groups or cg * groups != c or cg == 0:
         raise RuntimeError(f"expected input {list(x_shape)} to have {cg * groups} channels (weight {list(w_shape)}, "
                            f"groups={groups}), but got {c} channels")
@@ -86,6 +88,9 @@ def _pool_out_shape(x_shape, kernel_size, stride, padding, dilation, ceil_mode):
     check_non_negative("padding", p)
     check_positive("dilation", d)
     check_pool2d(k, s, p, d)
+    for name, v in (("kernel_size", k), ("stride", s), ("padding", p), ("dilation", d)):
+        if max(v) >= 2 ** 31:
+            raise RuntimeError(f"{name}={v} is too large (the kernels index with 32-bit window arithmetic)")
     if len(x_shape) != 4:
         raise RuntimeError(f"expected a 4-D input (N, C, H, W), got shape {list(x_shape)}")
     oh, ow = pool2d_out_hw(x_shape[2:], k, s, p, d, bool(ceil_mode))
@@ -95,7 +100,13 @@ def _pool_out_shape(x_shape, kernel_size, stride, padding, dilation, ceil_mode):
     return tuple(x_shape[:2]) + (oh, ow)
 
 
+def _floating(x, what="input"):
+    if x.dtype.kind not in "fV":
+        raise TypeError(f"expected a floating point {what}, got {x.dtype}")
+
+
 def _max_pool_meta(x, kernel_size, stride, padding, dilation, ceil_mode):
+    _floating(x)
     out = _pool_out_shape(tuple(x.shape), kernel_size, stride, padding, dilation, ceil_mode)
     return (out, x.dtype), (out, M.INT64)
 
@@ -110,6 +121,7 @@ def _max_pool_bwd_meta(gy, indices, x_shape):
 def _avg_pool_meta(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
     if divisor_override is not None and divisor_override == 0:
         raise RuntimeError("divisor must be not zero")
+    _floating(x)
     return _pool_out_shape(tuple(x.shape), kernel_size, stride, padding, 1, ceil_mode), x.dtype
 
 
