@@ -16,7 +16,7 @@ import operator
 import numpy as np
 
 from ..dispatch import COMPARE, OPS, _backend
-from ..graph import Ref
+from ..graph.ir import Ref, node_refs
 from ..tensor import _wrap
 
 _EFFECTS = ("copy_", "adam_step_", "sgd_step_", "rmsprop_step_")
@@ -32,20 +32,10 @@ def live_nodes(graph):
         effect = n.op.startswith("@") or n.op in _EFFECTS
         if effect or any(o in needed for o in n.outputs):
             keep.append(n)
-            for r in _refs(n.args) + _refs(tuple(n.attrs.values())):
+            for r in node_refs(n):
                 needed.add(r.id)
     keep.reverse()
     return keep
-
-
-def _refs(items):
-    out = []
-    for a in items:
-        if isinstance(a, Ref):
-            out.append(a)
-        elif isinstance(a, (tuple, list)):
-            out += _refs(tuple(a))
-    return out
 
 
 class Plan:
@@ -86,7 +76,7 @@ class Plan:
         must be copied (as the engine copies a gradient it does not own)."""
         count = {}
         for n in self.nodes:
-            for r in _refs(n.args) + _refs(tuple(v for k, v in n.attrs.items())):
+            for r in node_refs(n):
                 count[r.id] = count.get(r.id, 0) + 1
         for o in self.graph.outputs:
             count[o] = count.get(o, 0) + 2

@@ -50,7 +50,7 @@ class Graph:
         """value id -> list of nodes reading it."""
         out = {}
         for n in self.nodes:
-            for r in _refs(n.args) + _refs(tuple(n.attrs.values())):
+            for r in node_refs(n):
                 out.setdefault(r.id, []).append(n)
         return out
 
@@ -76,6 +76,11 @@ class Graph:
             lines.append(f"  {outs} = {n.op}({args}{attrs}){where}")
         lines.append("  return " + ", ".join(f"%{o}" for o in self.outputs))
         return "\n".join(lines)
+
+
+def node_refs(n):
+    """Every Ref a node reads, in its arguments and (nested in) its attributes."""
+    return _refs(n.args) + _refs(tuple(n.attrs.values()))
 
 
 def _refs(items):

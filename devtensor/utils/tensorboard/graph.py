@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from ...autograd import no_grad
 from ...graph import Ref, capture
+from ...graph.ir import node_refs
 from ...tensor import Tensor
 
 _SKIPPED = ("@host", "@accumulate_grad")  # host calls and gradient delivery: not part of a forward
@@ -90,7 +91,7 @@ def graph_def(graph, types):
         name = f"{scope(n.module)}/{n.op}_{k}"
         for j, o in enumerate(n.outputs):
             name_of[o] = name if j == 0 else f"{name}:{j}"
-        refs = [r.id for r in _refs(n.args) + _refs(tuple(n.attrs.values()))]
+        refs = [r.id for r in node_refs(n)]
         text = ", ".join([_text(a) for a in n.args if not isinstance(a, Ref)]
                          + [f"{key}={_text(val)}" for key, val in n.attrs.items() if not isinstance(val, Ref)])
         device = graph.values[n.outputs[0]].device if n.outputs else ""
@@ -112,16 +113,6 @@ def _flatten(out):
         return [t for o in out.values() for t in _flatten(o)]
     raise TypeError(f"add_graph: the model must return Tensors (or tuples, lists, dicts of them), got "
                     f"{type(out).__name__}")
-
-
-def _refs(items):
-    out = []
-    for a in items:
-        if isinstance(a, Ref):
-            out.append(a)
-        elif isinstance(a, (tuple, list)):
-            out += _refs(tuple(a))
-    return out
 
 
 def _text(a):
