@@ -5,6 +5,9 @@ Each (case, device, implementation) is one task: build its inputs on the device 
 it with devtensor.bench.timing.measure (first call apart, warm-up, synchronize before every clock
 read, median/min/max of repeats), free its memory, go on. A task that fails or cannot fit is
 recorded in "skipped" with the reason; the run always finishes and writes what it measured.
+
+Its size: option parsing, task scheduling and the round-robin timing loop of one command; the cases,
+peaks and reports already live in their own modules.
 """
 from __future__ import annotations
 

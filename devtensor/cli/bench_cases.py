@@ -14,6 +14,9 @@ cannot fit before trying it.
 Tiers: "small" is what --quick runs (CI, seconds on a 2-core cpu); "medium" the realistic shapes
 (MNIST at batch 100, ResNet-50's 3x3 layers at batch 8); "large" the shapes that fill a GPU (run
 by default only on cuda).
+
+Its size: the catalogue of cases (about forty), one short builder each; it is data more than logic,
+and one file is what `devtensor bench --list` reads.
 """
 from __future__ import annotations
 

@@ -17,6 +17,9 @@ callbacks pays no host sync per batch.
 
 Learning rates are the optimizer's param_groups' "lr" (one value per group, as in PyTorch); where
 Keras reads one learning rate, these callbacks read the first group's.
+
+Its size: Keras's eight callbacks with their arguments and docstrings, each short; one module
+mirrors keras.callbacks, where users look for them.
 """
 from __future__ import annotations
 

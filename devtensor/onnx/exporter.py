@@ -20,6 +20,9 @@
    weight) are evaluated once and become initializers.
 6. Each node is converted by its op's converter (ops.py); parameters and buffers become initializers
    named by their path in the model (copied to the host: a model on cuda exports too).
+
+Its size: the six export stages share one set of node/shape helpers and read top to bottom as one
+pipeline.
 """
 from __future__ import annotations
 

@@ -7,6 +7,9 @@ of the table is in exactly one of them, and runs every exportable op's samples t
 Dtypes: the capture records each op's arguments before dispatch's dtype rule ran, so converters
 cast to the op's compute dtype themselves (the output's dtype for arithmetic, the promoted input
 dtype for comparisons); a Python number becomes a 0-d constant of that dtype.
+
+Its size: one converter per op of the table (about a hundred), each a few lines; splitting them by
+family would scatter the CONVERTERS table the completeness test reads.
 """
 from __future__ import annotations
 

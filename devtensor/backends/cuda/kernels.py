@@ -6,6 +6,10 @@ above the dispatch table; these wrappers only check what would make a kernel rea
 bounds.  Inputs that are not C-contiguous are copied (sgemm also reads transposed views in place).
 Scalars go to the kernels as numpy.int32 / numpy.int64 / numpy.float32, never as Python numbers
 (CuPy would pass those as long long / double; see GPU-NOTES.md).  cupy is imported lazily.
+
+Its size: one thin wrapper per kernel entry point of kernels/*.cu (matmul, conv, pooling,
+reductions, optimizer steps, index checks), all sharing the launch and contiguity helpers at the
+top.
 """
 from __future__ import annotations
 

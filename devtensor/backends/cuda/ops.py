@@ -20,6 +20,9 @@ never used, and the first one is raised at the next synchronisation (CudaBackend
 
 cupy is imported lazily (`_cp()`): importing this module needs neither cupy nor a GPU, so the
 completeness of the cuda table can be checked anywhere.
+
+Its size: the cuda table for every op our CUDA C serves, one short adapter per (op, tier); one file
+keeps the registrations side by side with the tier helpers they share.
 """
 from __future__ import annotations
 
