@@ -16,13 +16,22 @@ def devices_under_test():
     return [name for name, (ok, _) in dt.backends.available().items() if ok and name != "meta"]
 
 
+def _wants_cuda(item):
+    """The cuda marker, or a `device` fixture parameter naming a cuda device (DEVTENSOR_TEST_DEVICES=cpu,cuda)."""
+    if item.get_closest_marker("cuda") is not None or "cuda" in item.keywords:
+        return True
+    callspec = getattr(item, "callspec", None)
+    dev = callspec.params.get("device") if callspec is not None else None
+    return isinstance(dev, str) and dev.split(":")[0] == "cuda"
+
+
 def pytest_collection_modifyitems(config, items):
     ok, why = dt.backends.available().get("cuda", (False, "not registered"))
     if ok:
         return
     skip = pytest.mark.skip(reason=f"cuda unavailable: {why}")
     for item in items:
-        if "cuda" in item.keywords:
+        if _wants_cuda(item):
             item.add_marker(skip)
 
 
