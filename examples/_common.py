@@ -7,6 +7,16 @@ import argparse
 import devtensor as dt
 
 
+def _positive_int(text):
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {n} (leave the flag out for no limit)")
+    return n
+
+
 def parser(description, epochs, batch_size, lr):
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--device", default=None,
@@ -16,7 +26,8 @@ def parser(description, epochs, batch_size, lr):
     p.add_argument("--epochs", type=int, default=epochs)
     p.add_argument("--batch-size", type=int, default=batch_size)
     p.add_argument("--lr", type=float, default=lr)
-    p.add_argument("--limit", type=int, default=None, help="use only the first N training samples (smoke runs)")
+    p.add_argument("--limit", type=_positive_int, default=None,
+                   help="use only the first N training samples (smoke runs; N >= 1)")
     p.add_argument("--seed", type=int, default=0)
     return p
 
@@ -33,11 +44,13 @@ MEAN, STD = 0.1307, 0.3081  # the MNIST statistics PyTorch's examples normalise 
 def mnist(data, limit=None):
     """(x_train, y_train, x_test, y_test) as tensors: images float32 (N, 1, 28, 28), normalised as in
     PyTorch's examples (transforms.Normalize((0.1307,), (0.3081,)))."""
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be a positive number of training digits, got {limit}")
     train = dt.datasets.MNIST(root=data, train=True)
     test = dt.datasets.MNIST(root=data, train=False)
     xtr, ytr = train.as_tensors()
     xte, yte = test.as_tensors()
     xtr, xte = (xtr - MEAN) / STD, (xte - MEAN) / STD
-    if limit:
+    if limit is not None:
         xtr, ytr = xtr[:limit], ytr[:limit]
     return xtr, ytr, xte, yte
