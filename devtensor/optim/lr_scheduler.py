@@ -305,3 +305,10 @@ class ReduceLROnPlateau(LRScheduler):
     def load_state_dict(self, state_dict):
         self.__dict__.update(state_dict)
         self._init_is_better(mode=self.mode, threshold=self.threshold, threshold_mode=self.threshold_mode)
+
+
+# ConstantLR, LinearLR, PolynomialLR, CosineAnnealingWarmRestarts, OneCycleLR, SequentialLR, ChainedScheduler
+from .lr_scheduler_extra import *  # noqa: E402,F401,F403
+from .lr_scheduler_extra import __all__ as _extra_all  # noqa: E402
+
+__all__ += _extra_all
