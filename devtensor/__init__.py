@@ -36,6 +36,7 @@ _derive_meta(_OPS)
 _finalise()
 
 from . import cuda  # noqa: E402
+from . import accelerator  # noqa: E402  (torch.accelerator: the device-agnostic API, mapped to cuda)
 from . import nn  # noqa: E402
 from . import optim  # noqa: E402
 from . import datasets, utils  # noqa: E402
