@@ -1,6 +1,7 @@
-"""devtensor/backends/cpu/nn_kernels.py against independent numpy references (direct loops /
-einsum over padded arrays, naive softmax, finite differences), plus adjoint identities for the
-conv and pooling backwards; and against torch where torch imports."""
+"""The cpu nn kernels (backends/cpu: conv.py with its Winograd and direct 3x3 fast paths, pooling.py,
+softmax_ce.py, optim_steps.py) against independent numpy references (direct loops / einsum over
+padded arrays, naive softmax, finite differences), plus adjoint identities for the conv and
+pooling backwards, and bit-for-bit equality across thread counts."""
 from __future__ import annotations
 
 import itertools
@@ -9,7 +10,10 @@ import math
 import numpy as np
 import pytest
 
-from devtensor.backends.cpu import nn_kernels as K
+from devtensor.backends.cpu import conv as C
+from devtensor.backends.cpu import optim_steps as O
+from devtensor.backends.cpu import pooling as P
+from devtensor.backends.cpu import softmax_ce as S
 
 RNG = np.random.default_rng(1234)
 
@@ -25,25 +29,25 @@ def tol(dtype):
 @pytest.fixture
 def small_chunks(monkeypatch):
     """Force several conv chunks (and a ragged last one) on tiny inputs."""
-    monkeypatch.setattr(K, "_CONV_CHUNK_BYTES", 1)
+    monkeypatch.setattr(C, "_CONV_CHUNK_BYTES", 1)
 
 
 @pytest.fixture(params=["numba", "numpy", "numpy-split"])
 def rows_path(request, monkeypatch):
     """Run the row kernels through the fused numba loops, through the numpy path, and through the
     numpy path with its rows split over the cores (every size)."""
-    monkeypatch.setattr(K, "_ROWS_NUMPY_MIN", 1 << 60 if request.param == "numba" else 0)
-    monkeypatch.setattr(K, "_ROWS_NUMPY_MIN_C", 0)
+    monkeypatch.setattr(S, "_ROWS_NUMPY_MIN", 1 << 60 if request.param == "numba" else 0)
+    monkeypatch.setattr(S, "_ROWS_NUMPY_MIN_C", 0)
     if request.param == "numpy-split":
-        monkeypatch.setattr(K, "_ROWS_SPLIT_MIN", 1)
+        monkeypatch.setattr(S, "_ROWS_SPLIT_MIN", 1)
     return request.param
 
 
 @pytest.fixture
 def parallel(monkeypatch):
     """Route every size through the parallel=True twins."""
-    for name in ("_PAR_MIN_POOL", "_PAR_MIN_OPTIM"):
-        monkeypatch.setattr(K, name, 0)
+    monkeypatch.setattr(P, "_PAR_MIN_POOL", 0)
+    monkeypatch.setattr(O, "_PAR_MIN_OPTIM", 0)
 
 
 # ---------------------------------------------------------------------------------------
@@ -129,13 +133,13 @@ def conv_ids(case):
 def test_conv2d_matches_reference(case, dtype):
     x_shape, w_shape, stride, padding, dilation, groups = case
     x, w, b = rand(*x_shape, dtype=dtype), rand(*w_shape, dtype=dtype), rand(w_shape[0], dtype=dtype)
-    y = K.conv2d_forward(x, w, b, stride, padding, dilation, groups)
+    y = C.conv2d_forward(x, w, b, stride, padding, dilation, groups)
     assert y.dtype == dtype and type(y) is np.ndarray
     np.testing.assert_allclose(y, conv_ref(x, w, b, stride, padding, dilation, groups), **tol(dtype))
 
     gy = rand(*y.shape, dtype=dtype)
-    gx = K.conv2d_backward_input(gy, w, x.shape, stride, padding, dilation, groups)
-    gw = K.conv2d_backward_weight(gy, x, w.shape, stride, padding, dilation, groups)
+    gx = C.conv2d_backward_input(gy, w, x.shape, stride, padding, dilation, groups)
+    gw = C.conv2d_backward_weight(gy, x, w.shape, stride, padding, dilation, groups)
     gx_ref, gw_ref = conv_grads_ref(gy, x, w, stride, padding, dilation, groups)
     assert gx.dtype == dtype and gw.dtype == dtype
     assert gx.shape == x.shape and gw.shape == w.shape
@@ -148,12 +152,12 @@ def test_conv2d_adjoint_identities(case):
     """<conv(x; w), gy> == <x, backward_input(gy)> == <w, backward_weight(gy, x)> (no bias)."""
     x_shape, w_shape, stride, padding, dilation, groups = case
     x, w = rand(*x_shape), rand(*w_shape)
-    y = K.conv2d_forward(x, w, None, stride, padding, dilation, groups)
+    y = C.conv2d_forward(x, w, None, stride, padding, dilation, groups)
     gy = rand(*y.shape)
     lhs = np.vdot(y, gy)
-    assert np.vdot(x, K.conv2d_backward_input(gy, w, x.shape, stride, padding, dilation, groups)) == \
+    assert np.vdot(x, C.conv2d_backward_input(gy, w, x.shape, stride, padding, dilation, groups)) == \
         pytest.approx(lhs, rel=1e-10, abs=1e-10)
-    assert np.vdot(w, K.conv2d_backward_weight(gy, x, w.shape, stride, padding, dilation, groups)) == \
+    assert np.vdot(w, C.conv2d_backward_weight(gy, x, w.shape, stride, padding, dilation, groups)) == \
         pytest.approx(lhs, rel=1e-10, abs=1e-10)
 
 
@@ -162,13 +166,13 @@ def test_conv2d_many_chunks(case, small_chunks):
     x_shape, w_shape, stride, padding, dilation, groups = case
     x_shape = (5,) + x_shape[1:]
     x, w, b = rand(*x_shape), rand(*w_shape), rand(w_shape[0])
-    y = K.conv2d_forward(x, w, b, stride, padding, dilation, groups)
+    y = C.conv2d_forward(x, w, b, stride, padding, dilation, groups)
     np.testing.assert_allclose(y, conv_ref(x, w, b, stride, padding, dilation, groups), **tol(np.float64))
     gy = rand(*y.shape)
     gx_ref, gw_ref = conv_grads_ref(gy, x, w, stride, padding, dilation, groups)
-    np.testing.assert_allclose(K.conv2d_backward_input(gy, w, x.shape, stride, padding, dilation, groups),
+    np.testing.assert_allclose(C.conv2d_backward_input(gy, w, x.shape, stride, padding, dilation, groups),
                                gx_ref, **tol(np.float64))
-    np.testing.assert_allclose(K.conv2d_backward_weight(gy, x, w.shape, stride, padding, dilation, groups),
+    np.testing.assert_allclose(C.conv2d_backward_weight(gy, x, w.shape, stride, padding, dilation, groups),
                                gw_ref, **tol(np.float64))
 
 
@@ -177,12 +181,12 @@ def test_conv2d_non_contiguous_inputs_and_finite_differences():
     w = rand(2, 3, 2, 2).transpose(1, 0, 2, 3)[:, :, ::-1, :]  # (3, 2, 2, 2), permuted, negative strides
     b = rand(6)[::2]
     args = ((1, 2), (1, 0), (2, 1), 1)
-    y = K.conv2d_forward(x, w, b, *args)
+    y = C.conv2d_forward(x, w, b, *args)
     np.testing.assert_allclose(y, conv_ref(x, w, b, *args), rtol=1e-12, atol=1e-12)
     gy = rand(*y.shape)
     gy_nc = np.asfortranarray(gy)
-    gx = K.conv2d_backward_input(gy_nc, w, x.shape, *args)
-    gw = K.conv2d_backward_weight(gy_nc, x, w.shape, *args)
+    gx = C.conv2d_backward_input(gy_nc, w, x.shape, *args)
+    gw = C.conv2d_backward_weight(gy_nc, x, w.shape, *args)
     # central differences of L(x, w) = sum(gy * conv(x, w)) at a few coordinates
     h = 1e-6
     for arr, grad in ((x, gx), (w, gw)):
@@ -193,27 +197,27 @@ def test_conv2d_non_contiguous_inputs_and_finite_differences():
             minus[idx] -= h
             xa, wa = (plus, w) if arr is x else (x, plus)
             xb, wb = (minus, w) if arr is x else (x, minus)
-            fd = (np.vdot(gy, K.conv2d_forward(xa, wa, b, *args))
-                  - np.vdot(gy, K.conv2d_forward(xb, wb, b, *args))) / (2 * h)
+            fd = (np.vdot(gy, C.conv2d_forward(xa, wa, b, *args))
+                  - np.vdot(gy, C.conv2d_forward(xb, wb, b, *args))) / (2 * h)
             assert grad[idx] == pytest.approx(fd, rel=1e-6, abs=1e-6)
 
 
 def test_conv2d_empty_batch_and_return_types():
     x, w = rand(0, 3, 5, 5, dtype=np.float32), rand(4, 3, 3, 3, dtype=np.float32)
     a = ((1, 1), (1, 1), (1, 1), 1)
-    y = K.conv2d_forward(x, w, None, *a)
+    y = C.conv2d_forward(x, w, None, *a)
     assert y.shape == (0, 4, 5, 5) and y.dtype == np.float32
-    assert K.conv2d_backward_input(y, w, x.shape, *a).shape == x.shape
-    gw = K.conv2d_backward_weight(y, x, w.shape, *a)
+    assert C.conv2d_backward_input(y, w, x.shape, *a).shape == x.shape
+    gw = C.conv2d_backward_weight(y, x, w.shape, *a)
     assert gw.shape == w.shape and not gw.any()
 
 
 # ---------------------------------------------------------------------------------------
-# conv2d fast paths: Winograd F(2x2, 3x3) (winograd.py) and direct 3x3 loops for few input
-# channels (direct3x3.py), both picked by shape inside the conv2d_* entry points
+# conv2d fast paths: Winograd F(2x2, 3x3) and F(4x4, 3x3) (winograd.py) and direct 3x3 loops
+# for few input channels (direct3x3.py), both picked by shape inside the conv2d_* entry points
 # ---------------------------------------------------------------------------------------
 
-from devtensor.backends.cpu import direct3x3, threads, winograd, winograd43  # noqa: E402
+from devtensor.backends.cpu import direct3x3, threads, winograd  # noqa: E402
 
 # (x_shape, K, padding): odd H/W (partial tiles at the edges), padding 0/1/2, batch 1, C and
 # K off the micro-kernel blocks (C % 4, K % 8), a 1x1 output, large channels
@@ -259,22 +263,22 @@ def fast_path_case(case, dtype):
 def conv_threads(request, monkeypatch):
     """Run the fast paths on one thread, and with images split unevenly over 3 threads."""
     n = 1 if request.param == "one thread" else 3
-    for mod in (winograd, direct3x3):  # winograd43 shares out its images with winograd._split
+    for mod in (winograd, direct3x3):
         monkeypatch.setattr(mod, "threads", lambda: n)
     return n
 
 
-@pytest.fixture(params=["23", "43"])
-def wino_variant(request, monkeypatch):
+@pytest.fixture(params=[2, 4], ids=["F(2x2,3x3)", "F(4x4,3x3)"])
+def wino_tile(request, monkeypatch):
     """Force Winograd F(2x2, 3x3) or F(4x4, 3x3) whatever the shape, forward included."""
-    monkeypatch.setattr(winograd, "_variant", lambda C, K, OH, OW: request.param)
-    monkeypatch.setattr(winograd, "FORWARD_VARIANT", request.param)
+    monkeypatch.setattr(winograd, "tile", lambda C, K, OH, OW: request.param)
+    monkeypatch.setattr(winograd, "FORWARD_TILE", request.param)
     return request.param
 
 
 def test_fast_paths_are_picked_by_shape():
     def cv(x_shape, w_shape, stride=(1, 1), dilation=(1, 1), groups=1):
-        return K._Conv(x_shape, w_shape, stride, (1, 1), dilation, groups, np.dtype(np.float32))
+        return C._Conv(x_shape, w_shape, stride, (1, 1), dilation, groups, np.dtype(np.float32))
 
     assert cv((2, 32, 26, 26), (64, 32, 3, 3)).winograd()
     assert cv((2, 1, 28, 28), (32, 1, 3, 3)).direct3x3()
@@ -287,13 +291,13 @@ def test_fast_paths_are_picked_by_shape():
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("case", WINO_CASES, ids=wino_ids)
-def test_winograd_matches_float64_reference(case, dtype, conv_threads, wino_variant):
+def test_winograd_matches_float64_reference(case, dtype, conv_threads, wino_tile):
     x, w, b, args = fast_path_case(case, dtype)
-    assert K._Conv(x.shape, w.shape, *args, np.dtype(dtype)).winograd()
-    y = K.conv2d_forward(x, w, b, *args)
+    assert C._Conv(x.shape, w.shape, *args, np.dtype(dtype)).winograd()
+    y = C.conv2d_forward(x, w, b, *args)
     gy = rand(*y.shape, dtype=dtype)
-    gx = K.conv2d_backward_input(gy, w, x.shape, *args)
-    gw = K.conv2d_backward_weight(gy, x, w.shape, *args)
+    gx = C.conv2d_backward_input(gy, w, x.shape, *args)
+    gw = C.conv2d_backward_weight(gy, x, w.shape, *args)
     gx_ref, gw_ref = conv_grads_ref(gy, x, w, *args)
     # float32: F(2x2, 3x3) within a few roundings of the output's scale, F(4x4, 3x3) with the
     # points (0, 1, -1, 2, -1/2) within ~2e-6 at these channel counts
@@ -304,39 +308,38 @@ def test_winograd_matches_float64_reference(case, dtype, conv_threads, wino_vari
 
 
 @pytest.mark.parametrize("case", [WINO_CASES[i] for i in (1, 2, 6)], ids=wino_ids)
-def test_winograd_matches_im2col(case, monkeypatch, wino_variant):
+def test_winograd_matches_im2col(case, monkeypatch, wino_tile):
     x, w, b, args = fast_path_case(case, np.float32)
-    fast = K.conv2d_forward(x, w, b, *args)
+    fast = C.conv2d_forward(x, w, b, *args)
     gy = rand(*fast.shape, dtype=np.float32)
-    fast_gx = K.conv2d_backward_input(gy, w, x.shape, *args)
-    fast_gw = K.conv2d_backward_weight(gy, x, w.shape, *args)
-    monkeypatch.setattr(K, "_WINO_MIN_C", 1 << 30)  # everything through im2col + GEMM
-    assert not K._Conv(x.shape, w.shape, *args, np.dtype(np.float32)).winograd()
-    for out, ref in ((fast, K.conv2d_forward(x, w, b, *args)),
-                     (fast_gx, K.conv2d_backward_input(gy, w, x.shape, *args)),
-                     (fast_gw, K.conv2d_backward_weight(gy, x, w.shape, *args))):
+    fast_gx = C.conv2d_backward_input(gy, w, x.shape, *args)
+    fast_gw = C.conv2d_backward_weight(gy, x, w.shape, *args)
+    monkeypatch.setattr(C, "_WINO_MIN_C", 1 << 30)  # everything through im2col + GEMM
+    assert not C._Conv(x.shape, w.shape, *args, np.dtype(np.float32)).winograd()
+    for out, ref in ((fast, C.conv2d_forward(x, w, b, *args)),
+                     (fast_gx, C.conv2d_backward_input(gy, w, x.shape, *args)),
+                     (fast_gw, C.conv2d_backward_weight(gy, x, w.shape, *args))):
         assert conv_scale_err(out, ref) < 1e-5
 
 
 @pytest.mark.parametrize("case", WINO_CASES[:6], ids=wino_ids)
-def test_winograd_adjoint_identities(case, wino_variant):
+def test_winograd_adjoint_identities(case, wino_tile):
     """<conv(x), gy> == <x, backward_input(gy)> == <w, backward_weight(gy, x)> to float64
     rounding: the three Winograd passes are exact transposes of each other."""
     x, w, _, args = fast_path_case(case, np.float64)
-    y = K.conv2d_forward(x, w, None, *args)
+    y = C.conv2d_forward(x, w, None, *args)
     gy = rand(*y.shape)
     lhs = np.vdot(y, gy)
-    assert np.vdot(x, K.conv2d_backward_input(gy, w, x.shape, *args)) == pytest.approx(lhs, rel=1e-12, abs=1e-12)
-    assert np.vdot(w, K.conv2d_backward_weight(gy, x, w.shape, *args)) == pytest.approx(lhs, rel=1e-12, abs=1e-12)
+    assert np.vdot(x, C.conv2d_backward_input(gy, w, x.shape, *args)) == pytest.approx(lhs, rel=1e-12, abs=1e-12)
+    assert np.vdot(w, C.conv2d_backward_weight(gy, x, w.shape, *args)) == pytest.approx(lhs, rel=1e-12, abs=1e-12)
 
 
 @pytest.mark.parametrize("case", [WINO_CASES[i] for i in (0, 2, 5)], ids=wino_ids)
-def test_winograd_many_chunks(case, monkeypatch, wino_variant):
+def test_winograd_many_chunks(case, monkeypatch, wino_tile):
     """One image per chunk (and a ragged last chunk per thread): the row layouts change with
     the chunk size, the pad columns must be re-zeroed."""
-    for mod in (winograd, winograd43):
-        monkeypatch.setattr(mod, "_CHUNK_TILES", 1)
-    monkeypatch.setattr(winograd, "threads", lambda: 2)  # winograd._split shares out both variants
+    monkeypatch.setattr(winograd, "_CHUNK_TILES", {2: 1, 4: 1})
+    monkeypatch.setattr(winograd, "threads", lambda: 2)
     x_shape, k, padding = case
     x_shape = (5,) + x_shape[1:]
     _check_conv_exact(*fast_path_case((x_shape, k, padding), np.float64))
@@ -344,15 +347,15 @@ def test_winograd_many_chunks(case, monkeypatch, wino_variant):
 
 def _check_conv_exact(x, w, b, args):
     """Forward and both gradients against the float64 references, to 1e-12."""
-    y = K.conv2d_forward(x, w, b, *args)
+    y = C.conv2d_forward(x, w, b, *args)
     np.testing.assert_allclose(y, conv_ref(x, w, b, *args), rtol=1e-12, atol=1e-12)
     gy = rand(*y.shape)
     gx_ref, gw_ref = conv_grads_ref(gy, x, w, *args)
-    np.testing.assert_allclose(K.conv2d_backward_input(gy, w, x.shape, *args), gx_ref, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(K.conv2d_backward_weight(gy, x, w.shape, *args), gw_ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(C.conv2d_backward_input(gy, w, x.shape, *args), gx_ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(C.conv2d_backward_weight(gy, x, w.shape, *args), gw_ref, rtol=1e-12, atol=1e-12)
 
 
-def test_fast_paths_reuse_work_buffers_across_shapes(wino_variant):
+def test_fast_paths_reuse_work_buffers_across_shapes(wino_tile):
     """The work buffers are reused between calls (threads.scratch): a larger call leaves
     data where a smaller one expects zeros (padding, junk tiles) unless the workers re-zero."""
     cases = [((2, 16, 9, 7), 8, (2, 2)), ((2, 8, 26, 26), 16, (0, 0)), ((1, 8, 5, 5), 8, (1, 1)),
@@ -361,13 +364,48 @@ def test_fast_paths_reuse_work_buffers_across_shapes(wino_variant):
         _check_conv_exact(*fast_path_case(case, np.float64))
 
 
-def test_winograd_variant_choice():
-    assert winograd._variant(32, 64, 24, 24) == "43"   # the MNIST CNN's conv2
-    assert winograd._variant(32, 64, 6, 6) == "23"     # 4x4 tiles waste more than they save
-    assert winograd._variant(32, 64, 2, 2) == "23"
-    assert winograd._variant(512, 64, 24, 24) == "23"  # F(4x4, 3x3)'s error grows with C
-    assert winograd._variant(64, 512, 24, 24) == "23"
-    assert winograd.FORWARD_VARIANT == "23"  # see its comment: test_training_parity
+def test_winograd_tile_choice():
+    assert winograd.tile(32, 64, 24, 24) == 4   # the MNIST CNN's conv2
+    assert winograd.tile(32, 64, 6, 6) == 2     # 4x4 tiles waste more than they save
+    assert winograd.tile(32, 64, 2, 2) == 2
+    assert winograd.tile(512, 64, 24, 24) == 2  # F(4x4, 3x3)'s error grows with C
+    assert winograd.tile(64, 512, 24, 24) == 2
+    assert winograd.FORWARD_TILE == 2  # see its comment: test_training_parity
+
+
+@pytest.mark.parametrize("m", [2, 4])
+def test_winograd_transform_matrices(m):
+    """The transforms as data: A^T [(G g G^T) * (B^T d B)] A is the valid 3x3 correlation of one
+    input tile with g, in float64, for both tile sizes."""
+    BT, G, AT = winograd.TRANSFORMS[m]
+    a = m + 2
+    assert BT.shape == (a, a) and G.shape == (a, 3) and AT.shape == (m, a)
+    d, g = rand(a, a), rand(3, 3)
+    y = AT @ ((G @ g @ G.T) * (BT @ d @ BT.T)) @ AT.T
+    ref = np.array([[(d[i:i + 3, j:j + 3] * g).sum() for j in range(m)] for i in range(m)])
+    np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", [WINO_CASES[i] for i in (2, 6, 7)], ids=wino_ids)
+def test_fast_paths_same_bits_on_any_number_of_threads(case, monkeypatch, wino_tile):
+    """Winograd (both tile sizes) and the direct loops, float32: 1, 2 and 3 threads give the same
+    bits, the weight gradients included (their per-group partial sums are cut by the shapes)."""
+    x, w, b, args = fast_path_case(case, np.float32)
+    x1, w1, b1, _ = fast_path_case(((x.shape[0], 2) + x.shape[2:], 16, args[1]), np.float32)
+    results = []
+    for n in (1, 2, 3):
+        for mod in (winograd, direct3x3):
+            monkeypatch.setattr(mod, "threads", lambda: n)
+        y = C.conv2d_forward(x, w, b, *args)
+        gy = np.cos(np.arange(y.size, dtype=np.float32)).reshape(y.shape)
+        y1 = C.conv2d_forward(x1, w1, b1, *args)
+        gy1 = np.sin(np.arange(y1.size, dtype=np.float32)).reshape(y1.shape)
+        results.append((y, C.conv2d_backward_input(gy, w, x.shape, *args),
+                        C.conv2d_backward_weight(gy, x, w.shape, *args),
+                        y1, C.conv2d_backward_weight(gy1, x1, w1.shape, *args)))
+    for other in results[1:]:
+        for a, b_ in zip(results[0], other):
+            np.testing.assert_array_equal(a, b_)
 
 
 def test_fast_paths_non_contiguous_inputs():
@@ -375,15 +413,15 @@ def test_fast_paths_non_contiguous_inputs():
     w = rand(10, 12, 3, 3).transpose(1, 0, 3, 2)[:, :, ::-1]  # (12, 10, 3, 3), negative strides
     b = rand(24)[::2]
     args = ((1, 1), (1, 1), (1, 1), 1)
-    y = K.conv2d_forward(x, w, b, *args)
+    y = C.conv2d_forward(x, w, b, *args)
     np.testing.assert_allclose(y, conv_ref(x, w, b, *args), rtol=1e-12, atol=1e-12)
     gy = np.asfortranarray(rand(*y.shape))
     gx_ref, gw_ref = conv_grads_ref(gy, x, w, *args)
-    np.testing.assert_allclose(K.conv2d_backward_input(gy, w, x.shape, *args), gx_ref, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(K.conv2d_backward_weight(gy, x, w.shape, *args), gw_ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(C.conv2d_backward_input(gy, w, x.shape, *args), gx_ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(C.conv2d_backward_weight(gy, x, w.shape, *args), gw_ref, rtol=1e-12, atol=1e-12)
     x1 = rand(3, 1, 8, 14)[:, :, :, ::2]  # direct path, strided
     w1 = rand(4, 1, 3, 3)
-    np.testing.assert_allclose(K.conv2d_forward(x1, w1, None, *args), conv_ref(x1, w1, None, *args),
+    np.testing.assert_allclose(C.conv2d_forward(x1, w1, None, *args), conv_ref(x1, w1, None, *args),
                                rtol=1e-12, atol=1e-12)
 
 
@@ -391,10 +429,10 @@ def test_fast_paths_non_contiguous_inputs():
 @pytest.mark.parametrize("case", DIRECT_CASES, ids=wino_ids)
 def test_direct3x3_matches_float64_reference(case, dtype, conv_threads):
     x, w, b, args = fast_path_case(case, dtype)
-    assert K._Conv(x.shape, w.shape, *args, np.dtype(dtype)).direct3x3()
-    y = K.conv2d_forward(x, w, b, *args)
+    assert C._Conv(x.shape, w.shape, *args, np.dtype(dtype)).direct3x3()
+    y = C.conv2d_forward(x, w, b, *args)
     gy = rand(*y.shape, dtype=dtype)
-    gw = K.conv2d_backward_weight(gy, x, w.shape, *args)
+    gw = C.conv2d_backward_weight(gy, x, w.shape, *args)
     _, gw_ref = conv_grads_ref(gy, x, w, *args)
     bound = 1e-5 if dtype == np.float32 else 1e-13
     for out, ref in ((y, conv_ref(x, w, b, *args)), (gw, gw_ref)):
@@ -463,13 +501,13 @@ MAXPOOL_CASES = [
 def test_max_pool2d(case, dtype):
     x_shape, kernel, stride, padding, dilation, ceil_mode = case
     x = rand(*x_shape, dtype=dtype)
-    y, ix = K.max_pool2d_forward(x, kernel, stride, padding, dilation, ceil_mode)
+    y, ix = P.max_pool2d_forward(x, kernel, stride, padding, dilation, ceil_mode)
     y_ref, ix_ref = maxpool_ref(x, kernel, stride, padding, dilation, ceil_mode)
     assert y.dtype == dtype and ix.dtype == np.int64 and y.shape == y_ref.shape
     np.testing.assert_array_equal(y, y_ref.astype(dtype))
     np.testing.assert_array_equal(ix, ix_ref)
     gy = rand(*y.shape, dtype=dtype)
-    gx = K.max_pool2d_backward(gy, ix, x.shape)
+    gx = P.max_pool2d_backward(gy, ix, x.shape)
     gx_ref = np.zeros(x.shape).reshape(x.shape[0] * x.shape[1], -1)
     for plane, (g, i) in enumerate(zip(gy.reshape(len(gx_ref), -1), ix_ref.reshape(len(gx_ref), -1))):
         np.add.at(gx_ref[plane], i, g)
@@ -481,7 +519,7 @@ def test_max_pool2d_nan_and_ties():
     x = np.zeros((1, 1, 4, 4))
     x[0, 0, 1, 1] = np.nan
     x[0, 0, 2, 3] = 5.0
-    y, ix = K.max_pool2d_forward(x, (2, 2), (2, 2), (0, 0), (1, 1), False)
+    y, ix = P.max_pool2d_forward(x, (2, 2), (2, 2), (0, 0), (1, 1), False)
     assert np.isnan(y[0, 0, 0, 0]) and ix[0, 0, 0, 0] == 5
     assert y[0, 0, 1, 1] == 5.0 and ix[0, 0, 1, 1] == 11
     assert y[0, 0, 0, 1] == 0.0 and ix[0, 0, 0, 1] == 2  # all equal: the first tap wins
@@ -492,20 +530,20 @@ def test_max_pool2d_2x2_fast_path(shape, monkeypatch):
     """The unrolled 2x2 / stride-2 kernel (odd sizes drop the last row / column), on several
     threads: against the reference with ties and -inf, and against the generic kernel with
     NaNs too (a later NaN takes over, as in PyTorch; the argmax reference takes the first)."""
-    monkeypatch.setattr(K, "_POOL2X2_PER_THREAD", 1)
+    monkeypatch.setattr(P, "_POOL2X2_PER_THREAD", 1)
     x = np.round(rand(*shape), 0)  # many ties
     flat = x.reshape(-1)
     flat[RNG.integers(0, flat.size, max(1, flat.size // 13))] = -np.inf
     a = ((2, 2), (2, 2), (0, 0), (1, 1), False)
     for want in (maxpool_ref(x, *a), None):
-        y, ix = K.max_pool2d_forward(x, *a)
+        y, ix = P.max_pool2d_forward(x, *a)
         if want is None:  # the generic kernel on the same input, NaNs added
             N, C, H, W = x.shape
             OH, OW = y.shape[2:]
-            hf, hc = K._windows(OH, H, 2, 2, 0, 1)
-            wf, wc = K._windows(OW, W, 2, 2, 0, 1)
+            hf, hc = P._windows(OH, H, 2, 2, 0, 1)
+            wf, wc = P._windows(OW, W, 2, 2, 0, 1)
             want = (np.empty_like(y), np.empty_like(ix))
-            K._maxpool_fwd(x.reshape(N * C, H, W), hf, hc, wf, wc, 1, 1, want[0].reshape(N * C, OH, OW),
+            P._maxpool_fwd(x.reshape(N * C, H, W), hf, hc, wf, wc, 1, 1, want[0].reshape(N * C, OH, OW),
                            want[1].reshape(N * C, OH, OW))
         np.testing.assert_array_equal(y, want[0])
         np.testing.assert_array_equal(ix, want[1])
@@ -516,7 +554,7 @@ def test_max_pool2d_2x2_fast_path(shape, monkeypatch):
     N, C = x.shape[:2]
     for n, c in itertools.product(range(N), range(C)):
         np.add.at(gx_ref[n, c].reshape(-1), ix[n, c].reshape(-1), gy[n, c].reshape(-1))
-    np.testing.assert_array_equal(K.max_pool2d_backward(gy, ix, x.shape), gx_ref)
+    np.testing.assert_array_equal(P.max_pool2d_backward(gy, ix, x.shape), gx_ref)
 
 
 def avgpool_ref(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
@@ -563,13 +601,13 @@ AVGPOOL_CASES = [
 def test_avg_pool2d(case, dtype):
     x_shape, *args = case
     x = rand(*x_shape, dtype=dtype)
-    y = K.avg_pool2d_forward(x, *args)
+    y = P.avg_pool2d_forward(x, *args)
     y_ref = avgpool_ref(x, *args)
     assert y.dtype == dtype and y.shape == y_ref.shape
     np.testing.assert_allclose(y, y_ref, **tol(dtype))
     # the backward is the adjoint of the (linear) forward
     gy = rand(*y.shape)
-    gx = K.avg_pool2d_backward(gy.astype(dtype), x.shape, *args)
+    gx = P.avg_pool2d_backward(gy.astype(dtype), x.shape, *args)
     assert gx.dtype == dtype and gx.shape == x.shape
     x64 = rand(*x_shape)
     rel = 1e-4 if dtype == np.float32 else 1e-10
@@ -578,18 +616,18 @@ def test_avg_pool2d(case, dtype):
 
 def test_pooling_parallel_twins(parallel):
     x = rand(3, 4, 9, 7)
-    y, ix = K.max_pool2d_forward(x, (3, 3), (2, 2), (1, 1), (1, 1), True)
+    y, ix = P.max_pool2d_forward(x, (3, 3), (2, 2), (1, 1), (1, 1), True)
     y_ref, ix_ref = maxpool_ref(x, (3, 3), (2, 2), (1, 1), (1, 1), True)
     np.testing.assert_array_equal(y, y_ref)
     np.testing.assert_array_equal(ix, ix_ref)
     gy = rand(*y.shape)
-    gx = K.max_pool2d_backward(gy, ix, x.shape)
+    gx = P.max_pool2d_backward(gy, ix, x.shape)
     assert np.vdot(gx, x) == pytest.approx(np.vdot(gy, y))  # max pool is linear on its argmax
     args = ((3, 2), (2, 2), (1, 1), True, False, None)
-    ya = K.avg_pool2d_forward(x, *args)
+    ya = P.avg_pool2d_forward(x, *args)
     np.testing.assert_allclose(ya, avgpool_ref(x, *args), rtol=1e-12, atol=1e-12)
     gya = rand(*ya.shape)
-    assert np.vdot(K.avg_pool2d_backward(gya, x.shape, *args), x) == pytest.approx(np.vdot(gya, ya))
+    assert np.vdot(P.avg_pool2d_backward(gya, x.shape, *args), x) == pytest.approx(np.vdot(gya, ya))
 
 
 # ---------------------------------------------------------------------------------------
@@ -612,35 +650,23 @@ def log_softmax_ref(x):
 @pytest.mark.parametrize("shape", [(1, 1), (5, 7), (3, 130)])
 def test_softmax_rows(shape, dtype, rows_path):
     x = (rand(*shape) * 30).astype(dtype)  # large logits: the max subtraction matters
-    y, ly = K.softmax_rows(x), K.log_softmax_rows(x)
+    y, ly = S.softmax_rows(x), S.log_softmax_rows(x)
     assert y.dtype == dtype and ly.dtype == dtype
     np.testing.assert_allclose(y, softmax_ref(x), **tol(dtype))
     np.testing.assert_allclose(ly, log_softmax_ref(x), **tol(dtype))
-    gy = rand(*shape, dtype=dtype)
-    # explicit Jacobians: d softmax_j / dx_k = s_j (delta_jk - s_k); d logsoftmax_j / dx_k = delta_jk - s_k
-    s = softmax_ref(x)
-    eye = np.eye(shape[1])
-    j_soft = s[:, :, None] * (eye[None] - s[:, None, :])
-    j_log = eye[None] - s[:, None, :]
-    np.testing.assert_allclose(K.softmax_rows_backward(gy, y), np.einsum("nj,njk->nk", gy, j_soft), **tol(dtype))
-    np.testing.assert_allclose(K.log_softmax_rows_backward(gy, ly), np.einsum("nj,njk->nk", gy, j_log), **tol(dtype))
 
 
 def test_softmax_rows_extremes(rows_path):
     x = np.array([[1000.0, 0.0, -1000.0], [-np.inf, 0.0, 1.0], [np.nan, 0.0, 1.0], [0.0, np.nan, 1.0]])
-    y, ly = K.softmax_rows(x), K.log_softmax_rows(x)
+    y, ly = S.softmax_rows(x), S.log_softmax_rows(x)
     np.testing.assert_allclose(y[:2], softmax_ref(x[:2]), rtol=1e-12)
     np.testing.assert_allclose(ly[:2], log_softmax_ref(x[:2]), rtol=1e-12)
     assert np.isnan(y[2:]).all() and np.isnan(ly[2:]).all()
-    loss, lse = K.cross_entropy_rows(x, np.array([0, 2, 1, 0]), -100, 0.0)
+    loss, lse = S.cross_entropy_rows(x, np.array([0, 2, 1, 0]), -100, 0.0)
     np.testing.assert_allclose(loss[:2], ce_ref(x[:2], [0, 2], -100, 0.0), rtol=1e-12)
     assert np.isnan(loss[2:]).all() and np.isnan(lse[2:]).all()
     x = rand(6, 9)
-    gy = rand(6, 9)
-    np.testing.assert_allclose(K.softmax_rows(x), softmax_ref(x), rtol=1e-12)
-    ly = K.log_softmax_rows(x)
-    np.testing.assert_allclose(K.log_softmax_rows_backward(gy, ly), gy - np.exp(ly) * gy.sum(1, keepdims=True),
-                               rtol=1e-12)
+    np.testing.assert_allclose(S.softmax_rows(x), softmax_ref(x), rtol=1e-12)
 
 
 def ce_ref(x, t, ignore_index, eps):
@@ -661,13 +687,13 @@ def test_cross_entropy_rows(dtype, ignore_index, eps, rows_path):
     x = (rand(N, C) * 4).astype(dtype)
     t = RNG.integers(0, C, N).astype(np.int64)
     t[3] = ignore_index if ignore_index < 0 else t[3]
-    loss, lse = K.cross_entropy_rows(x, t, ignore_index, eps)
+    loss, lse = S.cross_entropy_rows(x, t, ignore_index, eps)
     assert loss.dtype == dtype and lse.dtype == dtype and loss.shape == (N,) and lse.shape == (N,)
     np.testing.assert_allclose(loss, ce_ref(x, t, ignore_index, eps), **tol(dtype))
     x64 = x.astype(np.float64)
     np.testing.assert_allclose(lse, np.log(np.exp(x64).sum(1)), **tol(dtype))
     g = rand(N, dtype=dtype)
-    gx = K.cross_entropy_rows_backward(g, x, lse, t, ignore_index, eps)
+    gx = S.cross_entropy_rows_backward(g, x, lse, t, ignore_index, eps)
     assert gx.dtype == dtype
     assert not gx[t == ignore_index].any()
     # finite differences of sum(g * loss) in float64
@@ -684,22 +710,36 @@ def test_cross_entropy_rows(dtype, ignore_index, eps, rows_path):
 def test_cross_entropy_rows_out_of_range_targets(rows_path):
     x = rand(4, 3)
     t = np.array([0, 3, -1, -100])  # 3 and -1 are invalid: never read, NaN loss, zero grad
-    loss, lse = K.cross_entropy_rows(x, t, -100, 0.1)
+    loss, lse = S.cross_entropy_rows(x, t, -100, 0.1)
     assert loss[0] == pytest.approx(ce_ref(x[:1], t[:1], -100, 0.1)[0])
     assert np.isnan(loss[1]) and np.isnan(loss[2]) and loss[3] == 0
-    gx = K.cross_entropy_rows_backward(np.ones(4), x, lse, t, -100, 0.1)
+    gx = S.cross_entropy_rows_backward(np.ones(4), x, lse, t, -100, 0.1)
     assert np.isfinite(gx).all() and not gx[1:].any()
 
 
 def test_cross_entropy_mean_counts_and_names_the_first_bad_target(rows_path):
     x = rand(6, 3)
     t = np.array([0, 2, -100, 1, 0, 1])
-    mean, lse, n = K.cross_entropy_mean(x, t, -100, 0.0)
+    mean, lse, n = S.cross_entropy_mean(x, t, -100, 0.0)
     rows = ce_ref(x, t, -100, 0.0)
     assert n == 5 and mean.shape == () and mean == pytest.approx(rows.sum() / 5)
     with pytest.raises(IndexError, match="target 7 is out of bounds for 3 classes"):
-        K.cross_entropy_mean(x, np.array([0, 1, 2, 1, 7, -3]), -100, 0.0)  # the first bad one, in the 2nd block
-    assert np.isnan(K.cross_entropy_mean(x, np.full(6, -100), -100, 0.0)[0])  # every row ignored
+        S.cross_entropy_mean(x, np.array([0, 1, 2, 1, 7, -3]), -100, 0.0)  # the first bad one, in the 2nd block
+    assert np.isnan(S.cross_entropy_mean(x, np.full(6, -100), -100, 0.0)[0])  # every row ignored
+
+
+def test_cross_entropy_mean_same_bits_on_any_number_of_threads(monkeypatch):
+    """The numpy path splits its rows over the threads: the mean is summed over the whole loss
+    array afterwards, so the split does not change it."""
+    monkeypatch.setattr(S, "_ROWS_SPLIT_MIN", 1)
+    x = rand(1001, 70, dtype=np.float32)
+    t = RNG.integers(0, 70, 1001)
+    assert S._rows_numpy(x)
+    means = []
+    for n in (1, 2, 3, 7):
+        monkeypatch.setattr(S, "threads", lambda: n)
+        means.append(S.cross_entropy_mean(x, t, -100, 0.1)[0])
+    assert all(m.tobytes() == means[0].tobytes() for m in means)
 
 
 # ---------------------------------------------------------------------------------------
@@ -732,7 +772,7 @@ def test_adam_step(dtype, decoupled, amsgrad, maximize, wd):
     hyper = (1e-2, 0.9, 0.99, 1e-8, wd, decoupled)
     for step in (1, 2, 3):
         g = rand(n, dtype=dtype)
-        assert K.adam_step_(p, g, m, v, vmax, *hyper, step, amsgrad, maximize) is None
+        assert O.adam_step_(p, g, m, v, vmax, *hyper, step, amsgrad, maximize) is None
         rp, rm, rv, rvmax = adam_ref(rp, g.astype(np.float64), rm, rv, rvmax, *hyper, step, amsgrad, maximize)
     np.testing.assert_allclose(p, rp, **tol(dtype))
     np.testing.assert_allclose(m, rm, **tol(dtype))
@@ -763,7 +803,7 @@ def test_sgd_step(dtype, momentum, dampening, wd, nesterov, maximize):
     rp, rbuf = p.astype(np.float64), None
     for step in range(3):
         g = rand(n, 2, dtype=dtype)
-        K.sgd_step_(p, g, buf, 0.05, momentum, dampening, wd, nesterov, maximize, step == 0)
+        O.sgd_step_(p, g, buf, 0.05, momentum, dampening, wd, nesterov, maximize, step == 0)
         rp, rbuf = sgd_ref(rp, g.astype(np.float64), rbuf, 0.05, momentum, dampening, wd, nesterov, maximize,
                            step == 0)
     np.testing.assert_allclose(p, rp, **tol(dtype))
@@ -798,7 +838,7 @@ def test_rmsprop_step(dtype, momentum, centered, wd):
     r = [p.astype(np.float64), np.zeros(n), np.zeros(n), np.zeros(n)]
     for _ in range(3):
         g = rand(n, dtype=dtype)
-        K.rmsprop_step_(p, g, sq, buf, gavg, 0.01, 0.9, 1e-8, wd, momentum, centered)
+        O.rmsprop_step_(p, g, sq, buf, gavg, 0.01, 0.9, 1e-8, wd, momentum, centered)
         r = list(rmsprop_ref(r[0], g.astype(np.float64), r[1], r[2], r[3], 0.01, 0.9, 1e-8, wd, momentum, centered))
     np.testing.assert_allclose(p, r[0], **tol(dtype))
     np.testing.assert_allclose(sq, r[1], **tol(dtype))
@@ -809,18 +849,18 @@ def test_optimizer_parallel_twins(parallel):
     for amsgrad in (False, True):
         p, g = rand(n), rand(n)
         m, v, vmax = np.zeros(n), np.zeros(n), np.zeros(n)
-        K.adam_step_(p.copy(), g, m, v, vmax, 1e-3, 0.9, 0.999, 1e-8, 0.01, True, 1, amsgrad, False)
+        O.adam_step_(p.copy(), g, m, v, vmax, 1e-3, 0.9, 0.999, 1e-8, 0.01, True, 1, amsgrad, False)
         q = p.copy()
-        K.adam_step_(q, g, np.zeros(n), np.zeros(n), np.zeros(n), 1e-3, 0.9, 0.999, 1e-8, 0.01, True, 1, amsgrad,
+        O.adam_step_(q, g, np.zeros(n), np.zeros(n), np.zeros(n), 1e-3, 0.9, 0.999, 1e-8, 0.01, True, 1, amsgrad,
                      False)
         np.testing.assert_allclose(q, adam_ref(p, g, 0 * p, 0 * p, 0 * p, 1e-3, 0.9, 0.999, 1e-8, 0.01, True, 1,
                                                amsgrad, False)[0], rtol=1e-12)
     p, g, buf = rand(n), rand(n), np.zeros(n)
     q = p.copy()
-    K.sgd_step_(q, g, buf, 0.1, 0.9, 0.0, 0.0, True, False, True)
+    O.sgd_step_(q, g, buf, 0.1, 0.9, 0.0, 0.0, True, False, True)
     np.testing.assert_allclose(q, sgd_ref(p, g, None, 0.1, 0.9, 0.0, 0.0, True, False, True)[0], rtol=1e-12)
     q = p.copy()
-    K.rmsprop_step_(q, g, np.zeros(n), np.zeros(n), np.zeros(n), 0.01, 0.99, 1e-8, 0.0, 0.9, True)
+    O.rmsprop_step_(q, g, np.zeros(n), np.zeros(n), np.zeros(n), 0.01, 0.99, 1e-8, 0.0, 0.9, True)
     ref = rmsprop_ref(p, g, np.zeros(n), np.zeros(n), np.zeros(n), 0.01, 0.99, 1e-8, 0.0, 0.9, True)[0]
     np.testing.assert_allclose(q, ref, rtol=1e-12)
 
@@ -839,9 +879,9 @@ def test_conv2d_against_torch(case):
     gy = rand(*ty.shape)
     ty.backward(torch.from_numpy(gy))
     a = (stride, padding, dilation, groups)
-    np.testing.assert_allclose(K.conv2d_forward(x, w, b, *a), ty.detach().numpy(), rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(K.conv2d_backward_input(gy, w, x.shape, *a), tx.grad.numpy(), rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(K.conv2d_backward_weight(gy, x, w.shape, *a), tw.grad.numpy(), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(C.conv2d_forward(x, w, b, *a), ty.detach().numpy(), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(C.conv2d_backward_input(gy, w, x.shape, *a), tx.grad.numpy(), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(C.conv2d_backward_weight(gy, x, w.shape, *a), tw.grad.numpy(), rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("case", MAXPOOL_CASES, ids=str)
@@ -851,7 +891,7 @@ def test_max_pool2d_against_torch(case):
     x = rand(*x_shape)
     ty, tix = torch.nn.functional.max_pool2d(torch.from_numpy(x), kernel, stride, padding, dilation,
                                              ceil_mode=ceil_mode, return_indices=True)
-    y, ix = K.max_pool2d_forward(x, kernel, stride, padding, dilation, ceil_mode)
+    y, ix = P.max_pool2d_forward(x, kernel, stride, padding, dilation, ceil_mode)
     np.testing.assert_array_equal(y, ty.numpy())
     np.testing.assert_array_equal(ix, tix.numpy())
 
@@ -866,8 +906,8 @@ def test_avg_pool2d_against_torch(case):
     gy = rand(*ty.shape)
     ty.backward(torch.from_numpy(gy))
     args = (kernel, stride, padding, ceil_mode, cip, div)
-    np.testing.assert_allclose(K.avg_pool2d_forward(x, *args), ty.detach().numpy(), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(K.avg_pool2d_backward(gy, x.shape, *args), tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(P.avg_pool2d_forward(x, *args), ty.detach().numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(P.avg_pool2d_backward(gy, x.shape, *args), tx.grad.numpy(), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("ignore_index,eps", [(-100, 0.0), (1, 0.2)])
@@ -880,9 +920,9 @@ def test_cross_entropy_against_torch(ignore_index, eps, rows_path):
                                            label_smoothing=eps, reduction="none")
     g = rand(6)
     tl.backward(torch.from_numpy(g))
-    loss, lse = K.cross_entropy_rows(x, t, ignore_index, eps)
+    loss, lse = S.cross_entropy_rows(x, t, ignore_index, eps)
     np.testing.assert_allclose(loss, tl.detach().numpy(), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(K.cross_entropy_rows_backward(g, x, lse, t, ignore_index, eps), tx.grad.numpy(),
+    np.testing.assert_allclose(S.cross_entropy_rows_backward(g, x, lse, t, ignore_index, eps), tx.grad.numpy(),
                                rtol=1e-12, atol=1e-12)
 
 
@@ -902,14 +942,14 @@ def test_optimizers_against_torch(kind):
         opt = cls([tp], lr=1e-2, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.1, amsgrad=ams, maximize=maxi,
                   foreach=False)
         state = (z(), z(), z() if ams else None)
-        step = lambda i: K.adam_step_(p, grads[i], *state, 1e-2, 0.8, 0.95, 1e-6, 0.1, decoupled, i + 1, ams,  # noqa
+        step = lambda i: O.adam_step_(p, grads[i], *state, 1e-2, 0.8, 0.95, 1e-6, 0.1, decoupled, i + 1, ams,  # noqa
                                       maxi)
     elif kind.startswith("sgd"):
         nest = kind == "sgd-nesterov"
         opt = torch.optim.SGD([tp], lr=0.1, momentum=0.9, dampening=0.0 if nest else 0.2, weight_decay=0.01,
                               nesterov=nest, foreach=False)
         buf = z()
-        step = lambda i: K.sgd_step_(p, grads[i], buf, 0.1, 0.9, 0.0 if nest else 0.2, 0.01, nest, False,  # noqa
+        step = lambda i: O.sgd_step_(p, grads[i], buf, 0.1, 0.9, 0.0 if nest else 0.2, 0.01, nest, False,  # noqa
                                      i == 0)
     else:
         cen = kind != "rmsprop"
@@ -917,7 +957,7 @@ def test_optimizers_against_torch(kind):
         opt = torch.optim.RMSprop([tp], lr=1e-2, alpha=0.9, eps=1e-6, weight_decay=0.01, momentum=mom,
                                   centered=cen, foreach=False)
         state = (z(), z() if mom else None, z() if cen else None)
-        step = lambda i: K.rmsprop_step_(p, grads[i], *state, 1e-2, 0.9, 1e-6, 0.01, mom, cen)  # noqa
+        step = lambda i: O.rmsprop_step_(p, grads[i], *state, 1e-2, 0.9, 1e-6, 0.01, mom, cen)  # noqa
     for i in range(4):
         tp.grad = torch.from_numpy(grads[i].copy())
         opt.step()

@@ -1,29 +1,30 @@
 """Direct 3x3 stride-1 conv2d loops for few input channels (the first layer of a CNN): the
 forward and the weight gradient.
 
-With C_in = 1 the im2col GEMM is (K, 9) @ (9, N*OH*OW): 9 multiply-adds per output, all
-the time spent writing 9 column copies of x and in a BLAS call whose inner dimension is 9.
-These loops read x once and write y once instead:
+With C_in = 1 the im2col GEMM is (K, 9) @ (9, N*OH*OW): 9 multiply-adds per output, all the time
+spent writing 9 column copies of x and in a BLAS call whose inner dimension is 9.  These loops
+read x once and write y once instead:
 
-* forward: for each (n, k, output row) one vector loop over the row, the 9 taps of each
-  input channel from 3 input rows (C_in passes of 9 FMAs, the first one storing);
-* weight gradient: gy is laid "wide" (rows of pitch Wp with zero junk columns, one image at
-  a time, in L2), so that every tap (i, j) is one flat dot product of length OH*Wp against
-  the input plane read from offset i*Wp + j; two output channels share each pass over x
-  (18 accumulators in registers).
+* forward: for each (output channel pair, input channel) one vector loop over the flat output
+  plane, the 9 taps read from 3 column-shifted copies of the input plane (pitch OW, so that tap
+  (i, j) of output p is copy j at p + i*OW); each output sums its 9*C_in taps in order (fma);
+* weight gradient: S[c, tap, :] += sum_p tap(c)[p] * gy[:, p] with the vector loop over the
+  output channels k (gy transposed to (P, K) per image) and the positions p summed in order, 4
+  per pass: a dot product over p would need reassociation to vectorize (see gemm.py).
 
 Padding goes into the shifted copies.  The images are split over the cores with
-threads.run_split, in groups taken from a shared counter (see threads.py).
+threads.run_split, in groups fixed by the batch size alone (the weight gradient keeps one
+partial sum per group, added up in order: the same bits on any number of threads).
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
-from .threads import fetch_add, run_split, threads
+from .gemm import fma
+from .threads import fetch_add, run_split, scratch, threads
 
-_FM = {"reassoc", "contract", "nsz"}
-_J = dict(nogil=True, cache=True, fastmath=_FM, error_model="numpy")
+_J = dict(nogil=True, cache=True, error_model="numpy")
 
 
 @njit(**_J)
@@ -71,39 +72,49 @@ def _taps(xn, c, P, OW):
 
 
 @njit(**_J)
-def _fwd_pair(t, wp, first, b0, b1, y0, y1):
-    """y0, y1 (=|+=) the conv of one input plane with the taps of 2 output channels: each
-    of the 9 tap loads (unaligned, most split across cache lines) feeds 2 FMAs; one
-    channel per pass is bound by those loads, 4 spill the 36 weights out of registers."""
+def _chain(a, t, p, s):
+    """s + the 9 taps t[i][p] weighted by a[i], in tap order."""
     x0, x1, x2, x3, x4, x5, x6, x7, x8 = t
+    s = fma(a[0], x0[p], s)
+    s = fma(a[1], x1[p], s)
+    s = fma(a[2], x2[p], s)
+    s = fma(a[3], x3[p], s)
+    s = fma(a[4], x4[p], s)
+    s = fma(a[5], x5[p], s)
+    s = fma(a[6], x6[p], s)
+    s = fma(a[7], x7[p], s)
+    return fma(a[8], x8[p], s)
+
+
+@njit(**_J)
+def _fwd_pair(t, wp, first, b0, b1, y0, y1):
+    """y0, y1 = (bias if first else y) + the conv of one input plane with the taps of 2 output
+    channels: each tap load (unaligned, most split across cache lines) feeds 2 FMAs; one channel
+    per pass is bound by those loads, 4 spill the 36 weights out of registers.  Two loops, not a
+    select on `first` inside one: a load under a condition would stop the vectorizer."""
     w0 = wp[0]
     w1 = wp[1]
-    a0, a1, a2, a3, a4, a5, a6, a7, a8 = w0[0], w0[1], w0[2], w0[3], w0[4], w0[5], w0[6], w0[7], w0[8]
-    c0, c1, c2, c3, c4, c5, c6, c7, c8 = w1[0], w1[1], w1[2], w1[3], w1[4], w1[5], w1[6], w1[7], w1[8]
+    a = (w0[0], w0[1], w0[2], w0[3], w0[4], w0[5], w0[6], w0[7], w0[8])
+    c = (w1[0], w1[1], w1[2], w1[3], w1[4], w1[5], w1[6], w1[7], w1[8])
     if first:
         for p in range(y0.size):
-            v0, v1, v2, v3, v4, v5, v6, v7, v8 = x0[p], x1[p], x2[p], x3[p], x4[p], x5[p], x6[p], x7[p], x8[p]
-            y0[p] = (((a0 * v0 + a1 * v1 + a2 * v2) + (a3 * v3 + a4 * v4 + a5 * v5))
-                     + (a6 * v6 + a7 * v7 + a8 * v8)) + b0
-            y1[p] = (((c0 * v0 + c1 * v1 + c2 * v2) + (c3 * v3 + c4 * v4 + c5 * v5))
-                     + (c6 * v6 + c7 * v7 + c8 * v8)) + b1
+            y0[p] = _chain(a, t, p, b0)
+            y1[p] = _chain(c, t, p, b1)
     else:
         for p in range(y0.size):
-            v0, v1, v2, v3, v4, v5, v6, v7, v8 = x0[p], x1[p], x2[p], x3[p], x4[p], x5[p], x6[p], x7[p], x8[p]
-            y0[p] += ((a0 * v0 + a1 * v1 + a2 * v2) + (a3 * v3 + a4 * v4 + a5 * v5)) + (a6 * v6 + a7 * v7 + a8 * v8)
-            y1[p] += ((c0 * v0 + c1 * v1 + c2 * v2) + (c3 * v3 + c4 * v4 + c5 * v5)) + (c6 * v6 + c7 * v7 + c8 * v8)
+            y0[p] = _chain(a, t, p, y0[p])
+            y1[p] = _chain(c, t, p, y1[p])
 
 
 @njit(**_J)
 def _fwd_one(t, wk, first, bk, yk):
-    x0, x1, x2, x3, x4, x5, x6, x7, x8 = t
-    for p in range(yk.size):
-        s = ((wk[0] * x0[p] + wk[1] * x1[p] + wk[2] * x2[p]) + (wk[3] * x3[p] + wk[4] * x4[p] + wk[5] * x5[p])
-             + (wk[6] * x6[p] + wk[7] * x7[p] + wk[8] * x8[p]))
-        if first:
-            yk[p] = s + bk
-        else:
-            yk[p] += s
+    a = (wk[0], wk[1], wk[2], wk[3], wk[4], wk[5], wk[6], wk[7], wk[8])
+    if first:
+        for p in range(yk.size):
+            yk[p] = _chain(a, t, p, bk)
+    else:
+        for p in range(yk.size):
+            yk[p] = _chain(a, t, p, yk[p])
 
 
 @njit(**_J)
@@ -140,98 +151,107 @@ def _fwd_worker(x, w9, bias, ph, pw, per, counter, xn, y):
 
 
 @njit(**_J)
-def _bw_pair(g0, g1, f0, f1, f2, OW, s0, s1):
-    """s0[3i + j] += g0 . fj[i*OW:][:P] and s1 likewise for g1: 18 dot products in one pass
-    over the 9 shifted views of the plane (P = g0.size)."""
-    P = g0.size
-    x00, x01, x02 = f0[0:P], f1[0:P], f2[0:P]
-    x10, x11, x12 = f0[OW:OW + P], f1[OW:OW + P], f2[OW:OW + P]
-    x20, x21, x22 = f0[2 * OW:2 * OW + P], f1[2 * OW:2 * OW + P], f2[2 * OW:2 * OW + P]
-    a0, a1, a2, a3, a4, a5, a6, a7, a8 = s0[0], s0[1], s0[2], s0[3], s0[4], s0[5], s0[6], s0[7], s0[8]
-    b0, b1, b2, b3, b4, b5, b6, b7, b8 = s1[0], s1[1], s1[2], s1[3], s1[4], s1[5], s1[6], s1[7], s1[8]
-    for p in range(P):
-        u = g0[p]
-        v = g1[p]
-        e = x00[p]
-        a0 += u * e
-        b0 += v * e
-        e = x01[p]
-        a1 += u * e
-        b1 += v * e
-        e = x02[p]
-        a2 += u * e
-        b2 += v * e
-        e = x10[p]
-        a3 += u * e
-        b3 += v * e
-        e = x11[p]
-        a4 += u * e
-        b4 += v * e
-        e = x12[p]
-        a5 += u * e
-        b5 += v * e
-        e = x20[p]
-        a6 += u * e
-        b6 += v * e
-        e = x21[p]
-        a7 += u * e
-        b7 += v * e
-        e = x22[p]
-        a8 += u * e
-        b8 += v * e
-    s0[0], s0[1], s0[2], s0[3], s0[4], s0[5], s0[6], s0[7], s0[8] = a0, a1, a2, a3, a4, a5, a6, a7, a8
-    s1[0], s1[1], s1[2], s1[3], s1[4], s1[5], s1[6], s1[7], s1[8] = b0, b1, b2, b3, b4, b5, b6, b7, b8
+def _transpose(a, at):
+    """at (P, K) = a (K, P)."""
+    K = a.shape[0]
+    for p in range(a.shape[1]):
+        row = at[p]
+        for k in range(K):
+            row[k] = a[k, p]
 
 
 @njit(**_J)
-def _bw_one(g0, f0, f1, f2, OW, s0):
-    P = g0.size
-    for i in range(3):
-        for j in range(3):
-            f = f0 if j == 0 else (f1 if j == 1 else f2)
-            xv = f[i * OW:i * OW + P]
-            a = s0[3 * i + j]
-            for p in range(P):
-                a += g0[p] * xv[p]
-            s0[3 * i + j] = a
+def _bw_plane(f0, f1, f2, OW, gT, St):
+    """St[3i + j, :] += sum_p fj[i*OW + p] * gT[p, :] for the 9 taps of one input plane (its
+    shifted copies f0, f1, f2): the loop runs along the output channels, p goes in order, 4 per
+    pass."""
+    P = gT.shape[0]
+    s0, s1, s2, s3, s4, s5, s6, s7, s8 = St[0], St[1], St[2], St[3], St[4], St[5], St[6], St[7], St[8]
+    K = s0.size
+    p = 0
+    while p + 4 <= P:
+        g0 = gT[p]
+        g1 = gT[p + 1]
+        g2 = gT[p + 2]
+        g3 = gT[p + 3]
+        a = f0[p:p + 4]
+        b = f1[p:p + 4]
+        c = f2[p:p + 4]
+        d = f0[OW + p:OW + p + 4]
+        e = f1[OW + p:OW + p + 4]
+        f = f2[OW + p:OW + p + 4]
+        g = f0[2 * OW + p:2 * OW + p + 4]
+        h = f1[2 * OW + p:2 * OW + p + 4]
+        q = f2[2 * OW + p:2 * OW + p + 4]
+        a0, a1, a2, a3 = a[0], a[1], a[2], a[3]
+        b0, b1, b2, b3 = b[0], b[1], b[2], b[3]
+        c0, c1, c2, c3 = c[0], c[1], c[2], c[3]
+        d0, d1, d2, d3 = d[0], d[1], d[2], d[3]
+        e0, e1, e2, e3 = e[0], e[1], e[2], e[3]
+        f0_, f1_, f2_, f3_ = f[0], f[1], f[2], f[3]
+        h0_, h1_, h2_, h3_ = g[0], g[1], g[2], g[3]
+        i0, i1, i2, i3 = h[0], h[1], h[2], h[3]
+        j0, j1, j2, j3 = q[0], q[1], q[2], q[3]
+        for k in range(K):
+            u0 = g0[k]
+            u1 = g1[k]
+            u2 = g2[k]
+            u3 = g3[k]
+            s0[k] = fma(a3, u3, fma(a2, u2, fma(a1, u1, fma(a0, u0, s0[k]))))
+            s1[k] = fma(b3, u3, fma(b2, u2, fma(b1, u1, fma(b0, u0, s1[k]))))
+            s2[k] = fma(c3, u3, fma(c2, u2, fma(c1, u1, fma(c0, u0, s2[k]))))
+            s3[k] = fma(d3, u3, fma(d2, u2, fma(d1, u1, fma(d0, u0, s3[k]))))
+            s4[k] = fma(e3, u3, fma(e2, u2, fma(e1, u1, fma(e0, u0, s4[k]))))
+            s5[k] = fma(f3_, u3, fma(f2_, u2, fma(f1_, u1, fma(f0_, u0, s5[k]))))
+            s6[k] = fma(h3_, u3, fma(h2_, u2, fma(h1_, u1, fma(h0_, u0, s6[k]))))
+            s7[k] = fma(i3, u3, fma(i2, u2, fma(i1, u1, fma(i0, u0, s7[k]))))
+            s8[k] = fma(j3, u3, fma(j2, u2, fma(j1, u1, fma(j0, u0, s8[k]))))
+        p += 4
+    while p < P:
+        g0 = gT[p]
+        a0, b0, c0 = f0[p], f1[p], f2[p]
+        d0, e0, f0_ = f0[OW + p], f1[OW + p], f2[OW + p]
+        h0_, i0, j0 = f0[2 * OW + p], f1[2 * OW + p], f2[2 * OW + p]
+        for k in range(K):
+            u0 = g0[k]
+            s0[k] = fma(a0, u0, s0[k])
+            s1[k] = fma(b0, u0, s1[k])
+            s2[k] = fma(c0, u0, s2[k])
+            s3[k] = fma(d0, u0, s3[k])
+            s4[k] = fma(e0, u0, s4[k])
+            s5[k] = fma(f0_, u0, s5[k])
+            s6[k] = fma(h0_, u0, s6[k])
+            s7[k] = fma(i0, u0, s7[k])
+            s8[k] = fma(j0, u0, s8[k])
+        p += 1
 
 
 @njit(**_J)
-def _bw_image(gs, xn, S):
-    """S[k, c, 3i + j] += gs[k] . xpad[c, i:, j:] for one image."""
-    K = gs.shape[0]
-    OW = gs.shape[2]
-    C = S.shape[1]
-    for c in range(C):
-        f0 = xn[c, 0].reshape(-1)
-        f1 = xn[c, 1].reshape(-1)
-        f2 = xn[c, 2].reshape(-1)
-        for k in range(0, K - 1, 2):
-            _bw_pair(gs[k].reshape(-1), gs[k + 1].reshape(-1), f0, f1, f2, OW, S[k, c], S[k + 1, c])
-        if K % 2:
-            _bw_one(gs[K - 1].reshape(-1), f0, f1, f2, OW, S[K - 1, c])
-
-
-@njit(**_J)
-def _bw_worker(gy, x, ph, pw, per, counter, xn, Sg):
-    """Groups of `per` images from the shared counter, each summed into its own Sg[g] (so
-    the result does not depend on which thread took which group)."""
+def _bw_worker(gy, x, ph, pw, per, counter, xn, gT, Sg):
+    """Groups of `per` images from the shared counter, each summed into its own Sg[g] (C, 9, K),
+    its images in order (so the result does not depend on which thread took which group)."""
     N = x.shape[0]
+    C = x.shape[1]
+    K = gy.shape[1]
+    OW = gy.shape[3]
+    P = gy.shape[2] * OW
     g = fetch_add(counter, 1)
     while g * per < N:
         for n in range(g * per, min(N, (g + 1) * per)):
             _narrow(x, n, ph, pw, xn)
-            _bw_image(gy[n], xn, Sg[g])
+            _transpose(gy[n].reshape(K, P), gT)
+            for c in range(C):
+                _bw_plane(xn[c, 0].reshape(-1), xn[c, 1].reshape(-1), xn[c, 2].reshape(-1), OW, gT, Sg[g, c])
         g = fetch_add(counter, 1)
 
 
 def _groups(N):
-    """(images per group, groups, threads): ~12 groups per thread, so that a thread woken
-    late (20-60 us here) or slowed by another busy thread costs at most a small group."""
-    nt = threads()
-    per = max(1, -(-N // (12 * nt)))
+    """(images per group, groups, threads): ~24 groups, so that a thread woken late or slowed by
+    another busy thread costs at most a small group.  By the batch size alone: the weight
+    gradient sums per group."""
+    per = max(1, -(-N // 24))
     groups = -(-N // per)
-    return per, groups, min(nt, groups)
+    return per, groups, min(threads(), groups)
 
 
 def _narrow_buffer(C, H, OW, ph, dtype):
@@ -258,10 +278,12 @@ def backward_weight(gy, x, w_shape, padding):
     N, C, H, W = x.shape
     K = int(w_shape[0])
     ph, pw = padding
-    OW = gy.shape[3]
+    OH, OW = gy.shape[2], gy.shape[3]
     per, groups, nt = _groups(N)
     counter = np.zeros(1, np.int64)
-    Sg = np.zeros((groups, K, C, 9), x.dtype)
-    jobs = [(gy, x, ph, pw, per, counter, _narrow_buffer(C, H, OW, ph, x.dtype), Sg) for _ in range(nt)]
+    Sg = np.zeros((groups, C, 9, K), x.dtype)
+    jobs = [(gy, x, ph, pw, per, counter, _narrow_buffer(C, H, OW, ph, x.dtype),
+             scratch((j, 5), OH * OW * K, x.dtype).reshape(OH * OW, K), Sg) for j in range(nt)]
     run_split(_bw_worker, jobs)
-    return Sg.sum(0).reshape(K, C, 3, 3)
+    S = Sg.sum(0)  # the groups in order
+    return np.ascontiguousarray(S.transpose(2, 0, 1)).reshape(K, C, 3, 3)

@@ -1,4 +1,5 @@
-"""cpu kernels for the fused nn ops: thin adapters onto nn_kernels (numba + BLAS)."""
+"""cpu kernels for the fused nn ops: thin adapters onto conv.py, pooling.py and softmax_ce.py
+(numba + BLAS)."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,14 +8,18 @@ from . import cpu
 
 
 class _Lazy:
-    """nn_kernels imports numba; load it on the first nn kernel call, not at devtensor import."""
+    """The kernel modules import numba: load them on the first nn kernel call, not at devtensor
+    import."""
 
     def __getattr__(self, name):
-        from . import nn_kernels
+        from . import conv, pooling, softmax_ce
 
-        fn = getattr(nn_kernels, name)
-        setattr(self, name, fn)  # later calls find it without this lookup (~0.5 us each)
-        return fn
+        for module in (conv, pooling, softmax_ce):
+            fn = getattr(module, name, None)
+            if fn is not None:
+                setattr(self, name, fn)  # later calls find it without this lookup
+                return fn
+        raise AttributeError(name)
 
 
 K = _Lazy()

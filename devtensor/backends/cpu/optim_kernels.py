@@ -1,4 +1,4 @@
-"""cpu kernels for the fused optimizer steps: adapters onto nn_kernels' numba loops.
+"""cpu kernels for the fused optimizer steps: adapters onto optim_steps.py's numba loops.
 
 The loops take 1-D contiguous float32/float64 arrays and update param and state in place; these
 adapters flatten (a view, never a copy, for the arrays written), make the gradient contiguous and
@@ -11,14 +11,14 @@ from . import cpu
 
 
 class _Lazy:
-    """nn_kernels imports numba; load it on the first step, not at devtensor import (then K is the module)."""
+    """optim_steps imports numba; load it on the first step, not at devtensor import (then K is the module)."""
 
     def __getattr__(self, name):
         global K
-        from . import nn_kernels
+        from . import optim_steps
 
-        K = nn_kernels
-        return getattr(nn_kernels, name)
+        K = optim_steps
+        return getattr(optim_steps, name)
 
 
 K = _Lazy()

@@ -1,16 +1,18 @@
-"""Threads for the cpu kernels that split work across cores themselves (the conv paths).
+"""Threads for the cpu kernels that split work across cores themselves (the conv paths, pooling,
+large relu and row passes).
 
 numba's parallel=True runs on an OpenMP (or TBB/workqueue) pool whose idle workers spin for
-milliseconds after every parallel region and take cores from the OpenBLAS calls that follow
-(nn_kernels' docstring has the measurements).  The conv kernels instead run one nogil numba
-call per core on plain Python threads; an idle pool thread sleeps on a queue, so it costs
-nothing between calls.  A dispatch costs 20-60 us on this VM (thread wake-up).
+milliseconds after every parallel region and take cores from the OpenBLAS calls that follow.
+These kernels instead run one nogil numba call per core on plain Python threads; an idle pool
+thread sleeps on a queue, so it costs nothing between calls (only a wake-up per call).
 
-The calls take their chunks of work from a shared counter (fetch_add) instead of a fixed
-share: OpenBLAS's own worker thread busy-waits (no yield) for ~100 ms after every BLAS call,
-so in a training step one core is time-shared with it, and a fixed half share for each
-thread made the conv as slow as its slowed-down thread (measured 5 ms -> 9.5 ms for the
-Winograd forward right after a matmul; see winograd.py).
+The calls take their chunks of work from a shared counter (fetch_add) instead of a fixed share:
+OpenBLAS's own worker thread busy-waits for a while after every BLAS call, so in a training step
+one core is time-shared with it, and a fixed half share made a kernel as slow as its slowed-down
+thread.  Which thread takes which chunk therefore varies from run to run: kernels that sum
+across chunks keep one partial sum per chunk (or group of chunks, cut by the shapes alone) and
+add them up in order afterwards, so their results never depend on the timing or the number of
+threads.
 """
 from __future__ import annotations
 
@@ -75,9 +77,8 @@ _SCRATCH = {}
 
 def scratch(slot, n, dtype):
     """A reusable flat work buffer of n elements (contents undefined), one per calling
-    thread, slot and dtype, grown on demand.  Fresh large numpy buffers are new mmap'd pages:
-    on this VM ~1 us of page faults per 4 KiB when first touched, which costs more than the
-    conv transforms writing them (a 1.2 MB buffer: ~0.3 ms)."""
+    thread, slot and dtype, grown on demand.  Fresh large numpy buffers are new mmap'd pages
+    whose first-touch page faults cost more than the conv transforms writing them."""
     import threading
 
     import numpy as np

@@ -1,5 +1,6 @@
 """Elementwise kernels where numpy is missing (erf) or slow (relu and its backward), as numba
-loops compiled on first use; large relu passes run on every core."""
+loops compiled on first use; large relu passes run on every core.  Every element is computed on
+its own (no fastmath, no reductions), so the split over the cores never changes a result."""
 from __future__ import annotations
 
 import functools
@@ -28,7 +29,7 @@ def erf(x):
 # Large relu forward/backward passes are split over the cores (threads.py's pool: no spinning
 # workers). Each thread takes 1 MiB-ish blocks from a shared counter rather than a fixed half,
 # because OpenBLAS's own worker busy-waits after each GEMM and time-shares one core (threads.py).
-_SPLIT_MIN = 1 << 18   # elements: below this a thread wake-up (20-60 us) costs more than it saves
+_SPLIT_MIN = 1 << 18   # elements: below this a thread wake-up costs more than it saves
 _BLOCK = 1 << 18       # elements per block a thread takes
 
 _NUMBA_MIN = 1024  # elements: below this numpy's call is as fast as the jitted loop's dispatch
@@ -64,8 +65,8 @@ def _relu_backward_kernel():
 
 
 def relu(x):
-    """max(x, 0); a jitted loop (numpy's maximum, which also handles NaN for every dtype, is 4-5x
-    slower from 4k elements up: 65536 floats 22.5 -> 4.6 us), on every core for large arrays."""
+    """max(x, 0); a jitted loop (numpy's maximum, which also handles NaN for every dtype, is several
+    times slower from a few thousand elements up), on every core for large arrays."""
     if not _jit_ok(x):
         return np.maximum(x, 0)
     k = _relu_kernel()
@@ -81,8 +82,7 @@ def relu(x):
 def relu_backward(g, out):
     """g where out > 0 else 0, in one pass (np.where plus a comparison is three), on every core
     for large arrays. Not numba parallel=True: its OpenMP workers spin for milliseconds after a
-    parallel region and starve the BLAS GEMM that follows in the backward pass (measured: a
-    0.55 ms GEMM took 4.5 ms right after one)."""
+    parallel region and starve the BLAS GEMM that follows in the backward pass."""
     if not _jit_ok(g, out):
         return np.where(out > 0, g, np.zeros((), g.dtype))
     k = _relu_backward_kernel()

@@ -1,0 +1,199 @@
+"""The fused optimizer steps on the cpu backend (numba loops): one pass over (param, grad, state)
+instead of ~10 numpy passes.  optim_kernels.py registers them.
+
+In place on C-contiguous arrays of one float dtype; PyTorch's single-tensor (foreach=False) math.
+Every element is updated on its own, so the parallel=True twins for very large arrays give the
+same bits as the serial loops.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+# Elements from which the steps use their parallel=True twins (their idle OpenMP workers spin and
+# slow the BLAS calls that follow, so only where the split clearly pays).
+_PAR_MIN_OPTIM = 1 << 24
+
+# Every scalar is passed in the arrays' dtype (float32 math for float32 params, as PyTorch does,
+# and SIMD-friendly); the kernels contain no float literals in arithmetic.
+
+_OPT_CHUNKS = 16  # work items of the parallel twins (a few per thread, for balance)
+
+
+@njit(cache=True, error_model="numpy")
+def _adam_range(lo, hi, p_, g_, m_, v_, vmax_, omb1, beta2, omb2, eps, wd, decay, neg_step,
+                bc2_sqrt, decoupled, amsgrad, maximize):
+    p = p_[lo:hi]
+    g = g_[lo:hi]
+    m = m_[lo:hi]
+    v = v_[lo:hi]
+    vmax = vmax_[lo:hi] if amsgrad else vmax_[0:0]
+    use_wd = wd != 0
+    for i in range(p.size):
+        gi = -g[i] if maximize else g[i]
+        pi = p[i]
+        if use_wd:
+            if decoupled:
+                pi = pi * decay
+            else:
+                gi = gi + wd * pi
+        mi = m[i] + omb1 * (gi - m[i])  # exp_avg.lerp_(grad, 1 - beta1)
+        vi = v[i] * beta2 + omb2 * gi * gi
+        m[i] = mi
+        v[i] = vi
+        if amsgrad:
+            vm = vmax[i]
+            if vi > vm or vi != vi:
+                vm = vi
+            vmax[i] = vm
+            vi = vm
+        p[i] = pi + neg_step * (mi / (np.sqrt(vi) / bc2_sqrt + eps))
+
+
+@njit(cache=True, error_model="numpy")
+def _adam(p, g, m, v, vmax, omb1, beta2, omb2, eps, wd, decay, neg_step, bc2_sqrt, decoupled,
+          amsgrad, maximize):
+    _adam_range(0, p.size, p, g, m, v, vmax, omb1, beta2, omb2, eps, wd, decay, neg_step,
+                bc2_sqrt, decoupled, amsgrad, maximize)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _adam_par(p, g, m, v, vmax, omb1, beta2, omb2, eps, wd, decay, neg_step, bc2_sqrt,
+              decoupled, amsgrad, maximize):
+    n = p.size
+    for c in prange(_OPT_CHUNKS):
+        _adam_range(c * n // _OPT_CHUNKS, (c + 1) * n // _OPT_CHUNKS, p, g, m, v, vmax, omb1,
+                    beta2, omb2, eps, wd, decay, neg_step, bc2_sqrt, decoupled, amsgrad,
+                    maximize)
+
+
+def adam_step_(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta2, eps,
+               weight_decay, decoupled, step, amsgrad, maximize):
+    """One Adam (decoupled=False) / AdamW (decoupled=True) step, in place.  `step` counts
+    this step (1 on the first).  All arrays C-contiguous, same shape and float dtype (they are
+    updated through .reshape(-1) views); max_exp_avg_sq is needed iff amsgrad."""
+    p = param.reshape(-1)
+    if p.size == 0:
+        return None
+    f = p.dtype.type
+    step = int(step)
+    lr, beta1, beta2, wd = float(lr), float(beta1), float(beta2), float(weight_decay)
+    amsgrad = bool(amsgrad) and max_exp_avg_sq is not None
+    vmax = max_exp_avg_sq.reshape(-1) if amsgrad else p
+    fn = _adam_par if p.size >= _PAR_MIN_OPTIM else _adam
+    fn(p, grad.reshape(-1), exp_avg.reshape(-1), exp_avg_sq.reshape(-1), vmax, f(1.0 - beta1),
+       f(beta2), f(1.0 - beta2), f(eps), f(wd), f(1.0 - lr * wd), f(-lr / (1.0 - beta1 ** step)),
+       f(math.sqrt(1.0 - beta2 ** step)), bool(decoupled), amsgrad, bool(maximize))
+    return None
+
+
+@njit(cache=True, error_model="numpy")
+def _sgd_range(lo, hi, p_, g_, buf_, neg_lr, momentum, omd, wd, nesterov, maximize, first):
+    p = p_[lo:hi]
+    g = g_[lo:hi]
+    use_mom = momentum != 0
+    use_wd = wd != 0
+    buf = buf_[lo:hi] if use_mom else buf_[0:0]
+    for i in range(p.size):
+        d = -g[i] if maximize else g[i]
+        if use_wd:
+            d = d + wd * p[i]
+        if use_mom:
+            b = d if first else momentum * buf[i] + omd * d
+            buf[i] = b
+            d = d + momentum * b if nesterov else b
+        p[i] = p[i] + neg_lr * d
+
+
+@njit(cache=True, error_model="numpy")
+def _sgd(p, g, buf, neg_lr, momentum, omd, wd, nesterov, maximize, first):
+    _sgd_range(0, p.size, p, g, buf, neg_lr, momentum, omd, wd, nesterov, maximize, first)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _sgd_par(p, g, buf, neg_lr, momentum, omd, wd, nesterov, maximize, first):
+    n = p.size
+    for c in prange(_OPT_CHUNKS):
+        _sgd_range(c * n // _OPT_CHUNKS, (c + 1) * n // _OPT_CHUNKS, p, g, buf, neg_lr, momentum,
+                   omd, wd, nesterov, maximize, first)
+
+
+def sgd_step_(param, grad, momentum_buf, lr, momentum, dampening, weight_decay, nesterov,
+              maximize, first_step):
+    """One SGD step, in place.  momentum_buf (needed iff momentum != 0) is overwritten with
+    the gradient on the first step (first_step=True), as PyTorch's clone does.  Arrays
+    C-contiguous, same shape and float dtype."""
+    p = param.reshape(-1)
+    if p.size == 0:
+        return None
+    f = p.dtype.type
+    momentum = float(momentum) if momentum_buf is not None else 0.0
+    buf = momentum_buf.reshape(-1) if momentum != 0.0 else p
+    fn = _sgd_par if p.size >= _PAR_MIN_OPTIM else _sgd
+    fn(p, grad.reshape(-1), buf, f(-float(lr)), f(momentum), f(1.0 - float(dampening)),
+       f(weight_decay), bool(nesterov), bool(maximize), bool(first_step))
+    return None
+
+
+@njit(cache=True, error_model="numpy")
+def _rmsprop_range(lo, hi, p_, g_, sq_, buf_, gavg_, neg_lr, alpha, oma, eps, wd, momentum,
+                   centered):
+    p = p_[lo:hi]
+    g = g_[lo:hi]
+    sq = sq_[lo:hi]
+    use_mom = momentum > 0
+    use_wd = wd != 0
+    buf = buf_[lo:hi] if use_mom else buf_[0:0]
+    gavg = gavg_[lo:hi] if centered else gavg_[0:0]
+    for i in range(p.size):
+        gi = g[i]
+        if use_wd:
+            gi = gi + wd * p[i]
+        sa = sq[i] * alpha + oma * gi * gi
+        sq[i] = sa
+        if centered:
+            ga = gavg[i] + oma * (gi - gavg[i])  # grad_avg.lerp_(grad, 1 - alpha)
+            gavg[i] = ga
+            avg = np.sqrt(sa - ga * ga) + eps
+        else:
+            avg = np.sqrt(sa) + eps
+        if use_mom:
+            b = buf[i] * momentum + gi / avg
+            buf[i] = b
+            p[i] = p[i] + neg_lr * b
+        else:
+            p[i] = p[i] + neg_lr * (gi / avg)
+
+
+@njit(cache=True, error_model="numpy")
+def _rmsprop(p, g, sq, buf, gavg, neg_lr, alpha, oma, eps, wd, momentum, centered):
+    _rmsprop_range(0, p.size, p, g, sq, buf, gavg, neg_lr, alpha, oma, eps, wd, momentum,
+                   centered)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _rmsprop_par(p, g, sq, buf, gavg, neg_lr, alpha, oma, eps, wd, momentum, centered):
+    n = p.size
+    for c in prange(_OPT_CHUNKS):
+        _rmsprop_range(c * n // _OPT_CHUNKS, (c + 1) * n // _OPT_CHUNKS, p, g, sq, buf, gavg,
+                       neg_lr, alpha, oma, eps, wd, momentum, centered)
+
+
+def rmsprop_step_(param, grad, square_avg, momentum_buf, grad_avg, lr, alpha, eps, weight_decay,
+                  momentum, centered):
+    """One RMSprop step, in place (PyTorch's math).  momentum_buf is needed iff momentum > 0,
+    grad_avg iff centered.  Arrays C-contiguous, same shape and float dtype."""
+    p = param.reshape(-1)
+    if p.size == 0:
+        return None
+    f = p.dtype.type
+    momentum = float(momentum) if momentum_buf is not None else 0.0
+    centered = bool(centered) and grad_avg is not None
+    buf = momentum_buf.reshape(-1) if momentum > 0.0 else p
+    gavg = grad_avg.reshape(-1) if centered else p
+    fn = _rmsprop_par if p.size >= _PAR_MIN_OPTIM else _rmsprop
+    fn(p, grad.reshape(-1), square_avg.reshape(-1), buf, gavg, f(-float(lr)), f(alpha),
+       f(1.0 - float(alpha)), f(eps), f(weight_decay), f(momentum), centered)
+    return None
