@@ -1,8 +1,11 @@
 """The classic models train like PyTorch's: from the same weights, on the same batches, devtensor's
 losses and weights follow PyTorch CPU's step by step (dropout off, so both compute one function).
-The models come from bench/bench_training.py, which builds each for either library."""
+The models come from bench/bench_training.py, which builds each for either library.  The Adam CNN
+runs once more in a fresh process with an empty numba cache, as in a fresh clone or CI."""
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -56,6 +59,20 @@ def test_cnn_follows_pytorch(opt):
     np.testing.assert_allclose(losses[:, 1], losses[:, 0], rtol=2e-4)
     for (k, tv), dv in zip(tm.state_dict().items(), dm.state_dict().values()):
         np.testing.assert_allclose(dv.numpy(), tv.detach().numpy(), rtol=1e-3, atol=1e-4, err_msg=k)
+
+
+def test_cnn_follows_pytorch_with_a_cold_numba_cache(tmp_path):
+    """test_cnn_follows_pytorch[Adam] in a subprocess whose kernels all compile afresh: freshly
+    compiled kernels must compute what the cached ones do (with fastmath they did not, and this
+    case drifted past its tolerance on a fresh clone only)."""
+    here = Path(__file__).resolve().parent
+    code = ("import sys; sys.path[:0] = sys.argv[1:]; import test_training_parity as t; "
+            "t.test_cnn_follows_pytorch('Adam')")
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"))
+    out = subprocess.run([sys.executable, "-c", code, str(here), str(here.parent)], env=env, capture_output=True,
+                         text=True, timeout=900)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert any((tmp_path / "numba-cache").rglob("*.nbi")), "the subprocess did not use the fresh cache"
 
 
 @pytest.mark.parametrize("hidden", [10, 128])
