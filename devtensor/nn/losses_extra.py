@@ -424,6 +424,13 @@ def multilabel_soft_margin_loss(input, target, weight=None, size_average=None, r
     return _reduce(loss, reduction)
 
 
+def _one_hot_mask(t, c):
+    """(..., c) bool: t[..., None] == arange(c)."""
+    from ..ops.creation import arange
+
+    return t.unsqueeze(-1) == arange(c, device=t.device)
+
+
 def _check_class_target(name, input, target, dims=(1, 2)):
     if input.ndim not in dims:
         raise ValueError(f"{name}: expected a 1-D or 2-D input, got shape {list(input.shape)}")
@@ -468,8 +475,6 @@ def _mm_samples(dtype=np.float64):
 @composite(ref=_ref_multi_margin, samples=_mm_samples, torch="torch.nn.functional.multi_margin_loss")
 def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=None, reduce=None, reduction="mean"):
     """The multi-class hinge loss: sum over j != y of max(0, margin - x[y] + x[j]) ** p, over C classes."""
-    from .functional import one_hot
-
     _tensor("multi_margin_loss", "input", input)
     _tensor("multi_margin_loss", "target", target)
     if p not in (1, 2):
@@ -486,7 +491,7 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=
         z = z * z
     if weight is not None:
         z = z * weight[t].reshape(-1, 1)
-    z = where(one_hot(t, x.shape[1]).to(_dt.bool_), 0.0, z)
+    z = where(_one_hot_mask(t, x.shape[1]), 0.0, z)
     loss = z.sum(1) / x.shape[1]
     return _reduce(loss if input.ndim == 2 else loss.reshape(()), reduction)
 
@@ -534,10 +539,8 @@ def multilabel_margin_loss(input, target, size_average=None, reduce=None, reduct
     pos = arange(c, device=x.device).reshape(1, -1).expand(n, c)
     first_stop = where(t < 0, pos, c).amin(1, keepdim=True)
     valid = pos < first_stop
-    from .functional import one_hot
-
     tc = where(valid, t, 0)
-    onehots = one_hot(tc, c).to(x.dtype) * valid.to(x.dtype).unsqueeze(-1)  # (n, c_targets, c)
+    onehots = _one_hot_mask(tc, c).to(x.dtype) * valid.to(x.dtype).unsqueeze(-1)  # (n, c_targets, c)
     is_target = onehots.sum(1) > 0  # (n, c)
     xj = x.gather(1, tc)  # (n, c_targets): x at each listed target
     hinge = (1 - (xj.unsqueeze(-1) - x.unsqueeze(1))).clamp(min=0)  # (n, c_targets, c)
