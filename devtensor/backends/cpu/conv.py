@@ -64,7 +64,7 @@ def _valid_range(off, stride, size, n_out):
 
 
 # Inner loops index views with the bare range variable: numba then knows the index is
-# non-negative, skips its negative-index wraparound code and vectorizes (4-10x faster).
+# non-negative, skips its negative-index wraparound code and vectorizes.
 
 @njit(cache=True, error_model="numpy")
 def _im2col(src, n0, nb, c0, cg, kh_, kw_, sh, sw, dh, dw, oh_, cols):

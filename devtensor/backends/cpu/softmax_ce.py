@@ -22,7 +22,7 @@ _ROWS_NUMPY_MIN_C = 64
 
 @njit(cache=True, error_model="numpy")
 def _row_max(xr):
-    # in the row's dtype, so that exp(x - m) is expf for float32 (float64 exp is 3x slower)
+    # in the row's dtype, so that exp(x - m) is expf for float32 (float64 exp is several times slower)
     m = xr[0]
     for j in range(1, xr.size):
         if xr[j] > m:
