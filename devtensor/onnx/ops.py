@@ -38,6 +38,10 @@ UNSUPPORTED: dict = {
     "adam_step_": _STEP,
     "sgd_step_": _STEP,
     "rmsprop_step_": _STEP,
+    "lstm_cell_backward": _BACKWARD, "lstm_sequence_backward": _BACKWARD, "rnn_sequence_backward": _BACKWARD,
+    **{n: ("a recurrent layer (nn.LSTM / GRU / RNN, LSTMCell): no ONNX converter for the fused sequence ops yet",
+           "export the layers around it, or write the step with nn.Linear and elementwise ops")
+       for n in ("lstm_cell", "lstm_sequence", "rnn_sequence")},
 }
 
 # public names the error's "nearest alternative" may suggest for ops it does not know

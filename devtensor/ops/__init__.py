@@ -2,6 +2,7 @@
 and attaches the Tensor methods; FUNCTIONS is what devtensor exports at top level."""
 from . import creation, elementwise, index, inplace, linalg, nn, reduce, shape  # noqa: F401
 from . import optim_steps  # noqa: F401  (fused optimizer steps; devtensor.optim calls them)
+from . import rnn  # noqa: F401  (recurrent cell and sequence ops; nn.LSTM / GRU / RNN call them)
 from ._api import FUNCTIONS
 
 __all__ = ["FUNCTIONS"]

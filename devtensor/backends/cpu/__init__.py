@@ -103,3 +103,4 @@ def _erf(x):
 
 from . import nn  # noqa: E402,F401  (registers conv, pooling, softmax, cross-entropy kernels)
 from . import optim_kernels  # noqa: E402,F401  (registers the fused optimizer steps)
+from . import rnn  # noqa: E402,F401  (registers the recurrent cells and sequence loops)

@@ -19,3 +19,4 @@ from __future__ import annotations
 
 from .backend import CudaBackend, cuda, cupy_lazy, matmul  # noqa: F401  (the backend, its lazy cupy, flags)
 from . import ops as _ops  # noqa: E402,F401  (registers our CUDA C kernels and the CuPy paths)
+from . import rnn as _rnn  # noqa: E402,F401  (the recurrent ops: CuPy array-API code)
