@@ -65,3 +65,6 @@ def vector_to_parameters(vec, parameters):
             n = p.numel()
             p.copy_(vec[offset:offset + n].reshape(tuple(p.shape)))
             offset += n
+
+
+from . import utils_rnn as rnn  # noqa: E402,F401  (nn.utils.rnn: PackedSequence and its helpers)
