@@ -6,7 +6,7 @@
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: F401
 
 from . import _blas_env  # noqa: F401  (first: OpenBLAS reads its settings when numpy loads it)
 from . import dtypes as _dtype_mod
@@ -37,6 +37,7 @@ _finalise()
 
 from . import cuda  # noqa: E402
 from . import accelerator  # noqa: E402  (torch.accelerator: the device-agnostic API, mapped to cuda)
+from . import linalg, special  # noqa: E402  (torch.linalg and torch.special's namespaces)
 from . import nn  # noqa: E402
 from . import optim  # noqa: E402
 from . import datasets, utils  # noqa: E402

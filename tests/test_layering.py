@@ -18,7 +18,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent / "devtensor"
 
 # module-name prefix -> layer (the longest matching prefix wins)
 LAYERS = {
-    "devtensor._blas_env": 0, "devtensor.dtypes": 0, "devtensor.geometry": 0, "devtensor.determinism": 0,
+    "devtensor._blas_env": 0, "devtensor._version": 0, "devtensor.dtypes": 0, "devtensor.geometry": 0, "devtensor.determinism": 0,
     "devtensor.bench": 0, "devtensor.autograd.grad_mode": 0,
     "devtensor.backends": 1,
     "devtensor.device": 2,

@@ -47,7 +47,7 @@ class Capture:
         self.host_reads: list = []    # (what, "file:line") of every value read on the host
         self.modules_seen: dict = {}  # id -> module whose __call__ ran (their .training is a guard)
         self.unsupported: list = []   # what a replay could not reproduce (the caller falls back to eager)
-        self.view_writes: list = []   # (op, "file:line") of in-place writes into a view of another value
+        self._view_writes: dict = {}  # value id written -> (op, "file:line"): in-place writes into a view
         self._views: set = set()      # value ids that are views of another value's storage
         if root is not None:
             for name, m in root.named_modules():
@@ -100,10 +100,13 @@ class Capture:
             args = tuple(self._implicit(a, k, device) for a, k in zip(args, arrays))
         node_args = tuple(self._arg(a, device) for a in args)
         node_attrs = {k: self._arg(v, device) for k, v in attrs.items()}
+        if op_name == "index_put" and len(node_args) > 1 and isinstance(node_args[1], Ref):
+            self._view_writes.pop(node_args[1].id, None)  # `x[k] += v`: the view is written back into x
+        out_ids = tuple(self._new_value(o._data, "node", o._device) for o in outs)
         if op_name == "copy_" and node_args and isinstance(node_args[0], Ref) and node_args[0].id in self._views:
             # the write lands in the base's storage too, which a functional graph (ONNX) does not see
-            self.view_writes.append((shown_as or op_name, _user_frame()))
-        out_ids = tuple(self._new_value(o._data, "node", o._device) for o in outs)
+            self._view_writes[out_ids[0]] = (shown_as or op_name, _user_frame())
+            self._views.add(out_ids[0])
         if _is_view(op_name, attrs):
             self._views.update(out_ids)
         self.graph.nodes.append(Node(op_name, node_args, node_attrs, out_ids, self._module_path(),
@@ -145,7 +148,15 @@ class Capture:
     def host_read(self, t, what):
         if self._suspended:
             return
+        caller = _caller_of_tensor_method()
+        if caller.startswith(_PKG):
+            return  # devtensor's own checks read values to raise errors; they decide nothing a replay needs
         self.host_reads.append((what, _user_frame()))
+
+    @property
+    def view_writes(self):
+        """(op, "file:line") of in-place writes into a view that were not written back by x[k] = view."""
+        return list(self._view_writes.values())
 
     def push_module(self, m):
         self.modules_seen[id(m)] = m
@@ -177,6 +188,18 @@ def opaque(method):
 def _is_view(op_name, attrs):
     op = _dispatch.OPS.get(op_name)
     return op is not None and (op.view or (op_name == "index" and attrs.get("basic")))
+
+
+_TENSOR_PY = os.path.join(_PKG, "tensor.py")
+
+
+def _caller_of_tensor_method():
+    """The file that called item()/tolist()/numpy() (through bool(t), float(t), ... in tensor.py)."""
+    for f in reversed(traceback.extract_stack()[:-3]):
+        path = os.path.abspath(f.filename)
+        if path != _TENSOR_PY and not path.endswith(os.path.join("graph", "capture.py")):
+            return path
+    return ""
 
 
 def _user_frame():

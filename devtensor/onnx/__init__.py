@@ -12,7 +12,8 @@ only when export runs: `pip install "devtensor[onnx]"`.
 """
 from __future__ import annotations
 
-from .exporter import MIN_OPSET, ExportError, UnsupportedOperatorError, export
+from .common import MIN_OPSET, ExportError, UnsupportedOperatorError
+from .exporter import export
 from .ops import CONVERTERS, UNSUPPORTED
 
 __all__ = ["export", "ExportError", "UnsupportedOperatorError", "CONVERTERS", "UNSUPPORTED", "MIN_OPSET"]

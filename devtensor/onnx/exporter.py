@@ -33,79 +33,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import dtypes as _dt
 from ..autograd.grad_mode import no_grad
 from ..device import device as _device
 from ..dispatch import OPS
 from ..graph import Node, Ref, capture
+from ..graph.ir import node_refs
 from ..graph.capture import active as _active
 from ..tensor import Tensor, _wrap
-
-MIN_OPSET = 13  # the newest is the installed onnx package's onnx.defs.onnx_opset_version()
-
-
-class ExportError(RuntimeError):
-    """The model cannot be exported as it is (the message says why and what to change)."""
-
-
-class UnsupportedOperatorError(ExportError):
-    """An op of the captured graph has no ONNX mapping (for this opset)."""
-
-
-# ---- dims that depend on a dynamic axis ------------------------------------------------------------
-@dataclass(frozen=True)
-class Expr:
-    """coef * product(symbols) + offset: a size (or a scalar) as a function of symbolic dims."""
-    coef: float
-    syms: tuple
-    offset: float
-
-    def __str__(self):
-        p = "*".join(self.syms)
-        s = p if self.coef == 1 else f"{_num(self.coef)}*{p}"
-        return s + (f" + {_num(self.offset)}" if self.offset > 0 else f" - {_num(-self.offset)}" if self.offset else "")
-
-    @property
-    def integral(self):
-        return float(self.coef).is_integer() and float(self.offset).is_integer()
-
-    @property
-    def plain(self):
-        """The symbol itself (a dim equal to an input's dynamic dim)."""
-        return self.coef == 1 and self.offset == 0 and len(self.syms) == 1
-
-
-def _num(v):
-    return str(int(v)) if float(v).is_integer() else repr(float(v))
-
-
-class Dim(int):
-    """An int captured from a dynamic axis: its value at the traced size and its formula (expr)."""
-
-    def __new__(cls, value, expr):
-        o = int.__new__(cls, value)
-        o.expr = expr
-        return o
-
-    def __repr__(self):
-        return f"Dim({int(self)}: {self.expr})"
-
-
-class FDim(float):
-    """A float scalar operand captured from a dynamic axis (x / x.size(0))."""
-
-    def __new__(cls, value, expr):
-        o = float.__new__(cls, value)
-        o.expr = expr
-        return o
-
-    def __repr__(self):
-        return f"FDim({float(self)}: {self.expr})"
-
-
-def is_dim(v):
-    return isinstance(v, (Dim, FDim))
-
+from . import layers
+from .assemble import build
+from .common import (MIN_OPSET, Dim, ExportError, Expr, FDim, UnsupportedOperatorError, any_dim, host_array,  # noqa: F401
+                     is_dim, unsupported)
+from .ops import CONVERTERS, PUBLIC_NAMES
 
 # ---- the public function ----------------------------------------------------------------------------
 def export(model, args, f=None, input_names=None, output_names=None, dynamic_axes=None, opset_version=17, *,
@@ -178,10 +117,11 @@ def export(model, args, f=None, input_names=None, output_names=None, dynamic_axe
     folded = {}
     if do_constant_folding:
         nodes, folded = _fold(nodes, graph.values)
-    from .build import build
-
-    model_proto = build(onnx, graph, nodes, dims, folded, opset_version, names, outs, axes, syms,
-                        doc=f"{type(model).__name__} exported by devtensor")
+    try:
+        model_proto = build(onnx, graph, nodes, dims, folded, opset_version, names, outs, axes, syms,
+                            doc=f"{type(model).__name__} exported by devtensor")
+    except UnsupportedOperatorError as e:
+        raise with_alternative(e) from None
     if check:
         onnx.checker.check_model(model_proto)
     if verbose:
@@ -233,8 +173,6 @@ class _Trace:
 
 
 def _trace(model, args, tensor_pos, names, root, opset):
-    from . import layers
-
     scopes, stack, handles = [], [], []
 
     def pre(m, a):
@@ -535,36 +473,12 @@ def _fuse(graph, scopes):
 
 # ---- 4. dead code -----------------------------------------------------------------------------------
 def _refs(n):
-    out = []
-    _collect(n.args, out)
-    _collect(tuple(n.attrs.values()), out)
-    return out
-
-
-def _collect(x, out):
-    if isinstance(x, Ref):
-        out.append(x.id)
-    elif isinstance(x, (tuple, list)):
-        for v in x:
-            _collect(v, out)
-    elif isinstance(x, slice):
-        _collect((x.start, x.stop, x.step), out)
+    return [r.id for r in node_refs(n)]
 
 
 def _has_dims(n):
-    return _any_dim((n.args, n.attrs))
+    return any_dim((n.args, n.attrs))
 
-
-def _any_dim(x):
-    if is_dim(x):
-        return True
-    if isinstance(x, (tuple, list)):
-        return any(_any_dim(v) for v in x)
-    if isinstance(x, dict):
-        return any(_any_dim(v) for v in x.values())
-    if isinstance(x, slice):
-        return any(_any_dim(v) for v in (x.start, x.stop, x.step))
-    return False
 
 
 def _dead_code(nodes, outputs):
@@ -587,7 +501,7 @@ def _fold(nodes, values):
     for n in nodes:
         refs = _refs(n)
         const = all(r in folded or values[r].kind == "external" for r in refs)
-        if (n.op in _NO_FOLD or n.op.startswith("@") or not const or _any_dim((n.args, n.attrs))
+        if (n.op in _NO_FOLD or n.op.startswith("@") or not const or any_dim((n.args, n.attrs))
                 or (not refs and n.op not in _CREATION)):
             keep.append(n)
             continue
@@ -599,16 +513,6 @@ def _fold(nodes, values):
         for vid, arr in zip(n.outputs, res):
             folded[vid] = arr
     return keep, folded
-
-
-def host_array(v):
-    """An external value's data on the host (numpy)."""
-    t = v.tensor
-    if isinstance(t, Tensor):
-        return np.asarray(t._host())
-    if hasattr(t, "get"):  # a raw cupy array (an index key)
-        return np.asarray(t.get())
-    return np.asarray(t)
 
 
 def _evaluate(n, values, folded):
@@ -637,18 +541,9 @@ def _evaluate(n, values, folded):
     return [np.asarray(o._host()) for o in outs]
 
 
-# ---- errors -----------------------------------------------------------------------------------------
-def unsupported(node, reason, alternative=None, opset=None):
-    from .ops import CONVERTERS, PUBLIC_NAMES
-
-    where = f"in module {node.module!r}" if node.module else "at the top level of forward"
-    if alternative is None:
-        close = difflib.get_close_matches(node.shown_as, PUBLIC_NAMES + sorted(CONVERTERS), n=1, cutoff=0.5)
-        alternative = f"{close[0]} (exports)" if close else "write it with ops that export (see devtensor.onnx.CONVERTERS)"
-    op = f" (opset {opset})" if opset is not None else ""
-    return UnsupportedOperatorError(f"ONNX export: {node.shown_as} {where} has no ONNX mapping{op}: {reason}. "
-                                    f"Nearest alternative: {alternative}")
-
-
-def dtype_np(name):
-    return _dt._NAMES[name].np
+def with_alternative(e):
+    """e, or the same error naming the closest op that does export when it named none."""
+    if getattr(e, "alternative", True) is not None:
+        return e
+    close = difflib.get_close_matches(e.node.shown_as, PUBLIC_NAMES + sorted(CONVERTERS), n=1, cutoff=0.5)
+    return unsupported(e.node, e.reason, f"{close[0]} (exports)" if close else None, e.opset) if close else e

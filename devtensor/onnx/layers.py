@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .exporter import dtype_np
+from .common import dtype_np
 
 
 def _classes():

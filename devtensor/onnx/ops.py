@@ -20,7 +20,7 @@ import numpy as np
 from .. import dtypes as _dt
 from ..graph import Ref
 from .build import INT64_MAX, INT64_MIN
-from .exporter import Dim, Expr, _any_dim, is_dim
+from .common import Dim, Expr, any_dim, is_dim
 
 CONVERTERS: dict = {}
 _DYNAMIC: set = set()  # converters that accept Dim attributes (sizes computed in the graph)
@@ -72,8 +72,8 @@ def convert(ctx, node):
             raise ctx.unsupported("a host call inside forward (an optimizer or hook running Python)",
                                   "keep training steps out of the exported forward")
         raise ctx.unsupported("no converter is registered for this op")
-    if node.op not in _DYNAMIC and _any_dim(node.attrs):
-        bad = [k for k, v in node.attrs.items() if _any_dim(v)]
+    if node.op not in _DYNAMIC and any_dim(node.attrs):
+        bad = [k for k, v in node.attrs.items() if any_dim(v)]
         ctx.static(node.attrs[bad[0]], f"attribute {bad[0]}")
     f(ctx, node)
 
@@ -722,7 +722,7 @@ def _index(ctx, n):
     rest = [i for i in range(rank) if i not in pa]
     t = ctx.emit("Transpose", [y], perm=pa + rest)
     bshape = np.broadcast_shapes(*[ctx.values[r.id].shape for _, r in arrays])
-    if any(_any_dim(ctx.shape(r)) for _, r in arrays):
+    if any(any_dim(ctx.shape(r)) for _, r in arrays):
         raise ctx.unsupported("several index tensors whose sizes follow a dynamic axis",
                               "index one dimension at a time (index_select / gather)")
     parts = []
@@ -793,7 +793,7 @@ def _index_put(ctx, n):
         if isinstance(k, slice):
             view.append(len(axes) - 1)
         ax += 1
-    if not _any_dim(dims) and not _any_dim(key):  # every position known now: constant indices
+    if not any_dim(dims) and not any_dim(key):  # every position known now: constant indices
         ranges = [np.arange(d)[k] if kind == "slice" else np.array([k % d]) for kind, k, d in axes]
         grid = np.stack(np.meshgrid(*ranges, indexing="ij"), axis=-1).astype(np.int64)
         idx = ctx.const(grid, "indices")
@@ -879,7 +879,7 @@ def _static_only(ctx, n):
 
 def _random(ctx, n, op_type, out_dtype, shape, **attrs):
     gen = out_dtype if out_dtype in ("float16", "float32", "float64") else "float32"
-    if _any_dim(shape):
+    if any_dim(shape):
         like = _zeros(ctx, shape, gen, None)
         y = ctx.emit(op_type + "Like", [like], dtype=ctx.onnx_type(gen), **attrs)
     else:

@@ -6,31 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import Backend, array_api_kernels, register
+from .. import array_api_extra, array_api_kernels
 from . import allocator
-
-DEFAULT_SEED = 67280421310721  # PyTorch's default: the same numbers run after run
-
-
-class CpuBackend(Backend):
-    def __init__(self):
-        super().__init__("cpu", np.ndarray)
-        self.generator = np.random.Generator(np.random.PCG64(DEFAULT_SEED))
-        self.seed = DEFAULT_SEED
-
-    def from_numpy(self, array, device):
-        return np.asarray(array)
-
-    def to_numpy(self, array):
-        return array
-
-    def manual_seed(self, seed):
-        self.seed = int(seed)
-        self.generator = np.random.Generator(np.random.PCG64(self.seed))
-
-
-cpu = register(CpuBackend())
+from .backend import DEFAULT_SEED, CpuBackend, cpu  # noqa: F401 - the backend object lives in backend.py
 array_api_kernels.register(cpu, np)
+array_api_extra.register(cpu, np)  # sort, cumsum, linalg, special functions, ... (one numpy/CuPy code)
 allocator.tune()  # reuse freed activation buffers instead of page-faulting them in every step
 
 

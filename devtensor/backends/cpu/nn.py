@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import cpu
+from .backend import cpu
 
 
 class _Lazy:

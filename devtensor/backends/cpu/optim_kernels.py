@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import cpu
+from .backend import cpu
 
 
 class _Lazy:
