@@ -35,7 +35,8 @@ from .winograd_transforms import (TRANSFORMS, in_cols, in_cols_t, in_rows, in_ro
 
 _J = dict(nogil=True, cache=True, error_model="numpy")
 
-# Tiles per chunk (~8 images of the MNIST CNN's conv2 for m = 4): larger chunks left L2.
+# Tiles per chunk (~8 images of the MNIST CNN's conv2 for m = 4): with larger chunks one GEMM's
+# operands no longer stay in L2.
 _CHUNK_TILES = {2: 640, 4: 336}
 
 
@@ -191,8 +192,6 @@ def _bwd_weight(gy, x, ph, pw, TH, TQ, nb, cpg, counter, rows_direct, mt, xp, ub
                 for l in range(a):
                     gemm_acc(vb[l, :C * T].reshape((C, T)), mb[l, :K * T].reshape((T, K)), Sg[g, a * i + l])
         g = fetch_add(counter, 1)
-
-
 
 
 # ----------------------------------------------------------------------------------------
