@@ -20,6 +20,9 @@ from devtensor.ops._api import COMPOSITES, FUNCTIONS
 
 from conftest import devices_under_test
 
+# the legacy size_average / reduce samples warn, as in PyTorch
+pytestmark = pytest.mark.filterwarnings("ignore:size_average and reduce args will be deprecated:UserWarning")
+
 NAMES = sorted(COMPOSITES)
 GRAD_NAMES = [n for n in NAMES if not isinstance(COMPOSITES[n].differentiable, str)]
 GRADGRAD_NAMES = [n for n in GRAD_NAMES if not isinstance(COMPOSITES[n].gradgrad, str)]
@@ -92,20 +95,7 @@ def _grad_samples(c, reason):
 # (composite, sample index) -> (the checks it fails, the bug): bugs outside this suite's files, reported to
 # their owners. The test runs every other sample first, then xfails naming the bug; once the bug is fixed
 # the sample passes and the test fails until its entry is removed here (strict).
-KNOWN_BUGS = {
-    ("norm", 8): ({"forward", "gradcheck", "gradgradcheck"},
-                  "norm(p=0) raises ZeroDivisionError (reduce.norm computes ** (1.0 / p)); PyTorch counts the "
-                  "non-zero elements"),
-    ("norm", 9): ({"forward", "gradcheck", "gradgradcheck"},
-                  "norm(p=-inf) gives 1 (sum(|x| ** -inf) ** -0.0); PyTorch gives min |x|"),
-    ("smooth_l1_loss", 3): ({"gradcheck", "gradgradcheck"},
-                            "smooth_l1_loss(beta=0) has a nan gradient: the where() branch 0.5 * d * d / beta "
-                            "divides by 0 and div's backward gives 0 / 0 (PyTorch returns l1_loss for beta=0)"),
-    ("binary_cross_entropy", 2): ({"gradgradcheck"},
-                                  "double backward through log with a zero upstream gradient (a 0/1 target): "
-                                  "elementwise._guard returns where(g == 0, 0.0, g / x), which cuts the "
-                                  "dependency on g, so d(grad)/d(target) is 0 instead of 1 / x (sqrt, rsqrt too)"),
-}
+KNOWN_BUGS: dict = {}
 
 
 def _run(check, name, cases, body):
@@ -232,19 +222,23 @@ def test_composites_are_public_functions_not_ops():
 OP_WRAPPERS = {
     "max": "amax / max_dim", "min": "amin / min_dim", "subtract": "sub", "multiply": "mul", "true_divide": "div",
     "negative": "neg", "greater": "gt", "less": "lt", "clip": "clamp", "clamp_min": "clamp", "clamp_max": "clamp",
+    "relu_": "relu, in place", "leaky_relu_": "leaky_relu, in place",
 }
 NOT_GENERATED = {
     "dropout": "a random mask: no deterministic reference (tests/test_nn.py checks train / eval behaviour)",
+    "dropout_": "dropout, in place: a random mask (tests/test_torch_conformance.py checks its forms)",
 }
 
 
 def _public_functions():
     import devtensor.ops.elementwise as E
+    import devtensor.ops.functional as NF
     import devtensor.ops.reduce as R
 
-    names = {k for k, f in FUNCTIONS.items() if getattr(f, "__module__", None) in (E.__name__, R.__name__)}
+    mods = (E.__name__, R.__name__, NF.__name__)
+    names = {k for k, f in FUNCTIONS.items() if getattr(f, "__module__", None) in mods}
     names |= {k for k, f in vars(dt.Tensor).items() if not k.startswith("_") and callable(f)
-              and getattr(f, "__module__", None) in (E.__name__, R.__name__)}
+              and getattr(f, "__module__", None) in mods}
     names |= {k for k, f in vars(F).items() if not k.startswith("_") and callable(f)
               and getattr(f, "__module__", None) == F.__name__}
     return names
@@ -259,7 +253,7 @@ def test_every_public_function_is_an_op_a_composite_or_listed():
     assert not stale, f"listed as op wrappers but declared composites: {stale}"
 
 
-# ---- known bugs at points the sample tables avoid (strict: each fails once fixed) --------------------------
+# ---- gradients at points the sample tables avoid (where gradcheck's finite differences cannot look) -----------
 
 def _grad_of(fn, x, **kwargs):
     t = dt.tensor(x, requires_grad=True)
@@ -267,14 +261,10 @@ def _grad_of(fn, x, **kwargs):
     return _np(t.grad)
 
 
-@pytest.mark.xfail(strict=True, reason="norm's gradient at x = 0 is nan (sqrt's backward g / (2 * 0) = inf, times "
-                                       "2x = 0); PyTorch gives the 0 subgradient")
 @pytest.mark.parametrize("kwargs", [{}, {"dim": 1}], ids=["all", "dim"])
 def test_norm_gradient_at_zero_is_zero(kwargs):
     np.testing.assert_array_equal(_grad_of(dt.norm, np.zeros((2, 3)), **kwargs), np.zeros((2, 3)))
 
 
-@pytest.mark.xfail(strict=True, reason="std's gradient where the std is 0 (a constant slice) is nan (sqrt's backward "
-                                       "at 0); PyTorch gives 0")
 def test_std_gradient_of_a_constant_slice_is_zero():
     np.testing.assert_array_equal(_grad_of(dt.std, np.ones((2, 3)), dim=1), np.zeros((2, 3)))

@@ -3,6 +3,7 @@ and attaches the Tensor methods; FUNCTIONS is what devtensor exports at top leve
 from . import creation, elementwise, index, inplace, linalg, nn, reduce, shape  # noqa: F401
 from . import optim_steps  # noqa: F401  (fused optimizer steps; devtensor.optim calls them)
 from . import rnn  # noqa: F401  (recurrent cell and sequence ops; nn.LSTM / GRU / RNN call them)
+from . import functional  # noqa: F401  (the nn primitives' torch.f / Tensor.f / F.f forms)
 from ._api import FUNCTIONS
 
 __all__ = ["FUNCTIONS"]

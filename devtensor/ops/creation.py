@@ -147,8 +147,8 @@ Tensor.__deepcopy__ = _deepcopy
 def _infer_np(data, dtype):
     if isinstance(data, Tensor):
         a = data._host()
-    elif isinstance(data, np.ndarray):
-        a = data
+    elif isinstance(data, (np.ndarray, np.generic)):
+        a = np.asarray(data)  # numpy arrays and numpy scalars keep their dtype (np.float64(1.5): float64)
     else:
         if hasattr(data, "__dlpack__") and not isinstance(data, (list, tuple)):
             try:
@@ -157,14 +157,25 @@ def _infer_np(data, dtype):
                 a = np.asarray(data)
         else:
             a = _from_python(data)
+            if dtype is None and a.dtype == np.float64 and not _has_double(data):
+                # Python floats become the default float dtype; a numpy float64 among them keeps float64
+                a = a.astype(_dt.get_default_dtype().np)
     if dtype is None:
-        if a.dtype.kind == "f" and a.dtype != np.float16 and not isinstance(data, (np.ndarray, Tensor)):
-            a = a.astype(_dt.get_default_dtype().np)  # Python floats become the default float dtype
-        elif a.dtype.kind == "u" and a.dtype != np.uint8 or a.dtype.kind == "i" and a.dtype == np.int8 and False:
-            pass
         return a, _dt.from_numpy_dtype(a.dtype)
     dt = _dt.as_dtype(dtype)
     return a.astype(dt.np, copy=False), dt
+
+
+def _has_double(data):
+    """Whether nested lists hold a float64 that is not a Python float (a numpy float64, a float64 array or
+    tensor): PyTorch then infers float64 for the whole, as numpy's promotion does."""
+    if isinstance(data, (list, tuple)):
+        return any(_has_double(x) for x in data)
+    if isinstance(data, (np.floating, np.ndarray)):
+        return np.asarray(data).dtype == np.float64
+    if isinstance(data, Tensor):
+        return data._data.dtype == np.float64
+    return False
 
 
 def _from_python(data):
@@ -183,12 +194,8 @@ def _from_python(data):
             raise ValueError(f"tensor: data is ragged or not rectangular ({e})") from None
         if a.dtype == object:
             raise TypeError("tensor: could not infer a dtype from the data (mixed or unsupported element types)")
-        if a.dtype.kind == "i":
-            a = a.astype(np.int64)
-        elif a.dtype.kind == "f":
-            a = a.astype(np.float64)
-        elif a.size == 0 and a.dtype.kind == "f":
-            pass
+        if a.size == 0 and a.dtype == np.float64 and not _has_double(data):
+            a = a.astype(_dt.get_default_dtype().np)  # [] is the default float, as in PyTorch
         return a
     a = np.asarray(data)
     if a.dtype == object:
@@ -250,8 +257,20 @@ def full(size, fill_value, *, dtype=None, device=None, requires_grad=False):
                                                          "full"), fill_value, dt), requires_grad)
 
 
+def _size_arg(size, kw, fn):
+    """size given positionally (ints or one sequence) or as size= (PyTorch accepts both)."""
+    if kw is not None:
+        if size:
+            raise TypeError(f"{fn}() got multiple values for argument 'size'")
+        return (kw,)
+    return size
+
+
 def _filled(value, name):
-    def f(*size, dtype=None, device=None, requires_grad=False, out=None):
+    def f(*size, dtype=None, layout=None, device=None, requires_grad=False, pin_memory=False, **kw):
+        size = _size_arg(size, kw.pop("size", None), name)
+        if kw:
+            raise TypeError(f"{name}() got an unexpected keyword argument {next(iter(kw))!r}")
         shape = _shape(size, name)
         return _finish(_create("full", _dev(device), shape, value, _dtype_or(dtype, _dt.get_default_dtype())),
                        requires_grad)
@@ -265,7 +284,11 @@ ones = public(_filled(1, "ones"), method=False)
 
 
 @public(method=False)
-def empty(*size, dtype=None, device=None, requires_grad=False):
+def empty(*size, dtype=None, layout=None, device=None, requires_grad=False, pin_memory=False, memory_format=None,
+          **kw):
+    size = _size_arg(size, kw.pop("size", None), "empty")
+    if kw:
+        raise TypeError(f"empty() got an unexpected keyword argument {next(iter(kw))!r}")
     return _finish(_create("empty", _dev(device), _shape(size, "empty"), _dtype_or(dtype, _dt.get_default_dtype())),
                    requires_grad)
 
@@ -353,14 +376,20 @@ def eye(n, m=None, *, dtype=None, device=None, requires_grad=False):
 
 # ---- random ---------------------------------------------------------------------------------
 @public(method=False)
-def rand(*size, generator=None, dtype=None, device=None, requires_grad=False):
+def rand(*size, generator=None, dtype=None, layout=None, device=None, requires_grad=False, pin_memory=False, **kw):
+    size = _size_arg(size, kw.pop("size", None), "rand")
+    if kw:
+        raise TypeError(f"rand() got an unexpected keyword argument {next(iter(kw))!r}")
     dt = _dtype_or(dtype, _dt.get_default_dtype())
     _float_only("rand", dt)
     return _finish(_create("rand", _dev(device), _shape(size, "rand"), dt), requires_grad)
 
 
 @public(method=False)
-def randn(*size, generator=None, dtype=None, device=None, requires_grad=False):
+def randn(*size, generator=None, dtype=None, layout=None, device=None, requires_grad=False, pin_memory=False, **kw):
+    size = _size_arg(size, kw.pop("size", None), "randn")
+    if kw:
+        raise TypeError(f"randn() got an unexpected keyword argument {next(iter(kw))!r}")
     dt = _dtype_or(dtype, _dt.get_default_dtype())
     _float_only("randn", dt)
     return _finish(_create("randn", _dev(device), _shape(size, "randn"), dt), requires_grad)
@@ -372,8 +401,11 @@ def _float_only(name, dt):
 
 
 @public(method=False)
-def randint(low=0, high=None, size=None, *, generator=None, dtype=None, device=None, requires_grad=False):
-    if high is None:
+def randint(low=0, high=None, size=None, *, generator=None, dtype=None, layout=None, device=None,
+            requires_grad=False, pin_memory=False):
+    if size is None and isinstance(high, (tuple, list)):  # randint(high, size), as PyTorch's overload
+        low, high, size = 0, low, high
+    elif high is None:
         low, high = 0, low
     if size is None:
         raise TypeError("randint: size is required, e.g. randint(0, 10, (3,))")

@@ -38,12 +38,26 @@ div = defop("div", ("a", "b"), rule=DIVIDE, meta=M.broadcast, save=("a", "b"),
 
 
 def _pow_backward(c, g):
+    # PyTorch's rules: no gradient to the base where the exponent is 0 (x ** 0 is constant, even at x = 0),
+    # and none to the exponent where the base is 0 and the exponent >= 0 (elsewhere out * log(base), nan
+    # for a negative base, as in PyTorch)
     a, b = c.a, c.b
-    ga = g * b * a ** (b - 1)
-    if isinstance(b, Tensor):
-        gb = g * c.out * where(a > 0, log(where(a > 0, a, 1.0)), 0.0)
-    else:
-        gb = None
+    ga = gb = None
+    if c.needs_input_grad(0):
+        if isinstance(b, Tensor):
+            ga = where(b == 0, 0.0, g * b * a ** (b - 1))
+        elif b == 0:
+            ga = g.new_zeros(tuple(g.shape))
+        else:
+            ga = g * b * a ** (b - 1)
+    if isinstance(b, Tensor) and c.needs_input_grad(1):
+        if isinstance(a, Tensor):
+            zero = (a == 0) & (b >= 0)
+            gb = where(zero, 0.0, g * c.out * log(where(zero, 1.0, a)))  # (the inner where: no 0 * -inf)
+        elif a == 0:
+            gb = where(b >= 0, 0.0, g * where(b >= 0, 0.0, c.out) * -math.inf)
+        else:
+            gb = g * c.out * (math.log(a) if a > 0 else math.nan)
     return ga, gb
 
 
@@ -52,10 +66,13 @@ pow_ = defop("pow", ("a", "b"), rule=PROMOTE, meta=M.broadcast, save=("a", "b", 
 
 
 def _atan2_backward(c, g):
+    # 1 / (a^2 + b^2) taken as 0 where it is infinite (at a = b = 0), as PyTorch's rule: no 0 * inf = nan
     a, b = c.a, c.b
     r = a * a + b * b
-    return (g * b / r if c.needs_input_grad(0) else None,
-            -g * a / r if c.needs_input_grad(1) else None)
+    zero = r == 0
+    recip = where(zero, 0.0, 1.0 / where(zero, 1.0, r))
+    return (g * b * recip if c.needs_input_grad(0) else None,
+            -g * a * recip if c.needs_input_grad(1) else None)
 
 
 atan2 = defop("atan2", ("a", "b"), rule=DIVIDE, meta=M.broadcast, save=("a", "b"), backward=_atan2_backward,
@@ -63,24 +80,58 @@ atan2 = defop("atan2", ("a", "b"), rule=DIVIDE, meta=M.broadcast, save=("a", "b"
 
 
 def _maximum_backward(c, g, sign):
+    # PyTorch's rule: ties share the gradient (g / 2 each); the side that lost gets 0; where either side is
+    # NaN (no comparison holds) both get g. Selected with where, never multiplied (an inf g stays inf).
     a, b = c.a, c.b
-    w = (a > b if sign > 0 else a < b).to(g.dtype) + (a == b).to(g.dtype) * 0.5
-    return g * w, g * (1 - w)
+    tie = a == b
+    shared = where(tie, g * 0.5, g)
+    a_lost, b_lost = (a < b, a > b) if sign > 0 else (a > b, a < b)
+    return (where(a_lost, 0.0, shared) if c.needs_input_grad(0) else None,
+            where(b_lost, 0.0, shared) if c.needs_input_grad(1) else None)
 
 
 maximum = defop("maximum", ("a", "b"), rule=PROMOTE, meta=M.broadcast, save=("a", "b"),
                 backward=lambda c, g: _maximum_backward(c, g, 1), ref=np.maximum, samples=S.binary())
 minimum = defop("minimum", ("a", "b"), rule=PROMOTE, meta=M.broadcast, save=("a", "b"),
                 backward=lambda c, g: _maximum_backward(c, g, -1), ref=np.minimum, samples=S.binary())
+def _remainder_backward(c, g):
+    if not isinstance(c.a, Tensor):  # PyTorch's remainder(Scalar, Tensor) has no derivative
+        return _not_implemented("remainder with a scalar dividend")(c, g)
+    with _no_grad():
+        q = floor_divide(c.a, c.b)
+    return g, -g * q
+
+
+def _grad_on(*xs):
+    from ..autograd.grad_mode import is_grad_enabled
+
+    return is_grad_enabled() and any(isinstance(x, Tensor) and x._rg for x in xs)
+
+
+def _no_grad():
+    from ..autograd.grad_mode import no_grad
+
+    return no_grad()
+
+
 remainder = defop("remainder", ("a", "b"), rule=PROMOTE, meta=M.broadcast, save=("a", "b"),
-                  backward=lambda c, g: (g, -g * floor_divide(c.a, c.b)), ref=np.remainder,
+                  backward=_remainder_backward, ref=np.remainder,
                   samples=S.binary(b_low=0.5, b_high=2.0))
-floor_divide = defop("floor_divide", ("a", "b"), rule=PROMOTE, meta=M.broadcast, differentiable=False, ref=np.floor_divide,
-                     samples=S.binary(b_low=0.5, b_high=2.0))
+def _not_implemented(name):
+    def backward(c, g):
+        raise RuntimeError(f"derivative for {name} is not implemented (as in PyTorch)")
+
+    return backward
+
+
+# PyTorch's floor_divide output requires grad, and its backward raises: so does devtensor's (divide(...,
+# rounding_mode='floor') has a zero gradient instead, as PyTorch's)
+floor_divide = defop("floor_divide", ("a", "b"), rule=PROMOTE, meta=M.broadcast, backward=_not_implemented("floor_divide"),
+                     ref=np.floor_divide, samples=S.binary(b_low=0.5, b_high=2.0))
 bitwise_and = defop("bitwise_and", ("a", "b"), rule=PROMOTE, meta=M.broadcast, differentiable=False)
 bitwise_or = defop("bitwise_or", ("a", "b"), rule=PROMOTE, meta=M.broadcast, differentiable=False)
 bitwise_xor = defop("bitwise_xor", ("a", "b"), rule=PROMOTE, meta=M.broadcast, differentiable=False)
-bitwise_not = defop("bitwise_not", ("x",), rule=KEEP, meta=M.same, differentiable=False)
+bitwise_not_ = defop("bitwise_not", ("x",), rule=KEEP, meta=M.same, differentiable=False)
 
 # ---- comparisons and logic (no gradients) ------------------------------------------------------
 eq = defop("eq", ("a", "b"), rule=COMPARE, meta=M.compare, differentiable=False, ref=np.equal, samples=S.compare())
@@ -103,26 +154,35 @@ isinf = defop("isinf", ("x",), rule=KEEP, meta=M.predicate, differentiable=False
 
 # ---- unary math -------------------------------------------------------------------------------
 neg = defop("neg", ("x",), rule=KEEP, meta=M.same, backward=lambda c, g: -g, ref=np.negative, samples=S.unary())
-abs_ = defop("abs", ("x",), rule=KEEP, meta=M.same, save=("x",), backward=lambda c, g: g * sign(c.x), ref=np.abs,
+abs_ = defop("abs", ("x",), rule=KEEP, meta=M.same, save=("x",), backward=lambda c, g: g * _sgn(c.x), ref=np.abs,
              samples=S.unary())
+
+
+def _sgn(x):
+    """sign(x) with PyTorch's sign(NaN) = 0 (numpy gives NaN)."""
+    s = call(sign_, (x,), {})
+    return where(x != x, 0.0, s) if x.dtype.is_floating_point else s
 exp = defop("exp", rule=FLOAT, meta=M.same, save=("out",), backward=lambda c, g: g * c.out, ref=np.exp, samples=S.unary())
 
 
-def _guard(g, d):
+def _guard(g, d, fprime):
     """d (the rule's g * f'(x)), but exactly 0 where g is 0: the unselected branch of a where() (sqrt of a
-    negative, log of 0) then gets 0, not 0 * nan = nan (PyTorch's wart, pytorch/pytorch#23395)."""
-    return where(g == 0, 0.0, d)
+    negative, log of 0) then gets 0, not 0 * nan = nan (PyTorch's wart, pytorch/pytorch#23395). Where g is 0
+    the value is g * f' with f' made finite, so it still depends on g: double backward (d(grad)/dg = f')
+    stays right where the incoming gradient happens to be exactly 0 (a 0/1 target in a loss)."""
+    return where(g == 0, g * where(isfinite(fprime), fprime, 0.0), d)
 
 
-log = defop("log", rule=FLOAT, meta=M.same, save=("x",), backward=lambda c, g: _guard(g, g / c.x), ref=np.log,
+log = defop("log", rule=FLOAT, meta=M.same, save=("x",), backward=lambda c, g: _guard(g, g / c.x, reciprocal(c.x)), ref=np.log,
             samples=S.unary(0.5, 3.0))
 log1p = defop("log1p", rule=FLOAT, meta=M.same, save=("x",), backward=lambda c, g: g / (c.x + 1), ref=np.log1p,
               samples=S.unary(-0.5, 3.0))
 expm1 = defop("expm1", rule=FLOAT, meta=M.same, save=("out",), backward=lambda c, g: g * (c.out + 1), ref=np.expm1,
               samples=S.unary())
-sqrt = defop("sqrt", rule=FLOAT, meta=M.same, save=("out",), backward=lambda c, g: _guard(g, g / (c.out * 2)), ref=np.sqrt,
+sqrt = defop("sqrt", rule=FLOAT, meta=M.same, save=("out",), backward=lambda c, g: _guard(g, g / (c.out * 2), 0.5 / c.out),
+             ref=np.sqrt,
              samples=S.unary(0.5, 3.0))
-rsqrt = defop("rsqrt", rule=FLOAT, meta=M.same, save=("out",), backward=lambda c, g: _guard(g, g * c.out ** 3 * -0.5),
+rsqrt = defop("rsqrt", rule=FLOAT, meta=M.same, save=("out",), backward=lambda c, g: _guard(g, g * c.out ** 3 * -0.5, c.out ** 3 * -0.5),
               ref=lambda x: 1 / np.sqrt(x), samples=S.unary(0.5, 3.0))
 sin = defop("sin", rule=FLOAT, meta=M.same, save=("x",), backward=lambda c, g: g * cos(c.x), ref=np.sin, samples=S.unary())
 cos = defop("cos", rule=FLOAT, meta=M.same, save=("x",), backward=lambda c, g: -g * sin(c.x), ref=np.cos, samples=S.unary())
@@ -141,7 +201,7 @@ erf = defop("erf", rule=FLOAT, meta=M.same, save=("x",),
             ref=np.vectorize(math.erf, otypes=[float]), samples=S.unary())
 reciprocal = defop("reciprocal", rule=FLOAT, meta=M.same, save=("out",), backward=lambda c, g: -g * c.out * c.out,
                    ref=np.reciprocal, samples=S.unary(0.5, 2.0))
-sign = defop("sign", rule=KEEP, meta=M.same, backward=lambda c, g: _zero(g), ref=np.sign, samples=S.unary())
+sign_ = defop("sign", rule=KEEP, meta=M.same, backward=lambda c, g: _zero(g), ref=np.sign, samples=S.unary())
 floor = defop("floor", rule=KEEP, meta=M.same, backward=lambda c, g: _zero(g), ref=np.floor, samples=S.unary())
 ceil = defop("ceil", rule=KEEP, meta=M.same, backward=lambda c, g: _zero(g), ref=np.ceil, samples=S.unary())
 round_ = defop("round", rule=KEEP, meta=M.same, backward=lambda c, g: _zero(g), ref=np.round, samples=S.unary())
@@ -182,38 +242,161 @@ _clamp = defop("clamp", ("x", "lo", "hi"), rule=PROMOTE, meta=M.broadcast, save=
 
 
 # ---- public functions --------------------------------------------------------------------------
-def _fn(op, name=None, method=True):
-    def f(input, *args, **kwargs):
-        return call(op, (input, *args), kwargs)
-
-    f.__name__ = name or op.name
-    f.__doc__ = f"devtensor.{f.__name__}: see torch.{f.__name__}"
-    return public(f, name=f.__name__, method=method)
+def not_tensor(name, argname, position, v):
+    return TypeError(f"{name}: argument '{argname}' (position {position}) must be Tensor, not {type(v).__name__}")
 
 
-for _op in (add, sub, mul, div, pow_, atan2, maximum, minimum, remainder, floor_divide, eq, ne, lt, le, gt, ge,
-            logical_and, logical_or, logical_xor, logical_not, isnan, isfinite, isinf, neg, abs_, exp, log,
-            log1p, expm1, sqrt, rsqrt, sin, cos, tanh, sigmoid, relu, erf, reciprocal, sign, floor, ceil,
+# unary functions PyTorch refuses on bool tensors, and the class it raises
+_NO_BOOL = {"abs": NotImplementedError, "floor": NotImplementedError, "ceil": NotImplementedError,
+            "round": NotImplementedError, "neg": RuntimeError, "negative": RuntimeError, "relu": RuntimeError}
 
-            bitwise_and, bitwise_or, bitwise_xor, bitwise_not):
+
+def _no_bool(name, cls):
+    if cls is RuntimeError and name in ("neg", "negative"):
+        return RuntimeError(f"{name}: negation, the `-` operator, on a bool tensor is not supported. If you are "
+                            "trying to invert a mask, use the `~` or `logical_not()` operator instead.")
+    return cls(f"{name}: not implemented for bool tensors")
+
+
+def _unary(op, name):
+    bool_error = _NO_BOOL.get(name)
+
+    def f(input):
+        if input.__class__ is not Tensor and not isinstance(input, Tensor):
+            raise not_tensor(name, "input", 1, input)
+        if bool_error is not None and input._data.dtype.kind == "b":
+            raise _no_bool(name, bool_error)
+        return call(op, (input,), {})
+
+    return f
+
+
+# which arguments of a binary function may be Python (or numpy) scalars, as PyTorch's overloads allow:
+# "either" (add, mul, pow, ...: one of the two), "other" (comparisons: the second only), "none" (maximum,
+# atan2, logical_*: Tensors only). A numpy array is never accepted by a function form (PyTorch's TypeError);
+# the operators (t + array) still take one.
+def _binary(op, name, scalars, second="other"):
+    check = _EXTRA_CHECKS.get(op.name)
+
+    def f(input, other):
+        if input.__class__ is not Tensor and not isinstance(input, Tensor):
+            if scalars != "either" or isinstance(input, np.ndarray) or not isinstance(other, Tensor):
+                raise not_tensor(name, "input", 1, input)
+        elif other.__class__ is not Tensor and not isinstance(other, Tensor):
+            if scalars == "none" or isinstance(other, np.ndarray):
+                raise not_tensor(name, second, 2, other)
+        if check is not None:
+            check(name, input, other)
+        return call(op, (input, other), {})
+
+    return f
+
+
+def _is_bool(v):
+    return v.__class__ is bool or isinstance(v, np.bool_) or (isinstance(v, Tensor) and v._data.dtype.kind == "b")
+
+
+def _check_sub(name, a, b):
+    if _is_bool(a) or _is_bool(b):
+        raise RuntimeError(f"{name}: subtraction, the `-` operator, with a bool tensor is not supported. If you are "
+                           "trying to invert a mask, use the `~` or `logical_not()` operator instead.")
+
+
+def _check_bitwise(name, a, b):
+    for v in (a, b):
+        if isinstance(v, float) or (isinstance(v, Tensor) and v._data.dtype.kind in "fV"):
+            raise NotImplementedError(f"{name}: not implemented for floating point tensors (integer and bool only)")
+
+
+_EXTRA_CHECKS = {"sub": _check_sub, "bitwise_and": _check_bitwise, "bitwise_or": _check_bitwise,
+                 "bitwise_xor": _check_bitwise}
+
+
+def _fn(op, name=None, method=True, scalars=None, second="other"):
+    n = name or op.name
+    f = _unary(op, n) if len(op.inputs) == 1 else _binary(op, n, scalars, second)
+    f.__name__ = n
+    f.__doc__ = f"devtensor.{n}: see torch.{n}"
+    return public(f, name=n, method=method)
+
+
+for _op in (logical_not, isnan, isfinite, isinf, neg, abs_, exp, log, log1p, expm1, sqrt, rsqrt, sin, cos, tanh,
+            sigmoid, relu, erf, reciprocal, floor, ceil):
     _fn(_op)
+for _op in (mul, div, remainder, floor_divide, bitwise_and, bitwise_or, bitwise_xor):
+    _fn(_op, scalars="either")
+_pow2 = _binary(pow_, "pow", "either", "exponent")
 
+
+@public(name="pow")
+def pow(input, exponent):  # noqa: A001 - PyTorch's name (torch.pow(input, exponent))
+    return _pow2(input, exponent)
+
+
+@public
+def bitwise_not(input):
+    if input.__class__ is not Tensor and not isinstance(input, Tensor):
+        raise not_tensor("bitwise_not", "input", 1, input)
+    if input._data.dtype.kind in "fV":
+        raise NotImplementedError("bitwise_not: not implemented for floating point tensors (integer and bool only)")
+    return call(bitwise_not_, (input,), {})
+
+
+@public
+def sign(input):
+    if input.__class__ is not Tensor and not isinstance(input, Tensor):
+        raise not_tensor("sign", "input", 1, input)
+    if input._data.dtype.kind == "b":
+        return input.clone()
+    return _sgn(input)  # sign(NaN) = 0, as PyTorch
+for _op in (eq, ne, lt, le, gt, ge):
+    _fn(_op, scalars="other")
+for _op in (atan2, maximum, minimum, logical_and, logical_or, logical_xor):
+    _fn(_op, scalars="none")
 # aliases PyTorch users type
-subtract = public(lambda input, other: call(sub, (input, other), {}), name="subtract")
-multiply = public(lambda input, other: call(mul, (input, other), {}), name="multiply")
-true_divide = public(lambda input, other: call(div, (input, other), {}), name="true_divide")
-negative = public(lambda input: call(neg, (input,), {}), name="negative")
-greater = public(lambda input, other: call(gt, (input, other), {}), name="greater")
-less = public(lambda input, other: call(lt, (input, other), {}), name="less")
+multiply = _fn(mul, "multiply", scalars="either")
+true_divide = _fn(div, "true_divide", scalars="either")
+negative = _fn(neg, "negative")
+greater = _fn(gt, "greater", scalars="other")
+less = _fn(lt, "less", scalars="other")
+_add2, _sub2 = _binary(add, "add", "either"), _binary(sub, "sub", "either")
+
+
+def _add_public(input, other, *, alpha=1):
+    if alpha != 1:
+        other = other * alpha
+    return _add2(input, other)
+
+
+def _sub_public(input, other, *, alpha=1):
+    if alpha != 1:
+        other = other * alpha
+    return _sub2(input, other)
+
+
+public(_add_public, name="add")
+public(_sub_public, name="sub", aliases=("subtract",))
 
 
 @composite(ref=R.divide, samples=S.composite("divide"), torch="torch.divide")
 @public
 def divide(input, other, *, rounding_mode=None):
+    if isinstance(input, np.ndarray) or isinstance(other, np.ndarray) or not (
+            isinstance(input, Tensor) or isinstance(other, Tensor)):
+        name, pos, bad = ("other", 2, other) if isinstance(input, Tensor) else ("input", 1, input)
+        raise not_tensor("divide", name, pos, bad)
     if rounding_mode is None:
         return call(div, (input, other), {})
     if rounding_mode == "floor":
-        return call(floor_divide, (input, other), {})
+        # floor_divide's values with PyTorch's zero gradient for this spelling (floor_divide's own backward raises)
+        with _no_grad():
+            q = call(floor_divide, (input, other), {})
+        if not _grad_on(input, other):
+            return q
+        from .creation import full
+
+        never = full(tuple(q.shape), False, dtype=_dt.bool_, device=q.device)
+        return call(_where, (never, call(add, (input, other), {}).to(q.dtype), q), {})
     if rounding_mode == "trunc":
         q = call(div, (input, other), {})
         return (q.trunc() if q.dtype.is_floating_point else q).to(_dt.result_type(input, other))
@@ -223,26 +406,56 @@ def divide(input, other, *, rounding_mode=None):
 @composite(ref=R.trunc, samples=S.composite("trunc"), torch="torch.trunc")
 @public
 def trunc(input):
+    if isinstance(input, Tensor) and input._data.dtype.kind == "b":
+        raise _no_bool("trunc", NotImplementedError)
     return where(input >= 0, floor(input), ceil(input))
 
 
 @public
 def round(input, *, decimals=0):  # noqa: A001 - PyTorch's name
+    if input.__class__ is not Tensor and not isinstance(input, Tensor):
+        raise not_tensor("round", "input", 1, input)
+    if input._data.dtype.kind == "b":
+        raise _no_bool("round", NotImplementedError)
     return call(round_, (input,), {"decimals": decimals} if decimals else {})
 
 
-@public
+@public(method=False)
 def where(condition, input=None, other=None):
     if input is None and other is None:
         return condition.nonzero(as_tuple=True)
     if not isinstance(condition, Tensor):
         raise TypeError(f"where: condition must be a bool Tensor, got {type(condition).__name__}")
     if condition.dtype is not _dt.bool_:
-        condition = condition.to(_dt.bool_)
-    dt = _dt.result_type(*(v for v in (input, other)))
+        raise RuntimeError(f"where: expected condition to be a boolean tensor, but got a tensor with dtype "
+                           f"{condition.dtype.name} (compare it, e.g. condition != 0)")
+    if isinstance(input, Tensor) or isinstance(other, Tensor):
+        dt = _dt.result_type(input, other)
+    else:  # two Python scalars: PyTorch's scalar types (bool, int64, the default float), not numpy's float64
+        dt = _scalar_pair_dtype(input, other)
+        from .creation import full
+
+        input = full((), input, dtype=dt, device=condition.device)
     a = input.to(dt) if isinstance(input, Tensor) else _py(input, dt)
     b = other.to(dt) if isinstance(other, Tensor) else _py(other, dt)
     return call(_where, (condition, a, b), {})
+
+
+@public(function=False, name="where")
+def _where_method(self, condition, other):
+    """Tensor.where(condition, other): self where condition holds, other elsewhere (PyTorch's method form)."""
+    return where(condition, self, other)
+
+
+def _scalar_pair_dtype(a, b):
+    for v in (a, b):
+        if not isinstance(v, (bool, int, float, np.generic)):
+            raise TypeError(f"where: expected Tensors or Python scalars as input and other, got {type(v).__name__}")
+    if all(isinstance(v, (bool, np.bool_)) for v in (a, b)):
+        return _dt.bool_
+    if all(isinstance(v, (bool, int, np.bool_, np.integer)) for v in (a, b)):
+        return _dt.int64
+    return _dt.get_default_dtype()
 
 
 def _py(v, dt):
@@ -257,7 +470,7 @@ def _py(v, dt):
 @public
 def clamp(input, min=None, max=None):  # noqa: A002 - PyTorch's names
     if min is None and max is None:
-        raise ValueError("clamp: at least one of 'min' or 'max' must not be None")
+        raise RuntimeError("clamp: at least one of 'min' or 'max' must not be None")
     return call(_clamp, (input, min, max), {})
 
 
@@ -277,12 +490,16 @@ def clamp_max(input, max):  # noqa: A002
 @composite(ref=R.square, samples=S.composite("square"), torch="torch.square")
 @public
 def square(input):
+    if isinstance(input, Tensor) and input._data.dtype.kind == "b":
+        input = input.to(_dt.int64)  # PyTorch: square of a bool tensor is int64 (pow(x, 2))
     return input * input
 
 
 @composite(ref=R.gelu, samples=S.composite("gelu"), torch="torch.nn.functional.gelu")
 @public
 def gelu(input, approximate="none"):
+    if input.__class__ is not Tensor and not isinstance(input, Tensor):
+        raise not_tensor("gelu", "input", 1, input)
     if approximate == "tanh":
         return 0.5 * input * (1 + tanh(math.sqrt(2 / math.pi) * (input + 0.044715 * input * input * input)))
     if approximate != "none":
@@ -293,13 +510,23 @@ def gelu(input, approximate="none"):
 @composite(ref=R.silu, samples=S.composite("silu"), torch="torch.nn.functional.silu")
 @public
 def silu(input):
+    if input.__class__ is not Tensor and not isinstance(input, Tensor):
+        raise not_tensor("silu", "input", 1, input)
     return input * sigmoid(input)
 
 
 @composite(ref=R.lerp, samples=S.composite("lerp"), torch="torch.lerp")
 @public
 def lerp(input, end, weight):
-    return input + weight * (end - input)
+    # PyTorch's two-sided formula (exact at both ends; infinities give its NaNs): from `input` for |w| < 0.5,
+    # from `end` otherwise
+    for name, v in (("input", input), ("end", end)):
+        if not isinstance(v, Tensor):
+            raise not_tensor("lerp", name, 1 if name == "input" else 2, v)
+    d = end - input
+    if isinstance(weight, Tensor):
+        return where(weight.abs() < 0.5, input + weight * d, end - d * (1 - weight))
+    return input + weight * d if abs(weight) < 0.5 else end - d * (1 - weight)
 
 
 # ---- Python operators --------------------------------------------------------------------------
@@ -320,15 +547,56 @@ def _eqop(op):
     return f
 
 
-for _name, _op in (("add", add), ("sub", sub), ("mul", mul), ("truediv", div), ("floordiv", floor_divide),
-                   ("mod", remainder), ("pow", pow_), ("and", bitwise_and), ("or", bitwise_or),
-                   ("xor", bitwise_xor)):
+def _subop(self, other):
+    if self._data.dtype.kind == "b" or _is_bool(other):
+        _check_sub("sub", self, other)
+    return call(sub, (self, other), {})
+
+
+def _rsubop(self, other):
+    if self._data.dtype.kind == "b" or _is_bool(other):
+        _check_sub("sub", other, self)
+    return call(sub, (other, self), {})
+
+
+def _bitop(op):
+    def f(self, other):
+        _check_bitwise(op.name, self, other)
+        return call(op, (self, other), {})
+
+    def r(self, other):
+        _check_bitwise(op.name, other, self)
+        return call(op, (other, self), {})
+
+    return f, r
+
+
+for _name, _op in (("add", add), ("mul", mul), ("truediv", div), ("floordiv", floor_divide),
+                   ("mod", remainder), ("pow", pow_)):
     setattr(Tensor, f"__{_name}__", _binop(_op))
     setattr(Tensor, f"__r{_name}__", _rbinop(_op))
+Tensor.__sub__, Tensor.__rsub__ = _subop, _rsubop
+for _name, _op in (("and", bitwise_and), ("or", bitwise_or), ("xor", bitwise_xor)):
+    setattr(Tensor, f"__{_name}__", _bitop(_op)[0])
+    setattr(Tensor, f"__r{_name}__", _bitop(_op)[1])
 for _name, _op in (("eq", eq), ("ne", ne), ("lt", lt), ("le", le), ("gt", gt), ("ge", ge)):
     setattr(Tensor, f"__{_name}__", _eqop(_op))
-Tensor.__neg__ = lambda self: call(neg, (self,), {})
+
+
+def _negop(self):
+    if self._data.dtype.kind == "b":
+        raise _no_bool("neg", RuntimeError)
+    return call(neg, (self,), {})
+
+
+def _absop(self):
+    if self._data.dtype.kind == "b":
+        raise _no_bool("abs", NotImplementedError)
+    return call(abs_, (self,), {})
+
+
+Tensor.__neg__ = _negop
 Tensor.__pos__ = lambda self: self
-Tensor.__abs__ = lambda self: call(abs_, (self,), {})
-Tensor.__invert__ = lambda self: call(bitwise_not, (self,), {})
+Tensor.__abs__ = _absop
+Tensor.__invert__ = bitwise_not
 Tensor.__hash__ = lambda self: id(self)

@@ -6,12 +6,13 @@ import numpy as np
 
 from .. import dtypes as _dt
 from ..autograd.grad_mode import _grad_state
-from ..dispatch import KEEP, call, defop, op_error
-from ..tensor import Tensor
+from ..dispatch import KEEP, OPS, call, defop, op_error
+from ..tensor import Tensor, _norm_dim
 from . import meta_rules as M
 from . import samples as S
 from ..geometry import index_shape
 from ._api import public
+from .inplace import track_view
 
 
 def _index_backward(c, g):
@@ -86,9 +87,20 @@ _index_put = defop("index_put", ("x", "v"), rule=KEEP, meta=lambda x, v, key, ac
 gather_ = defop("gather", ("x", "index"), rule=KEEP, meta=_gather_meta, check=True, save=("index",), grad_inputs=(0,),
                 backward=lambda c, g: (scatter_add(g.new_zeros(c.in_meta[0][0]), c.dim, c.index, g), None),
                 ref=lambda x, index, dim: np.take_along_axis(x, index, dim), samples=S.shape_ops("gather"))
+def _scatter_add_backward(c, g):
+    gs = None
+    if c.needs_input_grad(2):
+        # src may be larger than index (only its index-shaped corner is scattered): the rest gets 0
+        gs = gather(g, c.dim, c.index)
+        src_shape, idx_shape = c.in_meta[2][0], tuple(c.index.shape)
+        if tuple(src_shape) != idx_shape:
+            gs = call(OPS["pad"], (gs,), {"widths": tuple((0, s - i) for s, i in zip(src_shape, idx_shape)),
+                                          "value": 0})
+    return g, None, gs
+
+
 scatter_add_ = defop("scatter_add", ("x", "index", "src"), rule=KEEP, meta=_scatter_add_meta, check=True,
-                     save=("index",), grad_inputs=(0, 2),
-                     backward=lambda c, g: (g, None, gather(g, c.dim, c.index)))
+                     save=("index",), grad_inputs=(0, 2), backward=_scatter_add_backward)
 
 
 def _key_tensors(key, like):
@@ -102,8 +114,10 @@ def _wrap_raw(arr, like):
     return _wrap(arr, like._device)
 
 
-def _check_int(op, idx):
+def _check_int(op, idx, cls=IndexError):
     if idx.dtype.is_floating_point:
+        if cls is RuntimeError:  # gather / scatter_add: PyTorch's "Expected dtype int32/int64 for index"
+            raise RuntimeError(f"{op}: expected dtype int32/int64 for index, got {idx.dtype}")
         raise IndexError(f"{op}: tensors used as indices must be long, int, byte or bool tensors, "
                          f"got {idx.dtype}")
 
@@ -168,6 +182,13 @@ def Tensor_from_host(a, dev):
 
 def _getitem(self, key):
     k, basic = _normalize_key(self, key)
+    split = None if basic else _split_ints(k)
+    if split is not None:  # PyTorch applies integers first (x[0, :, [0, 1]] is x[0][:, [0, 1]]), numpy does not
+        return _index_with(_index_with(self, split[0], True, key), split[1], False, key)
+    return _index_with(self, k, basic, key)
+
+
+def _index_with(self, k, basic, key):
     if basic and Ellipsis not in k:
         k = k + (Ellipsis,)  # an all-int key gives numpy a scalar copy; x[0] must stay a (0-d) view
     try:
@@ -177,7 +198,31 @@ def _getitem(self, key):
     if basic:  # basic indexing gives a view sharing storage and version counter
         out._vc = self._shared_vc()
         out._base = self._base if self._base is not None else self
+        track_view(out)
     return out
+
+
+def _split_ints(k):
+    """A key mixing integers with advanced indices (arrays, lists, masks) as (basic key of the integers,
+    advanced key for what is left), or None when there is nothing to split: numpy counts the integers as
+    advanced indices (x[0, :, [0, 1]] has shape (2, 3)), PyTorch applies them first ((3, 2))."""
+    if not any(isinstance(e, int) and not isinstance(e, bool) for e in k) or any(isinstance(e, bool) for e in k):
+        return None
+    first, rest = [], []
+    for e in k:
+        if isinstance(e, int):
+            first.append(e)
+        elif e is None or e is Ellipsis:
+            first.append(e)
+            rest.append(slice(None) if e is None else e)
+        elif isinstance(e, slice):
+            first.append(e)
+            rest.append(slice(None))
+        else:  # an index array (a bool mask spans its ndim dims)
+            n = e.ndim if e.dtype == np.bool_ else 1
+            first.extend([slice(None)] * n)
+            rest.append(e)
+    return tuple(first), tuple(rest)
 
 
 def _show(key):
@@ -191,13 +236,18 @@ def _show(key):
 def _setitem(self, key, value):
     from .inplace import apply_inplace
 
-    k, _ = _normalize_key(self, key)
+    k, basic = _normalize_key(self, key)
+    target = self
+    split = None if basic else _split_ints(k)
+    if split is not None:  # as in _getitem: the integers first (a view), then the advanced part into it
+        target = _index_with(self, split[0], True, key)
+        k = split[1]
     if not isinstance(value, Tensor):
         value = float(value) if self.dtype.is_floating_point else value
         value = _as_value(value, self)
     elif value.dtype is not self.dtype:
         value = value.to(self.dtype)
-    apply_inplace(self, "__setitem__", lambda x: call(_index_put, (x, value), {"key": k, "accumulate": False}),
+    apply_inplace(target, "__setitem__", lambda x: call(_index_put, (x, value), {"key": k, "accumulate": False}),
                   (value,))
 
 
@@ -211,18 +261,38 @@ Tensor.__getitem__ = _getitem
 Tensor.__setitem__ = _setitem
 
 
+def _alias(name, dim, axis):
+    """dim, or its alias axis= (PyTorch's numpy-style keyword); one of them is required."""
+    if axis is not None:
+        if dim is not None:
+            raise TypeError(f"{name}: got multiple values for argument 'dim' (dim and its alias axis)")
+        return axis
+    if dim is None:
+        raise TypeError(f"{name}: missing the required argument 'dim'")
+    return dim
+
+
 @public
-def gather(input, dim, index):
-    _check_int("gather", index)
-    d = dim % max(input.ndim, 1)
+def gather(input, dim=None, index=None, *, sparse_grad=False, axis=None):
+    dim = _alias("gather", dim, axis)
+    if not isinstance(index, Tensor):
+        raise TypeError(f"gather: argument 'index' must be Tensor, not {type(index).__name__}")
+    _check_int("gather", index, RuntimeError)
+    d = _norm_dim(dim, input.ndim, "gather")
     _check_range("gather", index, input.shape[d] if input.ndim else 1, d)
     return call(gather_, (input, index.to(_dt.int64)), {"dim": d})
 
 
 @public
-def scatter_add(input, dim, index, src):
-    _check_int("scatter_add", index)
-    d = dim % max(input.ndim, 1)
+def scatter_add(input, dim=None, index=None, src=None, *, axis=None):
+    dim = _alias("scatter_add", dim, axis)
+    if not isinstance(index, Tensor) or not isinstance(src, Tensor):
+        raise TypeError("scatter_add: arguments 'index' and 'src' must be Tensors")
+    _check_int("scatter_add", index, RuntimeError)
+    if isinstance(src, Tensor) and src.dtype is not input.dtype:
+        raise op_error("scatter_add", f"expected self.dtype to be equal to src.dtype, got {input.dtype.name} and "
+                       f"{src.dtype.name}", (input, src), RuntimeError)
+    d = _norm_dim(dim, input.ndim, "scatter_add")
     _check_range("scatter_add", index, input.shape[d] if input.ndim else 1, d)
     return call(scatter_add_, (input, index.to(_dt.int64), src.to(input.dtype)), {"dim": d})
 
@@ -235,14 +305,30 @@ def _check_range(op, index, size, dim):
     a = index._data
     bad = (a < 0) | (a >= size)
     if bad.any():
+        # PyTorch raises RuntimeError here (an IndexError only for x[index] and index_select)
         raise op_error(op, f"index {int(a[bad].reshape(-1)[0])} is out of bounds for dimension {dim} with size {size}",
-                       (index,), IndexError)
+                       (index,), RuntimeError)
 
 
 @public
-def index_select(input, dim, index):
-    d = dim % max(input.ndim, 1)
-    return input[(slice(None),) * d + (index,)]
+def index_select(input, dim=None, index=None, *, axis=None):
+    dim = _alias("index_select", dim, axis)
+    if not isinstance(index, Tensor):
+        raise TypeError(f"index_select: argument 'index' must be Tensor, not {type(index).__name__}")
+    if index.ndim > 1:
+        raise IndexError(f"index_select: index_select(): Index is supposed to be a vector, got shape "
+                         f"{tuple(index.shape)}")
+    d = _norm_dim(dim, input.ndim, "index_select")
+    if index.ndim == 0:  # a 0-d index selects one entry and keeps the dim, as PyTorch's
+        index = index.reshape(1)
+    _check_int("index_select", index)
+    size = input.shape[d] if input.ndim else 1
+    if index._device.type == "cpu" and index._data.size:  # no negative wrap-around: PyTorch's IndexError
+        a = index._data
+        if bool(((a < 0) | (a >= size)).any()):
+            raise op_error("index_select", f"index out of range in self (index {int(a[(a < 0) | (a >= size)][0])}, "
+                           f"dimension {d} of size {size})", (input, index), IndexError)
+    return input[(slice(None),) * d + (index,)] if input.ndim else input.reshape(1)[index].reshape(index.shape)
 
 
 @public
@@ -272,7 +358,10 @@ def nonzero(input, *, as_tuple=False):
 
 
 @public
-def take_along_dim(input, indices, dim):
+def take_along_dim(input, indices, dim=None, *, axis=None):
+    dim = dim if axis is None else axis
+    if dim is None:
+        return gather(input.reshape(-1), 0, indices.reshape(-1))
     return gather(input, dim, indices)
 
 

@@ -63,14 +63,24 @@ def _mean_backward(c, g):
 
 
 def _prod_backward(c, g):
-    # prod / x fails at zeros; this rule is exact when no element is zero (documented limitation)
-    return _expand_back(g * c.out, c) / c.x
+    # PyTorch's rule, zeros included: d prod / d x_i is the product of the others; out / x_i where the
+    # slice has no zero, the product of the non-zero elements at a slice's single zero, 0 elsewhere
+    x = c.x
+    from .elementwise import where
+
+    g = _expand_back(g, c)
+    zero = x == 0
+    safe = where(zero, 1.0, x)
+    nonzero_prod = _expand_back(call(prod_, (safe,), {"dim": c.dim, "keepdim": c.keepdim}), c)
+    nzeros = _expand_back(call(sum_, (zero.to(x.dtype),), {"dim": c.dim, "keepdim": c.keepdim}), c)
+    others = where(zero, where(nzeros == 1, nonzero_prod, 0.0), where(nzeros == 0, nonzero_prod / safe, 0.0))
+    return g * others
 
 
 def _amax_backward(c, g):
     # ties share the gradient equally, as in PyTorch's amax/amin
     out = c.out.reshape(_kept_shape(c.in_meta[0][0], c.dim))
-    mask = (c.x == out).to(g.dtype)
+    mask = (c.x == out).to(g.dtype)  # (a NaN maximum: no element equals it, so NaN over the slice, as PyTorch's)
     return _expand_back(g, c) * mask / mask.sum(dim=c.dim, keepdim=True)
 
 
@@ -94,7 +104,7 @@ sum_ = defop("sum", rule=KEEP, meta=M.reduction, backward=lambda c, g: _expand_b
              ref=lambda x, dim, keepdim: np.sum(x, axis=dim, keepdims=keepdim), samples=_red_samples())
 mean_ = defop("mean", rule=KEEP, meta=M.reduction, backward=_mean_backward,
               ref=lambda x, dim, keepdim: np.mean(x, axis=dim, keepdims=keepdim), samples=_red_samples())
-prod_ = defop("prod", rule=KEEP, meta=M.reduction, save=("x", "out"), backward=_prod_backward,
+prod_ = defop("prod", rule=KEEP, meta=M.reduction, save=("x",), backward=_prod_backward,
               ref=lambda x, dim, keepdim: np.prod(x, axis=dim, keepdims=keepdim),
               samples=_red_samples(positive=True))
 amax_ = defop("amax", rule=KEEP, meta=M.reduction, save=("x", "out"), backward=_amax_backward,
@@ -113,22 +123,44 @@ min_dim = defop("min_dim", rule=KEEP, meta=M.values_and_indices, nout=2, diff_ou
 
 def _reduce(op, input, dim, keepdim, dtype=None):
     if not isinstance(input, Tensor):
-        raise TypeError(f"{op.name}: expected a Tensor, got {type(input).__name__}")
+        raise TypeError(f"{op.name}: argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
     dims = norm_dims(op.name, dim, input._data.ndim)
     if dtype is not None:
         input = input.to(dtype)
     return call(op, (input,), {"dim": dims, "keepdim": bool(keepdim)})
 
 
+_UNSET = object()
+
+
+def dim_alias(name, dim, axis, default=None):
+    """PyTorch's numpy-style aliases: axis= for dim (keepdims= for keepdim goes the same way)."""
+    if axis is _UNSET or axis is None:
+        return dim
+    if dim is not default:
+        raise TypeError(f"{name}: got multiple values for argument 'dim' (dim and its alias axis)")
+    return axis
+
+
+def keep_alias(name, keepdim, keepdims):
+    if keepdims is None:
+        return keepdim
+    if keepdim:
+        raise TypeError(f"{name}: got multiple values for argument 'keepdim' (keepdim and its alias keepdims)")
+    return keepdims
+
+
 @public
-def sum(input, dim=None, keepdim=False, *, dtype=None):  # noqa: A001
+def sum(input, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):  # noqa: A001
+    dim, keepdim = dim_alias("sum", dim, axis), keep_alias("sum", keepdim, keepdims)
     if dtype is None and not input.dtype.is_floating_point:
         dtype = _dt.int64  # integer and bool sums accumulate in int64, as in PyTorch
     return _reduce(sum_, input, dim, keepdim, dtype)
 
 
 @public
-def mean(input, dim=None, keepdim=False, *, dtype=None):
+def mean(input, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
+    dim, keepdim = dim_alias("mean", dim, axis), keep_alias("mean", keepdim, keepdims)
     dt = _dt.as_dtype(dtype) if dtype is not None else input.dtype
     if not dt.is_floating_point:
         raise RuntimeError(f"mean(): could not infer output dtype. Input dtype must be floating point, "
@@ -137,28 +169,51 @@ def mean(input, dim=None, keepdim=False, *, dtype=None):
 
 
 @public
-def prod(input, dim=None, keepdim=False, *, dtype=None):
+def prod(input, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
+    dim, keepdim = dim_alias("prod", dim, axis), keep_alias("prod", keepdim, keepdims)
+    if isinstance(dim, (tuple, list)):
+        raise TypeError("prod: argument 'dim' must be int, not tuple")
     if dtype is None and not input.dtype.is_floating_point:
         dtype = _dt.int64
     return _reduce(prod_, input, dim, keepdim, dtype)
 
 
-def _nonempty(op, input, dim):
-    if input._data.size == 0 and dim is None:
-        raise RuntimeError(f"{op}(): expected a non-empty tensor to reduce over all elements "
-                           f"(got shape {tuple(input.shape)})")
+def _torch_name(d):
+    from ._api import _torch_name as t
+
+    return t(d)
+
+
+def _nonempty(op, input, dim, cls=RuntimeError):
+    """PyTorch's errors for reductions without an identity: over all elements of an empty tensor, or over
+    a dimension of size 0 (IndexError naming the dim)."""
+    if input._data.size:
+        return
+    if dim is None:
+        if cls is IndexError:
+            raise IndexError(f"{op}: expected reduction dim to be specified for input.numel() == 0 (shape "
+                             f"{tuple(input.shape)})")
+        raise RuntimeError(f"{op}: expected reduction dim to be specified for input.numel() == 0 (shape "
+                           f"{tuple(input.shape)}); specify the reduction dim with the 'dim' argument")
+    for d in norm_dims(op, dim, input._data.ndim) or ():
+        if input._data.shape[d] == 0:
+            raise IndexError(f"{op}: expected reduction dim {d} to have non-zero size (shape {tuple(input.shape)})")
 
 
 @public
-def amax(input, dim=(), keepdim=False):
-    _nonempty("amax", input, dim if dim != () else None)
-    return _reduce(amax_, input, None if dim == () else dim, keepdim)
+def amax(input, dim=(), keepdim=False, *, axis=None, keepdims=None):
+    dim, keepdim = dim_alias("amax", dim, axis, ()), keep_alias("amax", keepdim, keepdims)
+    dim = None if dim == () else dim
+    _nonempty("amax", input, dim)
+    return _reduce(amax_, input, dim, keepdim)
 
 
 @public
-def amin(input, dim=(), keepdim=False):
-    _nonempty("amin", input, dim if dim != () else None)
-    return _reduce(amin_, input, None if dim == () else dim, keepdim)
+def amin(input, dim=(), keepdim=False, *, axis=None, keepdims=None):
+    dim, keepdim = dim_alias("amin", dim, axis, ()), keep_alias("amin", keepdim, keepdims)
+    dim = None if dim == () else dim
+    _nonempty("amin", input, dim)
+    return _reduce(amin_, input, dim, keepdim)
 
 
 class _ValuesIndices(tuple):
@@ -180,90 +235,135 @@ def _max_min(op_all, op_dim, input, dim, keepdim, other, name):
         from .elementwise import maximum, minimum
 
         return (maximum if name == "max" else minimum)(input, other)
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{name}: argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
     if dim is None:
         _nonempty(name, input, None)
         return _reduce(op_all, input, None, False)
+    if isinstance(dim, (tuple, list)):
+        raise TypeError(f"{name}: argument 'dim' must be int, not {type(dim).__name__}")
     d = norm_dims(name, dim, input._data.ndim)
     if input._data.ndim == 0:
-        return _ValuesIndices((input, input.new_zeros((), dtype=_dt.int64)))
-    if input._data.shape[d[0]] == 0:
-        raise IndexError(f"{name}(): cannot reduce over dimension {d[0]} of size 0 (shape {tuple(input.shape)})")
+        return _ValuesIndices((input * 1, input.new_zeros((), dtype=_dt.int64)))
+    _nonempty(name, input, d)
     return _ValuesIndices(call(op_dim, (input,), {"dim": d[0], "keepdim": bool(keepdim)}))
 
 
 @public
-def max(input, dim=None, keepdim=False, *, other=None):  # noqa: A001
+def max(input, dim=None, keepdim=False, *, other=None, axis=None, keepdims=None):  # noqa: A001
+    dim, keepdim = dim_alias("max", dim, axis), keep_alias("max", keepdim, keepdims)
     return _max_min(amax_, max_dim, input, dim, keepdim, other, "max")
 
 
 @public
-def min(input, dim=None, keepdim=False, *, other=None):  # noqa: A001
+def min(input, dim=None, keepdim=False, *, other=None, axis=None, keepdims=None):  # noqa: A001
+    dim, keepdim = dim_alias("min", dim, axis), keep_alias("min", keepdim, keepdims)
     return _max_min(amin_, min_dim, input, dim, keepdim, other, "min")
 
 
 def _arg(op, input, dim, keepdim):
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{op.name}: argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
+    if input._data.dtype.kind == "b":
+        raise RuntimeError(f"{op.name}: does not support bool input")
     if dim is None:
-        _nonempty(op.name, input, None)
+        _nonempty(op.name, input, None, IndexError)
         return call(op, (input.reshape(-1),), {"dim": 0, "keepdim": False}).reshape(
             (1,) * input.ndim if keepdim else ())
+    if isinstance(dim, (tuple, list)):
+        raise TypeError(f"{op.name}: argument 'dim' must be int, not {type(dim).__name__}")
     d = norm_dims(op.name, dim, input._data.ndim)
-    if d is None:
+    if d is None:  # a 0-d input
         return call(op, (input.reshape(-1),), {"dim": 0, "keepdim": False}).reshape(())
+    _nonempty(op.name, input, d)
     return call(op, (input,), {"dim": d[0], "keepdim": bool(keepdim)})
 
 
 @public
-def argmax(input, dim=None, keepdim=False):
+def argmax(input, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    dim, keepdim = dim_alias("argmax", dim, axis), keep_alias("argmax", keepdim, keepdims)
     return _arg(argmax_, input, dim, keepdim)
 
 
 @public
-def argmin(input, dim=None, keepdim=False):
+def argmin(input, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    dim, keepdim = dim_alias("argmin", dim, axis), keep_alias("argmin", keepdim, keepdims)
     return _arg(argmin_, input, dim, keepdim)
 
 
 @public
-def all(input, dim=None, keepdim=False):  # noqa: A001
+def all(input, dim=None, keepdim=False, *, axis=None, keepdims=None):  # noqa: A001
+    dim, keepdim = dim_alias("all", dim, axis), keep_alias("all", keepdim, keepdims)
     return _reduce(all_, input if input.dtype is _dt.bool_ else input != 0, dim, keepdim)
 
 
 @public
-def any(input, dim=None, keepdim=False):  # noqa: A001
+def any(input, dim=None, keepdim=False, *, axis=None, keepdims=None):  # noqa: A001
+    dim, keepdim = dim_alias("any", dim, axis), keep_alias("any", keepdim, keepdims)
     return _reduce(any_, input if input.dtype is _dt.bool_ else input != 0, dim, keepdim)
 
 
 # ---- composites ------------------------------------------------------------------------------
+def sqrt_at_zero_0(v):
+    """sqrt(v) whose gradient is 0 where v is 0 (not inf): what PyTorch's norm and std backward rules
+    give there (a norm or a std of 0 has the 0 subgradient), twice differentiable elsewhere."""
+    from .elementwise import sqrt, where
+
+    zero = v == 0
+    return where(zero, 0.0, sqrt(where(zero, 1.0, v)))
+
+
+def _float_input(name, input):
+    if not input.dtype.is_floating_point:
+        raise RuntimeError(f"{name}: input dtype should be floating point, got {input.dtype}")
+
+
 @composite(ref=R.var, samples=S.composite("var"), torch="torch.var")
 @public
-def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None, keepdims=None):
+    dim, keepdim = dim_alias("var", dim, axis), keep_alias("var", keepdim, keepdims)
+    if isinstance(dim, bool):  # var(x, False): PyTorch's (input, unbiased) overload
+        dim, unbiased = None, dim
     if unbiased is not None and correction is not None:
         raise ValueError("var: pass either unbiased or correction, not both")
+    _float_input("var", input)
     corr = correction if correction is not None else (0 if unbiased is False else 1)
     dims = norm_dims("var", dim, input.ndim)
     n = 1
     for i, s in enumerate(input.shape):
         if dims is None or i in dims:
             n *= s
-    mu = mean(input, dims, keepdim=True)
+    if n - corr <= 0:
+        import warnings
+
+        warnings.warn("var(): degrees of freedom is <= 0. Correction should be strictly less than the reduction "
+                      "factor (input numel divided by output numel).", UserWarning, stacklevel=3)
+    mu = mean(input, dims, keepdim=True) if n else sum(input, dims, keepdim=True)
     d = input - mu
     return sum(d * d, dims, keepdim=keepdim) / builtins.max(n - corr, 0)
 
 
-
-
 @composite(ref=R.std, samples=S.composite("std"), torch="torch.std")
 @public
-def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
-    from .elementwise import sqrt
-
-    return sqrt(var(input, dim, unbiased, keepdim, correction=correction))
+def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None, keepdims=None):
+    dim, keepdim = dim_alias("std", dim, axis), keep_alias("std", keepdim, keepdims)
+    if isinstance(dim, bool):
+        dim, unbiased = None, dim
+    _float_input("std", input)
+    # the gradient where the std is 0 (a constant slice) is 0, as PyTorch's (not sqrt's inf times 0)
+    return sqrt_at_zero_0(var(input, dim, unbiased, keepdim, correction=correction))
 
 
 @composite(ref=R.logsumexp, samples=S.composite("logsumexp"), torch="torch.logsumexp")
 @public
-def logsumexp(input, dim, keepdim=False):
+def logsumexp(input, dim=_UNSET, keepdim=False, *, axis=None, keepdims=None):
     from .elementwise import exp, log
 
+    dim, keepdim = dim_alias("logsumexp", dim, axis, _UNSET), keep_alias("logsumexp", keepdim, keepdims)
+    if dim is _UNSET:
+        raise TypeError("logsumexp: missing the required argument 'dim'")
+    if not input.dtype.is_floating_point:
+        input = input.to(_dt.get_default_dtype())  # PyTorch: integer inputs give the default float
     dims = norm_dims("logsumexp", dim, input.ndim)
     m = amax(input.detach(), dims, keepdim=True) if input.numel() else input.detach().sum(dims, keepdim=True)
     m = m.masked_fill(~m.isfinite(), 0.0)
@@ -271,21 +371,45 @@ def logsumexp(input, dim, keepdim=False):
     return r if keepdim else (r.squeeze(dims) if dims is not None else r.reshape(()))
 
 
-@composite(ref=R.norm, samples=S.composite("norm"), torch="torch.norm")
+@composite(ref=R.norm, samples=S.composite("norm"), torch="torch.norm", differentiable=S.norm_grad)
 @public
-def norm(input, p="fro", dim=None, keepdim=False):
-    from .elementwise import abs_, sqrt
+def norm(input, p="fro", dim=None, keepdim=False, dtype=None):  # torch.norm has no axis= / keepdims= aliases
+    from .elementwise import abs_, where
+
+    if dtype is not None:
+        input = input.to(dtype)
+    if not input.dtype.is_floating_point:
+        raise RuntimeError(f"norm: expected a floating point tensor as input, got {input.dtype}")
+    if p is None:
+        p = "fro"
+    if isinstance(p, str) and p != "fro":
+        raise NotImplementedError(f"norm: p={p!r} (matrix norms other than 'fro') is not supported")
+    ax = dim if dim is not None else ()
 
     def abs(t):  # noqa: A001 - the op object is abs_; elementwise exports no plain `abs`
         return call(abs_, (t,), {})
 
     if p in ("fro", 2, 2.0):
-        return sqrt(sum(input * input, dim, keepdim))
+        return sqrt_at_zero_0(sum(input * input, dim, keepdim))
     if p in (1, 1.0):
         return sum(abs(input), dim, keepdim)
-    if p == math.inf:
-        return amax(abs(input), dim if dim is not None else (), keepdim)
-    return sum(abs(input) ** p, dim, keepdim) ** (1.0 / p)
+    if p in (math.inf, -math.inf):
+        if input._data.size == 0:
+            raise RuntimeError(f"norm: cannot compute the {'inf' if p > 0 else '-inf'} norm on an empty tensor (shape "
+                               f"{tuple(input.shape)}) because the operation does not have an identity")
+        return (amax if p > 0 else amin)(abs(input), ax, keepdim)
+    if p == 0:  # the number of non-zero elements (NaN counts); no gradient, as PyTorch's output has none
+        return sum((input != 0).detach(), dim, keepdim).to(input.dtype)
+    a = abs(input)
+    zero = a == 0
+    if p > 0:  # zeros contribute 0 to the sum and a 0 gradient (not inf * 0 from |x| ** p at 0)
+        s = sum(where(zero, 0.0, where(zero, 1.0, a) ** p), dim, keepdim)
+        zs = s == 0
+        return where(zs, 0.0, where(zs, 1.0, s) ** (1.0 / p))
+    # p < 0: a zero in the slice makes the norm 0, with a 0 gradient there (PyTorch's rule)
+    has_zero = sum(zero.to(input.dtype), dim, keepdim) > 0
+    s = sum(where(zero, 1.0, a) ** p, dim, keepdim)
+    return where(has_zero, 0.0, s ** (1.0 / p))
 
 
 @composite(ref=R.sum_to_size, samples=S.composite("sum_to_size"), torch="torch.Tensor.sum_to_size")

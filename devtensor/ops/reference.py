@@ -221,6 +221,7 @@ def _class_nll(logp, target, weight, ignore_index, reduction, label_smoothing):
 
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
                   reduction="mean", label_smoothing=0.0):
+    reduction = _legacy(size_average, reduce, reduction)
     cdim = 1 if input.ndim > 1 else 0
     logp = log_softmax(input, cdim)
     if target.dtype.kind == "f":  # class probabilities
@@ -235,24 +236,44 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
 
 
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
+    reduction = _legacy(size_average, reduce, reduction)
     return _class_nll(input, target, weight, ignore_index, reduction, 0.0)
 
 
-def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
-    return _reduce((input - target) ** 2, reduction)
+def _legacy(size_average, reduce, reduction):
+    if size_average is None and reduce is None:
+        return reduction
+    if reduce is False:
+        return "none"
+    return "sum" if size_average is False else "mean"
 
 
-def l1_loss(input, target, size_average=None, reduce=None, reduction="mean"):
-    return _reduce(np.abs(input - target), reduction)
+def _weighted(loss, weight, reduction):
+    if weight is None:
+        return _reduce(loss, reduction)
+    loss = loss * weight
+    return _reduce(loss, reduction, weight.sum()) if reduction == "mean" else _reduce(loss, reduction)
+
+
+def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+    return _weighted((input - target) ** 2, weight, _legacy(size_average, reduce, reduction))
+
+
+def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+    return _weighted(np.abs(input - target), weight, _legacy(size_average, reduce, reduction))
 
 
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
+    reduction = _legacy(size_average, reduce, reduction)
     d = np.abs(input - target)
+    if beta == 0:
+        return _reduce(d, reduction)
     with np.errstate(divide="ignore", invalid="ignore"):
         return _reduce(np.where(d < beta, 0.5 * d * d / beta, d - 0.5 * beta).astype(input.dtype), reduction)
 
 
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
+    reduction = _legacy(size_average, reduce, reduction)
     with np.errstate(divide="ignore"):
         logp, log1mp = np.maximum(np.log(input), -100), np.maximum(np.log(1 - input), -100)
     loss = -(target * logp + (1 - target) * log1mp)
@@ -261,6 +282,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
 
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
                                      reduction="mean", pos_weight=None):
+    reduction = _legacy(size_average, reduce, reduction)
     log_sig, log_1m_sig = -np.logaddexp(0, -input), -np.logaddexp(0, input)
     pw = 1 if pos_weight is None else pos_weight
     loss = -(pw * target * log_sig + (1 - target) * log_1m_sig)
@@ -306,7 +328,11 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):
-    return np.where(input >= 0, input, input * negative_slope).astype(input.dtype)
+    return np.where(input > 0, input, input * negative_slope).astype(input.dtype)
+
+
+def logsigmoid(input):
+    return -np.logaddexp(0, -input)
 
 
 def softplus(input, beta=1.0, threshold=20.0):
@@ -315,7 +341,7 @@ def softplus(input, beta=1.0, threshold=20.0):
         return np.where(bx > threshold, input, np.log1p(np.exp(bx)) / beta).astype(input.dtype)
 
 
-def normalize(input, p=2.0, dim=1, eps=1e-12):
+def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
     n = (np.abs(input) ** p).sum(axis=dim, keepdims=True) ** (1.0 / p)
     return (input / np.maximum(n, eps)).astype(input.dtype)
 

@@ -202,7 +202,7 @@ def _composite_samples(dtype):
         "norm": [((x,), {}), ((x,), {"p": 1}), ((x,), {"p": np.inf}), ((x,), {"p": 3, "dim": 1}),
                  ((x3,), {"p": 2, "dim": (0,), "keepdim": True}), ((x,), {"p": "fro", "dim": (0, 1)}),
                  ((U(4, 3).T,), {"p": 1.5, "dim": -1}), ((x,), {"p": np.inf, "dim": 0, "keepdim": True}),
-                 ((x,), {"p": 0}), ((x,), {"p": -np.inf, "dim": 1})],
+                 ((x,), {"p": 0}), ((x,), {"p": -np.inf, "dim": 1}), ((np.abs(x) + 0.5,), {"p": -1.5, "dim": 1})],
         "sum_to_size": [((x3, (3, 1)), {}), ((x3, 2, 1, 2), {}), ((x3, (2,)), {}), ((x, (3, 4)), {})],
         "gelu": unary_x + [((x,), {"approximate": "tanh"}), ((x3,), {"approximate": "tanh"})],
         "silu": unary_x,
@@ -230,14 +230,18 @@ def _composite_samples(dtype):
         ],
         "nll_loss": [((logp, t), {}), ((logp, t, w3), {"reduction": "sum"}), ((logp, t_ign), {"reduction": "none"}),
                      ((logp, t, w3), {"ignore_index": 2}), ((logits3, np.array([[0, 2], [1, 1]]), w3), {})],
-        "mse_loss": red(None),
-        "l1_loss": red(None),
+        "mse_loss": red(None) + [((U(3, 4), U(3, 4)), {"size_average": False}), ((U(3, 4), U(3, 4)), {"reduce": False}),
+                                 ((U(3, 4), U(3, 4), None, None, "mean", U(3, 4, lo=0.5, hi=2)), {})],
+        "l1_loss": red(None) + [((U(3, 4), U(3, 4)), {"size_average": False}),
+                                ((U(3, 4), U(3, 4), None, None, "sum", U(3, 4, lo=0.5, hi=2)), {})],
         "smooth_l1_loss": [((U(3, 4), U(3, 4)), {}), ((U(3, 4), U(3, 4)), {"beta": 0.5, "reduction": "sum"}),
                            ((U(3, 4), U(3, 4)), {"reduction": "none", "beta": 2.0}),
-                           ((U(3, 4), U(3, 4)), {"beta": 0.0})],  # PyTorch: beta=0 is l1_loss
+                           ((U(3, 4), U(3, 4)), {"beta": 0.0}),  # PyTorch: beta=0 is l1_loss
+                           ((U(3, 4), U(3, 4), None, False), {"beta": 0.5})],  # PyTorch's 4th positional: reduce
         "binary_cross_entropy": [((p, U(3, 4, lo=0, hi=1)), {}), ((p, U(3, 4, lo=0, hi=1), U(3, 4, lo=0, hi=2)),
                                                                    {"reduction": "none"}),
-                                 ((p, (U(3, 4) > 0).astype(dtype)), {"reduction": "sum"})],
+                                 ((p, (U(3, 4) > 0).astype(dtype)), {"reduction": "sum"}),
+                                 ((p, U(3, 4, lo=0, hi=1)), {"size_average": False})],
         "binary_cross_entropy_with_logits": [
             ((x, U(3, 4, lo=0, hi=1)), {}),
             ((x, U(3, 4, lo=0, hi=1), U(3, 4, lo=0, hi=2)), {"reduction": "none"}),
@@ -255,6 +259,7 @@ def _composite_samples(dtype):
                        ((U(2, 3, 2, 2), None, None), {"training": True, "eps": 1e-3}),
                        ((x, U(4), U(4, lo=0.5, hi=2)), {"training": True, "momentum": 0.2})],
         "leaky_relu": [((x,), {}), ((x3,), {"negative_slope": 0.2}), ((U(),), {})],
+        "logsigmoid": [((x,), {}), ((U(3, 4, lo=-40, hi=40),), {}), ((U(),), {}), ((U(0, 2),), {})],
         "softplus": [((x,), {}), ((U(3, 4, lo=-4, hi=4),), {"beta": 2.0, "threshold": 5.0}), ((U(),), {})],
         "normalize": [((x,), {}), ((x,), {"p": 1.0, "dim": 0}), ((x3,), {"dim": -1}),
                       ((np.zeros((2, 3), dtype=dtype),), {})],
@@ -289,6 +294,12 @@ def embedding_grad(args, kwargs):
         return True
     return ("padding_idx: by design (PyTorch's semantics) no gradient reaches the padding row although the "
             "output depends on it, so finite differences disagree")
+
+
+def norm_grad(args, kwargs):
+    if kwargs.get("p") == 0:
+        return "p=0 counts the non-zero elements: its output has no gradient (PyTorch's has none either)"
+    return True
 
 
 def normalize_grad(args, kwargs):
@@ -336,7 +347,7 @@ def scatter_add():
         return [((x, r.integers(0, 3, (2, 4)), r.standard_normal((2, 4)).astype(dtype)), {"dim": 0}),
                 ((x, r.integers(0, 4, (3, 2)), r.standard_normal((3, 2)).astype(dtype)), {"dim": 1}),
                 ((x.T, r.integers(0, 4, (2, 3)), r.standard_normal((2, 3)).astype(dtype)), {"dim": 0})]
-    # src larger than index: tests/test_ops.py test_scatter_add_src_larger_than_index (its gradient is a known bug)
+    # src larger than index: tests/test_ops.py test_scatter_add_src_larger_than_index (forward and gradient)
 
     return gen
 

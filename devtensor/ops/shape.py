@@ -10,6 +10,7 @@ from . import meta_rules as M
 from . import samples as S
 from ..geometry import broadcast_shapes
 from ._api import public
+from .inplace import track_view
 
 
 def _inverse(perm):
@@ -110,6 +111,24 @@ _triu = defop("triu", rule=KEEP, meta=_tri_meta, backward=lambda c, g: g.triu(c.
                 ref=lambda x, diagonal: np.triu(x, diagonal), samples=S.shape_ops("triu"))
 
 
+_REQ = object()
+
+
+def dim_alias(name, dim, axis, default=None):
+    """PyTorch's numpy-style alias axis= for dim."""
+    if axis is None:
+        return dim
+    if dim is not default:
+        raise TypeError(f"{name}: got multiple values for argument 'dim' (dim and its alias axis)")
+    return axis
+
+
+def _required(name, dim):
+    if dim is _REQ:
+        raise TypeError(f"{name}: missing the required argument 'dim'")
+    return dim
+
+
 def _shape_arg(shape):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
@@ -135,10 +154,23 @@ def _infer(op, shape, numel, cur):
     return shape
 
 
-@public
+@public(function=False, name="reshape")
 def reshape(input, *shape):
+    """Tensor.reshape(*shape) or Tensor.reshape(shape) (and the internal spelling used across devtensor)."""
     shape = _infer("reshape", _shape_arg(shape), input._data.size, tuple(input._data.shape))
-    return call(_reshape, (input,), {"shape": shape})
+    return track_view(call(_reshape, (input,), {"shape": shape}))
+
+
+@public(method=False, name="reshape")
+def reshape_fn(input, shape):
+    """torch.reshape(input, shape): shape one sequence, as PyTorch's."""
+    return reshape(input, _sequence("reshape", "shape", shape))
+
+
+def _sequence(fn, name, v):
+    if isinstance(v, (tuple, list)) or (hasattr(v, "__len__") and not isinstance(v, (str, Tensor))):
+        return tuple(v)
+    raise TypeError(f"{fn}: argument '{name}' (position 2) must be tuple of ints, not {type(v).__name__}")
 
 
 @public(function=False)
@@ -146,7 +178,7 @@ def view(self, *shape):
     if len(shape) == 1 and not isinstance(shape[0], (tuple, list, int)):
         return self.to(shape[0])  # view(dtype) reinterpretation is not supported: casts instead
     shape = _infer("view", _shape_arg(shape), self._data.size, tuple(self._data.shape))  # errors say "view"
-    return call(_reshape, (self,), {"shape": shape})
+    return track_view(call(_reshape, (self,), {"shape": shape}))
 
 
 @public(function=False)
@@ -159,7 +191,13 @@ def reshape_as(self, other):
     return reshape(self, other.shape)
 
 
-@public
+@public(method=False, name="permute")
+def permute_fn(input, dims):
+    """torch.permute(input, dims): dims one sequence, as PyTorch's."""
+    return permute(input, _sequence("permute", "dims", dims))
+
+
+@public(function=False, name="permute")
 def permute(input, *dims):
     dims = _shape_arg(dims)
     n = input._data.ndim
@@ -168,7 +206,7 @@ def permute(input, *dims):
     dims = tuple(_norm_dim(d, n, "permute") for d in dims)
     if len(set(dims)) != n:
         raise RuntimeError(f"permute: repeated dim in {list(dims)}")
-    return call(_permute, (input,), {"dims": dims})
+    return track_view(call(_permute, (input,), {"dims": dims}))
 
 
 @public
@@ -179,7 +217,7 @@ def transpose(input, dim0, dim1):
     d0, d1 = _norm_dim(dim0, n, "transpose"), _norm_dim(dim1, n, "transpose")
     perm = list(range(n))
     perm[d0], perm[d1] = perm[d1], perm[d0]
-    return call(_permute, (input,), {"dims": tuple(perm)})
+    return track_view(call(_permute, (input,), {"dims": tuple(perm)}))
 
 
 public(transpose, name="swapaxes")
@@ -218,7 +256,7 @@ def expand(self, *shape):
     out = tuple(out)
     if out == cur:
         return self
-    return call(_expand, (self,), {"shape": out})
+    return track_view(call(_expand, (self,), {"shape": out}))
 
 
 @public(function=False)
@@ -231,10 +269,25 @@ def broadcast_to(input, shape):
     return expand(input, shape)
 
 
-@public
+def _flip_dims(input, dims):
+    dims = tuple(_norm_dim(d, input.ndim, "flip") for d in dims)
+    if len(set(dims)) != len(dims):
+        raise RuntimeError(f"flip: dim {dims} appears multiple times in the list of dims")
+    # PyTorch's flip copies (the flipped array library view must not alias the input: an in-place op on
+    # the result would change the input)
+    return call(_clone, (call(_flip, (input,), {"dims": dims}),), {})
+
+
+@public(function=False, name="flip")
+def flip_method(self, *dims):
+    """Tensor.flip(*dims) or Tensor.flip(dims)."""
+    return _flip_dims(self, _shape_arg(dims))
+
+
+@public(method=False)
 def flip(input, dims):
-    dims = (dims,) if isinstance(dims, int) else tuple(dims)
-    return call(_flip, (input,), {"dims": tuple(_norm_dim(d, input.ndim, "flip") for d in dims)})
+    """torch.flip(input, dims): dims a sequence (or one int)."""
+    return _flip_dims(input, (dims,) if isinstance(dims, int) else tuple(dims))
 
 
 @public(function=False)
@@ -274,7 +327,8 @@ def unflatten(input, dim, sizes):
 
 
 @public
-def squeeze(input, dim=None):
+def squeeze(input, dim=None, *, axis=None):
+    dim = dim_alias("squeeze", dim, axis)
     shape = input._data.shape
     if dim is None:
         new = tuple(s for s in shape if s != 1)
@@ -286,7 +340,8 @@ def squeeze(input, dim=None):
 
 
 @public
-def unsqueeze(input, dim):
+def unsqueeze(input, dim=_REQ, *, axis=None):
+    dim = _required("unsqueeze", dim_alias("unsqueeze", dim, axis, _REQ))
     shape = input._data.shape
     n = len(shape) + 1
     if not -n <= dim < n:
@@ -297,7 +352,8 @@ def unsqueeze(input, dim):
 
 
 @public
-def cat(tensors, dim=0):
+def cat(tensors, dim=0, *, axis=None):
+    dim = dim_alias("cat", dim, axis, 0)
     tensors = list(tensors)
     if not tensors:
         raise RuntimeError("cat: expected a non-empty list of Tensors")
@@ -317,7 +373,8 @@ public(cat, name="concatenate")
 
 
 @public
-def stack(tensors, dim=0):
+def stack(tensors, dim=0, *, axis=None):
+    dim = dim_alias("stack", dim, axis, 0)
     tensors = list(tensors)
     if not tensors:
         raise RuntimeError("stack: expected a non-empty list of Tensors")
@@ -331,7 +388,10 @@ def stack(tensors, dim=0):
 
 
 @public
-def narrow(input, dim, start, length):
+def narrow(input, dim=_REQ, start=_REQ, length=_REQ, *, axis=None):
+    dim = _required("narrow", dim_alias("narrow", dim, axis, _REQ))
+    if start is _REQ or length is _REQ:
+        raise TypeError("narrow: missing required arguments 'start' and 'length'")
     if input.ndim == 0:
         raise RuntimeError("narrow() cannot be applied to a 0-dim tensor.")
     d = _norm_dim(dim, input.ndim, "narrow")
@@ -371,16 +431,21 @@ def split(tensor, split_size_or_sections, dim=0):
 
 
 @public
-def chunk(input, chunks, dim=0):
+def chunk(input, chunks, dim=0, *, axis=None):
+    dim = dim_alias("chunk", dim, axis, 0)
     if chunks <= 0:
-        raise ValueError(f"chunk: chunks must be positive, got {chunks}")
-    n = input.shape[_norm_dim(dim, input.ndim, "chunk")]
+        raise RuntimeError(f"chunk: chunk expects `chunks` to be greater than 0, got: {chunks}")
+    d = _norm_dim(dim, input.ndim, "chunk")
+    n = input.shape[d]
+    if n == 0:  # PyTorch: `chunks` empty pieces
+        return tuple(narrow(input, d, 0, 0) for _ in range(chunks))
     step = -(-n // chunks) if n else 1
     return split(input, step, dim)
 
 
 @public
-def unbind(input, dim=0):
+def unbind(input, dim=0, *, axis=None):
+    dim = dim_alias("unbind", dim, axis, 0)
     d = _norm_dim(dim, input.ndim, "unbind")
     return tuple(squeeze(p, d) for p in split(input, 1, d))
 
@@ -399,7 +464,23 @@ def repeat(self, *sizes):
     big = []
     for r, s in zip(sizes, x.shape):
         big += [r, s]
-    return reshape(expand(reshape(x, tuple(inter)), tuple(big)), tuple(final))
+    out = reshape(expand(reshape(x, tuple(inter)), tuple(big)), tuple(final))
+    return out if out._base is None else clone(out)  # PyTorch's repeat always copies
+
+
+@public(method=False, name="tile")
+def tile_fn(input, dims):
+    """torch.tile(input, dims): dims one sequence, as PyTorch's."""
+    return tile(input, _sequence("tile", "dims", dims))
+
+
+@public(function=False, name="tile")
+def tile(input, *dims):
+    """Tensor.tile(*dims) or Tensor.tile(dims): repeat, with leading 1s when dims is shorter."""
+    dims = _shape_arg(dims)
+    if len(dims) < input.ndim:
+        dims = (1,) * (input.ndim - len(dims)) + tuple(dims)
+    return repeat(input, dims)
 
 
 @public
@@ -411,14 +492,20 @@ def movedim(input, source, destination):
     return permute(input, tuple(order))
 
 
+def _tri(op, name, input, diagonal):
+    if input.ndim < 2:
+        raise RuntimeError(f"{name}: input tensor must have at least 2 dimensions, got shape {list(input.shape)}")
+    return call(op, (input,), {"diagonal": diagonal})
+
+
 @public
 def tril(input, diagonal=0):
-    return call(_tril, (input,), {"diagonal": diagonal})
+    return _tri(_tril, "tril", input, diagonal)
 
 
 @public
 def triu(input, diagonal=0):
-    return call(_triu, (input,), {"diagonal": diagonal})
+    return _tri(_triu, "triu", input, diagonal)
 
 
 def pad(input, pad, mode="constant", value=None):

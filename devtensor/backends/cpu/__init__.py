@@ -1,7 +1,6 @@
 """The cpu backend: numpy arrays; numpy for BLAS and vectorised math, numba loops where numpy
-is weak (devtensor/backends/cpu/nn_kernels.py: conv, pooling, fused softmax/cross-entropy,
-fused optimizer steps). Nothing is JIT-compiled at import: numba compiles on first use and
-caches to disk (NUMBA_CACHE_DIR to move the cache)."""
+is weak (conv.py with winograd.py and direct3x3.py, pooling.py, softmax_ce.py, optim_steps.py).
+Nothing is JIT-compiled at import: numba compiles on first use and caches to disk (NUMBA_CACHE_DIR to move the cache)."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,8 +1,6 @@
-"""Activation modules: thin wrappers over devtensor.nn.functional.
-
-`inplace=True` is accepted for PyTorch compatibility and computes out of place (the result is the
-same; only the input tensor is left unchanged), which keeps autograd's in-place checks out of the
-way of every model."""
+"""Activation modules: thin wrappers over devtensor.nn.functional. `inplace=True` modifies the input
+and returns it, as in PyTorch (autograd differentiates through it; a saved input changed in place is
+reported at backward, as PyTorch does)."""
 from __future__ import annotations
 
 import warnings
@@ -21,7 +19,7 @@ class ReLU(Module):
         self.inplace = inplace
 
     def forward(self, input):
-        return F.relu(input)
+        return F.relu(input, inplace=self.inplace)
 
     def extra_repr(self):
         return _inplace_str(self.inplace)
@@ -34,7 +32,7 @@ class LeakyReLU(Module):
         self.inplace = inplace
 
     def forward(self, input):
-        return F.leaky_relu(input, self.negative_slope)
+        return F.leaky_relu(input, self.negative_slope, self.inplace)
 
     def extra_repr(self):
         return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace else "")
@@ -60,7 +58,7 @@ class SiLU(Module):
         self.inplace = inplace
 
     def forward(self, input):
-        return F.silu(input)
+        return F.silu(input, inplace=self.inplace)
 
     def extra_repr(self):
         return _inplace_str(self.inplace)

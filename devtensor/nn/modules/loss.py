@@ -4,28 +4,15 @@ Class weights are registered as buffers (as in PyTorch), so they follow module.t
 appear in state_dict()."""
 from __future__ import annotations
 
-import warnings
-
 from .. import functional as F
 from .module import Module
-
-
-def _legacy_reduction(size_average, reduce):
-    """PyTorch's deprecated size_average/reduce flags, mapped to a reduction string."""
-    warnings.warn("size_average and reduce args will be deprecated, please use reduction='...' instead.",
-                  stacklevel=4)
-    size_average = True if size_average is None else size_average
-    reduce = True if reduce is None else reduce
-    if size_average and reduce:
-        return "mean"
-    return "sum" if reduce else "none"
 
 
 class _Loss(Module):
     def __init__(self, size_average=None, reduce=None, reduction="mean"):
         super().__init__()
         if size_average is not None or reduce is not None:
-            reduction = _legacy_reduction(size_average, reduce)
+            reduction = F._legacy_reduction(size_average, reduce, stacklevel=4)
         if reduction not in ("mean", "sum", "none"):
             raise ValueError(f"{reduction} is not a valid value for reduction (expected 'mean', 'sum' or 'none')")
         self.reduction = reduction
