@@ -408,3 +408,4 @@ def _unused():
 
 
 from .losses_extra import *  # noqa: E402,F401,F403  (huber_loss, kl_div, ctc_loss, ... : nn/losses_extra.py)
+from .functional_extra import *  # noqa: E402,F401,F403  (attention, conv1d / transposed, pooling, resampling, ...)
