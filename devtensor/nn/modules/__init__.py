@@ -12,9 +12,13 @@ from .normalization import LayerNorm
 from .pooling import AvgPool2d, MaxPool2d
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
 from .sparse import Embedding
+from .transformer import (MultiheadAttention, Transformer, TransformerDecoder, TransformerDecoderLayer,  # noqa: E501
+                          TransformerEncoder, TransformerEncoderLayer)
 
 __all__ = ["Module", "Linear", "Identity", "Conv2d", "MaxPool2d", "AvgPool2d", "Dropout", "ReLU", "GELU",
            "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "LeakyReLU", "SiLU", "Flatten", "Unflatten", "Sequential",
            "ModuleList", "ModuleDict", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Embedding", "MSELoss", "L1Loss",
            "CrossEntropyLoss", "NLLLoss", "BCELoss", "BCEWithLogitsLoss"]
 __all__ += ["RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell"]
+__all__ += ["MultiheadAttention", "TransformerEncoderLayer", "TransformerDecoderLayer", "TransformerEncoder",
+            "TransformerDecoder", "Transformer"]
