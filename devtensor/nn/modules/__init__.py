@@ -11,6 +11,12 @@ from .module import Module
 from .normalization import LayerNorm
 from .pooling import AvgPool2d, MaxPool2d
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
+from .conv_extra import Conv1d, ConvTranspose1d, ConvTranspose2d
+from .pooling_extra import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool1d, AdaptiveMaxPool2d, AvgPool1d,
+                            MaxPool1d)
+from .resample import (CircularPad1d, CircularPad2d, ConstantPad1d, ConstantPad2d, Fold, PixelShuffle, PixelUnshuffle,
+                       ReflectionPad1d, ReflectionPad2d, ReplicationPad1d, ReplicationPad2d, Unfold, Upsample,
+                       UpsamplingBilinear2d, UpsamplingNearest2d, ZeroPad1d, ZeroPad2d)
 from .sparse import Embedding
 from .transformer import (MultiheadAttention, Transformer, TransformerDecoder, TransformerDecoderLayer,  # noqa: E501
                           TransformerEncoder, TransformerEncoderLayer)
@@ -22,3 +28,5 @@ __all__ = ["Module", "Linear", "Identity", "Conv2d", "MaxPool2d", "AvgPool2d", "
 __all__ += ["RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell"]
 __all__ += ["MultiheadAttention", "TransformerEncoderLayer", "TransformerDecoderLayer", "TransformerEncoder",
             "TransformerDecoder", "Transformer"]
+from . import conv_extra, pooling_extra, resample  # noqa: E402
+__all__ += [*conv_extra.__all__, *pooling_extra.__all__, *resample.__all__]
