@@ -206,4 +206,4 @@ xavier_uniform = xavier_uniform_
 xavier_normal = xavier_normal_
 kaiming_uniform = kaiming_uniform_
 kaiming_normal = kaiming_normal_
-
+from .init_extra import dirac, dirac_, orthogonal, orthogonal_, sparse, sparse_  # noqa: E402,F401  (nn.init, completed)

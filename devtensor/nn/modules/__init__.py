@@ -11,7 +11,13 @@ from .module import Module
 from .normalization import LayerNorm
 from .pooling import AvgPool2d, MaxPool2d
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
+from .activation_extra import (CELU, ELU, GLU, SELU, Hardshrink, Hardsigmoid, Hardswish, Hardtanh, LogSigmoid, Mish,
+                               PReLU, ReLU6, RReLU, Softmax2d, Softmin, Softplus, Softshrink, Softsign, Tanhshrink,
+                               Threshold)
 from .conv_extra import Conv1d, ConvTranspose1d, ConvTranspose2d
+from .dropout_extra import AlphaDropout, Dropout1d, Dropout2d, Dropout3d
+from .misc_extra import Bilinear, EmbeddingBag
+from .normalization_extra import GroupNorm, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d, LocalResponseNorm
 from .pooling_extra import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool1d, AdaptiveMaxPool2d, AvgPool1d,
                             MaxPool1d)
 from .resample import (CircularPad1d, CircularPad2d, ConstantPad1d, ConstantPad2d, Fold, PixelShuffle, PixelUnshuffle,
@@ -30,3 +36,5 @@ __all__ += ["MultiheadAttention", "TransformerEncoderLayer", "TransformerDecoder
             "TransformerDecoder", "Transformer"]
 from . import conv_extra, pooling_extra, resample  # noqa: E402
 __all__ += [*conv_extra.__all__, *pooling_extra.__all__, *resample.__all__]
+from . import activation_extra, dropout_extra, misc_extra, normalization_extra  # noqa: E402
+__all__ += [*activation_extra.__all__, *dropout_extra.__all__, *misc_extra.__all__, *normalization_extra.__all__]
