@@ -37,6 +37,7 @@ _finalise()
 
 from . import cuda  # noqa: E402
 from . import accelerator  # noqa: E402  (torch.accelerator: the device-agnostic API, mapped to cuda)
+from . import linalg, special  # noqa: E402  (torch.linalg and torch.special's namespaces)
 from . import nn  # noqa: E402
 from . import optim  # noqa: E402
 from . import datasets, utils  # noqa: E402

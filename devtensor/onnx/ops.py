@@ -21,6 +21,7 @@ from .. import dtypes as _dt
 from ..graph import Ref
 from .build import INT64_MAX, INT64_MIN
 from .common import Dim, Expr, any_dim, is_dim
+from .unsupported_extra import UNSUPPORTED_EXTRA
 
 CONVERTERS: dict = {}
 _DYNAMIC: set = set()  # converters that accept Dim attributes (sizes computed in the graph)
@@ -42,6 +43,7 @@ UNSUPPORTED: dict = {
     **{n: ("a recurrent layer (nn.LSTM / GRU / RNN, LSTMCell): no ONNX converter for the fused sequence ops yet",
            "export the layers around it, or write the step with nn.Linear and elementwise ops")
        for n in ("lstm_cell", "lstm_sequence", "rnn_sequence")},
+    **UNSUPPORTED_EXTRA,  # issue 18's ops (scans, sorting, special functions, linalg): onnx/unsupported_extra.py
 }
 
 # public names the error's "nearest alternative" may suggest for ops it does not know

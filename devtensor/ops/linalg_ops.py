@@ -1,0 +1,879 @@
+"""Linear algebra beyond matmul: einsum, diagonal, diag_embed and the decompositions (ops whose backward rules
+are PyTorch's formulas in Tensor ops, so they differentiate again), and tensordot, addmm, addbmm, baddbmm,
+kron, cdist, diag, trace and the linalg functions written in them. devtensor/linalg.py is the
+devtensor.linalg namespace (torch.linalg's names).
+
+Where PyTorch reads one triangle of a symmetric input (cholesky, eigh), the public function builds the
+symmetric matrix from that triangle with the gradient passed through unchanged, and the op (which sees a
+symmetric matrix) returns PyTorch's symmetric gradient: values and gradients are PyTorch's.
+diagonal() returns a copy here, not a view (writing into it does not write into its input)."""
+from __future__ import annotations
+
+import math
+import string
+
+import numpy as np
+
+from .. import dtypes as _dt
+from ..dispatch import KEEP, call, defop
+from ..geometry import broadcast_shapes
+from ..tensor import Tensor, _norm_dim
+from ._api import FUNCTIONS, composite, public
+
+__all__ = ["einsum", "tensordot", "addmm", "addbmm", "baddbmm", "kron", "cdist", "diag", "diagonal", "diag_embed",
+           "trace", "det", "logdet", "slogdet", "inverse", "pinverse"]
+
+
+def _E():
+    from . import elementwise as E
+
+    return E
+
+
+def _mT(x):
+    return x.transpose(-2, -1)
+
+
+def _eye_like(x, n):
+    from .creation import eye
+
+    return eye(n, dtype=x.dtype, device=x.device)
+
+
+# ==== einsum ===========================================================================================
+_LETTERS = string.ascii_letters
+
+
+def _parse_einsum(equation, shapes):
+    """The equation with every '...' written out in letters and the output explicit, and each letter's
+    size (size-1 dims broadcast, as PyTorch)."""
+    eq = equation.replace(" ", "")
+    if "->" in eq:
+        lhs, out = eq.split("->")
+        explicit = True
+    else:
+        lhs, out, explicit = eq, None, False
+    terms = lhs.split(",")
+    if len(terms) != len(shapes):
+        raise RuntimeError(f"einsum(): more operands were provided than specified in the equation"
+                           if len(shapes) > len(terms) else
+                           "einsum(): fewer operands were provided than specified in the equation")
+    used = set(c for c in eq if c.isalpha())
+    free = [c for c in _LETTERS if c not in used]
+    ell_dims = 0
+    for t, s in zip(terms, shapes):
+        if "..." in t:
+            ell_dims = max(ell_dims, len(s) - (len(t) - 3))
+    ell = free[:ell_dims]
+    new_terms = []
+    for t, s in zip(terms, shapes):
+        for c in t.replace("...", ""):
+            if not c.isalpha():
+                raise RuntimeError(f"einsum(): invalid subscript given at index {eq.index(c)} in the equation string, "
+                                   "subscripts must be in [a-zA-Z]")
+        if "..." in t:
+            k = len(s) - (len(t) - 3)
+            if k < 0:
+                raise RuntimeError(f"einsum(): the number of subscripts in the equation ({len(t) - 3}) is more than "
+                                   f"the number of dimensions ({len(s)}) for operand")
+            t = t.replace("...", "".join(ell[ell_dims - k:]))
+        if len(t) != len(s):
+            raise RuntimeError(f"einsum(): the number of subscripts in the equation ({len(t)}) does not match the "
+                               f"number of dimensions ({len(s)}) for operand and no ellipsis was given")
+        new_terms.append(t)
+    if explicit:
+        out = out.replace("...", "".join(ell))
+        for c in out:
+            if c not in "".join(new_terms):
+                raise RuntimeError(f"einsum(): output subscript {c} does not appear in the equation for any input "
+                                   "operand")
+    else:
+        counts = {}
+        for t in new_terms:
+            for c in t:
+                counts[c] = counts.get(c, 0) + 1
+        out = "".join(ell) + "".join(sorted((c for c, n in counts.items() if n == 1 and c not in ell),
+                                            key=lambda c: (c.isupper(), c)))
+    sizes = {}
+    for t, s in zip(new_terms, shapes):
+        for c, n in zip(t, s):
+            m = sizes.get(c)
+            if m is None or m == 1:
+                sizes[c] = n
+            elif n != 1 and n != m:
+                raise RuntimeError(f"einsum(): operands do not broadcast with remapped shapes (original->remapped): "
+                                   f"subscript {c} has size {n} for an operand and {m} for another")
+    return new_terms, out, sizes
+
+
+def _einsum_meta(a, b, equation):
+    terms, out = equation.split("->")
+    terms = terms.split(",")
+    sizes = {}
+    for t, x in zip(terms, (a, b) if b is not None else (a,)):
+        if len(t) != len(x.shape):
+            raise RuntimeError(f"einsum(): the number of subscripts in the equation ({len(t)}) does not match the "
+                               f"number of dimensions ({len(x.shape)}) for operand")
+        for c, n in zip(t, x.shape):
+            if sizes.setdefault(c, n) != n:
+                raise RuntimeError(f"einsum(): subscript {c} has size {n} for an operand and {sizes[c]} for another")
+    return tuple(sizes[c] for c in out), a.dtype
+
+
+def _contract(terms, out, ops):
+    """An einsum of any number of operands as a chain of one- and two-operand einsum ops (PyTorch contracts
+    pairwise too), each keeping only the letters still needed."""
+    cur_t, cur = terms[0], ops[0]
+    n = len(ops)
+    if n == 1:
+        return call(einsum_, (cur, None), {"equation": f"{cur_t}->{out}"})
+    for j in range(1, n):
+        if j == n - 1:
+            keep = out
+        else:
+            later = set(out) | set("".join(terms[j + 1:]))
+            keep = "".join(ch for ch in dict.fromkeys(cur_t + terms[j]) if ch in later)
+        cur = call(einsum_, (cur, ops[j]), {"equation": f"{cur_t},{terms[j]}->{keep}"})
+        cur_t = keep
+    return cur
+
+
+def _einsum_backward(c, g):
+    from .creation import ones
+
+    terms, out = c.equation.split("->")
+    terms = terms.split(",")
+    ops = [c.a] if c.b is None else [c.a, c.b]
+    sizes = {}
+    for t, x in zip(terms, ops):
+        for ch, n in zip(t, x.shape):
+            sizes[ch] = n
+    grads = []
+    for k, tk in enumerate(terms):
+        if not c.needs_input_grad(k):
+            grads.append(None)
+            continue
+        inputs, subs = [g], [out]
+        for j, (tj, x) in enumerate(zip(terms, ops)):
+            if j != k:
+                inputs.append(x)
+                subs.append(tj)
+        used = set("".join(subs)) | set(tk) | set(c.equation)
+        fresh = iter(ch for ch in _LETTERS if ch not in used)
+        target, seen = [], set()
+        for ch in tk:
+            if ch in seen:  # a repeated subscript (a diagonal): a fresh letter tied to it by an identity
+                f = next(fresh)
+                target.append(f)
+                inputs.append(_eye_like(g, sizes[ch]))
+                subs.append(ch + f)
+            else:
+                seen.add(ch)
+                target.append(ch)
+        present = set("".join(subs))
+        for ch in dict.fromkeys(target):
+            if ch not in present:  # summed in the forward and in no other operand: broadcast back with ones
+                inputs.append(ones(sizes[ch], dtype=g.dtype, device=g.device))
+                subs.append(ch)
+        grads.append(_contract(subs, "".join(target), inputs))
+    return tuple(grads) if len(grads) == 2 else (grads[0], None)
+
+
+def _einsum_ref(a, b, equation):
+    return np.einsum(equation, a) if b is None else np.einsum(equation, a, b)
+
+
+def _einsum_samples(dtype=np.float64):
+    r = np.random.default_rng(80)
+    A = lambda *s: r.standard_normal(s).astype(dtype)  # noqa: E731
+    return [((A(3, 4), A(4, 5)), {"equation": "ij,jk->ik"}), ((A(2, 3, 4), A(2, 4, 3)), {"equation": "bij,bjk->bik"}),
+            ((A(4, 4), None), {"equation": "ii->i"}), ((A(4, 4), None), {"equation": "ii->"}),
+            ((A(3, 5), None), {"equation": "ij->j"}), ((A(3), A(4)), {"equation": "i,j->ij"}),
+            ((A(2, 3), A(2, 3)), {"equation": "ij,ij->i"}), ((A(3, 3, 2), None), {"equation": "iij->ji"}),
+            ((A(3, 4), A(5)), {"equation": "ij,k->ikj"}), ((A(0, 3), A(3, 2)), {"equation": "ij,jk->ik"})]
+
+
+einsum_ = defop("einsum", ("a", "b"), rule=KEEP, meta=_einsum_meta, save=("a", "b"),
+                backward=_einsum_backward, ref=_einsum_ref, samples=_einsum_samples)
+
+
+@public(method=False)
+def einsum(equation, *operands):
+    """Einstein summation with PyTorch's rules: '...' broadcasts, size-1 dimensions broadcast, an implicit
+    output lists the letters used once in alphabetical order."""
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    if not isinstance(equation, str):  # einsum(op0, sublist0, op1, sublist1, ..., [out]): PyTorch's sublist form
+        return _einsum_sublist(equation, *operands)
+    for t in operands:
+        if not isinstance(t, Tensor):
+            raise TypeError(f"einsum(): operands must be Tensors, not {type(t).__name__}")
+    terms, out, sizes = _parse_einsum(equation, [tuple(t.shape) for t in operands])
+    dt = operands[0].dtype
+    for t in operands[1:]:
+        dt = _dt.promote_types(dt, t.dtype)
+    ops = []
+    for t, s in zip(operands, terms):
+        want = tuple(sizes[c] for c in s)
+        t = t.to(dt)
+        ops.append(t.expand(want) if tuple(t.shape) != want else t)
+    return _contract(terms, out, ops)
+
+
+def _einsum_sublist(*args):
+    out = None
+    if len(args) % 2 == 1:  # the last sublist is the output's
+        out, args = args[-1], args[:-1]
+    ops, subs = list(args[0::2]), list(args[1::2])
+    if len(subs) != len(ops):
+        raise RuntimeError("einsum(): sublist format needs a sublist per operand")
+
+    def letters(sub):
+        return "".join("..." if s is Ellipsis else _LETTERS[s] for s in sub)
+
+    eq = ",".join(letters(s) for s in subs[:len(ops)])
+    if out is not None:
+        eq += "->" + letters(out)
+    return einsum(eq, *ops)
+
+
+# ==== diagonal / diag_embed ==================================================================================
+def _diag_len(n1, n2, offset):
+    return max(0, min(n1, n2 - offset)) if offset >= 0 else max(0, min(n1 + offset, n2))
+
+
+def _diagonal_meta(x, offset, dim1, dim2):
+    s = tuple(x.shape)
+    if dim1 == dim2:
+        raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
+    rest = tuple(n for i, n in enumerate(s) if i not in (dim1, dim2))
+    return rest + (_diag_len(s[dim1], s[dim2], offset),), x.dtype
+
+
+def _diag_embed_meta(x, offset, dim1, dim2):
+    nd = len(x.shape) + 1
+    if dim1 == dim2:
+        raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
+    n = x.shape[-1] + abs(offset)
+    it = iter(x.shape[:-1])
+    return tuple(n if i in (dim1, dim2) else next(it) for i in range(nd)), x.dtype
+
+
+def _ref_diagonal(x, offset, dim1, dim2):
+    return np.diagonal(x, offset, dim1, dim2).copy()
+
+
+def _ref_diag_embed(x, offset, dim1, dim2):
+    n = x.shape[-1] + abs(offset)
+    nd = x.ndim + 1
+    lead = list(x.shape[:-1])
+    it = iter(lead)
+    shape = tuple(n if i in (dim1, dim2) else next(it) for i in range(nd))
+    out = np.zeros(shape, dtype=x.dtype)
+    b = np.moveaxis(out, (dim1, dim2), (-2, -1))
+    k = x.shape[-1]
+    rows = np.arange(k) + max(0, -offset)
+    b[..., rows, rows + offset] = x
+    return out
+
+
+def _diagonal_samples(dtype=np.float64):
+    x = np.random.default_rng(81).standard_normal((3, 4, 5)).astype(dtype)
+    return [((x,), {"offset": 0, "dim1": 1, "dim2": 2}), ((x,), {"offset": 2, "dim1": 1, "dim2": 2}),
+            ((x,), {"offset": -1, "dim1": 2, "dim2": 0}), ((x.transpose(2, 1, 0),), {"offset": 0, "dim1": 0, "dim2": 1}),
+            ((x,), {"offset": 7, "dim1": 0, "dim2": 2})]
+
+
+def _diag_embed_samples(dtype=np.float64):
+    x = np.random.default_rng(82).standard_normal((2, 3)).astype(dtype)
+    return [((x,), {"offset": 0, "dim1": 1, "dim2": 2}), ((x,), {"offset": 1, "dim1": 1, "dim2": 2}),
+            ((x,), {"offset": -2, "dim1": 0, "dim2": 2}), ((x[0],), {"offset": 0, "dim1": 0, "dim2": 1})]
+
+
+def _diagonal_backward_samples(dtype=np.float64):
+    g = np.random.default_rng(83).standard_normal((3, 4)).astype(dtype)
+    return [((g,), {"shape": (3, 4, 5), "offset": 0, "dim1": 1, "dim2": 2}),
+            ((g[:, :3],), {"shape": (3, 4, 5), "offset": 2, "dim1": 1, "dim2": 2})]
+
+
+def _ref_diagonal_backward(g, shape, offset, dim1, dim2):
+    out = np.zeros(shape, dtype=g.dtype)
+    b = np.moveaxis(out, (dim1, dim2), (-2, -1))
+    k = g.shape[-1]
+    rows = np.arange(k) + max(0, -offset)
+    b[..., rows, rows + offset] = g
+    return out
+
+
+diagonal_backward_ = defop("diagonal_backward", ("g",), rule=KEEP,
+                           meta=lambda g, shape, offset, dim1, dim2: (tuple(shape), g.dtype),
+                           backward=lambda c, gg: call(diagonal_, (gg,), {"offset": c.offset, "dim1": c.dim1,
+                                                                          "dim2": c.dim2}),
+                           ref=_ref_diagonal_backward, samples=_diagonal_backward_samples)
+diagonal_ = defop("diagonal", rule=KEEP, meta=_diagonal_meta,
+                  backward=lambda c, g: call(diagonal_backward_, (g,), {"shape": c.in_meta[0][0], "offset": c.offset,
+                                                                         "dim1": c.dim1, "dim2": c.dim2}),
+                  ref=_ref_diagonal, samples=_diagonal_samples)
+diag_embed_ = defop("diag_embed", rule=KEEP, meta=_diag_embed_meta,
+                    backward=lambda c, g: call(diagonal_, (g,), {"offset": c.offset, "dim1": c.dim1, "dim2": c.dim2}),
+                    ref=_ref_diag_embed, samples=_diag_embed_samples)
+
+
+@public
+def diagonal(input, offset=0, dim1=0, dim2=1):
+    """The diagonal of the (dim1, dim2) planes, as the last dimension (a copy: PyTorch returns a view)."""
+    if input.ndim < 2:
+        raise RuntimeError(f"diagonal(): expected a tensor with at least 2 dimensions, got {input.ndim}")
+    d1, d2 = _norm_dim(dim1, input.ndim, "diagonal"), _norm_dim(dim2, input.ndim, "diagonal")
+    return call(diagonal_, (input,), {"offset": int(offset), "dim1": d1, "dim2": d2})
+
+
+@public
+def diag_embed(input, offset=0, dim1=-2, dim2=-1):
+    """Matrices (in dims dim1, dim2 of the output) whose offset-diagonal is input's last dimension."""
+    nd = input.ndim + 1
+    d1, d2 = _norm_dim(dim1, nd, "diag_embed"), _norm_dim(dim2, nd, "diag_embed")
+    x = input.reshape(1) if input.ndim == 0 else input
+    return call(diag_embed_, (x,), {"offset": int(offset), "dim1": d1, "dim2": d2})
+
+
+def _ref_diag(input, diagonal=0):
+    return np.diag(input, diagonal)
+
+
+def _diag_samples(dtype=np.float64):
+    r = np.random.default_rng(84)
+    return [((r.standard_normal(4).astype(dtype),), {}), ((r.standard_normal(3).astype(dtype),), {"diagonal": -2}),
+            ((r.standard_normal((3, 5)).astype(dtype),), {}), ((r.standard_normal((3, 5)).astype(dtype),),
+                                                               {"diagonal": 2})]
+
+
+@composite(ref=_ref_diag, samples=_diag_samples, torch="torch.diag")
+@public
+def diag(input, diagonal=0):
+    """1-D input: the square matrix with it on the diagonal-th diagonal; 2-D: that diagonal."""
+    if input.ndim == 1:
+        return diag_embed(input, diagonal, 0, 1)
+    if input.ndim == 2:
+        return globals()["diagonal"](input, diagonal, 0, 1)
+    raise RuntimeError(f"diag(): Supports 1D or 2D tensors. Got {input.ndim}D")
+
+
+def _trace_samples(dtype=np.float64):
+    r = np.random.default_rng(85)
+    return [((r.standard_normal((4, 4)).astype(dtype),), {}), ((r.standard_normal((3, 5)).astype(dtype),), {}),
+            ((r.standard_normal((5, 2)).astype(dtype).T,), {})]
+
+
+@composite(ref=lambda input: np.asarray(np.trace(input)), samples=_trace_samples, torch="torch.trace")
+@public
+def trace(input):
+    """The sum of a 2-D tensor's main diagonal."""
+    if input.ndim != 2:
+        raise RuntimeError(f"trace: expected a matrix, but got tensor with dim {input.ndim}")
+    if not input.dtype.is_floating_point:
+        return diagonal(input).sum()
+    return diagonal(input).sum()
+
+
+# ==== products ==============================================================================================
+def _tensordot_samples(dtype=np.float64):
+    r = np.random.default_rng(86)
+    A = lambda *s: r.standard_normal(s).astype(dtype)  # noqa: E731
+    return [((A(3, 4, 5), A(4, 5, 2)), {}), ((A(3, 4), A(4, 2)), {"dims": 1}), ((A(3, 4, 5), A(5, 3, 2)),
+                                                                                  {"dims": ([0, 2], [1, 0])}),
+            ((A(3, 2), A(4, 5)), {"dims": 0})]
+
+
+def _ref_tensordot(a, b, dims=2):
+    return np.tensordot(a, b, axes=dims)
+
+
+@public(method=False)
+def tensordot(a, b, dims=2):
+    """Contract the last `dims` dims of a with the first of b, or the listed dims ([a dims], [b dims])."""
+    if isinstance(dims, Tensor):
+        dims = dims.tolist()
+    if isinstance(dims, int):
+        if dims < 0:
+            raise RuntimeError(f"tensordot expects dims >= 0, but got dims={dims}")
+        da = list(range(a.ndim - dims, a.ndim))
+        db = list(range(dims))
+    else:
+        da, db = ([d] if isinstance(d, int) else list(d) for d in dims)
+    if len(da) != len(db):
+        raise RuntimeError("both dimension lists should have same length")
+    da = [_norm_dim(d, a.ndim, "tensordot") for d in da]
+    db = [_norm_dim(d, b.ndim, "tensordot") for d in db]
+    for i, j in zip(da, db):
+        if a.shape[i] != b.shape[j]:
+            raise RuntimeError(f"contracted dimensions need to match, but first has size {a.shape[i]} in dim {i} "
+                               f"and second has size {b.shape[j]} in dim {j}")
+    free_a = [d for d in range(a.ndim) if d not in da]
+    free_b = [d for d in range(b.ndim) if d not in db]
+    k = 1
+    for d in da:
+        k *= a.shape[d]
+    am = a.permute(*free_a, *da).reshape(-1, k)
+    bm = b.permute(*db, *free_b).reshape(k, -1)
+    return (am @ bm).reshape(tuple(a.shape[d] for d in free_a) + tuple(b.shape[d] for d in free_b))
+
+
+def _add_scaled(input, prod, beta, alpha):
+    out = prod if alpha == 1 else prod * alpha
+    broadcast_shapes(tuple(input.shape), tuple(out.shape))  # (input must broadcast to the product's shape)
+    if beta == 0:  # input is ignored: nan and inf in it do not propagate; its gradient is 0, as PyTorch's
+        return out + _E().where(input.new_zeros(tuple(input.shape), dtype=_dt.bool_), input, 0.0)
+    return out + (input if beta == 1 else input * beta)
+
+
+def _addmm_samples(dtype=np.float64):
+    r = np.random.default_rng(87)
+    A = lambda *s: r.standard_normal(s).astype(dtype)  # noqa: E731
+    return [((A(3, 5), A(3, 4), A(4, 5)), {}), ((A(5), A(3, 4), A(4, 5)), {"beta": 0.5, "alpha": 2.0}),
+            ((A(3, 1), A(3, 4), A(4, 5)), {"beta": 0.0})]
+
+
+def _ref_addmm(input, mat1, mat2, *, beta=1, alpha=1):
+    prod = alpha * (mat1 @ mat2)
+    return prod if beta == 0 else prod + beta * input
+
+
+@composite(ref=_ref_addmm, samples=_addmm_samples, torch="torch.addmm")
+@public
+def addmm(input, mat1, mat2, *, beta=1, alpha=1):
+    """beta * input + alpha * (mat1 @ mat2)."""
+    if mat1.ndim != 2 or mat2.ndim != 2:
+        raise RuntimeError(f"addmm: expected 2D matrices, got {mat1.ndim}D and {mat2.ndim}D")
+    return _add_scaled(input, mat1 @ mat2, beta, alpha)
+
+
+def _baddbmm_samples(dtype=np.float64):
+    r = np.random.default_rng(88)
+    A = lambda *s: r.standard_normal(s).astype(dtype)  # noqa: E731
+    return [((A(2, 3, 5), A(2, 3, 4), A(2, 4, 5)), {}), ((A(3, 5), A(2, 3, 4), A(2, 4, 5)), {"beta": 0.5, "alpha": -1.0})]
+
+
+@composite(ref=lambda input, b1, b2, *, beta=1, alpha=1: alpha * (b1 @ b2) + beta * input, samples=_baddbmm_samples,
+           torch="torch.baddbmm")
+@public
+def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):
+    """beta * input + alpha * (batch1 @ batch2), batch by batch."""
+    if batch1.ndim != 3 or batch2.ndim != 3:
+        raise RuntimeError(f"baddbmm: batch1 and batch2 must be 3D tensors, got {batch1.ndim}D and {batch2.ndim}D")
+    return _add_scaled(input, batch1 @ batch2, beta, alpha)
+
+
+def _addbmm_samples(dtype=np.float64):
+    r = np.random.default_rng(89)
+    A = lambda *s: r.standard_normal(s).astype(dtype)  # noqa: E731
+    return [((A(3, 5), A(2, 3, 4), A(2, 4, 5)), {}), ((A(5), A(4, 3, 2), A(4, 2, 5)), {"beta": 2.0, "alpha": 0.5})]
+
+
+@composite(ref=lambda input, b1, b2, *, beta=1, alpha=1: alpha * (b1 @ b2).sum(0) + beta * input,
+           samples=_addbmm_samples, torch="torch.addbmm")
+@public
+def addbmm(input, batch1, batch2, *, beta=1, alpha=1):
+    """beta * input + alpha * sum over the batch of batch1[i] @ batch2[i]."""
+    if batch1.ndim != 3 or batch2.ndim != 3:
+        raise RuntimeError(f"addbmm: batch1 and batch2 must be 3D tensors, got {batch1.ndim}D and {batch2.ndim}D")
+    return _add_scaled(input, (batch1 @ batch2).sum(0), beta, alpha)
+
+
+def _kron_samples(dtype=np.float64):
+    r = np.random.default_rng(90)
+    A = lambda *s: r.standard_normal(s).astype(dtype)  # noqa: E731
+    return [((A(2, 3), A(3, 2)), {}), ((A(3), A(2)), {}), ((A(2, 2, 2), A(3, 1)), {}), ((A(2), A(2, 3)), {})]
+
+
+@composite(ref=np.kron, samples=_kron_samples, torch="torch.kron")
+@public
+def kron(input, other):
+    """The Kronecker product: the blocks input[i] * other."""
+    nd = max(input.ndim, other.ndim)
+    a = input.reshape((1,) * (nd - input.ndim) + tuple(input.shape))
+    b = other.reshape((1,) * (nd - other.ndim) + tuple(other.shape))
+    ia = [v for d in range(nd) for v in (a.shape[d], 1)]
+    ib = [v for d in range(nd) for v in (1, b.shape[d])]
+    return (a.reshape(ia) * b.reshape(ib)).reshape(tuple(a.shape[d] * b.shape[d] for d in range(nd)))
+
+
+def _cdist_samples(dtype=np.float64):
+    r = np.random.default_rng(91)
+    A = lambda *s: r.standard_normal(s).astype(dtype)  # noqa: E731
+    return [((A(4, 3), A(5, 3)), {}), ((A(4, 3), A(5, 3)), {"p": 1.0}), ((A(2, 4, 3), A(2, 2, 3)), {"p": 3.0}),
+            ((A(4, 3), A(2, 3)), {"p": np.inf}), ((A(4, 3), A(5, 3)), {"p": 0.0})]
+
+
+def _ref_cdist(x1, x2, p=2.0, compute_mode=None):
+    d = np.abs(x1[..., :, None, :] - x2[..., None, :, :])
+    if p == np.inf:
+        return d.max(-1)
+    if p == 0:
+        return (d != 0).sum(-1).astype(d.dtype)
+    return (d ** p).sum(-1) ** (1 / p)
+
+
+@public(method=False)
+def cdist(x1, x2, p=2.0, compute_mode="use_mm_for_euclid_dist_if_necessary"):
+    """The p-norm distance between each row of x1 and each row of x2 (batched); gradient 0 at distance 0.
+    Computed directly (PyTorch's matmul shortcut for p=2 trades accuracy for speed on large inputs)."""
+    if x1.ndim < 2 or x2.ndim < 2:
+        raise RuntimeError(f"cdist only supports at least 2D tensors, X1 got: {x1.ndim}D")
+    if x1.shape[-1] != x2.shape[-1]:
+        raise RuntimeError(f"X1 and X2 must have the same number of columns. X1: {x1.shape[-1]} X2: {x2.shape[-1]}")
+    if p < 0:
+        raise RuntimeError(f"cdist only supports non-negative p values, got {p}")
+    diff = x1.unsqueeze(-2) - x2.unsqueeze(-3)
+    if p == 0:  # the count of differing coordinates, with a zero gradient (still attached, as PyTorch's)
+        return (diff != 0).to(diff.dtype).sum(-1) + (diff * 0).sum(-1)
+    return diff.norm(p, -1)
+
+
+# function-only names: the composite is the exported function (with its out= wrapper)
+composite(name="tensordot", ref=_ref_tensordot, samples=_tensordot_samples, torch="torch.tensordot")(
+    FUNCTIONS["tensordot"])
+composite(name="cdist", ref=_ref_cdist, samples=_cdist_samples, torch="torch.cdist")(FUNCTIONS["cdist"])
+
+
+# ==== decompositions and solvers (ops) =====================================================================
+def _square_meta(name):
+    def meta(a, **_):
+        s = tuple(a.shape)
+        if len(s) < 2:
+            raise RuntimeError(f"linalg.{name}: The input tensor A must have at least 2 dimensions.")
+        if s[-1] != s[-2]:
+            raise RuntimeError(f"linalg.{name}: A must be batches of square matrices, but they are {s[-2]} by {s[-1]} "
+                               "matrices")
+        if a.dtype.kind not in "fV":
+            raise RuntimeError(f"linalg.{name}: Expected a floating point or complex tensor as input. Got "
+                               f"{_api_name(a.dtype)}")
+        return s, a.dtype
+
+    return meta
+
+
+def _api_name(npdtype):
+    from ._api import _torch_name
+
+    return _torch_name(_dt.from_numpy_dtype(npdtype))
+
+
+def _inv_backward(c, g):
+    ai = _mT(c.out)
+    return -(ai @ g @ ai)
+
+
+def _det_meta(a):
+    s, d = _square_meta("det")(a)
+    return s[:-2], d
+
+
+def _det_backward(c, g):
+    inv = call(inv_, (c.a,), {})
+    return (g * c.out).unsqueeze(-1).unsqueeze(-1) * _mT(inv)
+
+
+def _slogdet_meta(a):
+    s, d = _square_meta("slogdet")(a)
+    return (s[:-2], d), (s[:-2], d)
+
+
+def _slogdet_backward(c, g_logabs, g_sign):
+    if g_logabs is None:
+        return None
+    return g_logabs.unsqueeze(-1).unsqueeze(-1) * _mT(call(inv_, (c.a,), {}))
+
+
+def _solve_meta(a, b, vector):
+    sa, sb = tuple(a.shape), tuple(b.shape)
+    _square_meta("solve")(a)
+    n = sa[-1]
+    if vector:
+        if sb[-1] != n:
+            raise RuntimeError(f"linalg.solve: Incompatible shapes of A and B for the equation AX = B ({sa[-2]}x{n} "
+                               f"and {sb[-1]})")
+        return broadcast_shapes(sa[:-2], sb[:-1]) + (n,), a.dtype
+    if sb[-2] != n:
+        raise RuntimeError(f"linalg.solve: Incompatible shapes of A and B for the equation AX = B ({sa[-2]}x{n} and "
+                           f"{sb[-2]}x{sb[-1]})")
+    return broadcast_shapes(sa[:-2], sb[:-2]) + (n, sb[-1]), a.dtype
+
+
+def _solve_backward(c, g):
+    a, x = c.a, c.out
+    vector = c.vector
+    gb = call(solve_, (_mT(a), g), {"vector": vector})
+    ga = None
+    if c.needs_input_grad(0):
+        ga = -(gb.unsqueeze(-1) * x.unsqueeze(-2)) if vector else -(gb @ _mT(x))
+    return ga, gb
+
+
+def _cholesky_backward(c, g):
+    L = _mT(c.out) if c.upper else c.out
+    gL = _mT(g) if c.upper else g
+    t = (_mT(L) @ gL).tril()
+    phi = 0.5 * (t + _mT(t.tril(-1)))
+    li = call(inv_, (L,), {})
+    return _mT(li) @ phi @ li
+
+
+def _qr_meta(a, mode):
+    s = tuple(a.shape)
+    if len(s) < 2:
+        raise RuntimeError("linalg.qr: The input tensor A must have at least 2 dimensions.")
+    if mode not in ("reduced", "complete", "r"):
+        raise RuntimeError(f"qr received unrecognized mode '{mode}' but expected one of 'reduced' (default), 'r', or "
+                           "'complete'")
+    m, n = s[-2:]
+    k = min(m, n)
+    if mode == "complete":
+        return (s[:-2] + (m, m), a.dtype), (s[:-2] + (m, n), a.dtype)
+    return (s[:-2] + (m, k), a.dtype), (s[:-2] + (k, n), a.dtype)
+
+
+def _qr_backward(c, gQ, gR):
+    Q, R = c.out0, c.out1
+    m, n = c.in_meta[0][0][-2:]
+    if m < n or (c.mode == "complete" and m > n):
+        raise NotImplementedError("The derivative of linalg.qr is implemented for mode='reduced' with m >= n (and "
+                                  "square matrices in any mode)")
+    gQ = Q * 0 if gQ is None else gQ
+    gR = R * 0 if gR is None else gR
+    qdq = _mT(Q) @ gQ
+    rdr = R @ _mT(gR)
+    low = (qdq - _mT(qdq) + rdr - _mT(rdr)).tril()
+
+    def right_solve_rT(x):  # x R^{-T}
+        return _mT(call(solve_, (R, _mT(x)), {"vector": False}))
+
+    return Q @ (gR + right_solve_rT(low)) + right_solve_rT(gQ - Q @ qdq)
+
+
+def _svd_meta(a, full_matrices):
+    s = tuple(a.shape)
+    if len(s) < 2:
+        raise RuntimeError("linalg.svd: The input tensor A must have at least 2 dimensions.")
+    m, n = s[-2:]
+    k = min(m, n)
+    lead = s[:-2]
+    if full_matrices:
+        return (lead + (m, m), a.dtype), (lead + (k,), a.dtype), (lead + (n, n), a.dtype)
+    return (lead + (m, k), a.dtype), (lead + (k,), a.dtype), (lead + (k, n), a.dtype)
+
+
+def _svd_backward(c, gU, gS, gVh):
+    # PyTorch's svd_backward (real case) on the reduced factors
+    U, S, Vh = c.out0, c.out1, c.out2
+    m, n = c.in_meta[0][0][-2:]
+    k = min(m, n)
+    if c.full_matrices:
+        U, Vh = U[..., :, :k], Vh[..., :k, :]
+        gU = None if gU is None else gU[..., :, :k]
+        gVh = None if gVh is None else gVh[..., :k, :]
+    V = _mT(Vh)
+    E = _E()
+    if gU is None and gVh is None:
+        return (U * gS.unsqueeze(-2)) @ Vh
+    s2 = S * S
+    diff = s2.unsqueeze(-2) - s2.unsqueeze(-1)  # E_ij = S_j^2 - S_i^2
+    eye = _eye_like(S, k)
+    F = E.where(eye.to(_dt.bool_), 0.0, 1.0 / E.where(eye.to(_dt.bool_), 1.0, diff))
+    inner = U.new_zeros(tuple(U.shape[:-2]) + (k, k))
+    if gU is not None:
+        UhgU = _mT(U) @ gU
+        inner = inner + (F * (UhgU - _mT(UhgU))) * S.unsqueeze(-2)
+    if gVh is not None:
+        gV = _mT(gVh)
+        VhgV = Vh @ gV
+        inner = inner + S.unsqueeze(-1) * (F * (VhgV - _mT(VhgV)))
+    if gS is not None:
+        inner = inner + diag_embed(gS)
+    gA = U @ inner @ Vh
+    inv_s = 1.0 / S
+    if gU is not None and m > k:
+        gA = gA + (gU - U @ (_mT(U) @ gU)) @ (inv_s.unsqueeze(-1) * Vh)
+    if gVh is not None and n > k:
+        gA = gA + (U * inv_s.unsqueeze(-2)) @ (gVh - (gVh @ V) @ Vh)
+    return gA
+
+
+def _eigh_meta(a):
+    s, d = _square_meta("eigh")(a)
+    return (s[:-1], d), (s, d)
+
+
+def _eigh_backward(c, gL, gV):
+    L, V = c.out0, c.out1
+    n = L.shape[-1]
+    E = _E()
+    inner = None
+    if gV is not None:
+        VhgV = _mT(V) @ gV
+        skew = 0.5 * (VhgV - _mT(VhgV))
+        diff = L.unsqueeze(-2) - L.unsqueeze(-1)  # E_ij = L_j - L_i
+        eye = _eye_like(L, n).to(_dt.bool_)
+        inner = E.where(eye, 0.0, skew / E.where(eye, 1.0, diff))
+    if gL is not None:
+        inner = diag_embed(gL) if inner is None else inner + diag_embed(gL)
+    return V @ inner @ _mT(V)
+
+
+# ---- samples ------------------------------------------------------------------------------------------------
+def _well_conditioned(r, shape, dtype):
+    a = r.standard_normal(shape)
+    return (a + np.eye(shape[-1]) * shape[-1]).astype(dtype)
+
+
+def _spd(r, shape, dtype):
+    x = r.standard_normal(shape)
+    return (x @ np.swapaxes(x, -1, -2) + np.eye(shape[-1]) * shape[-1]).astype(dtype)
+
+
+def _inv_samples(dtype=np.float64):
+    r = np.random.default_rng(92)
+    return [((_well_conditioned(r, (3, 3), dtype),), {}), ((_well_conditioned(r, (2, 4, 4), dtype),), {}),
+            ((_well_conditioned(r, (1, 1), dtype),), {})]
+
+
+def _det_samples(dtype=np.float64):
+    r = np.random.default_rng(93)
+    neg = _well_conditioned(r, (3, 3), dtype)
+    neg[0] *= -1  # a negative determinant
+    return [((_well_conditioned(r, (3, 3), dtype),), {}), ((_well_conditioned(r, (2, 4, 4), dtype),), {}), ((neg,), {})]
+
+
+def _solve_samples(dtype=np.float64):
+    r = np.random.default_rng(94)
+    a = _well_conditioned(r, (3, 3), dtype)
+    return [((a, r.standard_normal((3, 2)).astype(dtype)), {"vector": False}),
+            ((a, r.standard_normal(3).astype(dtype)), {"vector": True}),
+            ((_well_conditioned(r, (2, 3, 3), dtype), r.standard_normal((3, 4)).astype(dtype)), {"vector": False})]
+
+
+def _cholesky_samples(dtype=np.float64):
+    r = np.random.default_rng(95)
+    return [((_spd(r, (3, 3), dtype),), {"upper": False}), ((_spd(r, (2, 4, 4), dtype),), {"upper": True})]
+
+
+def _qr_samples(dtype=np.float64):
+    r = np.random.default_rng(96)
+    A = lambda *s: r.standard_normal(s).astype(dtype)  # noqa: E731
+    return [((A(4, 3),), {"mode": "reduced"}), ((A(3, 3),), {"mode": "complete"}), ((A(2, 5, 2),), {"mode": "reduced"})]
+
+
+def _svd_samples(dtype=np.float64):
+    r = np.random.default_rng(97)
+    A = lambda *s: r.standard_normal(s).astype(dtype)  # noqa: E731
+    return [((A(4, 3),), {"full_matrices": False}), ((A(3, 5),), {"full_matrices": False}),
+            ((A(3, 3),), {"full_matrices": True}), ((A(2, 4, 2),), {"full_matrices": False})]
+
+
+def _eigh_samples(dtype=np.float64):
+    r = np.random.default_rng(98)
+
+    def sym(*s):
+        x = r.standard_normal(s)
+        return ((x + np.swapaxes(x, -1, -2)) / 2).astype(dtype)
+
+    return [((sym(3, 3),), {}), ((sym(2, 4, 4),), {})]
+
+
+def _ref_qr(a, mode):
+    if a.ndim == 2:
+        return np.linalg.qr(a, mode=mode)
+    qs, rs = zip(*(np.linalg.qr(m, mode=mode) for m in a.reshape((-1,) + a.shape[-2:])))
+    return np.stack(qs).reshape(a.shape[:-2] + qs[0].shape), np.stack(rs).reshape(a.shape[:-2] + rs[0].shape)
+
+
+def _ref_svd(a, full_matrices):
+    u, s, vh = np.linalg.svd(a, full_matrices=full_matrices)
+    return u, s, vh
+
+
+def _ref_slogdet(a):
+    s, l = np.linalg.slogdet(a)
+    return np.asarray(l), np.asarray(s)
+
+
+inv_ = defop("linalg_inv", ("a",), rule=KEEP, meta=_square_meta("inv"), save=("out",), backward=_inv_backward,
+             ref=np.linalg.inv, samples=_inv_samples, shown_as="linalg.inv")
+det_ = defop("linalg_det", ("a",), rule=KEEP, meta=_det_meta, save=("a", "out"), backward=_det_backward,
+             ref=lambda a: np.asarray(np.linalg.det(a)), samples=_det_samples, shown_as="linalg.det")
+slogdet_ = defop("linalg_slogdet", ("a",), rule=KEEP, meta=_slogdet_meta, nout=2, diff_outputs=(0,), save=("a",),
+                 backward=_slogdet_backward, ref=_ref_slogdet, samples=_det_samples, shown_as="linalg.slogdet")
+solve_ = defop("linalg_solve", ("a", "b"), rule=KEEP, meta=_solve_meta, save=("a", "out"), backward=_solve_backward,
+               ref=lambda a, b, vector: np.linalg.solve(a, b[..., None])[..., 0] if vector else np.linalg.solve(a, b),
+               samples=_solve_samples, shown_as="linalg.solve")
+cholesky_ = defop("linalg_cholesky", ("a",), rule=KEEP, meta=lambda a, upper: _square_meta("cholesky")(a),
+                  save=("out",), backward=_cholesky_backward,
+                  ref=lambda a, upper: np.swapaxes(np.linalg.cholesky(a), -1, -2) if upper else np.linalg.cholesky(a),
+                  samples=_cholesky_samples, shown_as="linalg.cholesky")
+qr_ = defop("linalg_qr", ("a",), rule=KEEP, meta=_qr_meta, nout=2, save=("out0", "out1"), backward=_qr_backward,
+            ref=_ref_qr, samples=_qr_samples, shown_as="linalg.qr")
+svd_ = defop("linalg_svd", ("a",), rule=KEEP, meta=_svd_meta, nout=3, save=("out0", "out1", "out2"),
+             backward=_svd_backward, ref=_ref_svd, samples=_svd_samples, shown_as="linalg.svd")
+eigh_ = defop("linalg_eigh", ("a",), rule=KEEP, meta=_eigh_meta, nout=2, save=("out0", "out1"),
+              backward=_eigh_backward, ref=lambda a: np.linalg.eigh(a), samples=_eigh_samples, shown_as="linalg.eigh")
+
+
+# ---- top-level names (torch.det, torch.inverse, ...) -------------------------------------------------------
+def _float_matrix(name, a):
+    if not isinstance(a, Tensor):
+        raise TypeError(f"{name}(): argument 'A' must be Tensor, not {type(a).__name__}")
+    if not (a.dtype.is_floating_point):
+        raise RuntimeError(f"{name}: Expected a floating point or complex tensor as input. Got "
+                           f"{_api_name(a.dtype.np)}")
+
+
+@public
+def det(A):
+    _float_matrix("linalg.det", A)
+    return call(det_, (A,), {})
+
+
+@public
+def slogdet(A):
+    _float_matrix("linalg.slogdet", A)
+    logabs, sign = call(slogdet_, (A,), {})
+    return _SignLogAbsDet((sign, logabs))
+
+
+@public
+def logdet(A):
+    """log(det(A)): nan for a negative determinant, -inf for a singular matrix."""
+    sign, logabs = slogdet(A)
+    return _E().where(sign < 0, math.nan, _E().where(sign == 0, -math.inf, logabs))
+
+
+@public
+def inverse(A):
+    _float_matrix("linalg.inv", A)
+    return call(inv_, (A,), {})
+
+
+@public
+def pinverse(input, rcond=1e-15):
+    return pinv_impl(input, rtol=rcond)
+
+
+class _SignLogAbsDet(tuple):
+    sign = property(lambda self: self[0])
+    logabsdet = property(lambda self: self[1])
+
+
+def pinv_impl(A, atol=None, rtol=None, hermitian=False):
+    """The Moore-Penrose pseudo-inverse by SVD: singular values below max(atol, rtol * largest) count as 0."""
+    _float_matrix("linalg.pinv", A)
+    U, S, Vh = call(svd_, (A,), {"full_matrices": False})
+    m, n = A.shape[-2:]
+    if rtol is None:
+        rtol = 0.0 if (atol is not None and atol > 0) else float(np.finfo(A.dtype.np).eps) * max(m, n)
+    smax = S.amax(-1, keepdim=True) if S.shape[-1] else S
+    cut = smax * rtol
+    if atol is not None:
+        cut = _E().maximum(cut, S.new_full((), float(atol)))
+    keep = S > cut
+    inv_s = _E().where(keep, 1.0 / _E().where(keep, S, 1.0), 0.0)
+    return (_mT(Vh) * inv_s.unsqueeze(-2)) @ _mT(U)
