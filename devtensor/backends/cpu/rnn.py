@@ -35,7 +35,7 @@ def lstm_cell(gx, gh, c):
     h = np.empty((n, H), c.dtype)
     cn = np.empty((n, H), c.dtype)
     acts = np.empty((n, 5 * H), c.dtype)
-    K.lstm_cell_fwd(_c(gx), _c(gh), _c(c), h, cn, acts, np.empty(n * 5 * H, c.dtype), np.empty(n * 5 * H, np.int32))
+    K.lstm_cell_fwd(_c(gx), _c(gh), _c(c), h, cn, acts, np.empty(n * 9 * H, c.dtype), np.empty(n * 9 * H, np.int32))
     return h, cn, acts
 
 

@@ -92,20 +92,22 @@ def _const(like, v):
 @njit(**_J)
 def lstm_cell_fwd(gx, gh, c, h_out, c_out, acts, sf, si):
     """One LSTM step. gates = gx + gh (n, 4H, PyTorch's order i, f, g, o); c (n, H) -> h_out, c_out
-    (n, H; c_out may be c). acts (n, >= 5H) receives i, f, g, o and tanh(c_out) (all the backward
-    needs). sf / si: float / int32 scratch of n * 5H elements. All arrays C-contiguous."""
+    (n, H). acts (n, >= 5H) receives i, f, g, o and tanh(c_out) (all the backward
+    needs). sf / si: float / int32 scratch of n * 9H elements. All arrays C-contiguous, the outputs
+    distinct from the inputs (aliased arrays make LLVM's runtime check fall back to scalar loops)."""
     n, H = c.shape
     G = 4 * H
     one, two = const(c, 1.0), const(c, 2.0)
-    a = sf[:n * G]
-    t = sf[n * G:n * (G + H)]
+    x = sf[:n * G]
+    a = sf[n * G:2 * n * G]
+    t = sf[2 * n * G:n * (2 * G + H)]
     for b in range(n):  # exp(-v) for the sigmoid gates, exp(-2v) for tanh: one vectorized pass
         for j in range(G):
             v = gx[b, j] + gh[b, j]
-            a[b * G + j] = -v
+            x[b * G + j] = -v
         for j in range(2 * H, 3 * H):
-            a[b * G + j] = a[b * G + j] * two
-    exp_into(a, a, si)
+            x[b * G + j] = x[b * G + j] * two
+    exp_into(x, a, si)  # out-of-place: an in-place call fails LLVM's alias check and runs scalar
     for b in range(n):
         for j in range(H):
             i = one / (one + a[b * G + j])
@@ -119,8 +121,8 @@ def lstm_cell_fwd(gx, gh, c, h_out, c_out, acts, sf, si):
             acts[b, H + j] = f
             acts[b, 2 * H + j] = g
             acts[b, 3 * H + j] = o
-            t[b * H + j] = -two * cn
-    exp_into(t, t, si)
+            x[b * H + j] = -two * cn
+    exp_into(x[:n * H], t, si)
     for b in range(n):
         for j in range(H):
             e = t[b * H + j]
@@ -132,7 +134,7 @@ def lstm_cell_fwd(gx, gh, c, h_out, c_out, acts, sf, si):
 @njit(**_J)
 def lstm_cell_bwd(dh, dc, acts, c_prev, dgates, dc_prev):
     """(dh, dc) at the cell's outputs -> gate gradients dgates (n, 4H) and dc_prev (n, H), from the
-    forward's acts (i, f, g, o, tanh(c_new)). dc may be None. dc_prev may be dc."""
+    forward's acts (i, f, g, o, tanh(c_new)). dc may be None. Outputs distinct from the inputs."""
     n, H = c_prev.shape
     one = const(c_prev, 1.0)
     for b in range(n):
@@ -158,14 +160,15 @@ def lstm_cell_bwd(dh, dc, acts, c_prev, dgates, dc_prev):
 def gru_cell_fwd(gx, gh, h, h_out, acts, sf, si):
     """gx = x W_ih.T + b_ih, gh = h W_hh.T + b_hh (n, 3H, order r, z, n); h (n, H) -> h_out.
     acts (n, 4H): r, z, n and the hidden part of the new gate (gh's n block), for the backward.
-    sf / si: scratch of n * 2H elements."""
+    sf / si: scratch of n * 4H elements. h_out distinct from h."""
     n, H = h.shape
     one, two = const(h, 1.0), const(h, 2.0)
-    a = sf[:n * 2 * H]
+    x = sf[:n * 2 * H]
+    a = sf[n * 2 * H:n * 4 * H]
     for b in range(n):
         for j in range(2 * H):
-            a[b * 2 * H + j] = -(gx[b, j] + gh[b, j])
-    exp_into(a, a, si)
+            x[b * 2 * H + j] = -(gx[b, j] + gh[b, j])
+    exp_into(x, a, si)
     for b in range(n):
         for j in range(H):
             r = one / (one + a[b * 2 * H + j])
@@ -174,12 +177,9 @@ def gru_cell_fwd(gx, gh, h, h_out, acts, sf, si):
             acts[b, j] = r
             acts[b, H + j] = z
             acts[b, 3 * H + j] = hn
-            a[b * 2 * H + j] = -two * (gx[b, 2 * H + j] + r * hn)
-    for b in range(n):  # compact the tanh arguments to the first n * H entries
-        for j in range(H):
-            a[b * H + j] = a[b * 2 * H + j]
+            x[b * H + j] = -two * (gx[b, 2 * H + j] + r * hn)
     t = a[:n * H]
-    exp_into(t, t, si)
+    exp_into(x[:n * H], t, si)
     for b in range(n):
         for j in range(H):
             e = t[b * H + j]
@@ -225,11 +225,12 @@ def rnn_cell_fwd(gx, gh, h_out, relu, sf, si):
                 v = gx[b, j] + gh[b, j]
                 h_out[b, j] = v if v > zero else zero
         return
-    a = sf[:n * H]
+    x = sf[:n * H]
+    a = sf[n * H:2 * n * H]
     for b in range(n):
         for j in range(H):
-            a[b * H + j] = -two * (gx[b, j] + gh[b, j])
-    exp_into(a, a, si)
+            x[b * H + j] = -two * (gx[b, j] + gh[b, j])
+    exp_into(x, a, si)
     for b in range(n):
         for j in range(H):
             e = a[b * H + j]
@@ -292,12 +293,14 @@ def lstm_sequence(xw, w_hh, h0, c0, reverse, batch_sizes):
     y = np.zeros((T, B, H), dt_)
     ws = np.zeros((T, B, 6 * H), dt_)
     gh = np.empty((B, G), dt_)
-    sf, si = _scratch(B, 5 * H, dt_)
+    cn = np.empty((B, H), dt_)
+    sf, si = _scratch(B, 9 * H, dt_)
     for t in _order(T, reverse):
         n = _active(batch_sizes, t, B)
         np.matmul(h[:n], wt, out=gh[:n])
-        lstm_cell_fwd(xw[t, :n], gh[:n], c[:n], h[:n], c[:n], ws[t, :n], sf, si)
-        ws[t, :n, 5 * H:] = c[:n]
+        lstm_cell_fwd(xw[t, :n], gh[:n], c[:n], h[:n], cn[:n], ws[t, :n], sf, si)
+        c[:n] = cn[:n]
+        ws[t, :n, 5 * H:] = cn[:n]
         y[t, :n] = h[:n]
     return y, h, c, ws
 
@@ -311,11 +314,13 @@ def lstm_sequence_backward(gy, ghT, gcT, w_hh, h0, c0, y, ws, reverse, batch_siz
     dG = np.zeros((T, B, 4 * H), dt_)
     ws = np.ascontiguousarray(ws)
     c_prev = _prev_state(ws[:, :, 5 * H:], c0, reverse, batch_sizes, T)
+    dcp = np.empty((B, H), dt_)
     for t in reversed(_order(T, reverse)):
         n = _active(batch_sizes, t, B)
         if gy is not None:
             dh[:n] += gy[t, :n]
-        lstm_cell_bwd(dh[:n], dc[:n], ws[t, :n], c_prev[t, :n], dG[t, :n], dc[:n])
+        lstm_cell_bwd(dh[:n], dc[:n], ws[t, :n], c_prev[t, :n], dG[t, :n], dcp[:n])
+        dc[:n] = dcp[:n]
         np.matmul(dG[t, :n], w_hh, out=dh[:n])
     h_prev = _prev_state(y, h0, reverse, batch_sizes, T)
     dw = dG.reshape(T * B, 4 * H).T @ h_prev.reshape(T * B, H)
@@ -333,14 +338,14 @@ def gru_sequence(xw, w_hh, b_hh, h0, reverse, batch_sizes):
     y = np.zeros((T, B, H), dt_)
     ws = np.zeros((T, B, 4 * H), dt_)
     gh = np.empty((B, G), dt_)
-    sf, si = _scratch(B, 2 * H, dt_)
+    sf, si = _scratch(B, 4 * H, dt_)
     for t in _order(T, reverse):
         n = _active(batch_sizes, t, B)
         np.matmul(h[:n], wt, out=gh[:n])
         if b_hh is not None:
             gh[:n] += b_hh
-        gru_cell_fwd(xw[t, :n], gh[:n], h[:n], h[:n], ws[t, :n], sf, si)
-        y[t, :n] = h[:n]
+        gru_cell_fwd(xw[t, :n], gh[:n], h[:n], y[t, :n], ws[t, :n], sf, si)
+        h[:n] = y[t, :n]
     return y, h, ws
 
 
@@ -374,12 +379,12 @@ def rnn_sequence(xw, w_hh, h0, reverse, batch_sizes, relu):
     h = np.array(h0, order="C", copy=True)
     y = np.zeros((T, B, H), dt_)
     gh = np.empty((B, H), dt_)
-    sf, si = _scratch(B, H, dt_)
+    sf, si = _scratch(B, 2 * H, dt_)
     for t in _order(T, reverse):
         n = _active(batch_sizes, t, B)
         np.matmul(h[:n], wt, out=gh[:n])
-        rnn_cell_fwd(xw[t, :n], gh[:n], h[:n], relu, sf, si)
-        y[t, :n] = h[:n]
+        rnn_cell_fwd(xw[t, :n], gh[:n], y[t, :n], relu, sf, si)
+        h[:n] = y[t, :n]
     return y, h
 
 
