@@ -121,6 +121,8 @@ def _max_pool_bwd_meta(gy, indices, x_shape):
 def _avg_pool_meta(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
     if divisor_override is not None and divisor_override == 0:
         raise RuntimeError("divisor must be not zero")
+    if divisor_override is not None and not -2 ** 31 < divisor_override < 2 ** 31:
+        raise RuntimeError(f"divisor_override={divisor_override} is out of the kernels' 32-bit range")
     _floating(x)
     return _pool_out_shape(tuple(x.shape), kernel_size, stride, padding, 1, ceil_mode), x.dtype
 

@@ -30,37 +30,66 @@ def _f(x):
     return x if x.dtype in (np.float32, np.float64) else x.astype(np.float32)
 
 
-@cpu.kernel("conv2d")
+_NUMBA = ("float32", "float64")  # what the numba kernels are compiled for
+_LOW = ("float16", "bfloat16")   # computed in float32 and rounded back, as PyTorch's cpu kernels do
+
+
+def _numba_tiers(name):
+    """Register a numba kernel for the dtypes it implements and, as its own registration, the same
+    kernel through float32 for the half-precision floats (no dtype branch inside the adapter)."""
+
+    def deco(fn):
+        cpu.kernel(name, dtypes=_NUMBA)(fn)
+        cpu.kernel(name, dtypes=_LOW)(_via_f32(fn))
+        return fn
+
+    return deco
+
+
+def _via_f32(fn):
+    def kernel(*args, **attrs):
+        low = next(a.dtype for a in args if getattr(a, "dtype", None) is not None and a.dtype.kind in "fV")
+        up = [a.astype(np.float32) if getattr(a, "dtype", None) == low else a for a in args]
+        out = fn(*up, **attrs)
+        if isinstance(out, tuple):
+            return tuple(o.astype(low) if o.dtype == np.float32 else o for o in out)
+        return out.astype(low)
+
+    kernel.__name__ = f"{fn.__name__}_via_f32"
+    return kernel
+
+
+@_numba_tiers("conv2d")
 def conv2d(x, w, b, stride, padding, dilation, groups):
     return K.conv2d_forward(x, w, b, stride, padding, dilation, groups)
 
 
-@cpu.kernel("conv2d_backward_input")
+@_numba_tiers("conv2d_backward_input")
 def conv2d_backward_input(gy, w, stride, padding, dilation, groups, x_shape):
     return K.conv2d_backward_input(gy, w, x_shape, stride, padding, dilation, groups)
 
 
-@cpu.kernel("conv2d_backward_weight")
+@_numba_tiers("conv2d_backward_weight")
 def conv2d_backward_weight(gy, x, stride, padding, dilation, groups, w_shape):
     return K.conv2d_backward_weight(gy, x, w_shape, stride, padding, dilation, groups)
 
 
-@cpu.kernel("max_pool2d")
+@_numba_tiers("max_pool2d")
 def max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode):
     return K.max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode)
 
 
-@cpu.kernel("max_pool2d_backward")
+@_numba_tiers("max_pool2d_backward")
 def max_pool2d_backward(gy, indices, x_shape):
     return K.max_pool2d_backward(gy, indices, x_shape)
 
 
-@cpu.kernel("avg_pool2d")
+@_numba_tiers("avg_pool2d")
 def avg_pool2d(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
     return K.avg_pool2d_forward(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
 
 
-@cpu.kernel("avg_pool2d_backward")
+@_numba_tiers("avg_pool2d_backward")
 def avg_pool2d_backward(gy, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, x_shape):
     return K.avg_pool2d_backward(gy, x_shape, kernel_size, stride, padding, ceil_mode, count_include_pad,
                                  divisor_override)
@@ -91,16 +120,16 @@ def log_softmax(x, dim):
 
 
 # (the kernels make their inputs contiguous themselves)
-@cpu.kernel("cross_entropy_rows")
+@_numba_tiers("cross_entropy_rows")
 def cross_entropy_rows(logits, target, ignore_index, label_smoothing):
     return K.cross_entropy_rows(logits, target, ignore_index, label_smoothing)
 
 
-@cpu.kernel("cross_entropy_mean")
+@_numba_tiers("cross_entropy_mean")
 def cross_entropy_mean(logits, target, ignore_index, label_smoothing):
     return K.cross_entropy_mean(logits, target, ignore_index, label_smoothing)
 
 
-@cpu.kernel("cross_entropy_rows_backward")
+@_numba_tiers("cross_entropy_rows_backward")
 def cross_entropy_rows_backward(g, logits, lse, target, ignore_index, label_smoothing):
     return K.cross_entropy_rows_backward(g, logits, lse, target, ignore_index, label_smoothing)

@@ -217,7 +217,7 @@ def _avg_div(oh, ow, h0, h1, w0, w1, hsz, wsz, cip, divisor):
     """Divisor of output (oh, ow); 0 for a window with no input pixel (its output is 0)."""
     if h1[oh] <= h0[oh] or w1[ow] <= w0[ow]:
         return 0
-    if divisor > 0:
+    if divisor != 0:  # PyTorch divides by a negative override too
         return divisor
     if cip:
         return hsz[oh] * wsz[ow]
