@@ -1368,3 +1368,10 @@ def test_examples_honour_or_refuse_their_flags(capsys):
     w, b = linear_regression.main(["--device", "cpu", "--limit", "40", "--batch-size", "8", "--epochs", "60"])
     assert abs(w - 3) < 0.05 and abs(b - 2) < 0.05
     capsys.readouterr()
+
+
+def test_a_numpy_array_passed_to_a_module_says_expected_tensor():
+    """The issue's symptom: a dtype message came back; PyTorch's TypeError names the argument and the type."""
+    with pytest.raises(TypeError, match=r"linear: argument 'input' \(position 1\) must be Tensor, not numpy\.ndarray "
+                                        r"\(expected Tensor"):
+        dt.nn.Linear(2, 2)(np.ones((1, 2), np.float32))

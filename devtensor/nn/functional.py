@@ -30,7 +30,7 @@ from ..tensor import Tensor
 def linear(input, weight, bias=None):
     """F.linear: input (..., in) @ weight.T + bias, one fused op (matmul + bias)."""
     if input.__class__ is not Tensor and not isinstance(input, Tensor):
-        raise TypeError(f"linear: argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
+        _expect_tensor("linear", "input", 1, input)
     if weight.ndim == 1 and (input.ndim == 0 or input.shape[-1] != weight.shape[0]):
         raise op_error("linear", f"input's last dimension ({input.shape[-1] if input.ndim else '0-d'}) must equal "
                        f"the 1-D weight's size ({weight.shape[0]})", (input, weight))
@@ -243,7 +243,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
 
 def _same_shape(op, input, target):
     if not isinstance(target, Tensor):
-        raise TypeError(f"{op}: argument 'target' (position 2) must be Tensor, not {type(target).__name__}")
+        _expect_tensor(op, "target", 2, target)
     if tuple(input.shape) != tuple(target.shape):
         warnings.warn(f"Using a target size ({list(target.shape)}) that is different to the input size "
                       f"({list(input.shape)}). This will likely lead to incorrect results due to broadcasting. "

@@ -106,6 +106,15 @@ def write_out(result, out, name):
     return out
 
 
+def not_a_tensor(name, argname, position, v):
+    """PyTorch's TypeError for a non-Tensor (a numpy array, a list) where a Tensor belongs, saying what to do."""
+    t = type(v)
+    tname = t.__name__ if t.__module__ == "builtins" else f"{t.__module__.split('.')[0]}.{t.__name__}"
+    pos = f" (position {position})" if position else ""
+    return TypeError(f"{name}: argument '{argname}'{pos} must be Tensor, not {tname} (expected Tensor: convert it "
+                     "with devtensor.as_tensor)")
+
+
 def _torch_name(d):
     return {"float32": "Float", "float64": "Double", "float16": "Half", "bfloat16": "BFloat16", "int64": "Long",
             "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}.get(d.name, d.name)

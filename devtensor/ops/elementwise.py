@@ -14,7 +14,7 @@ from ..tensor import Tensor
 from . import meta_rules as M
 from . import reference as R
 from . import samples as S
-from ._api import composite, public
+from ._api import composite, not_a_tensor, public
 
 
 def _zero(g):
@@ -243,7 +243,7 @@ _clamp = defop("clamp", ("x", "lo", "hi"), rule=PROMOTE, meta=M.broadcast, save=
 
 # ---- public functions --------------------------------------------------------------------------
 def not_tensor(name, argname, position, v):
-    return TypeError(f"{name}: argument '{argname}' (position {position}) must be Tensor, not {type(v).__name__}")
+    return not_a_tensor(name, argname, position, v)
 
 
 # unary functions PyTorch refuses on bool tensors, and the class it raises

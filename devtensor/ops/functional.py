@@ -13,7 +13,7 @@ from ..tensor import Tensor
 from . import nn as _nnops
 from . import reference as _R
 from . import samples as _S
-from ._api import composite, public
+from ._api import composite, not_a_tensor, public
 
 
 def _pair(v, name, op):
@@ -26,7 +26,7 @@ def _pair(v, name, op):
 def expect_tensor(op, name, position, v):
     """PyTorch's argument check: a numpy array (or anything else) where a Tensor belongs is a TypeError."""
     if not isinstance(v, Tensor):
-        raise TypeError(f"{op}: argument '{name}' (position {position}) must be Tensor, not {type(v).__name__}")
+        raise not_a_tensor(op, name, position, v)
 
 
 def check_float(op, *ts, cls=TypeError):

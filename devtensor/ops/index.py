@@ -11,7 +11,7 @@ from ..tensor import Tensor, _norm_dim
 from . import meta_rules as M
 from . import samples as S
 from ..geometry import index_shape
-from ._api import public
+from ._api import not_a_tensor, public
 from .inplace import track_view
 
 
@@ -276,7 +276,7 @@ def _alias(name, dim, axis):
 def gather(input, dim=None, index=None, *, sparse_grad=False, axis=None):
     dim = _alias("gather", dim, axis)
     if not isinstance(index, Tensor):
-        raise TypeError(f"gather: argument 'index' must be Tensor, not {type(index).__name__}")
+        raise not_a_tensor("gather", "index", 3, index)
     _check_int("gather", index, RuntimeError)
     d = _norm_dim(dim, input.ndim, "gather")
     _check_range("gather", index, input.shape[d] if input.ndim else 1, d)
@@ -314,7 +314,7 @@ def _check_range(op, index, size, dim):
 def index_select(input, dim=None, index=None, *, axis=None):
     dim = _alias("index_select", dim, axis)
     if not isinstance(index, Tensor):
-        raise TypeError(f"index_select: argument 'index' must be Tensor, not {type(index).__name__}")
+        raise not_a_tensor("index_select", "index", 3, index)
     if index.ndim > 1:
         raise IndexError(f"index_select: index_select(): Index is supposed to be a vector, got shape "
                          f"{tuple(index.shape)}")

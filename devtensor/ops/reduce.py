@@ -13,7 +13,7 @@ from ..tensor import Tensor
 from . import meta_rules as M
 from . import reference as R
 from . import samples as S
-from ._api import composite, public
+from ._api import composite, not_a_tensor, public
 
 
 def norm_dims(op, dim, ndim):
@@ -123,7 +123,7 @@ min_dim = defop("min_dim", rule=KEEP, meta=M.values_and_indices, nout=2, diff_ou
 
 def _reduce(op, input, dim, keepdim, dtype=None):
     if not isinstance(input, Tensor):
-        raise TypeError(f"{op.name}: argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
+        raise not_a_tensor(op.name, "input", 1, input)
     dims = norm_dims(op.name, dim, input._data.ndim)
     if dtype is not None:
         input = input.to(dtype)
@@ -236,7 +236,7 @@ def _max_min(op_all, op_dim, input, dim, keepdim, other, name):
 
         return (maximum if name == "max" else minimum)(input, other)
     if not isinstance(input, Tensor):
-        raise TypeError(f"{name}: argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
+        raise not_a_tensor(name, "input", 1, input)
     if dim is None:
         _nonempty(name, input, None)
         return _reduce(op_all, input, None, False)
@@ -263,7 +263,7 @@ def min(input, dim=None, keepdim=False, *, other=None, axis=None, keepdims=None)
 
 def _arg(op, input, dim, keepdim):
     if not isinstance(input, Tensor):
-        raise TypeError(f"{op.name}: argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
+        raise not_a_tensor(op.name, "input", 1, input)
     if input._data.dtype.kind == "b":
         raise RuntimeError(f"{op.name}: does not support bool input")
     if dim is None:
