@@ -372,8 +372,17 @@ def _extent(shape, ndim):
 
 
 def _full_index(xp, index, dim):
-    idx = list(xp.indices(index.shape, sparse=True))
-    idx[dim] = index
+    """The advanced-indexing key that puts index along dim and each position's own coordinate elsewhere
+    (aranges shaped to broadcast: what numpy's indices(sparse=True) gives, which CuPy lacks)."""
+    n = index.ndim
+    idx = []
+    for d, size in enumerate(index.shape):
+        if d == dim:
+            idx.append(index)
+        else:
+            shape = [1] * n
+            shape[d] = size
+            idx.append(xp.arange(size).reshape(shape))
     return tuple(idx)
 
 
