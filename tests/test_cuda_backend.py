@@ -731,6 +731,10 @@ def _run_both(op, args, kwargs, grads):
     return res
 
 
+# ops whose backward raises on purpose, as PyTorch's does (floor_divide has no derivative)
+_BACKWARD_RAISES = {"floor_divide"}
+
+
 @pytest.mark.cuda
 @pytest.mark.parametrize("name", TESTED)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
@@ -738,7 +742,8 @@ def test_op_suite_cuda_matches_cpu(cuda_ok, name, dtype):
     op = OPS[name]
     for i, (args, kwargs) in enumerate(op.samples(np.float64)):
         args = tuple(a.astype(dtype) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a for a in args)
-        grads = op.differentiable and any(isinstance(a, np.ndarray) and a.dtype.kind == "f" for a in args)
+        grads = (op.differentiable and name not in _BACKWARD_RAISES
+                 and any(isinstance(a, np.ndarray) and a.dtype.kind == "f" for a in args))
         res = _run_both(op, args, kwargs, grads)
         (co, cg, cin), (go, gg, gin) = res["cpu"], res["cuda"]
         try:

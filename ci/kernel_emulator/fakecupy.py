@@ -274,8 +274,21 @@ def _cupyx():
     def _erf(x):
         return _dev(np.vectorize(math.erf, otypes=[x.dtype])(x))
 
+    def _special(name):
+        # cupyx.scipy.special's functions, computed by devtensor's cpu implementations (numpy has none)
+        def fn(*args):
+            from devtensor.backends.cpu import special_math as S
+
+            if name == "polygamma":
+                n, x = args
+                return _dev(S.polygamma(np.asarray(x), int(np.asarray(n).reshape(-1)[0])))
+            return _dev(getattr(S, {"gammaln": "lgamma"}.get(name, name))(np.asarray(args[0])))
+
+        return fn
+
     mod.scatter_add = scatter_add
-    mod.scipy = types.SimpleNamespace(special=types.SimpleNamespace(erf=_erf))
+    mod.scipy = types.SimpleNamespace(special=types.SimpleNamespace(
+        erf=_erf, **{n: _special(n) for n in ("erfc", "erfinv", "gammaln", "digamma", "polygamma")}))
     return mod
 
 
