@@ -17,6 +17,12 @@ from . import samples as S
 from ._api import composite, not_a_tensor, public
 
 
+def _relu_meta(x):
+    if x.dtype.kind == "b":
+        raise RuntimeError("relu is not implemented for bool tensors")
+    return tuple(x.shape), x.dtype
+
+
 def _zero(g):
     return g * 0
 
@@ -190,7 +196,7 @@ tanh = defop("tanh", rule=FLOAT, meta=M.same, save=("out",), backward=lambda c, 
              samples=S.unary())
 sigmoid = defop("sigmoid", rule=FLOAT, meta=M.same, save=("out",), backward=lambda c, g: g * c.out * (1 - c.out),
                 ref=lambda x: 1 / (1 + np.exp(-x)), samples=S.unary(-30, 30))
-relu = defop("relu", rule=KEEP, meta=M.same, save=("out",), backward=lambda c, g: call(relu_backward, (g, c.out), {}),
+relu = defop("relu", rule=KEEP, meta=_relu_meta, save=("out",), backward=lambda c, g: call(relu_backward, (g, c.out), {}),
              ref=lambda x: np.maximum(x, 0), samples=S.unary())
 # relu's backward as one fused kernel; linear in g, so its own backward is itself
 relu_backward = defop("relu_backward", ("g", "y"), rule=KEEP, meta=M.broadcast, save=("y",), grad_inputs=(0,),
