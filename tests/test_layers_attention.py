@@ -116,7 +116,8 @@ def test_sdpa_dropout_is_seeded_and_scaled():
 
 def test_sdpa_gradcheck_float64():
     rng = np.random.default_rng(2)
-    q, k, v = (dt.tensor(rng.standard_normal(s), requires_grad=True) for s in ((1, 2, 3, 4), (1, 2, 5, 4), (1, 2, 5, 3)))
+    shapes = ((1, 2, 3, 4), (1, 2, 5, 4), (1, 2, 5, 3))
+    q, k, v = (dt.tensor(rng.standard_normal(s), requires_grad=True) for s in shapes)
     m = dt.tensor(rng.standard_normal((3, 5)))
     assert gradcheck(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=m), (q, k, v))
     assert gradcheck(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True), (q, k, v))

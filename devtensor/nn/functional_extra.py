@@ -652,7 +652,8 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     nsp = input.ndim - 2
     if nsp < 1 or nsp > 3:
         raise NotImplementedError(f"Input Error: Only 3D, 4D and 5D input Tensors supported (got {input.ndim}D) for "
-                                  f"the modes: nearest | linear | bilinear | bicubic | trilinear | area | nearest-exact "
+                                  "the modes: nearest | linear | bilinear | bicubic | trilinear | area | "
+                                  f"nearest-exact "
                                   f"(got {mode})")
     if mode in ("nearest", "area", "nearest-exact"):
         if align_corners is not None:
@@ -806,8 +807,9 @@ def pad(input, pad, mode="constant", value=None):
         raise ValueError(f"Padding mode \"{mode}\" doesn't take in value argument")
     n_pad = len(pairs)
     if not (1 <= n_pad <= 3 and input.ndim in (n_pad + 1, n_pad + 2)):
-        raise NotImplementedError(f"Padding size {2 * n_pad} is not supported for {input.ndim}D input tensor (non-constant "
-                                  "padding takes 2 values for 2D / 3D inputs, 4 for 3D / 4D, 6 for 4D / 5D)")
+        raise NotImplementedError(f"Padding size {2 * n_pad} is not supported for {input.ndim}D input tensor "
+                                  "(non-constant padding takes 2 values for 2D / 3D inputs, 4 for 3D / 4D, 6 for "
+                                  "4D / 5D)")
     x = input
     for i, (lo, hi) in enumerate(pairs):
         if lo == 0 and hi == 0:
@@ -984,8 +986,8 @@ def dropout2d(input, p=0.5, training=True, inplace=False):
     """Zero whole channels of (N, C, H, W) or (C, H, W) inputs with probability p."""
     _expect("dropout2d", "input", input)
     if input.ndim not in (3, 4):
-        warnings.warn(f"dropout2d: Received a {input.ndim}-D input to dropout2d, which is deprecated and will result in "
-                      "an error in a future release. To retain the behavior and silence this warning, please use "
+        warnings.warn(f"dropout2d: Received a {input.ndim}-D input to dropout2d, which is deprecated and will result "
+                      "in an error in a future release. To retain the behavior and silence this warning, please use "
                       "dropout instead. Note that dropout2d exists to provide channel-wise dropout on inputs with 2 "
                       "spatial dimensions, a channel dimension, and an optional batch dimension (i.e. 3D or 4D "
                       "inputs).", stacklevel=2)
@@ -1002,8 +1004,8 @@ def dropout2d(input, p=0.5, training=True, inplace=False):
 def dropout3d(input, p=0.5, training=True, inplace=False):
     _expect("dropout3d", "input", input)
     if input.ndim not in (4, 5):
-        warnings.warn(f"dropout3d: Received a {input.ndim}-D input to dropout3d, which is deprecated and will result in "
-                      "an error in a future release.", stacklevel=2)
+        warnings.warn(f"dropout3d: Received a {input.ndim}-D input to dropout3d, which is deprecated and will result "
+                      "in an error in a future release.", stacklevel=2)
     return _channel_dropout("dropout3d", input, p, training, inplace, 3 if input.ndim == 5 else input.ndim - 1)
 
 
@@ -1307,7 +1309,8 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale
         return _E.where(vmask.any(1, keepdim=True), out, 0.0)
     if per_sample_weights is not None:
         psw = per_sample_weights.reshape(-1)
-        psw = cat([psw, zeros((1,), dtype=psw.dtype, device=dev)], 0)[tensor(np.where(valid, pos, idx.size), device=dev)]
+        slot = tensor(np.where(valid, pos, idx.size), device=dev)
+        psw = cat([psw, zeros((1,), dtype=psw.dtype, device=dev)], 0)[slot]
         e = e * psw.unsqueeze(-1)
     out = e.sum(1)
     if mode == "mean":
