@@ -224,6 +224,68 @@ def _ref_lstm_cell_backward(dh, dc, acts, c):
                             dh * tc * o * (1 - o)], 1), dcn * f)
 
 
+def _ref_prev(out, init, t, steps, n, B):
+    """The state step t started from (rows < n): the previous processed step's output where it covered
+    the row, else the initial state."""
+    i = steps.index(t)
+    if i == 0:
+        return init[:n].copy()
+    tp = steps[i - 1]
+    prev = init[:n].copy()
+    m = min(n, B if tp is None else out[1][tp])
+    prev[:m] = out[0][tp, :m]
+    return prev
+
+
+def _ref_lstm_sequence_backward(gy, ghT, gcT, w_hh, h0, c0, y, ws, reverse, batch_sizes):
+    T, B, H = y.shape
+    steps = _steps(T, reverse)
+    act = [B if batch_sizes is None else batch_sizes[t] for t in range(T)]
+    dh = np.zeros((B, H), y.dtype) if ghT is None else ghT.copy()
+    dc = np.zeros((B, H), y.dtype) if gcT is None else gcT.copy()
+    dxw, dw = np.zeros((T, B, 4 * H), y.dtype), np.zeros((4 * H, H), y.dtype)
+    for t in reversed(steps):
+        n = act[t]
+        h_prev = _ref_prev((y, act), h0, t, steps, n, B)
+        c_prev = _ref_prev((ws[:, :, 5 * H:], act), c0, t, steps, n, B)
+        d = dh[:n] + (gy[t, :n] if gy is not None else 0)
+        dG, dcp = _ref_lstm_cell_backward(d, dc[:n], ws[t, :n, :5 * H], c_prev)
+        dxw[t, :n] = dG
+        dw += dG.T @ h_prev
+        dh[:n], dc[:n] = dG @ w_hh, dcp
+    return dxw, dw, dh, dc
+
+
+def _ref_rnn_sequence_backward(gy, ghT, w_hh, h0, y, ws, mode, reverse, batch_sizes):
+    T, B, H = y.shape
+    steps = _steps(T, reverse)
+    act = [B if batch_sizes is None else batch_sizes[t] for t in range(T)]
+    g = 3 if mode == "GRU" else 1
+    dh = np.zeros((B, H), y.dtype) if ghT is None else ghT.copy()
+    dxw, dw = np.zeros((T, B, g * H), y.dtype), np.zeros((g * H, H), y.dtype)
+    db = np.zeros((3 * H,) if g == 3 else (0,), y.dtype)
+    for t in reversed(steps):
+        n = act[t]
+        h_prev = _ref_prev((y, act), h0, t, steps, n, B)
+        d = dh[:n] + (gy[t, :n] if gy is not None else 0)
+        if mode == "GRU":
+            r, z, nn, hn = (ws[t, :n, k * H:(k + 1) * H] for k in range(4))
+            dn = d * (1 - z) * (1 - nn * nn)
+            dz = d * (h_prev - nn) * z * (1 - z)
+            dr = dn * hn * r * (1 - r)
+            dxw[t, :n] = np.concatenate([dr, dz, dn], 1)
+            dgh = np.concatenate([dr, dz, dn * r], 1)
+            db += dgh.sum(0)
+            dh[:n] = dgh @ w_hh + d * z
+        else:
+            yt = y[t, :n]
+            dgh = d * (yt > 0) if mode == "RNN_RELU" else d * (1 - yt * yt)
+            dxw[t, :n] = dgh
+            dh[:n] = dgh @ w_hh
+        dw += dgh.T @ h_prev
+    return dxw, dw, db, dh
+
+
 # ---- samples ---------------------------------------------------------------------------------------
 def _rng(seed):
     return np.random.default_rng(seed)
@@ -266,6 +328,17 @@ def _samples_lstm_sequence_backward(dtype=np.float64):
         xw, w, h0, c0 = args
         y, hT, cT, ws = _ref_lstm_sequence(xw, w, h0, c0, **kw)
         out.append(((X(*y.shape), X(*hT.shape), X(*cT.shape), w, h0, c0, y, ws), kw))
+    return out
+
+
+def _samples_rnn_sequence_backward(dtype=np.float64):
+    r = _rng(36)
+    X = lambda *s: (r.standard_normal(s) * 0.6).astype(dtype)  # noqa: E731
+    out = []
+    for args, kw in _samples_rnn_sequence(dtype)[::2] + _samples_rnn_sequence(dtype)[1:2]:
+        xw, w, b, h0 = args
+        y, hT, ws = _ref_rnn_sequence(xw, w, b, h0, **kw)
+        out.append(((X(*y.shape), X(*hT.shape), w, h0, y, ws), kw))
     return out
 
 
@@ -474,11 +547,13 @@ lstm_sequence = defop("lstm_sequence", ("xw", "w_hh", "h0", "c0"), rule=KEEP, me
                       shown_as="lstm", doc="one direction of one LSTM layer over a whole sequence")
 lstm_sequence_backward = defop("lstm_sequence_backward", ("gy", "ghT", "gcT", "w_hh", "h0", "c0", "y", "ws"),
                                rule=KEEP, meta=_lstm_seq_bwd_meta, check=True, nout=4, backward=None,
-                               differentiable=False, shown_as="lstm backward")
+                               differentiable=False, shown_as="lstm backward", ref=_ref_lstm_sequence_backward,
+                               samples=_samples_lstm_sequence_backward)
 rnn_sequence = defop("rnn_sequence", ("xw", "w_hh", "b_hh", "h0"), rule=KEEP, meta=_rnn_seq_meta, check=True,
                      nout=3, diff_outputs=(0, 1), save=("xw", "w_hh", "b_hh", "h0", "out0", "out2"),
                      backward=_rnn_sequence_backward, ref=_ref_rnn_sequence, samples=_samples_rnn_sequence,
                      shown_as="rnn", doc="one direction of one GRU / tanh RNN / relu RNN layer over a sequence")
 rnn_sequence_backward = defop("rnn_sequence_backward", ("gy", "ghT", "w_hh", "h0", "y", "ws"), rule=KEEP,
                               meta=_rnn_seq_bwd_meta, check=True, nout=4, backward=None, differentiable=False,
-                              shown_as="rnn backward")
+                              shown_as="rnn backward", ref=_ref_rnn_sequence_backward,
+                              samples=_samples_rnn_sequence_backward)
