@@ -264,3 +264,28 @@ def test_unfold_fold(kw):
     _compare(*_pair("Unfold", **kw), x)
     cols = TF.unfold(torch.tensor(x), **kw).numpy()
     _compare(*_pair("Fold", (7, 8), **kw), cols)
+
+
+# ---- ONNX: the layers export (conv2d's input-gradient op as ConvTranspose) ---------------------------
+@pytest.mark.parametrize("name", ["convT", "convT-op-groups-dilation", "convT1d", "dcgan", "vision-stack"])
+def test_layers_export_to_onnx(name, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    dt.manual_seed(0)
+    m, x = {
+        "convT": (nn.ConvTranspose2d(3, 2, 4, 2, 1), dt.randn(2, 3, 4, 5)),
+        "convT-op-groups-dilation": (nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2,
+                                                        dilation=2), dt.randn(2, 4, 5, 4)),
+        "convT1d": (nn.ConvTranspose1d(3, 2, 3, stride=2, output_padding=1), dt.randn(2, 3, 7)),
+        "dcgan": (nn.Sequential(nn.ConvTranspose2d(8, 16, 7, 1, 0, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+                                nn.ConvTranspose2d(16, 1, 4, 2, 1, bias=False), nn.Tanh()), dt.randn(2, 8, 1, 1)),
+        "vision-stack": (nn.Sequential(nn.Conv1d(3, 4, 3, padding="same", padding_mode="reflect"), nn.Hardswish(),
+                                       nn.AdaptiveAvgPool1d(5), nn.GroupNorm(2, 4), nn.PReLU(4)), dt.randn(2, 3, 11)),
+    }[name]
+    m.eval()
+    path = str(tmp_path / "m.onnx")
+    dt.onnx.export(m, (x,), path, input_names=["x"], output_names=["y"], dynamic_axes={"x": {0: "n"}, "y": {0: "n"}})
+    sess = ort.InferenceSession(path)
+    for n in (2, 3):
+        xn = dt.randn(n, *x.shape[1:])
+        np.testing.assert_allclose(sess.run(None, {"x": _np(xn)})[0], _np(m(xn)), rtol=1e-4, atol=1e-5)

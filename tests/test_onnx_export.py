@@ -219,6 +219,10 @@ def _inplace(x):
     return y
 
 
+from layer_export_cases import HAND_EXTRA, LAYERS_EXTRA, NOT_LAYERS_EXTRA  # noqa: E402  (issue 19's layers)
+_HAND.update(HAND_EXTRA)
+
+
 def test_every_exportable_op_has_a_case():
     covered = {n for n, _ in _OP_CASES} | set(_HAND) | set(_NEEDS_OTHER_DEVICE) | _RANDOM
     assert sorted(set(CONVERTERS) - covered) == []
@@ -369,6 +373,8 @@ LAYERS = {
     "BCEWithLogitsLoss": [(lambda: nn.BCEWithLogitsLoss(), [lambda: _x(5, 3), lambda: _probs(5, 3)], "Exp")],
 }
 NOT_LAYERS = {"Module": "the base class (every case above is one)"}
+LAYERS.update(LAYERS_EXTRA)
+NOT_LAYERS.update(NOT_LAYERS_EXTRA)
 
 
 def test_every_nn_layer_has_an_export_case():

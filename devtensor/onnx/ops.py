@@ -31,7 +31,6 @@ _BACKWARD = ("a backward op: export captures the forward only (eval mode, no_gra
 _STEP = ("an optimizer step: export captures inference, not training", "export the model after training")
 UNSUPPORTED: dict = {
     "index_backward": _BACKWARD,
-    "conv2d_backward_input": _BACKWARD,
     "conv2d_backward_weight": _BACKWARD,
     "max_pool2d_backward": _BACKWARD,
     "avg_pool2d_backward": _BACKWARD,
@@ -393,6 +392,22 @@ def _conv2d(ctx, n):
     ins = [ctx.x(x), ctx.x(w)] + ([ctx.x(b)] if b is not None else [])
     ctx.emit("Conv", ins, out=ctx.out(), kernel_shape=list(ctx.values[w.id].shape[2:]), strides=list(a["stride"]),
              pads=p + p, dilations=list(a["dilation"]), group=int(a["groups"]))
+
+
+@reg("conv2d_backward_input", dynamic=True)  # the batch of x_shape may follow an axis; the rest is static
+def _conv2d_backward_input(ctx, n):
+    """conv2d's input gradient is a transposed convolution: what nn.ConvTranspose2d (and F.conv_transpose1d
+    / 2d, F.fold) compute forward, so it exports as ONNX ConvTranspose (output_padding from x_shape)."""
+    gy, w = n.args
+    a = {k: ctx.static(n.attrs[k], k) for k in ("stride", "padding", "dilation", "groups")}
+    out_hw = ctx.static(tuple(n.attrs["x_shape"][2:]), "output size")
+    in_hw = ctx.static(tuple(ctx.values[gy.id].shape[2:]), "input size")
+    k = list(ctx.values[w.id].shape[2:])
+    s, p, d = a["stride"], a["padding"], a["dilation"]
+    base = [(in_hw[i] - 1) * s[i] - 2 * p[i] + d[i] * (k[i] - 1) + 1 for i in range(2)]
+    ctx.emit("ConvTranspose", [ctx.x(gy), ctx.x(w)], out=ctx.out(), kernel_shape=k, strides=list(s),
+             pads=list(p) + list(p), dilations=list(d), group=int(a["groups"]),
+             output_padding=[out_hw[i] - base[i] for i in range(2)])
 
 
 def _crop_hw(ctx, y, out_shape, out):
