@@ -18,7 +18,10 @@ the cpu backend registers (backends/cpu/rnn_kernels.py) against the array-API co
 tier (backends/rnn_portable.py, what every other dtype and CuPy run), forward and backward: the
 evidence that the specialised kernel pays.
 
-    python bench/bench_layers.py [--quick] [--repeats N] [--rounds R] [--json FILE]
+    python bench/bench_layers.py [--quick] [--repeats N] [--rounds R] [--threads N] [--json FILE]
+
+--threads N runs both libraries on N threads (PyTorch's set_num_threads, OpenBLAS's
+OPENBLAS_NUM_THREADS for devtensor); the default is every core the process may use.
 """
 from __future__ import annotations
 
@@ -59,6 +62,10 @@ def _out(y):
     return y[0] if isinstance(y, tuple) else y
 
 
+def _threads():
+    return int(os.environ.get("BENCH_THREADS") or len(os.sched_getaffinity(0)))
+
+
 def time_one(lib_name, name, repeats, warmup):
     """In this process: `warmup` + `repeats` forward+backward steps of one case with one library."""
     build = CASES[name]
@@ -66,7 +73,7 @@ def time_one(lib_name, name, repeats, warmup):
     tmod, shape = build(torch)
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     if lib_name == "torch":
-        torch.set_num_threads(len(os.sched_getaffinity(0)))
+        torch.set_num_threads(_threads())
         mod, inp = tmod, torch.from_numpy(x)
     else:
         mod, _ = build(dt)
@@ -91,8 +98,11 @@ def time_one(lib_name, name, repeats, warmup):
 
 
 def _child(lib_name, name, repeats, warmup):
+    env = dict(os.environ)
+    if env.get("BENCH_THREADS"):  # OpenBLAS reads it when numpy loads, so it must be set for the child
+        env["OPENBLAS_NUM_THREADS"] = env["BENCH_THREADS"]
     out = subprocess.run([sys.executable, __file__, "--child", lib_name, name, str(repeats), str(warmup)],
-                         capture_output=True, text=True, check=True).stdout
+                         capture_output=True, text=True, check=True, env=env).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -116,7 +126,8 @@ def table(rows, repeats, rounds, warmup):
     import numba
 
     lines = [f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on "
-             f"{platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} cores; Python "
+             f"{platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} cores, {_threads()} "
+             f"thread(s) per library; Python "
              f"{platform.python_version()}, devtensor {dt.__version__}, numpy {np.__version__}, numba "
              f"{numba.__version__}, PyTorch {torch.__version__}. Forward + backward per step, train mode; median of "
              f"{rounds} x {repeats} steps (the libraries' processes alternating, {warmup} warm-up steps each).", "",
@@ -173,8 +184,13 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=3, help="processes per layer and library, alternating")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps per process")
     p.add_argument("--case", action="append", choices=sorted(CASES), help="only these cases (repeatable)")
+    p.add_argument("--threads", type=int, default=None, help="threads per library (default: every core)")
     p.add_argument("--json", help="also write the samples as JSON to this file")
     args = p.parse_args(argv)
+    if args.threads is not None:
+        if args.threads < 1:
+            p.error("--threads must be at least 1")
+        os.environ["BENCH_THREADS"] = str(args.threads)
     if torch is None:
         p.error("PyTorch is the baseline of this benchmark: pip install torch (the CPU wheel)")
     repeats, rounds = (2, 1) if args.quick else (args.repeats, args.rounds)

@@ -377,3 +377,17 @@ def test_float16_runs_the_portable_tier():
 
     assert get_backend("cpu").serving("lstm_sequence", "float16")[0] == "portable"
     assert get_backend("cpu").serving("lstm_sequence", "float32")[0] == "specialised"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_small_batch_wide_hidden(mode):
+    """4 * batch <= hidden: the forward loops compute W @ h.T (backends/cpu/rnn_kernels._HiddenGemm)."""
+    dm, tm = _pair(mode, 3, 16, num_layers=2, bidirectional=True)
+    x = np.random.default_rng(10).standard_normal((5, 3, 3)).astype(np.float32)
+    dx, tx = _leaf(x)
+    dp = rnn_utils.pack_padded_sequence(dx, [5, 3, 2])
+    tp = torch.nn.utils.rnn.pack_padded_sequence(tx, [5, 3, 2])
+    douts, touts = _flat(dm(dp)), _flat(tm(tp))
+    for d, t in zip(douts, touts):
+        np.testing.assert_allclose(_np(d), t.detach().numpy(), **TOL)
+    _check_grads(dm, tm, douts, touts, [(dx, tx)])

@@ -299,6 +299,30 @@ class _OneBlasThread:
             self._fns[1](self.prev)
 
 
+class _HiddenGemm:
+    """out[:n] = h[:n] @ W.T for the forward loops. OpenBLAS's kernels favour a tall left operand: for a
+    small batch against a wide hidden size (4 * batch <= H) W @ h.T plus a transposing copy beats the
+    direct product on one thread (batch 32, H 256: 0.22 ms against 0.27 ms a step; batch 8, H 512:
+    0.37 against 0.57), while for batch 64, H 128 the direct product wins."""
+
+    def __init__(self, w_hh, B, dtype):
+        G, H = w_hh.shape
+        self.transposed = 4 * B <= H
+        if self.transposed:
+            self.w = np.ascontiguousarray(w_hh)
+            self.buf = np.empty((G, B), dtype)
+        else:
+            self.w = np.ascontiguousarray(w_hh.T)  # one copy per call: every step is then a plain NN GEMM
+
+    def __call__(self, h, out, n):
+        if self.transposed:
+            tb = self.buf[:, :n] if n < self.buf.shape[1] else self.buf
+            np.matmul(self.w, h[:n].T, out=tb)
+            out[:n] = tb.T
+        else:
+            np.matmul(h[:n], self.w, out=out[:n])
+
+
 # ---- the time loops --------------------------------------------------------------------------------
 def _order(T, reverse):
     return range(T - 1, -1, -1) if reverse else range(T)  # reversed() of it runs the backward
@@ -336,7 +360,7 @@ def lstm_sequence(xw, w_hh, h0, c0, reverse, batch_sizes):
     H = G // 4
     dt_ = xw.dtype
     xw = np.ascontiguousarray(xw)
-    wt = np.ascontiguousarray(w_hh.T)  # one copy per call: every step's GEMM is then a plain NN one
+    hidden = _HiddenGemm(w_hh, B, dt_)
     h = np.array(h0, order="C", copy=True)
     c = np.array(c0, order="C", copy=True)
     y = np.zeros((T, B, H), dt_)
@@ -347,7 +371,7 @@ def lstm_sequence(xw, w_hh, h0, c0, reverse, batch_sizes):
     with _OneBlasThread():
         for t in _order(T, reverse):
             n = _active(batch_sizes, t, B)
-            np.matmul(h[:n], wt, out=gh[:n])
+            hidden(h, gh, n)
             lstm_cell_fwd(xw[t, :n], gh[:n], c[:n], h[:n], cn[:n], ws[t, :n], sf, si)
             c[:n] = cn[:n]
             ws[t, :n, 5 * H:] = cn[:n]
@@ -384,7 +408,7 @@ def gru_sequence(xw, w_hh, b_hh, h0, reverse, batch_sizes):
     H = G // 3
     dt_ = xw.dtype
     xw = np.ascontiguousarray(xw)
-    wt = np.ascontiguousarray(w_hh.T)
+    hidden = _HiddenGemm(w_hh, B, dt_)
     h = np.array(h0, order="C", copy=True)
     y = np.zeros((T, B, H), dt_)
     ws = np.zeros((T, B, 4 * H), dt_)
@@ -393,7 +417,7 @@ def gru_sequence(xw, w_hh, b_hh, h0, reverse, batch_sizes):
     with _OneBlasThread():
         for t in _order(T, reverse):
             n = _active(batch_sizes, t, B)
-            np.matmul(h[:n], wt, out=gh[:n])
+            hidden(h, gh, n)
             if b_hh is not None:
                 gh[:n] += b_hh
             gru_cell_fwd(xw[t, :n], gh[:n], h[:n], y[t, :n], ws[t, :n], sf, si)
@@ -428,7 +452,7 @@ def rnn_sequence(xw, w_hh, h0, reverse, batch_sizes, relu):
     T, B, H = xw.shape
     dt_ = xw.dtype
     xw = np.ascontiguousarray(xw)
-    wt = np.ascontiguousarray(w_hh.T)
+    hidden = _HiddenGemm(w_hh, B, dt_)
     h = np.array(h0, order="C", copy=True)
     y = np.zeros((T, B, H), dt_)
     gh = np.empty((B, H), dt_)
@@ -436,7 +460,7 @@ def rnn_sequence(xw, w_hh, h0, reverse, batch_sizes, relu):
     with _OneBlasThread():
         for t in _order(T, reverse):
             n = _active(batch_sizes, t, B)
-            np.matmul(h[:n], wt, out=gh[:n])
+            hidden(h, gh, n)
             rnn_cell_fwd(xw[t, :n], gh[:n], y[t, :n], relu, sf, si)
             h[:n] = y[t, :n]
     return y, h
