@@ -72,6 +72,23 @@ class _Transformer(nn.Module):
         return self.t(src, tgt)
 
 
+class _Seq(nn.Module):
+    """A recurrent layer with its outputs flattened: (output, h_n[, c_n]). With packed=True the batch
+    goes in packed with fixed lengths (its batch_sizes become ONNX's sequence_lens; the batch is static)."""
+
+    def __init__(self, m, packed=False):
+        super().__init__()
+        self.m, self.packed = m, packed
+
+    def forward(self, x):
+        if self.packed:
+            out, h = self.m(nn.utils.rnn.pack_padded_sequence(x, [5, 3, 2], batch_first=True))
+            out = nn.utils.rnn.pad_packed_sequence(out, batch_first=True)[0]
+        else:
+            out, h = self.m(x)
+        return (out, *h) if isinstance(h, tuple) else (out, h)
+
+
 class _Bilinear(nn.Module):
     def __init__(self):
         super().__init__()
@@ -152,6 +169,11 @@ LAYERS_EXTRA = {
     "Hardshrink": [(lambda: nn.Hardshrink(0.3), [lambda: _x(5, 6)], "Where")],
     "Bilinear": [(_Bilinear, [lambda: _x(5, 7)], "MatMul")],
     "RNNCell": [(lambda: nn.RNNCell(4, 5), [lambda: _x(3, 4)], "Tanh")],
+    "LSTMCell": [(lambda: nn.LSTMCell(4, 5), [lambda: _x(3, 4)], "Sigmoid")],
+    "GRUCell": [(lambda: nn.GRUCell(4, 5), [lambda: _x(3, 4)], "GRU")],
+    "LSTM": [(lambda: _Seq(nn.LSTM(4, 5, 2, batch_first=True, bidirectional=True)), [lambda: _x(3, 6, 4)], "LSTM")],
+    "GRU": [(lambda: _Seq(nn.GRU(4, 5, 2, batch_first=True, bidirectional=True)), [lambda: _x(3, 6, 4)], "GRU")],
+    "RNN": [(lambda: _Seq(nn.RNN(4, 5, batch_first=True, nonlinearity="relu")), [lambda: _x(3, 6, 4)], "RNN")],
     "MultiheadAttention": [(_MHA, [lambda: _x(2, 5, 8)], "Softmax"),
                            (lambda: _MHA(add_bias_kv=True, add_zero_attn=True), [lambda: _x(2, 5, 8)], "Softmax")],
     "TransformerEncoderLayer": [(_enc, [lambda: _x(2, 5, 8)], "Softmax"),
@@ -163,12 +185,9 @@ LAYERS_EXTRA = {
     "Transformer": [(_Transformer, [lambda: _x(2, 6, 8), lambda: _x(2, 4, 8, seed=1)], "Softmax")],
 }
 
-_RECURRENT = "the fused recurrent sequence ops have no ONNX converter yet (devtensor.onnx.UNSUPPORTED says so)"
 NOT_LAYERS_EXTRA = {
     "RNNBase": "the base class of RNN / LSTM / GRU",
     "RNNCellBase": "the base class of the cells",
-    "RNN": _RECURRENT, "LSTM": _RECURRENT, "GRU": _RECURRENT, "LSTMCell": _RECURRENT,
-    "GRUCell": _RECURRENT + " (the cell runs as a one-step sequence)",
     "EmbeddingBag": "its bags (offsets) are read on the host: the exported graph would freeze them",
 }
 
@@ -177,3 +196,7 @@ HAND_EXTRA = {
     "conv2d_backward_input": [(lambda x, w: F.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1),
                                [_x(2, 4, 3, 5), _x(4, 3, 3, 3, seed=1)], (0,), 17)],
 }
+
+# outputs the generated op cases export: the recurrent ops' last output is the workspace their fused
+# backward reads (activations, cell states), which ONNX's LSTM / GRU / RNN do not produce
+WORKSPACE_OUTPUTS = {"lstm_cell": 2, "lstm_sequence": 3, "rnn_sequence": 2}

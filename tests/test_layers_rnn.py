@@ -391,3 +391,25 @@ def test_small_batch_wide_hidden(mode):
     for d, t in zip(douts, touts):
         np.testing.assert_allclose(_np(d), t.detach().numpy(), **TOL)
     _check_grads(dm, tm, douts, touts, [(dx, tx)])
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("packed", [False, True])
+def test_recurrent_layers_export_to_onnx(mode, packed, tmp_path):
+    """lstm_sequence -> ONNX LSTM, rnn_sequence -> GRU / RNN (gates reordered, batch_sizes as sequence_lens)."""
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from layer_export_cases import _Seq
+
+    kw = {"nonlinearity": mode[4:].lower()} if mode.startswith("RNN_") else {}
+    cls = getattr(nn, "RNN" if mode.startswith("RNN_") else mode)
+    dt.manual_seed(0)
+    m = _Seq(cls(4, 5, num_layers=2, batch_first=True, bidirectional=True, **kw), packed=packed).eval()
+    x = dt.randn(3, 5, 4)
+    path = str(tmp_path / "rnn.onnx")
+    dyn = None if packed else {"x": {0: "n"}}
+    dt.onnx.export(m, (x,), path, input_names=["x"], dynamic_axes=dyn)
+    sess = ort.InferenceSession(path)
+    for xn in ([x] if packed else [x, dt.randn(4, 5, 4)]):
+        for got, want in zip(sess.run(None, {"x": _np(xn)}), m(xn)):
+            np.testing.assert_allclose(got, _np(want), rtol=1e-4, atol=1e-5)

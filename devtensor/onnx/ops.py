@@ -39,9 +39,6 @@ UNSUPPORTED: dict = {
     "sgd_step_": _STEP,
     "rmsprop_step_": _STEP,
     "lstm_cell_backward": _BACKWARD, "lstm_sequence_backward": _BACKWARD, "rnn_sequence_backward": _BACKWARD,
-    **{n: ("a recurrent layer (nn.LSTM / GRU / RNN, LSTMCell): no ONNX converter for the fused sequence ops yet",
-           "export the layers around it, or write the step with nn.Linear and elementwise ops")
-       for n in ("lstm_cell", "lstm_sequence", "rnn_sequence")},
     **UNSUPPORTED_EXTRA,  # issue 18's ops (scans, sorting, special functions, linalg): onnx/unsupported_extra.py
 }
 
@@ -928,3 +925,7 @@ def _randperm(ctx, n):
     _, idx = ctx.emit("TopK", [y, ctx.const(_i64(k))], n_out=2)  # the order of k uniform draws: a permutation
     ctx.emit("Cast", [idx], out=ctx.out(), to=ctx.onnx_type(dt))
 
+
+from .recurrent import RECURRENT_CONVERTERS  # noqa: E402  (lstm_sequence -> LSTM, rnn_sequence -> GRU / RNN)
+
+CONVERTERS.update(RECURRENT_CONVERTERS)
