@@ -413,3 +413,21 @@ def test_recurrent_layers_export_to_onnx(mode, packed, tmp_path):
     for xn in ([x] if packed else [x, dt.randn(4, 5, 4)]):
         for got, want in zip(sess.run(None, {"x": _np(xn)}), m(xn)):
             np.testing.assert_allclose(got, _np(want), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("hidden", [8, 70])
+def test_batches_split_into_row_blocks(mode, hidden):
+    """40 sequences: the cpu loops run blocks of 16 + 16 + 8 rows independently (backends/cpu/rnn_kernels.py),
+    with the direct (H 8) or the transposed (H 70) per-step GEMM; packed, so blocks go idle at different steps."""
+    dm, tm = _pair(mode, 3, hidden, bidirectional=True)
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((6, 40, 3)).astype(np.float32)
+    lengths = sorted(rng.integers(1, 7, 40).tolist(), reverse=True)
+    lengths[0] = 6
+    dx, tx = _leaf(x)
+    douts = _flat(dm(rnn_utils.pack_padded_sequence(dx, lengths)))
+    touts = _flat(tm(torch.nn.utils.rnn.pack_padded_sequence(tx, lengths)))
+    for d, t in zip(douts, touts):
+        np.testing.assert_allclose(_np(d), t.detach().numpy(), **TOL)
+    _check_grads(dm, tm, douts, touts, [(dx, tx)])

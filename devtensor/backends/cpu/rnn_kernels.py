@@ -301,18 +301,16 @@ class _OneBlasThread:
 
 class _HiddenGemm:
     """out[:n] = h[:n] @ W.T for the forward loops. OpenBLAS's kernels favour a tall left operand: for a
-    small batch against a wide hidden size (4 * batch <= H) W @ h.T plus a transposing copy beats the
-    direct product on one thread (batch 32, H 256: 0.22 ms against 0.27 ms a step; batch 8, H 512:
-    0.37 against 0.57), while for batch 64, H 128 the direct product wins."""
+    small block of rows against a wide hidden size (4 * rows <= H) W @ h.T plus a transposing copy beats
+    the direct product on one thread (32 rows, H 256: 0.22 ms against 0.27 ms a step; 8 rows, H 512:
+    0.37 against 0.57), while for 64 rows, H 128 the direct product wins. The choice follows the
+    shapes alone, so the bits never depend on the machine's thread count."""
 
-    def __init__(self, w_hh, B, dtype):
+    def __init__(self, w_hh, rows, dtype):
         G, H = w_hh.shape
-        self.transposed = 4 * B <= H
-        if self.transposed:
-            self.w = np.ascontiguousarray(w_hh)
-            self.buf = np.empty((G, B), dtype)
-        else:
-            self.w = np.ascontiguousarray(w_hh.T)  # one copy per call: every step is then a plain NN GEMM
+        self.transposed = 4 * rows <= H
+        self.w = w_hh if self.transposed else w_hh.T  # both C-contiguous (see _Weights)
+        self.buf = np.empty((G, rows), dtype) if self.transposed else None
 
     def __call__(self, h, out, n):
         if self.transposed:
@@ -323,13 +321,47 @@ class _HiddenGemm:
             np.matmul(h[:n], self.w, out=out[:n])
 
 
-# ---- the time loops --------------------------------------------------------------------------------
+class _Weights:
+    """w_hh and its transpose, each C-contiguous, made once per call and shared by the row blocks."""
+
+    def __init__(self, w_hh):
+        self.w = np.ascontiguousarray(w_hh)
+        self.T = np.ascontiguousarray(w_hh.T)
+
+    def gemm(self, rows, dtype):
+        return _HiddenGemm(self.w if 4 * rows <= self.w.shape[1] else self.T.T, rows, dtype)
+
+
+# ---- the time loops, over independent blocks of rows -------------------------------------------------
+# Each sequence's recurrence involves its own row only, so a batch splits into blocks of rows that run
+# the WHOLE time loop independently: no synchronisation per step, one thread per block (the per-step
+# GEMMs on one OpenBLAS thread each, _OneBlasThread). The blocks follow the batch size alone
+# (_ROW_BLOCK rows), never the thread count, so every row is computed the same way on any machine.
+_ROW_BLOCK = 16
+
+
+def _row_blocks(fn, B):
+    """fn(lo, hi) for the blocks of rows of a batch of B, spread over the cores."""
+    from .threads import run_blocks
+
+    block = B if B < 2 * _ROW_BLOCK else _ROW_BLOCK
+    with _OneBlasThread():
+        run_blocks(fn, B, max(block, 1))
+
+
 def _order(T, reverse):
     return range(T - 1, -1, -1) if reverse else range(T)  # reversed() of it runs the backward
 
 
 def _active(batch_sizes, t, B):
     return B if batch_sizes is None else batch_sizes[t]
+
+
+def _local(batch_sizes, t, lo, hi):
+    """Active rows of the block [lo, hi) at step t (the active rows are a prefix of the batch)."""
+    if batch_sizes is None:
+        return hi - lo
+    return max(0, min(batch_sizes[t], hi) - lo)
 
 
 def _prev_state(out, init, reverse, batch_sizes, T):
@@ -354,28 +386,38 @@ def _scratch(B, width, dtype):
     return np.empty(B * width, dtype), np.empty(B * width, np.int32)
 
 
+def _state(a, B, H, dtype):
+    return np.zeros((B, H), dtype) if a is None else np.array(a, dtype=dtype, order="C", copy=True)
+
+
 def lstm_sequence(xw, w_hh, h0, c0, reverse, batch_sizes):
     """-> y (T, B, H), h_T, c_T (B, H), ws (T, B, 6H): i, f, g, o, tanh(c_t) and c_t of every step."""
     T, B, G = xw.shape
     H = G // 4
     dt_ = xw.dtype
     xw = np.ascontiguousarray(xw)
-    hidden = _HiddenGemm(w_hh, B, dt_)
-    h = np.array(h0, order="C", copy=True)
-    c = np.array(c0, order="C", copy=True)
+    wts = _Weights(w_hh)
+    h, c = _state(h0, B, H, dt_), _state(c0, B, H, dt_)
     y = np.zeros((T, B, H), dt_)
     ws = np.zeros((T, B, 6 * H), dt_)
-    gh = np.empty((B, G), dt_)
-    cn = np.empty((B, H), dt_)
-    sf, si = _scratch(B, 9 * H, dt_)
-    with _OneBlasThread():
+
+    def rows(lo, hi):
+        m = hi - lo
+        hidden = wts.gemm(m, dt_)
+        hl, cl = h[lo:hi], c[lo:hi]
+        gh, cn = np.empty((m, G), dt_), np.empty((m, H), dt_)
+        sf, si = _scratch(m, 9 * H, dt_)
         for t in _order(T, reverse):
-            n = _active(batch_sizes, t, B)
-            hidden(h, gh, n)
-            lstm_cell_fwd(xw[t, :n], gh[:n], c[:n], h[:n], cn[:n], ws[t, :n], sf, si)
-            c[:n] = cn[:n]
-            ws[t, :n, 5 * H:] = cn[:n]
-            y[t, :n] = h[:n]
+            n = _local(batch_sizes, t, lo, hi)
+            if n == 0:
+                continue
+            hidden(hl, gh, n)
+            lstm_cell_fwd(xw[t, lo:lo + n], gh[:n], cl[:n], hl[:n], cn[:n], ws[t, lo:lo + n], sf, si)
+            cl[:n] = cn[:n]
+            ws[t, lo:lo + n, 5 * H:] = cn[:n]
+            y[t, lo:lo + n] = hl[:n]
+
+    _row_blocks(rows, B)
     return y, h, c, ws
 
 
@@ -383,22 +425,28 @@ def lstm_sequence_backward(gy, ghT, gcT, w_hh, h0, c0, y, ws, reverse, batch_siz
     """-> dxw (T, B, 4H), dw_hh (4H, H), dh0, dc0 (B, H)."""
     T, B, H = y.shape
     dt_ = y.dtype
-    dh = np.zeros((B, H), dt_) if ghT is None else np.array(ghT, dtype=dt_, order="C", copy=True)
-    dc = np.zeros((B, H), dt_) if gcT is None else np.array(gcT, dtype=dt_, order="C", copy=True)
+    dh, dc = _state(ghT, B, H, dt_), _state(gcT, B, H, dt_)
     dG = np.zeros((T, B, 4 * H), dt_)
     ws = np.ascontiguousarray(ws)
+    w = np.ascontiguousarray(w_hh)
     c_prev = _prev_state(ws[:, :, 5 * H:], c0, reverse, batch_sizes, T)
-    dcp = np.empty((B, H), dt_)
-    with _OneBlasThread():
+
+    def rows(lo, hi):
+        dhl, dcl = dh[lo:hi], dc[lo:hi]
+        dcp = np.empty((hi - lo, H), dt_)
         for t in reversed(_order(T, reverse)):
-            n = _active(batch_sizes, t, B)
+            n = _local(batch_sizes, t, lo, hi)
+            if n == 0:
+                continue
             if gy is not None:
-                dh[:n] += gy[t, :n]
-            lstm_cell_bwd(dh[:n], dc[:n], ws[t, :n], c_prev[t, :n], dG[t, :n], dcp[:n])
-            dc[:n] = dcp[:n]
-            np.matmul(dG[t, :n], w_hh, out=dh[:n])
+                dhl[:n] += gy[t, lo:lo + n]
+            lstm_cell_bwd(dhl[:n], dcl[:n], ws[t, lo:lo + n], c_prev[t, lo:lo + n], dG[t, lo:lo + n], dcp[:n])
+            dcl[:n] = dcp[:n]
+            np.matmul(dG[t, lo:lo + n], w, out=dhl[:n])
+
+    _row_blocks(rows, B)
     h_prev = _prev_state(y, h0, reverse, batch_sizes, T)
-    dw = dG.reshape(T * B, 4 * H).T @ h_prev.reshape(T * B, H)
+    dw = dG.reshape(T * B, 4 * H).T @ h_prev.reshape(T * B, H)  # ONE GEMM for the whole sequence, every thread
     return dG, dw, dh, dc
 
 
@@ -408,20 +456,28 @@ def gru_sequence(xw, w_hh, b_hh, h0, reverse, batch_sizes):
     H = G // 3
     dt_ = xw.dtype
     xw = np.ascontiguousarray(xw)
-    hidden = _HiddenGemm(w_hh, B, dt_)
-    h = np.array(h0, order="C", copy=True)
+    wts = _Weights(w_hh)
+    h = _state(h0, B, H, dt_)
     y = np.zeros((T, B, H), dt_)
     ws = np.zeros((T, B, 4 * H), dt_)
-    gh = np.empty((B, G), dt_)
-    sf, si = _scratch(B, 4 * H, dt_)
-    with _OneBlasThread():
+
+    def rows(lo, hi):
+        m = hi - lo
+        hidden = wts.gemm(m, dt_)
+        hl = h[lo:hi]
+        gh = np.empty((m, G), dt_)
+        sf, si = _scratch(m, 4 * H, dt_)
         for t in _order(T, reverse):
-            n = _active(batch_sizes, t, B)
-            hidden(h, gh, n)
+            n = _local(batch_sizes, t, lo, hi)
+            if n == 0:
+                continue
+            hidden(hl, gh, n)
             if b_hh is not None:
                 gh[:n] += b_hh
-            gru_cell_fwd(xw[t, :n], gh[:n], h[:n], y[t, :n], ws[t, :n], sf, si)
-            h[:n] = y[t, :n]
+            gru_cell_fwd(xw[t, lo:lo + n], gh[:n], hl[:n], y[t, lo:lo + n], ws[t, lo:lo + n], sf, si)
+            hl[:n] = y[t, lo:lo + n]
+
+    _row_blocks(rows, B)
     return y, h, ws
 
 
@@ -429,20 +485,28 @@ def gru_sequence_backward(gy, ghT, w_hh, h0, y, ws, reverse, batch_sizes):
     """-> dxw (T, B, 3H), dw_hh (3H, H), db_hh (3H,), dh0 (B, H)."""
     T, B, H = y.shape
     dt_ = y.dtype
-    dh = np.zeros((B, H), dt_) if ghT is None else np.array(ghT, dtype=dt_, order="C", copy=True)
+    dh = _state(ghT, B, H, dt_)
     dGx = np.zeros((T, B, 3 * H), dt_)
     dGh = np.zeros((T, B, 3 * H), dt_)
     ws = np.ascontiguousarray(ws)
+    w = np.ascontiguousarray(w_hh)
     h_prev = _prev_state(y, h0, reverse, batch_sizes, T)
-    direct = np.empty((B, H), dt_)
-    with _OneBlasThread():
+
+    def rows(lo, hi):
+        dhl = dh[lo:hi]
+        direct = np.empty((hi - lo, H), dt_)
         for t in reversed(_order(T, reverse)):
-            n = _active(batch_sizes, t, B)
+            n = _local(batch_sizes, t, lo, hi)
+            if n == 0:
+                continue
             if gy is not None:
-                dh[:n] += gy[t, :n]
-            gru_cell_bwd(dh[:n], ws[t, :n], h_prev[t, :n], dGx[t, :n], dGh[t, :n], direct[:n])
-            np.matmul(dGh[t, :n], w_hh, out=dh[:n])
-            dh[:n] += direct[:n]
+                dhl[:n] += gy[t, lo:lo + n]
+            gru_cell_bwd(dhl[:n], ws[t, lo:lo + n], h_prev[t, lo:lo + n], dGx[t, lo:lo + n], dGh[t, lo:lo + n],
+                         direct[:n])
+            np.matmul(dGh[t, lo:lo + n], w, out=dhl[:n])
+            dhl[:n] += direct[:n]
+
+    _row_blocks(rows, B)
     flat = dGh.reshape(T * B, 3 * H)
     dw = flat.T @ h_prev.reshape(T * B, H)
     return dGx, dw, flat.sum(0), dh
@@ -452,17 +516,25 @@ def rnn_sequence(xw, w_hh, h0, reverse, batch_sizes, relu):
     T, B, H = xw.shape
     dt_ = xw.dtype
     xw = np.ascontiguousarray(xw)
-    hidden = _HiddenGemm(w_hh, B, dt_)
-    h = np.array(h0, order="C", copy=True)
+    wts = _Weights(w_hh)
+    h = _state(h0, B, H, dt_)
     y = np.zeros((T, B, H), dt_)
-    gh = np.empty((B, H), dt_)
-    sf, si = _scratch(B, 2 * H, dt_)
-    with _OneBlasThread():
+
+    def rows(lo, hi):
+        m = hi - lo
+        hidden = wts.gemm(m, dt_)
+        hl = h[lo:hi]
+        gh = np.empty((m, H), dt_)
+        sf, si = _scratch(m, 2 * H, dt_)
         for t in _order(T, reverse):
-            n = _active(batch_sizes, t, B)
-            hidden(h, gh, n)
-            rnn_cell_fwd(xw[t, :n], gh[:n], y[t, :n], relu, sf, si)
-            h[:n] = y[t, :n]
+            n = _local(batch_sizes, t, lo, hi)
+            if n == 0:
+                continue
+            hidden(hl, gh, n)
+            rnn_cell_fwd(xw[t, lo:lo + n], gh[:n], y[t, lo:lo + n], relu, sf, si)
+            hl[:n] = y[t, lo:lo + n]
+
+    _row_blocks(rows, B)
     return y, h
 
 
@@ -470,16 +542,23 @@ def rnn_sequence_backward(gy, ghT, w_hh, h0, y, reverse, batch_sizes, relu):
     """-> dxw (T, B, H), dw_hh (H, H), dh0 (B, H)."""
     T, B, H = y.shape
     dt_ = y.dtype
-    dh = np.zeros((B, H), dt_) if ghT is None else np.array(ghT, dtype=dt_, order="C", copy=True)
+    dh = _state(ghT, B, H, dt_)
     dP = np.zeros((T, B, H), dt_)
     y = np.ascontiguousarray(y)
-    with _OneBlasThread():
+    w = np.ascontiguousarray(w_hh)
+
+    def rows(lo, hi):
+        dhl = dh[lo:hi]
         for t in reversed(_order(T, reverse)):
-            n = _active(batch_sizes, t, B)
+            n = _local(batch_sizes, t, lo, hi)
+            if n == 0:
+                continue
             if gy is not None:
-                dh[:n] += gy[t, :n]
-            rnn_cell_bwd(dh[:n], y[t, :n], dP[t, :n], relu)
-            np.matmul(dP[t, :n], w_hh, out=dh[:n])
+                dhl[:n] += gy[t, lo:lo + n]
+            rnn_cell_bwd(dhl[:n], y[t, lo:lo + n], dP[t, lo:lo + n], relu)
+            np.matmul(dP[t, lo:lo + n], w, out=dhl[:n])
+
+    _row_blocks(rows, B)
     h_prev = _prev_state(y, h0, reverse, batch_sizes, T)
     dw = dP.reshape(T * B, H).T @ h_prev.reshape(T * B, H)
     return dP, dw, dh
