@@ -1,22 +1,21 @@
-"""Direct 3x3 stride-1 conv2d loops for few input channels (the first layer of a CNN): the
-forward and the weight gradient.
+"""Direct 3x3 stride-1 conv2d for few input channels (the first layer of a CNN): the forward
+as loops, the weight gradient as per-image GEMMs.
 
 With C_in = 1 the im2col GEMM is (K, 9) @ (9, N*OH*OW): 9 multiply-adds per output, all the time
-spent writing 9 column copies of x and in a BLAS call whose inner dimension is 9.  These loops
-read x once and write y once instead:
-
-* forward: for each (output channel pair, input channel) one vector loop over the flat output
-  plane, the 9 taps read from 3 column-shifted copies of the input plane (pitch OW, so that tap
-  (i, j) of output p is copy j at p + i*OW); each output sums its 9*C_in taps in order (fma);
-* weight gradient: S[c, tap, :] += sum_p tap(c)[p] * gy[:, p] with the vector loop over the
-  output channels k (gy transposed to (P, K) per image) and the positions p summed in order, 4
-  per pass: a dot product over p would need reassociation to vectorize (see gemm.py).
+spent writing 9 column copies of x and in a BLAS call whose inner dimension is 9.  The forward
+loops read x once and write y once instead: for each (output channel pair, input channel) one
+vector loop over the flat output plane, the 9 taps read from 3 column-shifted copies of the input
+plane (pitch OW, so that tap (i, j) of output p is copy j at p + i*OW); each output sums its
+9*C_in taps in order (fma).  The weight gradient's inner dimension is the long one (the output
+positions), so there im2col and BLAS are the fast way (backward_weight).
 
 Padding goes into the shifted copies.  The images are split over the cores with
 threads.run_split, in groups fixed by the batch size alone (the weight gradient keeps one
 partial sum per group, added up in order: the same bits on any number of threads).
 """
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 from numba import njit
@@ -150,101 +149,6 @@ def _fwd_worker(x, w9, bias, ph, pw, per, counter, xn, y):
         g = fetch_add(counter, 1)
 
 
-@njit(**_J)
-def _transpose(a, at):
-    """at (P, K) = a (K, P)."""
-    K = a.shape[0]
-    for p in range(a.shape[1]):
-        row = at[p]
-        for k in range(K):
-            row[k] = a[k, p]
-
-
-@njit(**_J)
-def _bw_plane(f0, f1, f2, OW, gT, St):
-    """St[3i + j, :] += sum_p fj[i*OW + p] * gT[p, :] for the 9 taps of one input plane (its
-    shifted copies f0, f1, f2): the loop runs along the output channels, p goes in order, 4 per
-    pass."""
-    P = gT.shape[0]
-    s0, s1, s2, s3, s4, s5, s6, s7, s8 = St[0], St[1], St[2], St[3], St[4], St[5], St[6], St[7], St[8]
-    K = s0.size
-    p = 0
-    while p + 4 <= P:
-        g0 = gT[p]
-        g1 = gT[p + 1]
-        g2 = gT[p + 2]
-        g3 = gT[p + 3]
-        a = f0[p:p + 4]
-        b = f1[p:p + 4]
-        c = f2[p:p + 4]
-        d = f0[OW + p:OW + p + 4]
-        e = f1[OW + p:OW + p + 4]
-        f = f2[OW + p:OW + p + 4]
-        g = f0[2 * OW + p:2 * OW + p + 4]
-        h = f1[2 * OW + p:2 * OW + p + 4]
-        q = f2[2 * OW + p:2 * OW + p + 4]
-        a0, a1, a2, a3 = a[0], a[1], a[2], a[3]
-        b0, b1, b2, b3 = b[0], b[1], b[2], b[3]
-        c0, c1, c2, c3 = c[0], c[1], c[2], c[3]
-        d0, d1, d2, d3 = d[0], d[1], d[2], d[3]
-        e0, e1, e2, e3 = e[0], e[1], e[2], e[3]
-        f0_, f1_, f2_, f3_ = f[0], f[1], f[2], f[3]
-        h0_, h1_, h2_, h3_ = g[0], g[1], g[2], g[3]
-        i0, i1, i2, i3 = h[0], h[1], h[2], h[3]
-        j0, j1, j2, j3 = q[0], q[1], q[2], q[3]
-        for k in range(K):
-            u0 = g0[k]
-            u1 = g1[k]
-            u2 = g2[k]
-            u3 = g3[k]
-            s0[k] = fma(a3, u3, fma(a2, u2, fma(a1, u1, fma(a0, u0, s0[k]))))
-            s1[k] = fma(b3, u3, fma(b2, u2, fma(b1, u1, fma(b0, u0, s1[k]))))
-            s2[k] = fma(c3, u3, fma(c2, u2, fma(c1, u1, fma(c0, u0, s2[k]))))
-            s3[k] = fma(d3, u3, fma(d2, u2, fma(d1, u1, fma(d0, u0, s3[k]))))
-            s4[k] = fma(e3, u3, fma(e2, u2, fma(e1, u1, fma(e0, u0, s4[k]))))
-            s5[k] = fma(f3_, u3, fma(f2_, u2, fma(f1_, u1, fma(f0_, u0, s5[k]))))
-            s6[k] = fma(h3_, u3, fma(h2_, u2, fma(h1_, u1, fma(h0_, u0, s6[k]))))
-            s7[k] = fma(i3, u3, fma(i2, u2, fma(i1, u1, fma(i0, u0, s7[k]))))
-            s8[k] = fma(j3, u3, fma(j2, u2, fma(j1, u1, fma(j0, u0, s8[k]))))
-        p += 4
-    while p < P:
-        g0 = gT[p]
-        a0, b0, c0 = f0[p], f1[p], f2[p]
-        d0, e0, f0_ = f0[OW + p], f1[OW + p], f2[OW + p]
-        h0_, i0, j0 = f0[2 * OW + p], f1[2 * OW + p], f2[2 * OW + p]
-        for k in range(K):
-            u0 = g0[k]
-            s0[k] = fma(a0, u0, s0[k])
-            s1[k] = fma(b0, u0, s1[k])
-            s2[k] = fma(c0, u0, s2[k])
-            s3[k] = fma(d0, u0, s3[k])
-            s4[k] = fma(e0, u0, s4[k])
-            s5[k] = fma(f0_, u0, s5[k])
-            s6[k] = fma(h0_, u0, s6[k])
-            s7[k] = fma(i0, u0, s7[k])
-            s8[k] = fma(j0, u0, s8[k])
-        p += 1
-
-
-@njit(**_J)
-def _bw_worker(gy, x, ph, pw, per, counter, xn, gT, Sg):
-    """Groups of `per` images from the shared counter, each summed into its own Sg[g] (C, 9, K),
-    its images in order (so the result does not depend on which thread took which group)."""
-    N = x.shape[0]
-    C = x.shape[1]
-    K = gy.shape[1]
-    OW = gy.shape[3]
-    P = gy.shape[2] * OW
-    g = fetch_add(counter, 1)
-    while g * per < N:
-        for n in range(g * per, min(N, (g + 1) * per)):
-            _narrow(x, n, ph, pw, xn)
-            _transpose(gy[n].reshape(K, P), gT)
-            for c in range(C):
-                _bw_plane(xn[c, 0].reshape(-1), xn[c, 1].reshape(-1), xn[c, 2].reshape(-1), OW, gT, Sg[g, c])
-        g = fetch_add(counter, 1)
-
-
 def _groups(N):
     """(images per group, groups, threads): ~24 groups, so that a thread woken late or slowed by
     another busy thread costs at most a small group.  By the batch size alone: the weight
@@ -275,15 +179,36 @@ def forward(x, w, b, padding):
 
 
 def backward_weight(gy, x, w_shape, padding):
+    """gw[k, c, i, j] = sum_{n,p} gy[n, k, p] * xpad[n, c, i:, j:].flat[p]: per image one GEMM
+    (K, P) @ (P, 9C) against the 9 shifted copies of its input planes.  BLAS runs these dot
+    products over p (numba cannot vectorize them without reassociation, see gemm.py), and sums
+    each output along p in an order fixed by the shapes, never split over its threads; the
+    images' products are added in groups fixed by the batch size, then the groups in order."""
     N, C, H, W = x.shape
     K = int(w_shape[0])
     ph, pw = padding
     OH, OW = gy.shape[2], gy.shape[3]
+    P = OH * OW
     per, groups, nt = _groups(N)
-    counter = np.zeros(1, np.int64)
-    Sg = np.zeros((groups, C, 9, K), x.dtype)
-    jobs = [(gy, x, ph, pw, per, counter, _narrow_buffer(C, H, OW, ph, x.dtype),
-             scratch((j, 5), OH * OW * K, x.dtype).reshape(OH * OW, K), Sg) for j in range(nt)]
-    run_split(_bw_worker, jobs)
-    S = Sg.sum(0)  # the groups in order
-    return np.ascontiguousarray(S.transpose(2, 0, 1)).reshape(K, C, 3, 3)
+    Sg = np.empty((groups, K, C * 9), x.dtype)
+    gy3 = gy.reshape(N, K, P)
+    counter = itertools.count()  # next() is atomic under the GIL
+
+    def work(job):
+        cols = scratch((job, 6), per * C * 9 * P, x.dtype)
+        g = next(counter)
+        while g < groups:
+            n0, n1 = g * per, min(N, (g + 1) * per)
+            src = x[n0:n1]
+            if ph or pw:
+                src = np.pad(src, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+            cm = cols[:(n1 - n0) * C * 9 * P].reshape(n1 - n0, C, 9, OH, OW)
+            for i in range(3):
+                for j in range(3):
+                    cm[:, :, 3 * i + j] = src[:, :, i:i + OH, j:j + OW]
+            prods = np.matmul(gy3[n0:n1], cm.reshape(n1 - n0, C * 9, P).transpose(0, 2, 1))
+            np.sum(prods, axis=0, out=Sg[g])  # the images in order
+            g = next(counter)
+
+    run_split(work, [(j,) for j in range(nt)])
+    return Sg.sum(0).reshape(K, C, 3, 3)  # the groups in order

@@ -25,13 +25,15 @@ instead of the 3x3 neighbourhood of a direct convolution).
 """
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from numba import njit
 
-from .gemm import gemm, gemm_acc
+from .gemm import gemm
 from .threads import fetch_add, run_split, scratch, threads
 from .winograd_transforms import (TRANSFORMS, in_cols, in_cols_t, in_rows, in_rows_t, out_cols, out_cols_t,
-                                  out_cols_t_transposed, out_rows, out_rows_t)
+                                  out_rows, out_rows_t)
 
 _J = dict(nogil=True, cache=True, error_model="numpy")
 
@@ -163,35 +165,55 @@ def _bwd_input(gy, UT, ph, pw, TH, TQ, nb, cpg, counter, rows_direct, mt, xp, ub
 
 
 @njit(**_J)
-def _bwd_weight(gy, x, ph, pw, TH, TQ, nb, cpg, counter, rows_direct, mt, xp, ub, vb, mb, ob, Sg):
-    """Sg[g, xi] (C, K) += V[xi] @ M[xi]^T over the chunks of group g, in order.  M is written
-    (T, K) so that the GEMM runs along k with the tiles summed in order: a dot product over the
-    tiles would need reassociation to vectorize."""
-    m = len(mt)
-    a = m + 2
-    N = x.shape[0]
-    C = x.shape[1]
-    K = gy.shape[1]
-    WQ = m * TQ
+def _bwd_weight_rows(gy, x, n0, nimg, ph, pw, TH, TQ, rows_direct, mt, xp, ub, ob):
+    """The row passes of images n0..n0+nimg: ub[i] for the input, ob[i] for gy."""
+    WQ = len(mt) * TQ
+    _load_x(x, n0, nimg, ph, pw, TH, WQ, rows_direct, mt, xp, ub)
+    out_rows_t(gy, n0, nimg, TH, WQ, mt, ob)
+
+
+@njit(**_J)
+def _bwd_weight_cols(ub_i, ob_i, C, K, T, mt, vb, mb):
+    """The column passes of row position i: vb[l] (C, T) and mb[l] (K, T) for the alpha
+    positions l, one row per channel."""
+    in_cols(ub_i, C * T, mt, vb)
+    out_cols_t(ob_i, K * T, mt, mb)
+
+
+def _bwd_weight(gy, x, g, job, next_group, Sg):
+    """Groups of chunks from next_group(), each summed into its own Sg[grp] (alpha^2, K, C), its
+    chunks in order.  The GEMMs S[xi] += M[xi] @ V[xi]^T sum over the tiles: BLAS runs these dot
+    products (numba cannot vectorize them without reassociation, see gemm.py), and it sums each
+    output along T in an order fixed by the shapes, never split over its threads.  V is copied
+    to (T, C) first: OpenBLAS runs the (K, T) @ (T, C) form about twice as fast as the one with
+    both operands T-contiguous.  One row position i at a time, so that its V and M are still in
+    L2 when the GEMMs read them."""
+    a, C, K, mt = g.alpha, g.C, g.K, (0,) * g.m
+    xp, ub, vb, mb, ob = g.buffers(job)
+    P = np.empty((a, K, C), g.dtype)
+    VT = np.empty(a * g.nb * g.TH * g.TQ * C, g.dtype)
     _zero(xp)
     prev = -1
-    g = fetch_add(counter, 1)
-    while g < _groups(N, nb, cpg):
-        for n0 in range(g * cpg * nb, min(N, (g + 1) * cpg * nb), nb):
-            nimg = min(nb, N - n0)
-            if nimg != prev:
+    grp = next_group()
+    while grp < g.groups:
+        S = Sg[grp].reshape(a, a, K, C)
+        for n0 in range(grp * g.cpg * g.nb, min(g.N, (grp + 1) * g.cpg * g.nb), g.nb):
+            nimg = min(g.nb, g.N - n0)
+            if nimg != prev:  # the junk tiles of a new chunk size read zeros
                 _zero(ub)
                 _zero(ob)
                 prev = nimg
-            T = nimg * TH * TQ
-            _load_x(x, n0, nimg, ph, pw, TH, WQ, rows_direct, mt, xp, ub)
-            out_rows_t(gy, n0, nimg, TH, WQ, mt, ob)
+            T = nimg * g.TH * g.TQ
+            _bwd_weight_rows(gy, x, n0, nimg, g.ph, g.pw, g.TH, g.TQ, g.rows_direct, mt, xp, ub, ob)
+            V = vb[:, :C * T].reshape(a, C, T)
+            M = mb[:, :K * T].reshape(a, K, T)
+            Vt = VT[:a * T * C].reshape(a, T, C)
             for i in range(a):
-                in_cols(ub[i], C * T, mt, vb)
-                out_cols_t_transposed(ob[i], K, T, mt, mb)
-                for l in range(a):
-                    gemm_acc(vb[l, :C * T].reshape((C, T)), mb[l, :K * T].reshape((T, K)), Sg[g, a * i + l])
-        g = fetch_add(counter, 1)
+                _bwd_weight_cols(ub[i], ob[i], C, K, T, mt, vb, mb)
+                np.copyto(Vt, V.transpose(0, 2, 1))
+                np.matmul(M, Vt, out=P)
+                S[i] += P
+        grp = next_group()
 
 
 # ----------------------------------------------------------------------------------------
@@ -316,10 +338,10 @@ def backward_weight(gy, x, w_shape, padding, m=None):
     m = tile(C, K, gy.shape[2], gy.shape[3]) if m is None else m
     g = _Geom(N, C, H, W, K, padding[0], padding[1], m, x.dtype)
     a = m + 2
-    Sg = np.zeros((g.groups, a * a, C, K), x.dtype)  # one partial sum per group
-    jobs = [(gy, x, *g.args(), *g.buffers(j), Sg) for j in range(g.threads)]
-    run_split(_bwd_weight, jobs)
+    Sg = np.zeros((g.groups, a * a, K, C), x.dtype)  # one partial sum per group
+    counter = itertools.count()  # next() is atomic under the GIL
+    run_split(_bwd_weight, [(gy, x, g, j, counter.__next__, Sg) for j in range(g.threads)])
     S = Sg.sum(0).astype(np.float64)  # the groups in order: numpy adds along axis 0 row by row
     G = TRANSFORMS[m][1]
-    gw = np.einsum("pa,pqck,qb->kcab", G, S.reshape(a, a, C, K), G, optimize=True)
+    gw = np.einsum("pa,pqkc,qb->kcab", G, S.reshape(a, a, K, C), G, optimize=True)
     return gw.astype(x.dtype)

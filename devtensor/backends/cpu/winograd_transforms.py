@@ -335,32 +335,6 @@ def out_cols_t(o, L, mt, mb):
 
 
 @njit(**_J)
-def out_cols_t_transposed(o, K, T, mt, mb):
-    """out_cols_t for K output channels of T tiles each, written transposed: mb[l][t*K + k]
-    (the weight gradient's GEMM runs along k, see _bwd_weight).  o holds m*T values per k."""
-    m = len(mt)
-    M = _at(mt)
-    big = m == 4
-    for t in range(T):
-        m0 = mb[0, t * K:(t + 1) * K]
-        m1 = mb[1, t * K:(t + 1) * K]
-        m2 = mb[2, t * K:(t + 1) * K]
-        m3 = mb[3, t * K:(t + 1) * K]
-        m4 = mb[4 if big else 0, t * K:(t + 1) * K]
-        m5 = mb[5 if big else 0, t * K:(t + 1) * K]
-        ot = o[m * t:]
-        for k in range(K):
-            e = _load4(ot, k * m * T, mt)
-            m0[k] = _col(M, 0, e)
-            m1[k] = _col(M, 1, e)
-            m2[k] = _col(M, 2, e)
-            m3[k] = _col(M, 3, e)
-            if big:
-                m4[k] = _col(M, 4, e)
-                m5[k] = _col(M, 5, e)
-
-
-@njit(**_J)
 def out_rows(ob, n0, nimg, TH, WQ, mt, bias, y):
     """y[n0+n, k, m*th + a, :] = sum_i AT[a, i] * o[i] row (k, n, th) + bias[k]: the full tile
     rows here, the OH % m rows of a partial last one in _out_rows_part."""
