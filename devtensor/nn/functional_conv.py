@@ -39,16 +39,21 @@ def _conv_padding(op, padding, kernel, dilation, stride, n):
     return _ntuple(padding, n, "padding", op), None
 
 
-def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """F.conv1d: input (N, C_in, L) or (C_in, L), weight (C_out, C_in / groups, K)."""
-    op = "conv1d"
+def _conv1d_input(op, input, weight, layout):
+    """input as (N, C, L), and whether it came unbatched; the 1-D convolutions' argument checks."""
     _expect(op, "input", input)
     _expect(op, "weight", weight, 2)
     if input.ndim not in (2, 3) or weight.ndim != 3:
-        raise RuntimeError(f"{op}: expected a 2-D (C, L) or 3-D (N, C, L) input and a 3-D weight (out_channels, "
-                           f"in_channels/groups, kW), got input {list(input.shape)} and weight {list(weight.shape)}")
+        raise RuntimeError(f"{op}: expected a 2-D (C, L) or 3-D (N, C, L) input and a 3-D weight ({layout}, kW), "
+                           f"got input {list(input.shape)} and weight {list(weight.shape)}")
     squeeze = input.ndim == 2
-    x = input.unsqueeze(0) if squeeze else input
+    return (input.unsqueeze(0) if squeeze else input), squeeze
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """F.conv1d: input (N, C_in, L) or (C_in, L), weight (C_out, C_in / groups, K)."""
+    op = "conv1d"
+    x, squeeze = _conv1d_input(op, input, weight, "out_channels, in_channels/groups")
     s, d = _ntuple(stride, 1, "stride", op), _ntuple(dilation, 1, "dilation", op)
     p, extra = _conv_padding(op, padding, (weight.shape[2],), d, s, 1)
     if extra is not None:
@@ -116,13 +121,7 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
 def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
     """F.conv_transpose1d: input (N, C_in, L) or (C_in, L), weight (C_in, C_out / groups, K)."""
     op = "conv_transpose1d"
-    _expect(op, "input", input)
-    _expect(op, "weight", weight, 2)
-    if input.ndim not in (2, 3) or weight.ndim != 3:
-        raise RuntimeError(f"{op}: expected a 2-D or 3-D input and a 3-D weight, got input {list(input.shape)} and "
-                           f"weight {list(weight.shape)}")
-    squeeze = input.ndim == 2
-    x = input.unsqueeze(0) if squeeze else input
+    x, squeeze = _conv1d_input(op, input, weight, "in_channels, out_channels/groups")
     s, p = _ntuple(stride, 1, "stride", op)[0], _ntuple(padding, 1, "padding", op)[0]
     o, d = _ntuple(output_padding, 1, "output_padding", op)[0], _ntuple(dilation, 1, "dilation", op)[0]
     y = conv_transpose2d(x.unsqueeze(2), weight.unsqueeze(2), bias, (1, s), (0, p), (0, o), groups, (1, d)).squeeze(2)

@@ -6,6 +6,7 @@ import math
 import warnings
 
 from ..autograd.grad_mode import no_grad
+from ..ops.functional import batch_norm
 from ..ops.shape import pad as _pad_constant
 from .functional_base import _avg_pool2d, _expect
 
@@ -44,26 +45,25 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     n, c = input.shape[0], input.shape[1]
     shape = (1, c) + (1,) * (input.ndim - 2)
     dims = tuple(range(2, input.ndim))
-    if use_input_stats:
-        count = 1
-        for s in input.shape[2:]:
-            count *= s
-        if count <= 1:
-            raise ValueError(f"Expected more than 1 spatial element when training, got input size {list(input.shape)}")
-        mu = input.mean(dims, keepdim=True)
-        d = input - mu
-        var = (d * d).mean(dims, keepdim=True)
-        out = d * (var + eps).rsqrt()
-        if running_mean is not None and running_var is not None:
-            with no_grad():
-                m = mu.detach().reshape(n, c).mean(0)
-                v = var.detach().reshape(n, c).mean(0) * (count / (count - 1))
-                running_mean.mul_(1 - momentum).add_(m * momentum)
-                running_var.mul_(1 - momentum).add_(v * momentum)
-    else:
+    if not use_input_stats:  # the running statistics, per channel: batch norm's eval form
         if running_mean is None or running_var is None:
             raise ValueError("Expected running_mean and running_var to be defined when use_input_stats is false")
-        out = (input - running_mean.reshape(shape)) * (running_var.reshape(shape) + eps).rsqrt()
+        return batch_norm(input, running_mean, running_var, weight, bias, False, eps=eps)
+    count = 1
+    for s in input.shape[2:]:
+        count *= s
+    if count <= 1:
+        raise ValueError(f"Expected more than 1 spatial element when training, got input size {list(input.shape)}")
+    mu = input.mean(dims, keepdim=True)
+    d = input - mu
+    var = (d * d).mean(dims, keepdim=True)
+    out = d * (var + eps).rsqrt()
+    if running_mean is not None and running_var is not None:
+        with no_grad():
+            m = mu.detach().reshape(n, c).mean(0)
+            v = var.detach().reshape(n, c).mean(0) * (count / (count - 1))
+            running_mean.mul_(1 - momentum).add_(m * momentum)
+            running_var.mul_(1 - momentum).add_(v * momentum)
     if weight is not None:
         out = out * weight.reshape(shape)
     if bias is not None:

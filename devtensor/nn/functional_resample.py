@@ -151,17 +151,23 @@ def upsample_bilinear(input, size=None, scale_factor=None):
     return interpolate(input, size, scale_factor, mode="bilinear", align_corners=True)
 
 
+def _pixel_factor(op, input, factor, name):
+    """int(factor), after the argument checks pixel_shuffle and pixel_unshuffle share."""
+    _expect(op, "input", input)
+    r = int(factor)
+    if input.ndim < 3:
+        raise RuntimeError(f"{op}: {op} expects input to have at least 3 dimensions, but got input with "
+                           f"{input.ndim} dimension(s)")
+    if r <= 0:
+        raise RuntimeError(f"{op}: {name} must be greater than 0, but got {r}")
+    return r
+
+
 def pixel_shuffle(input, upscale_factor):
     """(*, C * r^2, H, W) -> (*, C, H * r, W * r)."""
     op = "pixel_shuffle"
-    _expect(op, "input", input)
-    r = int(upscale_factor)
-    if input.ndim < 3:
-        raise RuntimeError(f"{op}: pixel_shuffle expects input to have at least 3 dimensions, but got input with "
-                           f"{input.ndim} dimension(s)")
+    r = _pixel_factor(op, input, upscale_factor, "upscale_factor")
     c, h, w = input.shape[-3:]
-    if r <= 0:
-        raise RuntimeError(f"{op}: upscale_factor must be greater than 0, but got {r}")
     if c % (r * r):
         raise RuntimeError(f"{op}: pixel_shuffle expects its input's 'channel' dimension to be divisible by the square "
                            f"of upscale_factor, but input.size(-3)={c} is not divisible by {r * r}")
@@ -174,13 +180,7 @@ def pixel_shuffle(input, upscale_factor):
 def pixel_unshuffle(input, downscale_factor):
     """(*, C, H * r, W * r) -> (*, C * r^2, H, W)."""
     op = "pixel_unshuffle"
-    _expect(op, "input", input)
-    r = int(downscale_factor)
-    if input.ndim < 3:
-        raise RuntimeError(f"{op}: pixel_unshuffle expects input to have at least 3 dimensions, but got input with "
-                           f"{input.ndim} dimension(s)")
-    if r <= 0:
-        raise RuntimeError(f"{op}: downscale_factor must be greater than 0, but got {r}")
+    r = _pixel_factor(op, input, downscale_factor, "downscale_factor")
     c, h, w = input.shape[-3:]
     if h % r or w % r:
         raise RuntimeError(f"{op}: pixel_unshuffle expects height and width to be divisible by downscale_factor, but "
