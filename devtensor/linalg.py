@@ -1,5 +1,5 @@
 """devtensor.linalg: torch.linalg's functions (norms, solvers, decompositions), written in the ops of
-devtensor/ops/linalg_ops.py, so they run on every device and have PyTorch's gradients.
+devtensor/ops/linalg_ops.py and linalg_decomp.py, so they run on every device and have PyTorch's gradients.
 
 cholesky and eigh read one triangle of A (PyTorch's UPLO rule) and give PyTorch's symmetric gradient.
 lstsq computes its solution as pinv(A) @ B whatever the driver (the same minimum-norm least-squares
@@ -13,6 +13,7 @@ import numpy as np
 
 from . import dtypes as _dt
 from .dispatch import call
+from .ops import linalg_decomp as _D
 from .ops import linalg_ops as _L
 from .ops.elementwise import where as _where
 from .tensor import Tensor, _norm_dim
@@ -56,7 +57,7 @@ def _check(name, A, square=True):
                            f"{A.shape[-1]} matrices")
     if not A.dtype.is_floating_point:
         raise RuntimeError(f"linalg.{name}: Expected a floating point or complex tensor as input. Got "
-                           f"{_L._api_name(A.dtype.np)}")
+                           f"{_D._api_name(A.dtype.np)}")
 
 
 def _from_triangle(A, upper):
@@ -78,7 +79,7 @@ def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):  # noqa: A002
         x = x.to(dtype)
     if not x.dtype.is_floating_point:
         raise RuntimeError(f"linalg.vector_norm: Expected a floating point or complex tensor as input. Got "
-                           f"{_L._api_name(x.dtype.np)}")
+                           f"{_D._api_name(x.dtype.np)}")
     if isinstance(ord, str):
         raise RuntimeError(f"linalg.vector_norm: ord must be a number, got {ord!r}")
     if dim is not None and not isinstance(dim, (tuple, list)):
@@ -152,17 +153,17 @@ def norm(A, ord=None, dim=None, keepdim=False, *, dtype=None):  # noqa: A002
 # ---- solvers and decompositions ---------------------------------------------------------------------------
 def inv(A):
     _check("inv", A)
-    return call(_L.inv_, (A,), {})
+    return call(_D.inv_, (A,), {})
 
 
 def det(A):
     _check("det", A)
-    return call(_L.det_, (A,), {})
+    return call(_D.det_, (A,), {})
 
 
 def slogdet(A):
     _check("slogdet", A)
-    logabs, sign = call(_L.slogdet_, (A,), {})
+    logabs, sign = call(_D.slogdet_, (A,), {})
     return _SLOGDET((sign, logabs))
 
 
@@ -179,34 +180,34 @@ def solve(A, B, *, left=True):
         if vector:
             raise RuntimeError("linalg.solve: Vector broadcasting of the left hand side is not supported for left=False. "
                                "In this case linalg.solve is equivalent to B / A.squeeze(-1)")
-        return _mT(call(_L.solve_, (_mT(A), _mT(B)), {"vector": False}))
-    return call(_L.solve_, (A, B), {"vector": vector})
+        return _mT(call(_D.solve_, (_mT(A), _mT(B)), {"vector": False}))
+    return call(_D.solve_, (A, B), {"vector": vector})
 
 
 def cholesky(A, *, upper=False):
     """L with A = L L^T, from A's lower triangle (upper=True: U = L^T, from the upper triangle, as PyTorch)."""
     _check("cholesky", A)
-    return call(_L.cholesky_, (_from_triangle(A, bool(upper)),), {"upper": bool(upper)})
+    return call(_D.cholesky_, (_from_triangle(A, bool(upper)),), {"upper": bool(upper)})
 
 
 def qr(A, mode="reduced"):
     _check("qr", A, square=False)
     if mode == "r":
-        _, R = call(_L.qr_, (A,), {"mode": "reduced"})
+        _, R = call(_D.qr_, (A,), {"mode": "reduced"})
         return _QR((A.new_zeros((0,)), R))
-    Q, R = call(_L.qr_, (A,), {"mode": mode})
+    Q, R = call(_D.qr_, (A,), {"mode": mode})
     return _QR((Q, R))
 
 
 def svd(A, full_matrices=True, *, driver=None):
     _check("svd", A, square=False)
-    U, S, Vh = call(_L.svd_, (A,), {"full_matrices": bool(full_matrices)})
+    U, S, Vh = call(_D.svd_, (A,), {"full_matrices": bool(full_matrices)})
     return _SVD((U, S, Vh))
 
 
 def svdvals(A, *, driver=None):
     _check("svdvals", A, square=False)
-    return call(_L.svd_, (A,), {"full_matrices": False})[1]
+    return call(_D.svd_, (A,), {"full_matrices": False})[1]
 
 
 def eigh(A, UPLO="L"):
@@ -214,7 +215,7 @@ def eigh(A, UPLO="L"):
     _check("eigh", A)
     if UPLO not in ("L", "U"):
         raise RuntimeError(f"Expected UPLO argument to be 'L' or 'U', but got {UPLO}")
-    w, V = call(_L.eigh_, (_from_triangle(A, UPLO == "U"),), {})
+    w, V = call(_D.eigh_, (_from_triangle(A, UPLO == "U"),), {})
     return _EIGH((w, V))
 
 
@@ -225,7 +226,7 @@ def eigvalsh(A, UPLO="L"):
 def pinv(A, *, atol=None, rtol=None, hermitian=False):
     """The Moore-Penrose pseudo-inverse: singular values below max(atol, rtol * largest) count as 0 (rtol
     defaults to eps * max(m, n) when atol is not given, as PyTorch)."""
-    return _L.pinv_impl(A, atol=atol, rtol=rtol, hermitian=hermitian)
+    return _D.pinv_impl(A, atol=atol, rtol=rtol, hermitian=hermitian)
 
 
 def matrix_rank(A, *, atol=None, rtol=None, hermitian=False):

@@ -1,10 +1,15 @@
-"""What every example shares: --device/--data/--epochs flags and the MNIST loading. Kept tiny so
-each example still reads top to bottom like its PyTorch original."""
+"""What every example shares: --device/--data/--epochs flags, the MNIST loading, and the classifiers'
+training loop and test accuracy. Kept tiny so each example still reads top to bottom like its PyTorch
+original."""
 from __future__ import annotations
 
 import argparse
+import time
+
+from tqdm import tqdm
 
 import devtensor as dt
+import devtensor.nn.functional as F
 
 
 def _positive_int(text):
@@ -54,3 +59,53 @@ def mnist(data, limit=None):
     if limit is not None:
         xtr, ytr = xtr[:limit], ytr[:limit]
     return xtr, ytr, xte, yte
+
+
+def train(model, loader, optimizer, epochs, device, loss_fn=F.cross_entropy, scheduler=None, clip_norm=None,
+          on_batch=None, on_epoch=None):
+    """PyTorch's usual training loop: per epoch model.train() and a progress bar over loader; per batch
+    zero_grad, loss_fn(model(x), y), backward, clip_grad_norm_(clip_norm) when given, optimizer.step()
+    and scheduler.step() when given (the examples' schedules count batches). on_batch(output, y, loss)
+    runs after every batch (loss as a float), on_epoch(epoch) after every epoch (from 1)."""
+    for epoch in range(1, epochs + 1):
+        model.train()
+        bar = tqdm(loader, desc=f"epoch {epoch}/{epochs}", mininterval=0.5)
+        for x, y in bar:
+            x, y = x.to(device), y.to(device)
+            optimizer.zero_grad()
+            output = model(x)
+            loss = loss_fn(output, y)
+            loss.backward()
+            if clip_norm is not None:
+                dt.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            loss_value = loss.item()
+            bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
+            if on_batch is not None:
+                on_batch(output, y, loss_value)
+        if on_epoch is not None:
+            on_epoch(epoch)
+
+
+def evaluate(model, x, y, device, batch_size=500):
+    """The fraction of the samples x whose predicted class (argmax of the model's output) is y."""
+    model.eval()
+    correct = 0
+    with dt.no_grad():
+        for i in range(0, len(x), batch_size):
+            out = model(x[i:i + batch_size].to(device))
+            correct += (out.argmax(1) == y[i:i + batch_size].to(device)).sum().item()
+    return correct / len(x)
+
+
+def train_and_test(model, loader, optimizer, epochs, device, x_test, y_test, loss_fn=F.cross_entropy, **kwargs):
+    """train() (kwargs: scheduler, clip_norm, on_batch, on_epoch), then print the time it took and the
+    test accuracy, and return that accuracy."""
+    start = time.perf_counter()
+    train(model, loader, optimizer, epochs, device, loss_fn, **kwargs)
+    accuracy = evaluate(model, x_test, y_test, device)
+    print(f"trained in {time.perf_counter() - start:.1f} s")
+    print(f"test accuracy: {accuracy:.4f}")
+    return accuracy

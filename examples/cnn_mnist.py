@@ -9,19 +9,15 @@ steps and land at 0.965-0.974 (seeds 0-5, devtensor and PyTorch alike); batch 64
 `--logdir runs/cnn` writes TensorBoard scalars (then: `tensorboard --logdir runs`): "step/train_loss"
 every --log-interval batches (at the global batch count), and per epoch (at the epoch number, from
 1) "epoch/train_loss", "epoch/train_accuracy" and "epoch/test_accuracy"; the test set is then
-scored after every epoch instead of once at the end."""
+scored after every epoch as well as at the end."""
 from __future__ import annotations
-
-import time
-
-from tqdm import tqdm
 
 import devtensor as torch
 import devtensor.nn.functional as F
 from devtensor import nn
 from devtensor.utils.data import DataLoader, TensorDataset
 
-from _common import mnist, parser, pick_device
+from _common import evaluate, mnist, parser, pick_device, train_and_test
 
 
 class Net(nn.Module):
@@ -45,16 +41,6 @@ class Net(nn.Module):
         return F.log_softmax(self.fc2(x), dim=1)
 
 
-def evaluate(model, x, y, device, batch_size=500):
-    model.eval()
-    correct = 0
-    with torch.no_grad():
-        for i in range(0, len(x), batch_size):
-            out = model(x[i:i + batch_size].to(device))
-            correct += (out.argmax(1) == y[i:i + batch_size].to(device)).sum().item()
-    return correct / len(x)
-
-
 def main(argv=None):
     p = parser(__doc__.splitlines()[0], epochs=5, batch_size=64, lr=1e-3)
     p.add_argument("--logdir", default=None, help="write TensorBoard event files to this folder")
@@ -69,45 +55,31 @@ def main(argv=None):
 
     model = Net().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    writer = None
+    logs, writer = {}, None
     if args.logdir:
         from devtensor.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(args.logdir)
-    start = time.perf_counter()
-    step = 0
-    accuracy = None
-    for epoch in range(args.epochs):
-        model.train()
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs}", mininterval=0.5)
-        loss_sum, correct = 0.0, 0
-        for x, y in bar:
-            x, y = x.to(device), y.to(device)
-            optimizer.zero_grad()
-            output = model(x)
-            loss = F.nll_loss(output, y)
-            loss.backward()
-            optimizer.step()
-            step += 1
-            loss_value = loss.item()
-            bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
-            if writer is not None:
-                loss_sum += loss_value * len(y)
-                correct += (output.argmax(1) == y).sum().item()
-                if step % args.log_interval == 0:
-                    writer.add_scalar("step/train_loss", loss_value, step)
-        if writer is not None:
-            accuracy = evaluate(model, xte, yte, device)
-            writer.add_scalar("epoch/train_loss", loss_sum / len(xtr), epoch + 1)
-            writer.add_scalar("epoch/train_accuracy", correct / len(xtr), epoch + 1)
-            writer.add_scalar("epoch/test_accuracy", accuracy, epoch + 1)
+        totals = {"step": 0, "loss": 0.0, "correct": 0}
+
+        def log_batch(output, y, loss):
+            totals["step"] += 1
+            totals["loss"] += loss * len(y)
+            totals["correct"] += (output.argmax(1) == y).sum().item()
+            if totals["step"] % args.log_interval == 0:
+                writer.add_scalar("step/train_loss", loss, totals["step"])
+
+        def log_epoch(epoch):
+            writer.add_scalar("epoch/train_loss", totals["loss"] / len(xtr), epoch)
+            writer.add_scalar("epoch/train_accuracy", totals["correct"] / len(xtr), epoch)
+            writer.add_scalar("epoch/test_accuracy", evaluate(model, xte, yte, device), epoch)
             writer.flush()
-    if accuracy is None:
-        accuracy = evaluate(model, xte, yte, device)
+            totals["loss"], totals["correct"] = 0.0, 0
+
+        logs = dict(on_batch=log_batch, on_epoch=log_epoch)
+    accuracy = train_and_test(model, loader, optimizer, args.epochs, device, xte, yte, F.nll_loss, **logs)
     if writer is not None:
         writer.close()
-    print(f"trained in {time.perf_counter() - start:.1f} s")
-    print(f"test accuracy: {accuracy:.4f}")
     return accuracy
 
 

@@ -22,8 +22,8 @@ from devtensor.nn.parallel import DistributedDataParallel as DDP
 from devtensor.utils.data import DataLoader, TensorDataset
 from devtensor.utils.data.distributed import DistributedSampler
 
-from _common import mnist, parser, pick_device
-from cnn_mnist import Net, evaluate
+from _common import evaluate, mnist, parser, pick_device
+from cnn_mnist import Net
 
 
 def main(argv=None):

@@ -5,16 +5,12 @@ learning-rate schedule, the usual ResNet recipe; `python examples/resnet_small.p
 on the embedded 5,000-digit sample (--blocks 2 for two blocks per stage)."""
 from __future__ import annotations
 
-import time
-
-from tqdm import tqdm
-
 import devtensor as torch
 import devtensor.nn.functional as F
 from devtensor import nn
 from devtensor.utils.data import DataLoader, TensorDataset
 
-from _common import mnist, parser, pick_device
+from _common import mnist, parser, pick_device, train_and_test
 
 
 class BasicBlock(nn.Module):
@@ -64,16 +60,6 @@ class ResNet(nn.Module):
         return self.fc(x)
 
 
-def evaluate(model, x, y, device, batch_size=500):
-    model.eval()
-    correct = 0
-    with torch.no_grad():
-        for i in range(0, len(x), batch_size):
-            out = model(x[i:i + batch_size].to(device))
-            correct += (out.argmax(1) == y[i:i + batch_size].to(device)).sum().item()
-    return correct / len(x)
-
-
 def main(argv=None):
     p = parser(__doc__.splitlines()[0], epochs=3, batch_size=64, lr=0.05)
     p.add_argument("--blocks", type=int, default=1, help="BasicBlocks per stage")
@@ -88,22 +74,7 @@ def main(argv=None):
           f"for {args.epochs} epochs on {device}")
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=5e-4)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs * len(loader))
-    start = time.perf_counter()
-    for epoch in range(args.epochs):
-        model.train()
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs}", mininterval=0.5)
-        for x, y in bar:
-            x, y = x.to(device), y.to(device)
-            optimizer.zero_grad()
-            loss = F.cross_entropy(model(x), y)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
-    accuracy = evaluate(model, xte, yte, device)
-    print(f"trained in {time.perf_counter() - start:.1f} s")
-    print(f"test accuracy: {accuracy:.4f}")
-    return accuracy
+    return train_and_test(model, loader, optimizer, args.epochs, device, xte, yte, F.cross_entropy, scheduler=scheduler)
 
 
 if __name__ == "__main__":

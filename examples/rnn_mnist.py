@@ -7,16 +7,12 @@ embedded 5,000-digit sample.
 both ways and classifies from both final states."""
 from __future__ import annotations
 
-import time
-
-from tqdm import tqdm
-
 import devtensor as torch
 import devtensor.nn.functional as F
 from devtensor import nn
 from devtensor.utils.data import DataLoader, TensorDataset
 
-from _common import mnist, parser, pick_device
+from _common import mnist, parser, pick_device, train_and_test
 
 
 class RowReader(nn.Module):
@@ -34,16 +30,6 @@ class RowReader(nn.Module):
         return self.fc(last)
 
 
-def evaluate(model, x, y, device, batch_size=500):
-    model.eval()
-    correct = 0
-    with torch.no_grad():
-        for i in range(0, len(x), batch_size):
-            out = model(x[i:i + batch_size].to(device))
-            correct += (out.argmax(1) == y[i:i + batch_size].to(device)).sum().item()
-    return correct / len(x)
-
-
 def main(argv=None):
     p = parser(__doc__.splitlines()[0], epochs=5, batch_size=64, lr=2e-3)
     p.add_argument("--cell", choices=("lstm", "gru", "rnn"), default="lstm")
@@ -59,22 +45,7 @@ def main(argv=None):
     print(f"training a {args.layers}-layer {args.cell.upper()} row reader on {len(xtr)} digits for {args.epochs} "
           f"epochs on {device}")
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    start = time.perf_counter()
-    for epoch in range(args.epochs):
-        model.train()
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs}", mininterval=0.5)
-        for x, y in bar:
-            x, y = x.to(device), y.to(device)
-            optimizer.zero_grad()
-            loss = F.cross_entropy(model(x), y)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
-    accuracy = evaluate(model, xte, yte, device)
-    print(f"trained in {time.perf_counter() - start:.1f} s")
-    print(f"test accuracy: {accuracy:.4f}")
-    return accuracy
+    return train_and_test(model, loader, optimizer, args.epochs, device, xte, yte, F.cross_entropy, clip_norm=1.0)
 
 
 if __name__ == "__main__":

@@ -10,17 +10,14 @@ vocabulary of 8 (an nn.Embedding in place of the row projection), labelled with 
 frequent token (ties to the smaller one): a counting task over the whole sequence."""
 from __future__ import annotations
 
-import time
-
 import numpy as np
-from tqdm import tqdm
 
 import devtensor as torch
 import devtensor.nn.functional as F
 from devtensor import nn
 from devtensor.utils.data import DataLoader, TensorDataset
 
-from _common import mnist, parser, pick_device
+from _common import mnist, parser, pick_device, train_and_test
 
 
 class SequenceClassifier(nn.Module):
@@ -47,16 +44,6 @@ def majority_data(n, seq_len=16, vocab=8, seed=0):
     return torch.tensor(x), torch.tensor(counts.argmax(1))
 
 
-def evaluate(model, x, y, device, batch_size=500):
-    model.eval()
-    correct = 0
-    with torch.no_grad():
-        for i in range(0, len(x), batch_size):
-            out = model(x[i:i + batch_size].to(device))
-            correct += (out.argmax(1) == y[i:i + batch_size].to(device)).sum().item()
-    return correct / len(x)
-
-
 def main(argv=None):
     p = parser(__doc__.splitlines()[0], epochs=5, batch_size=64, lr=2e-3)
     p.add_argument("--task", choices=("mnist", "majority"), default="mnist")
@@ -81,22 +68,7 @@ def main(argv=None):
     warmup = max(1, total // 10)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (total - s) / max(1, total - warmup)))
-    start = time.perf_counter()
-    for epoch in range(args.epochs):
-        model.train()
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs}", mininterval=0.5)
-        for x, y in bar:
-            x, y = x.to(device), y.to(device)
-            optimizer.zero_grad()
-            loss = F.cross_entropy(model(x), y)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
-    accuracy = evaluate(model, xte, yte, device)
-    print(f"trained in {time.perf_counter() - start:.1f} s")
-    print(f"test accuracy: {accuracy:.4f}")
-    return accuracy
+    return train_and_test(model, loader, optimizer, args.epochs, device, xte, yte, F.cross_entropy, scheduler=scheduler)
 
 
 if __name__ == "__main__":

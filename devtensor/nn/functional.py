@@ -18,7 +18,6 @@ from ..ops._api import composite
 from ..ops.elementwise import gelu  # noqa: F401 - re-exported
 from ..ops.functional import (avg_pool2d, batch_norm, conv2d, dropout, embedding, layer_norm,  # noqa: F401
                               log_softmax, max_pool2d, softmax)
-from ..ops.functional import _pair  # noqa: F401 - nn.modules.conv uses it
 from ..ops.functional import check_float as _check_float
 from ..ops.functional import expect_tensor as _expect_tensor
 from ..ops.inplace import apply_inplace as _apply_inplace

@@ -4,7 +4,7 @@ from . import creation, elementwise, index, inplace, linalg, nn, reduce, shape  
 from . import optim_steps  # noqa: F401  (fused optimizer steps; devtensor.optim calls them)
 from . import rnn  # noqa: F401  (recurrent cell and sequence ops; nn.LSTM / GRU / RNN call them)
 from . import functional  # noqa: F401  (the nn primitives' torch.f / Tensor.f / F.f forms)
-from . import cumulative, index_extra, linalg_ops, sorting, special  # noqa: F401  (issue 18's ops)
+from . import cumulative, index_extra, linalg_decomp, linalg_ops, sorting, special  # noqa: F401  (issue 18's ops)
 from ._api import FUNCTIONS
 
 __all__ = ["FUNCTIONS"]

@@ -63,6 +63,7 @@ def _kernel_matrix(a, rows, cols):
 
 _BT2, _BT4 = (_kernel_matrix(TRANSFORMS[m][0], 6, 6) for m in (2, 4))
 _AT2, _AT4 = (_kernel_matrix(TRANSFORMS[m][2], 4, 6) for m in (2, 4))
+_A2, _A4 = (_kernel_matrix(TRANSFORMS[m][2].T, 6, 6) for m in (2, 4))  # the adjoint's rows
 
 
 # ----------------------------------------------------------------------------------------
@@ -78,6 +79,11 @@ def _bt(mt):
 @njit(**_J)
 def _at(mt):
     return _AT2 if len(mt) == 2 else _AT4
+
+
+@njit(**_J)
+def _a(mt):
+    return _A2 if len(mt) == 2 else _A4
 
 
 @njit(**_J)
@@ -109,17 +115,21 @@ def _col(M, j, d):
 
 
 @njit(**_J)
-def _load6(v, q, mt):
-    """v[q:q + m + 2] as a 6-tuple (for m = 2 the last two repeat v[q] and are never used)."""
-    big = len(mt) == 4
-    return v[q], v[q + 1], v[q + 2], v[q + 3], v[q + 4] if big else v[q], v[q + 5] if big else v[q]
+def _load(v, q, kt):
+    """v[q:q + len(kt)] as a 6-tuple (the entries past len(kt) repeat v[q] and are never used)."""
+    n = len(kt)
+    return (v[q], v[q + 1], v[q + 2] if n > 2 else v[q], v[q + 3] if n > 3 else v[q],
+            v[q + 4] if n > 4 else v[q], v[q + 5] if n > 5 else v[q])
 
 
-@njit(**_J)
-def _load4(v, q, mt):
-    """v[q:q + m] as a 4-tuple (for m = 2 the last two repeat v[q] and are never used)."""
+@njit(inline="always", **_J)
+def _views(a, lo, hi, mt):
+    """a[i, lo:hi] for the m + 2 rows i (for m = 2 the last two repeat row 0 and are never used).
+    Inlined into the numba IR of its callers: views returned by a compiled call keep their
+    reference counts, which the row passes would pay on every image row."""
     big = len(mt) == 4
-    return v[q], v[q + 1], v[q + 2] if big else v[q], v[q + 3] if big else v[q]
+    return (a[0, lo:hi], a[1, lo:hi], a[2, lo:hi], a[3, lo:hi], a[4 if big else 0, lo:hi],
+            a[5 if big else 0, lo:hi])
 
 
 # ----------------------------------------------------------------------------------------
@@ -147,12 +157,7 @@ def in_rows(src, n0, nimg, TH, WQ, col0, mt, ub):
                 r4 = xs[r + 4 if big else r]
                 r5 = xs[r + 5 if big else r]
                 b = ((c * nimg + n) * TH + th) * WQ + col0
-                u0 = ub[0, b:b + W]
-                u1 = ub[1, b:b + W]
-                u2 = ub[2, b:b + W]
-                u3 = ub[3, b:b + W]
-                u4 = ub[4 if big else 0, b:b + W]
-                u5 = ub[5 if big else 0, b:b + W]
+                u0, u1, u2, u3, u4, u5 = _views(ub, b, b + W, mt)
                 for w in range(W):
                     d = (r0[w], r1[w], r2[w], r3[w], r4[w], r5[w])
                     u0[w] = _row(M, 0, d)
@@ -167,24 +172,27 @@ def in_rows(src, n0, nimg, TH, WQ, col0, mt, ub):
 @njit(**_J)
 def in_cols(u, L, mt, vb):
     """vb[l][t] = sum_k BT[l, k] * u[m*t + k], t < L (u holds m*L + 2 values)."""
+    _tile_cols(u, L, mt, mt + (0, 0), vb)
+
+
+@njit(**_J)
+def _tile_cols(src, L, mt, kt, dst):
+    """dst[l][t] = sum_k M[l, k] * src[m*t + k] over the len(kt) values of tile t, t < L, l < m + 2:
+    M = B^T for the input transform (kt of length m + 2, so neighbouring tiles overlap by 2) and
+    M = A for the adjoint of the output transform (kt of length m)."""
     m = len(mt)
-    M = _bt(mt)
+    M = _bt(mt) if len(kt) == m + 2 else _a(mt)
     big = m == 4
-    v0 = vb[0, :L]
-    v1 = vb[1, :L]
-    v2 = vb[2, :L]
-    v3 = vb[3, :L]
-    v4 = vb[4 if big else 0, :L]
-    v5 = vb[5 if big else 0, :L]
+    d0, d1, d2, d3, d4, d5 = _views(dst, 0, L, mt)
     for t in range(L):
-        d = _load6(u, m * t, mt)
-        v0[t] = _row(M, 0, d)
-        v1[t] = _row(M, 1, d)
-        v2[t] = _row(M, 2, d)
-        v3[t] = _row(M, 3, d)
+        d = _load(src, m * t, kt)
+        d0[t] = _row(M, 0, d)
+        d1[t] = _row(M, 1, d)
+        d2[t] = _row(M, 2, d)
+        d3[t] = _row(M, 3, d)
         if big:
-            v4[t] = _row(M, 4, d)
-            v5[t] = _row(M, 5, d)
+            d4[t] = _row(M, 4, d)
+            d5[t] = _row(M, 5, d)
 
 
 @njit(**_J)
@@ -195,21 +203,11 @@ def in_cols_t(vb, L, mt, u):
     M = _bt(mt)
     big = m == 4
     a = m + 2
-    d = _load6(vb[:, 0], 0, mt)
+    d = _load(vb[:, 0], 0, mt + (0, 0))
     for k in range(m):
         u[k] = _col(M, k, d)
-    c0 = vb[0, 1:L]
-    c1 = vb[1, 1:L]
-    c2 = vb[2, 1:L]
-    c3 = vb[3, 1:L]
-    c4 = vb[4 if big else 0, 1:L]
-    c5 = vb[5 if big else 0, 1:L]
-    p0 = vb[0, 0:L - 1]
-    p1 = vb[1, 0:L - 1]
-    p2 = vb[2, 0:L - 1]
-    p3 = vb[3, 0:L - 1]
-    p4 = vb[4 if big else 0, 0:L - 1]
-    p5 = vb[5 if big else 0, 0:L - 1]
+    c0, c1, c2, c3, c4, c5 = _views(vb, 1, L, mt)
+    p0, p1, p2, p3, p4, p5 = _views(vb, 0, L - 1, mt)
     uo = u[m:m * L]
     for s in range(L - 1):
         cur = (c0[s], c1[s], c2[s], c3[s], c4[s], c5[s])
@@ -220,7 +218,7 @@ def in_cols_t(vb, L, mt, u):
         if big:
             uo[q + 2] = _col(M, 2, cur)
             uo[q + 3] = _col(M, 3, cur)
-    d = _load6(vb[:, L - 1], 0, mt)
+    d = _load(vb[:, L - 1], 0, mt + (0, 0))
     u[m * L] = _col(M, a - 2, d)
     u[m * L + 1] = _col(M, a - 1, d)
 
@@ -242,18 +240,8 @@ def in_rows_t(ub, n0, nimg, TH, WQ, col0, zo, mt, dst):
             for th in range(TH):
                 ba = (rb + th) * WQ + col0
                 bp = (rb + th - 1) * WQ + col0 if th >= 1 else zo
-                a0 = ub[0, ba:ba + W]
-                a1 = ub[1, ba:ba + W]
-                a2 = ub[2, ba:ba + W]
-                a3 = ub[3, ba:ba + W]
-                a4 = ub[4 if big else 0, ba:ba + W]
-                a5 = ub[5 if big else 0, ba:ba + W]
-                p0 = ub[0, bp:bp + W]
-                p1 = ub[1, bp:bp + W]
-                p2 = ub[2, bp:bp + W]
-                p3 = ub[3, bp:bp + W]
-                p4 = ub[4 if big else 0, bp:bp + W]
-                p5 = ub[5 if big else 0, bp:bp + W]
+                a0, a1, a2, a3, a4, a5 = _views(ub, ba, ba + W, mt)
+                p0, p1, p2, p3, p4, p5 = _views(ub, bp, bp + W, mt)
                 r = m * th
                 g0 = gs[r]
                 g1 = gs[r + 1]
@@ -275,14 +263,8 @@ def _in_rows_t_last(ub, bp, mt, g0, g1):
     """Rows m*TH and m*TH + 1: only tile row TH - 1 covers them."""
     m = len(mt)
     M = _bt(mt)
-    big = m == 4
     W = g0.size
-    p0 = ub[0, bp:bp + W]
-    p1 = ub[1, bp:bp + W]
-    p2 = ub[2, bp:bp + W]
-    p3 = ub[3, bp:bp + W]
-    p4 = ub[4 if big else 0, bp:bp + W]
-    p5 = ub[5 if big else 0, bp:bp + W]
+    p0, p1, p2, p3, p4, p5 = _views(ub, bp, bp + W, mt)
     for w in range(W):
         prev = (p0[w], p1[w], p2[w], p3[w], p4[w], p5[w])
         g0[w] = _col(M, m, prev)
@@ -295,12 +277,7 @@ def out_cols(mb, L, mt, o):
     m = len(mt)
     M = _at(mt)
     big = m == 4
-    m0 = mb[0, :L]
-    m1 = mb[1, :L]
-    m2 = mb[2, :L]
-    m3 = mb[3, :L]
-    m4 = mb[4 if big else 0, :L]
-    m5 = mb[5 if big else 0, :L]
+    m0, m1, m2, m3, m4, m5 = _views(mb, 0, L, mt)
     for t in range(L):
         d = (m0[t], m1[t], m2[t], m3[t], m4[t], m5[t])
         q = m * t
@@ -314,24 +291,7 @@ def out_cols(mb, L, mt, o):
 @njit(**_J)
 def out_cols_t(o, L, mt, mb):
     """Adjoint of out_cols: mb[l][t] = sum_b AT[b, l] * o[m*t + b]."""
-    m = len(mt)
-    M = _at(mt)
-    big = m == 4
-    m0 = mb[0, :L]
-    m1 = mb[1, :L]
-    m2 = mb[2, :L]
-    m3 = mb[3, :L]
-    m4 = mb[4 if big else 0, :L]
-    m5 = mb[5 if big else 0, :L]
-    for t in range(L):
-        e = _load4(o, m * t, mt)
-        m0[t] = _col(M, 0, e)
-        m1[t] = _col(M, 1, e)
-        m2[t] = _col(M, 2, e)
-        m3[t] = _col(M, 3, e)
-        if big:
-            m4[t] = _col(M, 4, e)
-            m5[t] = _col(M, 5, e)
+    _tile_cols(o, L, mt, mt, mb)
 
 
 @njit(**_J)
@@ -351,12 +311,7 @@ def out_rows(ob, n0, nimg, TH, WQ, mt, bias, y):
             rb = (k * nimg + n) * TH
             for th in range(OH // m):
                 b = (rb + th) * WQ
-                o0 = ob[0, b:b + OW]
-                o1 = ob[1, b:b + OW]
-                o2 = ob[2, b:b + OW]
-                o3 = ob[3, b:b + OW]
-                o4 = ob[4 if big else 0, b:b + OW]
-                o5 = ob[5 if big else 0, b:b + OW]
+                o0, o1, o2, o3, o4, o5 = _views(ob, b, b + OW, mt)
                 r = m * th
                 y0 = ys[r]
                 y1 = ys[r + 1]
@@ -376,16 +331,9 @@ def out_rows(ob, n0, nimg, TH, WQ, mt, bias, y):
 @njit(**_J)
 def _out_rows_part(ob, b, mt, bk, ys):
     """The OH % m rows ys of a partial last tile row."""
-    m = len(mt)
     M = _at(mt)
-    big = m == 4
     OW = ys.shape[1]
-    o0 = ob[0, b:b + OW]
-    o1 = ob[1, b:b + OW]
-    o2 = ob[2, b:b + OW]
-    o3 = ob[3, b:b + OW]
-    o4 = ob[4 if big else 0, b:b + OW]
-    o5 = ob[5 if big else 0, b:b + OW]
+    o0, o1, o2, o3, o4, o5 = _views(ob, b, b + OW, mt)
     for a in range(ys.shape[0]):
         ya = ys[a]
         for w in range(OW):
@@ -412,12 +360,7 @@ def out_rows_t(gy, n0, nimg, TH, WQ, mt, ob):
                 g2 = gs[r + 2 if big else r]
                 g3 = gs[r + 3 if big else r]
                 b = (rb + th) * WQ
-                o0 = ob[0, b:b + OW]
-                o1 = ob[1, b:b + OW]
-                o2 = ob[2, b:b + OW]
-                o3 = ob[3, b:b + OW]
-                o4 = ob[4 if big else 0, b:b + OW]
-                o5 = ob[5 if big else 0, b:b + OW]
+                o0, o1, o2, o3, o4, o5 = _views(ob, b, b + OW, mt)
                 for w in range(OW):
                     e = (g0[w], g1[w], g2[w], g3[w])
                     o0[w] = _col(M, 0, e)
