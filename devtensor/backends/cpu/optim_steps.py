@@ -197,3 +197,208 @@ def rmsprop_step_(param, grad, square_avg, momentum_buf, grad_avg, lr, alpha, ep
     fn(p, grad.reshape(-1), square_avg.reshape(-1), buf, gavg, f(-float(lr)), f(alpha),
        f(1.0 - float(alpha)), f(eps), f(weight_decay), f(momentum), centered)
     return None
+
+
+# ---- Adagrad, Adadelta, Adamax, NAdam, RAdam, Rprop, ASGD -------------------------------------------
+# The kernel scalars come from backends/optim_portable.py (STEPS[name].scalars, already in the arrays'
+# dtype) and each loop transcribes that module's array-level step for one element; `run_step` calls
+# a loop directly for [0, n) or its parallel=True twin. s1 is the second state array (or any array
+# when the step keeps one).
+
+@njit(cache=True, error_model="numpy")
+def _adagrad_range(lo, hi, p, g, s, s1, neg_lr, eps, wd, maximize):
+    use_wd = wd != 0
+    for i in range(lo, hi):
+        gi = -g[i] if maximize else g[i]
+        if use_wd:
+            gi = gi + wd * p[i]
+        si = s[i] + gi * gi
+        s[i] = si
+        p[i] = p[i] + neg_lr * gi / (np.sqrt(si) + eps)
+
+
+@njit(cache=True, error_model="numpy")
+def _adadelta_range(lo, hi, p, g, sq, acc, neg_lr, rho, omr, eps, wd, maximize):
+    use_wd = wd != 0
+    for i in range(lo, hi):
+        gi = -g[i] if maximize else g[i]
+        if use_wd:
+            gi = gi + wd * p[i]
+        si = sq[i] * rho + omr * gi * gi
+        sq[i] = si
+        delta = np.sqrt(acc[i] + eps) / np.sqrt(si + eps) * gi
+        acc[i] = acc[i] * rho + omr * delta * delta
+        p[i] = p[i] + neg_lr * delta
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _lerp(a, b, w, omw, small):
+    return a + w * (b - a) if small else b - (b - a) * omw
+
+
+@njit(cache=True, error_model="numpy")
+def _adamax_range(lo, hi, p, g, m, u, neg_lr, w, omw, beta2, eps, wd, maximize, small):
+    use_wd = wd != 0
+    for i in range(lo, hi):
+        gi = -g[i] if maximize else g[i]
+        if use_wd:
+            gi = gi + wd * p[i]
+        mi = _lerp(m[i], gi, w, omw, small)
+        m[i] = mi
+        ui = u[i] * beta2
+        ai = abs(gi) + eps
+        if ai > ui or ai != ai:  # torch.maximum: the larger, and NaN wins
+            ui = ai
+        u[i] = ui
+        p[i] = p[i] + neg_lr * mi / ui
+
+
+@njit(cache=True, error_model="numpy")
+def _nadam_range(lo, hi, p, g, m, v, w, omw, beta2, omb2, eps, wd, decay, bc2, gcoef, acoef, maximize, small):
+    use_wd = wd != 0
+    use_decay = decay != 1
+    for i in range(lo, hi):
+        gi = -g[i] if maximize else g[i]
+        pi = p[i] * decay if use_decay else p[i]
+        if use_wd:
+            gi = gi + wd * pi
+        mi = _lerp(m[i], gi, w, omw, small)
+        vi = v[i] * beta2 + omb2 * gi * gi
+        m[i] = mi
+        v[i] = vi
+        denom = np.sqrt(vi / bc2) + eps
+        pi = pi + gcoef * gi / denom
+        p[i] = pi + acoef * mi / denom
+
+
+@njit(cache=True, error_model="numpy")
+def _radam_range(lo, hi, p, g, m, v, w, omw, beta2, omb2, eps, wd, decay, bc1, lr, bc2_sqrt, rect, maximize,
+                 small, rectified):
+    use_wd = wd != 0
+    use_decay = decay != 1
+    for i in range(lo, hi):
+        gi = -g[i] if maximize else g[i]
+        pi = p[i] * decay if use_decay else p[i]
+        if use_wd:
+            gi = gi + wd * pi
+        mi = _lerp(m[i], gi, w, omw, small)
+        vi = v[i] * beta2 + omb2 * gi * gi
+        m[i] = mi
+        v[i] = vi
+        c = mi / bc1 * lr
+        if rectified:
+            p[i] = pi - c * (bc2_sqrt / (np.sqrt(vi) + eps)) * rect
+        else:
+            p[i] = pi - c
+
+
+@njit(cache=True, error_model="numpy")
+def _rprop_range(lo, hi, p, g, prev, ss, etaminus, etaplus, smin, smax, maximize):
+    zero = smin - smin
+    for i in range(lo, hi):
+        gi = -g[i] if maximize else g[i]
+        s = gi * prev[i]
+        if s > 0:
+            si = ss[i] * etaplus
+        elif s < 0:
+            si = ss[i] * etaminus
+            gi = zero  # a sign change: no step now and no sign memory for the next
+        elif s == 0:
+            si = ss[i]
+        else:  # NaN: the factor is NaN, as torch.sign(NaN) leaves it
+            si = ss[i] * s
+        if si < smin:  # clamp_(smin, smax); NaN stays
+            si = smin
+        if si > smax:
+            si = smax
+        ss[i] = si
+        d = np.sign(gi)
+        p[i] = p[i] - d * si
+        prev[i] = gi
+
+
+@njit(cache=True, error_model="numpy")
+def _asgd_range(lo, hi, p, g, ax, ax1, neg_eta, decay, mu, wd, maximize, average):
+    use_wd = wd != 0
+    for i in range(lo, hi):
+        gi = -g[i] if maximize else g[i]
+        if use_wd:
+            gi = gi + wd * p[i]
+        pi = p[i] * decay + neg_eta * gi
+        p[i] = pi
+        ax[i] = ax[i] + (pi - ax[i]) * mu if average else pi
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _adagrad_par(p, g, s0, s1, a, b, c, f0):
+    n = p.size
+    for k in prange(_OPT_CHUNKS):
+        _adagrad_range(k * n // _OPT_CHUNKS, (k + 1) * n // _OPT_CHUNKS, p, g, s0, s1, a, b, c, f0)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _adadelta_par(p, g, s0, s1, a, b, c, d, e, f0):
+    n = p.size
+    for k in prange(_OPT_CHUNKS):
+        _adadelta_range(k * n // _OPT_CHUNKS, (k + 1) * n // _OPT_CHUNKS, p, g, s0, s1, a, b, c, d, e, f0)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _adamax_par(p, g, s0, s1, a, b, c, d, e, h, f0, f1):
+    n = p.size
+    for k in prange(_OPT_CHUNKS):
+        _adamax_range(k * n // _OPT_CHUNKS, (k + 1) * n // _OPT_CHUNKS, p, g, s0, s1, a, b, c, d, e, h, f0, f1)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _nadam_par(p, g, s0, s1, a, b, c, d, e, h, i, j, l, m, f0, f1):
+    n = p.size
+    for k in prange(_OPT_CHUNKS):
+        _nadam_range(k * n // _OPT_CHUNKS, (k + 1) * n // _OPT_CHUNKS, p, g, s0, s1, a, b, c, d, e, h, i, j, l, m,
+                     f0, f1)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _radam_par(p, g, s0, s1, a, b, c, d, e, h, i, j, l, m, o, f0, f1, f2):
+    n = p.size
+    for k in prange(_OPT_CHUNKS):
+        _radam_range(k * n // _OPT_CHUNKS, (k + 1) * n // _OPT_CHUNKS, p, g, s0, s1, a, b, c, d, e, h, i, j, l, m,
+                     o, f0, f1, f2)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _rprop_par(p, g, s0, s1, a, b, c, d, f0):
+    n = p.size
+    for k in prange(_OPT_CHUNKS):
+        _rprop_range(k * n // _OPT_CHUNKS, (k + 1) * n // _OPT_CHUNKS, p, g, s0, s1, a, b, c, d, f0)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _asgd_par(p, g, s0, s1, a, b, c, d, f0, f1):
+    n = p.size
+    for k in prange(_OPT_CHUNKS):
+        _asgd_range(k * n // _OPT_CHUNKS, (k + 1) * n // _OPT_CHUNKS, p, g, s0, s1, a, b, c, d, f0, f1)
+
+
+LOOPS = {  # op name -> (loop over [lo, hi), its parallel=True twin)
+    "adagrad_step_": (_adagrad_range, _adagrad_par), "adadelta_step_": (_adadelta_range, _adadelta_par),
+    "adamax_step_": (_adamax_range, _adamax_par), "nadam_step_": (_nadam_range, _nadam_par),
+    "radam_step_": (_radam_range, _radam_par), "rprop_step_": (_rprop_range, _rprop_par),
+    "asgd_step_": (_asgd_range, _asgd_par),
+}
+
+
+def run_step(name, param, grad, state, scalars, flags):
+    """One step of op `name` in place: param and the state arrays 1-D C-contiguous views of one
+    float dtype, grad 1-D of that dtype, `scalars` in that dtype and `flags` (bools) as
+    optim_portable.STEPS[name].scalars returns them."""
+    n = param.size
+    if n == 0:
+        return
+    s0 = state[0]
+    s1 = state[1] if len(state) > 1 else s0
+    serial, par = LOOPS[name]
+    if n >= _PAR_MIN_OPTIM:
+        par(param, grad, s0, s1, *scalars, *flags)
+    else:
+        serial(0, n, param, grad, s0, s1, *scalars, *flags)
