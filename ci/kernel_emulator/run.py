@@ -56,6 +56,7 @@ def main(argv):
     tests = [str(ROOT / "tests" / "test_cuda_kernels.py")]
     if not kernels_only:
         tests.append(str(ROOT / "tests" / "test_cuda_backend.py"))
+        tests.append(str(ROOT / "tests" / "test_optim_fused.py"))  # the optimizers' fused steps on cuda
     # --noconftest: tests/conftest.py's skip hook is for real machines; the backend tests carry their
     # own availability check, which the stand-in cupy passes.
     return pytest.main(["-q", "--noconftest", "-p", "no:cacheprovider", *tests, *argv])

@@ -27,12 +27,7 @@ K = _Lazy()
 
 def _out(a, name):
     """A flat VIEW of an array the kernel writes: a copy would silently drop the update."""
-    if a is None:
-        return None
-    if not a.flags.c_contiguous:
-        raise ValueError(f"fused optimizer step: '{name}' must be C-contiguous (shape {a.shape}, "
-                         f"strides {a.strides}); the optimizer uses its Tensor-op fallback for such parameters")
-    return a.reshape(-1)
+    return None if a is None else optim_portable.written(a, name).reshape(-1)
 
 
 def _in(a, like):

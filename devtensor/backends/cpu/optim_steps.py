@@ -253,19 +253,25 @@ def _adamax_range(lo, hi, p, g, m, u, neg_lr, w, omw, beta2, eps, wd, maximize, 
         p[i] = p[i] + neg_lr * mi / ui
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _adam_moments(i, p, g, m, v, w, omw, beta2, omb2, wd, decay, maximize, small):
+    """NAdam's and RAdam's shared start for element i: decay, L2 decay, Adam's two moments (stored);
+    returns the decayed parameter, the gradient used and the new moments."""
+    gi = -g[i] if maximize else g[i]
+    pi = p[i] * decay if decay != 1 else p[i]
+    if wd != 0:
+        gi = gi + wd * pi
+    mi = _lerp(m[i], gi, w, omw, small)
+    vi = v[i] * beta2 + omb2 * gi * gi
+    m[i] = mi
+    v[i] = vi
+    return pi, gi, mi, vi
+
+
 @njit(cache=True, error_model="numpy")
 def _nadam_range(lo, hi, p, g, m, v, w, omw, beta2, omb2, eps, wd, decay, bc2, gcoef, acoef, maximize, small):
-    use_wd = wd != 0
-    use_decay = decay != 1
     for i in range(lo, hi):
-        gi = -g[i] if maximize else g[i]
-        pi = p[i] * decay if use_decay else p[i]
-        if use_wd:
-            gi = gi + wd * pi
-        mi = _lerp(m[i], gi, w, omw, small)
-        vi = v[i] * beta2 + omb2 * gi * gi
-        m[i] = mi
-        v[i] = vi
+        pi, gi, mi, vi = _adam_moments(i, p, g, m, v, w, omw, beta2, omb2, wd, decay, maximize, small)
         denom = np.sqrt(vi / bc2) + eps
         pi = pi + gcoef * gi / denom
         p[i] = pi + acoef * mi / denom
@@ -274,17 +280,8 @@ def _nadam_range(lo, hi, p, g, m, v, w, omw, beta2, omb2, eps, wd, decay, bc2, g
 @njit(cache=True, error_model="numpy")
 def _radam_range(lo, hi, p, g, m, v, w, omw, beta2, omb2, eps, wd, decay, bc1, lr, bc2_sqrt, rect, maximize,
                  small, rectified):
-    use_wd = wd != 0
-    use_decay = decay != 1
     for i in range(lo, hi):
-        gi = -g[i] if maximize else g[i]
-        pi = p[i] * decay if use_decay else p[i]
-        if use_wd:
-            gi = gi + wd * pi
-        mi = _lerp(m[i], gi, w, omw, small)
-        vi = v[i] * beta2 + omb2 * gi * gi
-        m[i] = mi
-        v[i] = vi
+        pi, gi, mi, vi = _adam_moments(i, p, g, m, v, w, omw, beta2, omb2, wd, decay, maximize, small)
         c = mi / bc1 * lr
         if rectified:
             p[i] = pi - c * (bc2_sqrt / (np.sqrt(vi) + eps)) * rect
