@@ -105,10 +105,16 @@ def test_state_dict_round_trip_mid_run_continues_bit_for_bit(name, kw, tmp_path)
         np.testing.assert_array_equal(_np(p), _np(q))
 
 
+@pytest.mark.parametrize("twins", [False, True], ids=["serial", "parallel"])
 @pytest.mark.parametrize("op", sorted(STEPS))
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
-def test_op_kernel_equals_the_reference_on_its_samples(op, dtype):
-    """The cpu kernel (numba, float32 / float64) against the op's numpy reference: param and state."""
+def test_op_kernel_equals_the_reference_on_its_samples(op, dtype, twins, monkeypatch):
+    """The cpu kernel (numba, float32 / float64; serial, or the parallel=True twin used for large
+    arrays) against the op's numpy reference: param and state."""
+    if twins:
+        from devtensor.backends.cpu import optim_steps as loops
+
+        monkeypatch.setattr(loops, "_PAR_MIN_OPTIM", 0)
     o = OPS[op]
     for args, kw in o.samples(dtype):
         want = [a.copy() for a in args]

@@ -203,12 +203,14 @@ def rmsprop_step_(param, grad, square_avg, momentum_buf, grad_avg, lr, alpha, ep
 # The kernel scalars come from backends/optim_portable.py (STEPS[name].scalars, already in the arrays'
 # dtype) and each loop transcribes that module's array-level step for one element; `run_step` calls
 # a loop directly for [0, n) or its parallel=True twin. s1 is the second state array (or any array
-# when the step keeps one).
+# when the step keeps one). The loops index local slices from 0, as the Adam loop does: indexing the
+# arguments from `lo` instead keeps LLVM from vectorizing them.
 
 @njit(cache=True, error_model="numpy")
-def _adagrad_range(lo, hi, p, g, s, s1, neg_lr, eps, wd, maximize):
+def _adagrad_range(lo, hi, p_, g_, s_, s1_, neg_lr, eps, wd, maximize):
+    p, g, s = p_[lo:hi], g_[lo:hi], s_[lo:hi]  # local views: the loop vectorizes
     use_wd = wd != 0
-    for i in range(lo, hi):
+    for i in range(p.size):
         gi = -g[i] if maximize else g[i]
         if use_wd:
             gi = gi + wd * p[i]
@@ -218,9 +220,10 @@ def _adagrad_range(lo, hi, p, g, s, s1, neg_lr, eps, wd, maximize):
 
 
 @njit(cache=True, error_model="numpy")
-def _adadelta_range(lo, hi, p, g, sq, acc, neg_lr, rho, omr, eps, wd, maximize):
+def _adadelta_range(lo, hi, p_, g_, sq_, acc_, neg_lr, rho, omr, eps, wd, maximize):
+    p, g, sq, acc = p_[lo:hi], g_[lo:hi], sq_[lo:hi], acc_[lo:hi]
     use_wd = wd != 0
-    for i in range(lo, hi):
+    for i in range(p.size):
         gi = -g[i] if maximize else g[i]
         if use_wd:
             gi = gi + wd * p[i]
@@ -237,9 +240,10 @@ def _lerp(a, b, w, omw, small):
 
 
 @njit(cache=True, error_model="numpy")
-def _adamax_range(lo, hi, p, g, m, u, neg_lr, w, omw, beta2, eps, wd, maximize, small):
+def _adamax_range(lo, hi, p_, g_, m_, u_, neg_lr, w, omw, beta2, eps, wd, maximize, small):
+    p, g, m, u = p_[lo:hi], g_[lo:hi], m_[lo:hi], u_[lo:hi]
     use_wd = wd != 0
-    for i in range(lo, hi):
+    for i in range(p.size):
         gi = -g[i] if maximize else g[i]
         if use_wd:
             gi = gi + wd * p[i]
@@ -269,8 +273,10 @@ def _adam_moments(i, p, g, m, v, w, omw, beta2, omb2, wd, decay, maximize, small
 
 
 @njit(cache=True, error_model="numpy")
-def _nadam_range(lo, hi, p, g, m, v, w, omw, beta2, omb2, eps, wd, decay, bc2, gcoef, acoef, maximize, small):
-    for i in range(lo, hi):
+def _nadam_range(lo, hi, p_, g_, m_, v_, w, omw, beta2, omb2, eps, wd, decay, bc2, gcoef, acoef, maximize,
+                 small):
+    p, g, m, v = p_[lo:hi], g_[lo:hi], m_[lo:hi], v_[lo:hi]
+    for i in range(p.size):
         pi, gi, mi, vi = _adam_moments(i, p, g, m, v, w, omw, beta2, omb2, wd, decay, maximize, small)
         denom = np.sqrt(vi / bc2) + eps
         pi = pi + gcoef * gi / denom
@@ -278,9 +284,10 @@ def _nadam_range(lo, hi, p, g, m, v, w, omw, beta2, omb2, eps, wd, decay, bc2, g
 
 
 @njit(cache=True, error_model="numpy")
-def _radam_range(lo, hi, p, g, m, v, w, omw, beta2, omb2, eps, wd, decay, bc1, lr, bc2_sqrt, rect, maximize,
+def _radam_range(lo, hi, p_, g_, m_, v_, w, omw, beta2, omb2, eps, wd, decay, bc1, lr, bc2_sqrt, rect, maximize,
                  small, rectified):
-    for i in range(lo, hi):
+    p, g, m, v = p_[lo:hi], g_[lo:hi], m_[lo:hi], v_[lo:hi]
+    for i in range(p.size):
         pi, gi, mi, vi = _adam_moments(i, p, g, m, v, w, omw, beta2, omb2, wd, decay, maximize, small)
         c = mi / bc1 * lr
         if rectified:
@@ -290,9 +297,10 @@ def _radam_range(lo, hi, p, g, m, v, w, omw, beta2, omb2, eps, wd, decay, bc1, l
 
 
 @njit(cache=True, error_model="numpy")
-def _rprop_range(lo, hi, p, g, prev, ss, etaminus, etaplus, smin, smax, maximize):
+def _rprop_range(lo, hi, p_, g_, prev_, ss_, etaminus, etaplus, smin, smax, maximize):
+    p, g, prev, ss = p_[lo:hi], g_[lo:hi], prev_[lo:hi], ss_[lo:hi]
     zero = smin - smin
-    for i in range(lo, hi):
+    for i in range(p.size):
         gi = -g[i] if maximize else g[i]
         s = gi * prev[i]
         if s > 0:
@@ -315,9 +323,10 @@ def _rprop_range(lo, hi, p, g, prev, ss, etaminus, etaplus, smin, smax, maximize
 
 
 @njit(cache=True, error_model="numpy")
-def _asgd_range(lo, hi, p, g, ax, ax1, neg_eta, decay, mu, wd, maximize, average):
+def _asgd_range(lo, hi, p_, g_, ax_, ax1_, neg_eta, decay, mu, wd, maximize, average):
+    p, g, ax = p_[lo:hi], g_[lo:hi], ax_[lo:hi]
     use_wd = wd != 0
-    for i in range(lo, hi):
+    for i in range(p.size):
         gi = -g[i] if maximize else g[i]
         if use_wd:
             gi = gi + wd * p[i]
