@@ -1,5 +1,7 @@
 """The fused optimizer steps on the cpu backend (numba loops): one pass over (param, grad, state)
-instead of ~10 numpy passes.  optim_kernels.py registers them.
+instead of ~10 numpy passes.  optim_kernels.py registers them: Adam/AdamW, SGD and RMSprop through
+their own wrappers below, Adagrad ... ASGD through `run_step` with the scalars of
+backends/optim_portable.py.
 
 In place on C-contiguous arrays of one float dtype; PyTorch's single-tensor (foreach=False) math.
 Every element is updated on its own, so the parallel=True twins for very large arrays give the
