@@ -208,14 +208,18 @@ def rmsprop_step_(param, grad, square_avg, momentum_buf, grad_avg, lr, alpha, ep
 # when the step keeps one). The loops index local slices from 0, as the Adam loop does: indexing the
 # arguments from `lo` instead keeps LLVM from vectorizing them.
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _grad(g, p, i, wd, maximize):
+    """The gradient element i of a step uses: negated to maximize, plus L2 weight decay."""
+    gi = -g[i] if maximize else g[i]
+    return gi + wd * p[i] if wd != 0 else gi
+
+
 @njit(cache=True, error_model="numpy")
 def _adagrad_range(lo, hi, p_, g_, s_, s1_, neg_lr, eps, wd, maximize):
     p, g, s = p_[lo:hi], g_[lo:hi], s_[lo:hi]  # local views: the loop vectorizes
-    use_wd = wd != 0
     for i in range(p.size):
-        gi = -g[i] if maximize else g[i]
-        if use_wd:
-            gi = gi + wd * p[i]
+        gi = _grad(g, p, i, wd, maximize)
         si = s[i] + gi * gi
         s[i] = si
         p[i] = p[i] + neg_lr * gi / (np.sqrt(si) + eps)
@@ -224,11 +228,8 @@ def _adagrad_range(lo, hi, p_, g_, s_, s1_, neg_lr, eps, wd, maximize):
 @njit(cache=True, error_model="numpy")
 def _adadelta_range(lo, hi, p_, g_, sq_, acc_, neg_lr, rho, omr, eps, wd, maximize):
     p, g, sq, acc = p_[lo:hi], g_[lo:hi], sq_[lo:hi], acc_[lo:hi]
-    use_wd = wd != 0
     for i in range(p.size):
-        gi = -g[i] if maximize else g[i]
-        if use_wd:
-            gi = gi + wd * p[i]
+        gi = _grad(g, p, i, wd, maximize)
         si = sq[i] * rho + omr * gi * gi
         sq[i] = si
         delta = np.sqrt(acc[i] + eps) / np.sqrt(si + eps) * gi
@@ -244,11 +245,8 @@ def _lerp(a, b, w, omw, small):
 @njit(cache=True, error_model="numpy")
 def _adamax_range(lo, hi, p_, g_, m_, u_, neg_lr, w, omw, beta2, eps, wd, maximize, small):
     p, g, m, u = p_[lo:hi], g_[lo:hi], m_[lo:hi], u_[lo:hi]
-    use_wd = wd != 0
     for i in range(p.size):
-        gi = -g[i] if maximize else g[i]
-        if use_wd:
-            gi = gi + wd * p[i]
+        gi = _grad(g, p, i, wd, maximize)
         mi = _lerp(m[i], gi, w, omw, small)
         m[i] = mi
         ui = u[i] * beta2
@@ -327,11 +325,8 @@ def _rprop_range(lo, hi, p_, g_, prev_, ss_, etaminus, etaplus, smin, smax, maxi
 @njit(cache=True, error_model="numpy")
 def _asgd_range(lo, hi, p_, g_, ax_, ax1_, neg_eta, decay, mu, wd, maximize, average):
     p, g, ax = p_[lo:hi], g_[lo:hi], ax_[lo:hi]
-    use_wd = wd != 0
     for i in range(p.size):
-        gi = -g[i] if maximize else g[i]
-        if use_wd:
-            gi = gi + wd * p[i]
+        gi = _grad(g, p, i, wd, maximize)
         pi = p[i] * decay + neg_eta * gi
         p[i] = pi
         ax[i] = ax[i] + (pi - ax[i]) * mu if average else pi
