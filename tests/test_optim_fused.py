@@ -67,6 +67,23 @@ def test_fused_step_matches_torch(name, kw, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("name,kw", CONFIGS, ids=IDS)
+def test_reference_and_portable_tier_match_torch(name, kw, dtype, monkeypatch):
+    """optim_portable's array-level steps (the ops' numpy reference, and CuPy's tier on cuda) run in
+    place of the fused kernel, fed what the optimizer feeds the op: PyTorch's results."""
+    from devtensor.optim.optimizer import Optimizer
+
+    def portable(op, args, attrs):
+        arrays = [a._data for a in args]
+        STEPS[op.name].xp(np, arrays[0], arrays[1], *arrays[2:], **attrs)
+        args[0]._bump(op.name)
+
+    monkeypatch.setattr(Optimizer, "_run_fused", staticmethod(portable))
+    ps, tps, opt, topt = _run(name, kw, dtype, 8)
+    _compare(ps, tps, opt, topt, TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("name,kw", [c for c in CONFIGS if "fused" not in c[1]],
                          ids=[i for i, c in zip(IDS, CONFIGS) if "fused" not in c[1]])
 def test_fused_step_equals_the_tensor_op_step(name, kw, dtype):
