@@ -1,5 +1,6 @@
 """Core benchmarks (issue: core): eager per-op overhead, matmul GFLOP/s, conv2d forward+backward
-on the MNIST CNN's layers; devtensor vs numpy and PyTorch CPU (when installed), in one run.
+on the MNIST CNN's layers, one optimizer step of a 1M-element parameter; devtensor vs numpy and
+PyTorch CPU (when installed), in one run.
 
     python bench/bench_core.py [--quick] [--markdown]
 
@@ -94,6 +95,56 @@ def conv_cases(batch):
     return out
 
 
+OPTIMIZERS = ("Adam", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam", "Rprop", "ASGD")
+
+
+def optimizer_cases(n):
+    """opt.step() for one float32 parameter of n elements (the gradient set once): devtensor's fused
+    kernel, devtensor's Tensor-op path (fused=False) and PyTorch's default (single-tensor on cpu)."""
+    out = []
+    g = np.random.default_rng(0).standard_normal(n).astype(np.float32)
+    for name in OPTIMIZERS:
+        c = {"name": f"{name}, {n:,} elem"}
+        for key, fused in (("fused", None), ("tensor ops", False)):
+            p = dt.nn.Parameter(dt.zeros(n))
+            p.grad = dt.tensor(g)
+            opt = getattr(dt.optim, name)([p])
+            opt.param_groups[0]["fused"] = fused
+            c[key] = opt.step
+        if torch is not None:
+            tp = torch.nn.Parameter(torch.zeros(n))
+            tp.grad = torch.from_numpy(g.copy())
+            c["torch"] = getattr(torch.optim, name)([tp]).step
+            c["torch 1 thread"] = lambda step=c["torch"]: _one_thread(step)
+        out.append(c)
+    return out
+
+
+def _one_thread(step):
+    """PyTorch's step on one intra-op thread (devtensor's loops are serial below 16M elements)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        step()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def optimizer_table(rows):
+    lines = ["### One optimizer step (cpu, float32)", "",
+             "| optimizer | fused | Tensor ops | fused / Tensor ops | torch (default) | fused / torch | "
+             "torch, 1 thread | fused / torch 1 thread |", "|---|---|---|---|---|---|---|---|"]
+    for c, t in rows:
+        f = t["fused"].median_s
+
+        def vs(k):
+            return (fmt_time(t[k].median_s), f"{f / t[k].median_s:.2f}") if k in t else ("-", "-")
+
+        cells = [fmt_time(f), *vs("tensor ops"), *vs("torch"), *vs("torch 1 thread")]
+        lines.append(f"| {c['name']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def run(cases, min_time):
     rows = []
     for c in cases:
@@ -146,14 +197,21 @@ def header():
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small sizes, short timings (CI smoke run)")
+    p.add_argument("--only", choices=("optim",), help="only this table")
     args = p.parse_args(argv)
     min_time = 0.02 if args.quick else 0.5
     out = [header()]
+    if args.only == "optim":
+        out.append(optimizer_table(run(optimizer_cases(10_000 if args.quick else 1_000_000), min_time)))
+        text = "\n".join(out)
+        print(text)
+        return text
     out.append(table("Eager per-op overhead (cpu)", run(overhead_cases(), min_time)))
     out.append(table("matmul (cpu, float32)", run(matmul_cases([256] if args.quick else [256, 1024]), min_time),
                      with_flops=True))
     out.append(table("conv2d forward+backward (cpu, float32), the MNIST CNN's layers",
                      run(conv_cases(8 if args.quick else 100), min_time), with_flops=True))
+    out.append(optimizer_table(run(optimizer_cases(10_000 if args.quick else 1_000_000), min_time)))
     text = "\n".join(out)
     print(text)
     return text

@@ -40,7 +40,8 @@ RNG = np.random.default_rng(20261122)
 OUR_OPS = ("matmul", "conv2d", "conv2d_backward_input", "conv2d_backward_weight", "max_pool2d",
            "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward", "softmax", "log_softmax",
            "cross_entropy_rows", "cross_entropy_mean", "cross_entropy_rows_backward", "sum", "mean", "amax", "amin", "argmax", "argmin",
-           "max_dim", "min_dim", "adam_step_", "sgd_step_", "rmsprop_step_")
+           "max_dim", "min_dim", "adam_step_", "sgd_step_", "rmsprop_step_", "adagrad_step_", "adadelta_step_",
+           "adamax_step_", "nadam_step_", "radam_step_", "rprop_step_", "asgd_step_")
 
 
 def _emulated():
@@ -210,6 +211,17 @@ class FakeKernels:
         self._rec("sgd_step", momentum=momentum)
         return cops.sgd_step_xp(np, param, grad, momentum_buffer, lr, momentum, dampening, weight_decay, nesterov,
                                 maximize, first_step)
+
+    def optim_step(self, op, param, grad, state, scalars, flags):
+        # the cpu backend's numba loops take the same kernel scalars and flags as dt_optim_step<Op>
+        from devtensor.backends.cpu import optim_steps
+
+        assert all(a.flags.c_contiguous and a.dtype == np.float32 for a in (param, grad, *state))
+        assert all(isinstance(v, np.float32) for v in scalars) and len(scalars) <= 12
+        self._rec("optim_step", op=op)
+        optim_steps.run_step(op, param.reshape(-1), grad.reshape(-1), [a.reshape(-1) for a in state], scalars,
+                             flags)
+        return param
 
     # the device error record: kernels.check_index / the cross-entropy kernels, computed with numpy
     err = None

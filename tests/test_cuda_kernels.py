@@ -646,6 +646,47 @@ def test_adam_step(cp, K, n, offset, decoupled, amsgrad, maximize, wd):
         np.testing.assert_allclose(cp.asnumpy(X), vmax, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.parametrize("op", sorted(kb.OPTIM_STEP_FUNCTORS))
+@pytest.mark.parametrize("n", [0, 1, 257, 10**9])
+def test_optim_step_launch_config(op, n):
+    cfg = kb.launch_config("optim_step", op=op, n=n, num_sms=100)
+    assert cfg.kernel == kb.optim_step_kernel_name(op) and kb.kernel_file_of(cfg.kernel) == "optim.cu"
+    assert cfg.block == (256, 1, 1) and (cfg.grid[0] == 0) == (n == 0)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("n,offset", [(1000, 0), (13, 1), (3, 0)])
+@pytest.mark.parametrize("op", sorted(kb.OPTIM_STEP_FUNCTORS))
+def test_optim_step_matches_the_reference(cp, K, op, n, offset):
+    """dt_optim_step<Op> (float4 and scalar paths: offset 1 misaligns every buffer) on each sample of
+    the op's table entry against its numpy reference in float64, param and every state array."""
+    from devtensor.backends.optim_portable import STEPS
+    from devtensor.dispatch import OPS
+
+    step = STEPS[op]
+    for _, attrs in OPS[op].samples(np.float64):
+        host = [_f32(n + offset) for _ in range(2 + len(step.state))]
+        for j, name in enumerate(step.state):  # accumulators of squares and step sizes are positive
+            if name in ("sum", "square_avg", "acc_delta", "exp_avg_sq", "exp_inf", "step_size"):
+                host[2 + j] = np.abs(host[2 + j]) + np.float32(0.1)
+        ref = [a[offset:].astype(np.float64) for a in host]
+        step.xp(np, *ref, **attrs)
+        dev = [cp.asarray(a)[offset:] for a in host]
+        scalars, flags = step.scalars(np.float32, **attrs)
+        K.optim_step(op, dev[0], dev[1], dev[2:], scalars, flags)
+        for i in [0] + list(range(2, len(dev))):
+            np.testing.assert_allclose(cp.asnumpy(dev[i]), ref[i], rtol=2e-5, atol=1e-6, err_msg=f"{op} {i} {attrs}")
+
+
+def test_optim_step_refuses_mismatched_buffers():
+    pytest.importorskip("cupy")
+    from devtensor.backends.cuda import kernels as real
+
+    a, b = np.zeros(4, np.float32), np.zeros(5, np.float32)
+    with pytest.raises(ValueError, match="adagrad_step_ state 0 has 5 elements, expected 4"):
+        real.optim_step("adagrad_step_", a, a, [b], (0.0,) * 3, (False,))
+
+
 @pytest.mark.cuda
 @pytest.mark.parametrize("n,offset", [(1000, 0), (13, 1)])
 @pytest.mark.parametrize("mom,damp,nest,first,wd", [(0.0, 0.0, False, False, 0.0), (0.9, 0.1, False, True, 0.01),

@@ -56,6 +56,8 @@ def main(argv):
     tests = [str(ROOT / "tests" / "test_cuda_kernels.py")]
     if not kernels_only:
         tests.append(str(ROOT / "tests" / "test_cuda_backend.py"))
+        # the optimizers' fused steps on device cuda (the file's cpu tests run in the normal suite)
+        tests.append(str(ROOT / "tests" / "test_optim_fused.py") + "::test_fused_step_on_cuda_matches_torch")
     # --noconftest: tests/conftest.py's skip hook is for real machines; the backend tests carry their
     # own availability check, which the stand-in cupy passes.
     return pytest.main(["-q", "--noconftest", "-p", "no:cacheprovider", *tests, *argv])

@@ -19,7 +19,7 @@ from ..dispatch import COMPARE, OPS, _backend
 from ..graph.ir import Ref, node_refs
 from ..tensor import _wrap
 
-_EFFECTS = ("copy_", "adam_step_", "sgd_step_", "rmsprop_step_")
+_EFFECTS = ("copy_", "adam_step_", "sgd_step_", "rmsprop_step_", "adagrad_step_", "adadelta_step_", "adamax_step_", "nadam_step_", "radam_step_", "rprop_step_", "asgd_step_")
 _KERNEL, _HOST, _GRAD = 0, 1, 2
 
 

@@ -38,6 +38,8 @@ UNSUPPORTED: dict = {
     "adam_step_": _STEP,
     "sgd_step_": _STEP,
     "rmsprop_step_": _STEP,
+    **{n: _STEP for n in ("adagrad_step_", "adadelta_step_", "adamax_step_", "nadam_step_", "radam_step_",
+                          "rprop_step_", "asgd_step_")},
     "lstm_cell_backward": _BACKWARD, "lstm_sequence_backward": _BACKWARD, "rnn_sequence_backward": _BACKWARD,
     **UNSUPPORTED_EXTRA,  # issue 18's ops (scans, sorting, special functions, linalg): onnx/unsupported_extra.py
 }

@@ -7,7 +7,11 @@ in devtensor.optim check all that before calling, and fall back to the same upda
 Tensor ops where a backend has no kernel (or for non-contiguous and low-precision parameters).
 
 The numpy references below (used by the generated op suite) follow torch.optim's single-tensor
-code line by line; they copy their inputs and return the updated parameter.
+code line by line; they copy their inputs and return the updated parameter. Adagrad ... ASGD's
+references are backends/optim_portable.py's array-level steps run with numpy on copies (that
+module's steps are also the portable tier; tests/test_optim_fused.py checks them against PyTorch).
+Their attributes are per-step host values (a decayed learning rate, bias corrections, NAdam's
+momentum coefficients, ASGD's eta and mu) that the optimizers compute each step.
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ import math
 
 import numpy as np
 
+from ..backends.optim_portable import STEPS
 from ..dispatch import KEEP, defop
 
 # ---- numpy references ----------------------------------------------------------------------
@@ -145,3 +150,86 @@ sgd_step_ = defop("sgd_step_", _SGD, rule=KEEP, meta=_state_meta(_SGD), check=Tr
                   doc="SGD update of param (and its momentum buffer) in place")
 rmsprop_step_ = defop("rmsprop_step_", _RMSPROP, rule=KEEP, meta=_state_meta(_RMSPROP), check=True, differentiable=False, ref=ref_rmsprop_step, samples=_rmsprop_samples,
                       doc="RMSprop update of param, square_avg (and momentum buffer, grad_avg) in place")
+
+
+# ---- Adagrad, Adadelta, Adamax, NAdam, RAdam, Rprop, ASGD --------------------------------------
+
+def _portable_ref(name):
+    step = STEPS[name].xp
+
+    def ref(param, grad, *state, **attrs):
+        state = [a.copy() for a in state]
+        return step(np, param.copy(), grad.astype(param.dtype), *state, **attrs)
+
+    ref.__name__ = ref.__qualname__ = f"ref_{name}"
+    return ref
+
+
+def _state_arrays(name, shape, dtype, seed):
+    """Plausible state: accumulators of squares and step sizes positive, the rest signed."""
+    out = []
+    for j, st in enumerate(STEPS[name].state):
+        a = _arrays(dtype, 1, shape, seed * 7 + j)[0]
+        out.append(np.abs(a) + 0.1 if st in ("sum", "square_avg", "acc_delta", "exp_avg_sq", "exp_inf",
+                                               "step_size") else a)
+    return out
+
+
+_EXTRA_OPTS = {  # op -> (base attributes, variants)
+    "adagrad_step_": (dict(lr=0.05, eps=1e-10, weight_decay=0.0, maximize=False),
+                      [dict(), dict(weight_decay=0.1), dict(maximize=True, lr=0.01)]),
+    "adadelta_step_": (dict(lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, maximize=False),
+                       [dict(), dict(weight_decay=0.1, rho=0.8), dict(maximize=True)]),
+    "adamax_step_": (dict(lr=0.02, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, maximize=False),
+                     [dict(), dict(weight_decay=0.1, beta1=0.3), dict(maximize=True)]),
+    "nadam_step_": (dict(beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, decay=1.0, bias_correction2=0.002,
+                         grad_coef=-0.01, avg_coef=-0.02, maximize=False),
+                    [dict(), dict(weight_decay=0.1), dict(decay=0.999, maximize=True, beta1=0.2)]),
+    "radam_step_": (dict(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, decay=1.0,
+                         bias_correction1=0.271, bias_correction2_sqrt=0.05, rect=0.0, maximize=False),
+                    [dict(), dict(rect=0.3, weight_decay=0.1), dict(rect=0.5, decay=0.999, maximize=True)]),
+    "rprop_step_": (dict(etaminus=0.5, etaplus=1.2, step_size_min=1e-6, step_size_max=50.0, maximize=False),
+                    [dict(), dict(step_size_min=0.3, step_size_max=0.6, maximize=True)]),
+    "asgd_step_": (dict(eta=0.01, decay=0.9999, mu=1.0, weight_decay=0.0, maximize=False),
+                   [dict(), dict(mu=0.25, weight_decay=0.1), dict(mu=0.5, maximize=True)]),
+}
+
+
+def _extra_samples(name):
+    base, variants = _EXTRA_OPTS[name]
+
+    def samples(dtype=np.float64):
+        out = []
+        for i, opts in enumerate(variants):
+            shape = [(7,), (3, 5), (6,)][i % 3]
+            p, g = _arrays(dtype, 2, shape, 60 + i)
+            out.append(((p, g, *_state_arrays(name, shape, dtype, 70 + i)), {**base, **opts}))
+        return out
+
+    return samples
+
+
+_DOCS = {
+    "adagrad_step_": "Adagrad update of param and sum in place (lr: this step's decayed learning rate)",
+    "adadelta_step_": "Adadelta update of param, square_avg and acc_delta in place",
+    "adamax_step_": "Adamax update of param, exp_avg and exp_inf in place (lr: lr / (1 - beta1^step))",
+    "nadam_step_": "NAdam update of param, exp_avg and exp_avg_sq in place (coefficients from mu_product)",
+    "radam_step_": "RAdam update of param, exp_avg and exp_avg_sq in place (rect 0: the un-rectified step)",
+    "rprop_step_": "Rprop update of param, prev and step_size in place",
+    "asgd_step_": "ASGD update of param and its average ax in place (eta, mu: the step's values)",
+}
+
+
+def _declare(name):
+    names = ("param", "grad", *STEPS[name].state)
+    return defop(name, names, rule=KEEP, meta=_state_meta(names), check=True, differentiable=False,
+                 ref=_portable_ref(name), samples=_extra_samples(name), doc=_DOCS[name])
+
+
+adagrad_step_ = _declare("adagrad_step_")
+adadelta_step_ = _declare("adadelta_step_")
+adamax_step_ = _declare("adamax_step_")
+nadam_step_ = _declare("nadam_step_")
+radam_step_ = _declare("radam_step_")
+rprop_step_ = _declare("rprop_step_")
+asgd_step_ = _declare("asgd_step_")

@@ -12,14 +12,19 @@ and a device tensor would cost a host synchronisation each time.
 State of the wrong shape is an error, never an out-of-bounds write: the fused kernels index a
 state buffer as they index its parameter. Each optimizer names its parameter-shaped state
 (`_param_shaped_state`); load_state_dict() rejects a state_dict whose such tensors do not have
-their parameter's shape (ValueError, before anything is replaced), and every step() checks them
-again (RuntimeError, as PyTorch's step raises), since `opt.state[p][name]` can be assigned directly.
-The step-time check is a shape tuple comparison per state tensor; device, dtype and contiguity
-are fixed there too (a state tensor that differs is replaced by a converted copy).
+their parameter's shape (ValueError, before anything is replaced). step() checks a parameter's
+state again (RuntimeError, as PyTorch's step raises) only when something may have changed since it
+was last found to fit: an entry of `opt.state[p]` was assigned (each parameter's state is a
+`_ParamState`, a dict that notices assignments), or the parameter's storage was replaced (`p.data =
+...`, `Module.to()`, `Module.double()`); device, dtype and contiguity are fixed there too (a state
+tensor that differs is replaced by a converted copy). Otherwise a step pays one identity test per
+parameter. Replacing a state tensor's own storage (`opt.state[p]["exp_avg"].data = ...`) is not
+noticed; the fused ops' meta rules still refuse a state of the wrong shape before any kernel runs.
 """
 from __future__ import annotations
 
 import copy
+import weakref
 from collections import defaultdict
 
 from .. import dtypes as _dt
@@ -42,6 +47,45 @@ class _RequiredParameter:
 
 required = _RequiredParameter()
 
+# per-step host scalars the optimizers themselves store every step: assigning them does not make
+# step() check the state tensors again
+_HOST_SCALARS = frozenset(("step", "mu_product", "eta", "mu"))
+
+
+class _ParamState(dict):
+    """One parameter's state. `checked` holds a weak reference to the parameter storage (its `_data`)
+    that the state tensors were last found to fit; assigning a state entry forgets it."""
+
+    __slots__ = ("checked",)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.checked = None
+
+    def __setitem__(self, key, value):
+        if key not in _HOST_SCALARS:
+            self.checked = None
+        super().__setitem__(key, value)
+
+    def update(self, *args, **kwargs):
+        self.checked = None
+        super().update(*args, **kwargs)
+
+    def setdefault(self, key, default=None):
+        if key not in self:
+            self.checked = None
+        return super().setdefault(key, default)
+
+    def __reduce__(self):  # pickles (and deep-copies) as its items; the check marker is not state
+        return _ParamState, (dict(self),)
+
+
+def _storage_ref(p):
+    try:
+        return weakref.ref(p._data)
+    except TypeError:  # storage without weak references: never cached, checked every step
+        return None
+
 
 class Optimizer:
     def __init__(self, params, defaults):
@@ -51,7 +95,7 @@ class Optimizer:
                             f"but got {type(params).__name__}")
         if defaults.get("differentiable"):
             raise NotImplementedError(f"{type(self).__name__}: differentiable=True is not supported by devtensor")
-        self.state = defaultdict(dict)
+        self.state = defaultdict(_ParamState)
         self.param_groups = []
         param_groups = list(params)
         if len(param_groups) == 0:
@@ -104,6 +148,9 @@ class Optimizer:
         if not existing.isdisjoint(ids):
             raise ValueError("some parameters appear in more than one parameter group")
         self.param_groups.append(param_group)
+        for p in tensors:  # state kept from before (the parameter was in a group that was removed)
+            if self.state.get(p):
+                self._check_state(p, self.state[p])
 
     # ---- gradients and steps ---------------------------------------------------------------------
     @opaque
@@ -165,9 +212,15 @@ class Optimizer:
         shape (else RuntimeError: the fused kernels would write out of bounds), and is moved to p's
         device and dtype and made contiguous where it is not (Module.to() after some steps moves the
         parameter and its state follows here; so does a tensor assigned to opt.state[p] directly).
-        Runs every step, so the usual case is a handful of attribute reads per state tensor (shape
-        tuple, device and dtype identity, contiguity flag); anything unusual goes to _fix_state."""
+        Called every step, it returns at once when the state was found to fit p's current storage
+        and no entry was assigned since (see the module docstring); anything unusual goes to
+        _fix_state."""
         data = p._data
+        cached = state.__class__ is _ParamState
+        if cached:
+            ref = state.checked
+            if ref is not None and ref() is data:
+                return
         shape, dtype, dev = data.shape, data.dtype, p._device
         for name in self._param_shaped_state:
             v = state.get(name)
@@ -180,6 +233,8 @@ class Optimizer:
             except AttributeError:  # not a Tensor, or an array without flags (the meta device)
                 pass
             self._fix_state(p, state, name, v)
+        if cached:
+            state.checked = _storage_ref(p)
 
     def _fix_state(self, p, state, name, v):
         """The slow part of _check_state, for one state tensor that failed its fast test."""
@@ -247,13 +302,14 @@ class Optimizer:
         # saved index -> (parameter, its group index, its position in the group)
         id_map = {k: (p, gi, pi) for gi, (g, s) in enumerate(zip(groups, saved_groups))
                   for pi, (k, p) in enumerate(zip(s["params"], g["params"]))}
-        state = defaultdict(dict)
+        state = defaultdict(_ParamState)
         for k, v in state_dict["state"].items():
             key = int(k) if isinstance(k, str) and k.isdigit() else k  # JSON turns int keys into strings
             if key in id_map:
                 p, gi, pi = id_map[key]
                 self._check_loaded(p, gi, pi, key, v)
-                state[p] = {name: self._cast_state(name, value, p) for name, value in v.items()}
+                state[p] = _ParamState((name, self._cast_state(name, value, p)) for name, value in v.items())
+                state[p].checked = _storage_ref(p)  # shapes checked, tensors on p's device, dtype, contiguous
             else:
                 state[k] = v
         new_groups = []

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import optim_portable
 from .backend import cpu
 
 
@@ -26,12 +27,7 @@ K = _Lazy()
 
 def _out(a, name):
     """A flat VIEW of an array the kernel writes: a copy would silently drop the update."""
-    if a is None:
-        return None
-    if not a.flags.c_contiguous:
-        raise ValueError(f"fused optimizer step: '{name}' must be C-contiguous (shape {a.shape}, "
-                         f"strides {a.strides}); the optimizer uses its Tensor-op fallback for such parameters")
-    return a.reshape(-1)
+    return None if a is None else optim_portable.written(a, name).reshape(-1)
 
 
 def _in(a, like):
@@ -62,3 +58,23 @@ def rmsprop_step_(param, grad, square_avg, momentum_buffer, grad_avg, lr, alpha,
                     _out(momentum_buffer, "momentum_buffer"), _out(grad_avg, "grad_avg"), float(lr), float(alpha),
                     float(eps), float(weight_decay), float(momentum), bool(centered))
     return param
+
+
+def _register_step(name, step):
+    """Adagrad ... ASGD (backends/optim_portable.py): one adapter shape for all of them; float32 and
+    float64 run the numba loops, other dtypes the portable tier (numpy)."""
+
+    @cpu.kernel(name, dtypes=("float32", "float64"))
+    def kernel(param, grad, *state, **attrs):
+        f = param.dtype.type
+        scalars, flags = step.scalars(f, **attrs)
+        K.run_step(name, _out(param, "param"), _in(grad, param), [_out(a, n) for a, n in zip(state, step.state)],
+                   scalars, flags)
+        return param
+
+    kernel.__name__ = kernel.__qualname__ = name
+
+
+for _name, _step in optim_portable.STEPS.items():
+    _register_step(_name, _step)
+optim_portable.register(cpu, np)

@@ -1,5 +1,7 @@
 """The fused optimizer steps on the cpu backend (numba loops): one pass over (param, grad, state)
-instead of ~10 numpy passes.  optim_kernels.py registers them.
+instead of ~10 numpy passes.  optim_kernels.py registers them: Adam/AdamW, SGD and RMSprop through
+their own wrappers below, Adagrad ... ASGD through `run_step` with the scalars of
+backends/optim_portable.py.
 
 In place on C-contiguous arrays of one float dtype; PyTorch's single-tensor (foreach=False) math.
 Every element is updated on its own, so the parallel=True twins for very large arrays give the
@@ -197,3 +199,209 @@ def rmsprop_step_(param, grad, square_avg, momentum_buf, grad_avg, lr, alpha, ep
     fn(p, grad.reshape(-1), square_avg.reshape(-1), buf, gavg, f(-float(lr)), f(alpha),
        f(1.0 - float(alpha)), f(eps), f(weight_decay), f(momentum), centered)
     return None
+
+
+# ---- Adagrad, Adadelta, Adamax, NAdam, RAdam, Rprop, ASGD -------------------------------------------
+# The kernel scalars come from backends/optim_portable.py (STEPS[name].scalars, already in the arrays'
+# dtype) and each loop transcribes that module's array-level step for one element; `run_step` calls
+# a loop directly for [0, n) or its parallel=True twin. s1 is the second state array (or any array
+# when the step keeps one). The loops index local slices from 0, as the Adam loop does: indexing the
+# arguments from `lo` instead keeps LLVM from vectorizing them.
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _grad(g, p, i, wd, maximize):
+    """The gradient element i of a step uses: negated to maximize, plus L2 weight decay."""
+    gi = -g[i] if maximize else g[i]
+    return gi + wd * p[i] if wd != 0 else gi
+
+
+@njit(cache=True, error_model="numpy")
+def _adagrad_range(lo, hi, p_, g_, s_, s1_, neg_lr, eps, wd, maximize):
+    p, g, s = p_[lo:hi], g_[lo:hi], s_[lo:hi]  # local views: the loop vectorizes
+    for i in range(p.size):
+        gi = _grad(g, p, i, wd, maximize)
+        si = s[i] + gi * gi
+        s[i] = si
+        p[i] = p[i] + neg_lr * gi / (np.sqrt(si) + eps)
+
+
+@njit(cache=True, error_model="numpy")
+def _adadelta_range(lo, hi, p_, g_, sq_, acc_, neg_lr, rho, omr, eps, wd, maximize):
+    p, g, sq, acc = p_[lo:hi], g_[lo:hi], sq_[lo:hi], acc_[lo:hi]
+    for i in range(p.size):
+        gi = _grad(g, p, i, wd, maximize)
+        si = sq[i] * rho + omr * gi * gi
+        sq[i] = si
+        delta = np.sqrt(acc[i] + eps) / np.sqrt(si + eps) * gi
+        acc[i] = acc[i] * rho + omr * delta * delta
+        p[i] = p[i] + neg_lr * delta
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _lerp(a, b, w, omw, small):
+    return a + w * (b - a) if small else b - (b - a) * omw
+
+
+@njit(cache=True, error_model="numpy")
+def _adamax_range(lo, hi, p_, g_, m_, u_, neg_lr, w, omw, beta2, eps, wd, maximize, small):
+    p, g, m, u = p_[lo:hi], g_[lo:hi], m_[lo:hi], u_[lo:hi]
+    for i in range(p.size):
+        gi = _grad(g, p, i, wd, maximize)
+        mi = _lerp(m[i], gi, w, omw, small)
+        m[i] = mi
+        ui = u[i] * beta2
+        ai = abs(gi) + eps
+        if ai > ui or ai != ai:  # torch.maximum: the larger, and NaN wins
+            ui = ai
+        u[i] = ui
+        p[i] = p[i] + neg_lr * mi / ui
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _adam_moments(i, p, g, m, v, w, omw, beta2, omb2, wd, decay, maximize, small):
+    """NAdam's and RAdam's shared start for element i: decay, L2 decay, Adam's two moments (stored);
+    returns the decayed parameter, the gradient used and the new moments."""
+    gi = -g[i] if maximize else g[i]
+    pi = p[i] * decay if decay != 1 else p[i]
+    if wd != 0:
+        gi = gi + wd * pi
+    mi = _lerp(m[i], gi, w, omw, small)
+    vi = v[i] * beta2 + omb2 * gi * gi
+    m[i] = mi
+    v[i] = vi
+    return pi, gi, mi, vi
+
+
+@njit(cache=True, error_model="numpy")
+def _nadam_range(lo, hi, p_, g_, m_, v_, w, omw, beta2, omb2, eps, wd, decay, bc2, gcoef, acoef, maximize,
+                 small):
+    p, g, m, v = p_[lo:hi], g_[lo:hi], m_[lo:hi], v_[lo:hi]
+    for i in range(p.size):
+        pi, gi, mi, vi = _adam_moments(i, p, g, m, v, w, omw, beta2, omb2, wd, decay, maximize, small)
+        denom = np.sqrt(vi / bc2) + eps
+        pi = pi + gcoef * gi / denom
+        p[i] = pi + acoef * mi / denom
+
+
+@njit(cache=True, error_model="numpy")
+def _radam_range(lo, hi, p_, g_, m_, v_, w, omw, beta2, omb2, eps, wd, decay, bc1, lr, bc2_sqrt, rect, maximize,
+                 small, rectified):
+    p, g, m, v = p_[lo:hi], g_[lo:hi], m_[lo:hi], v_[lo:hi]
+    for i in range(p.size):
+        pi, gi, mi, vi = _adam_moments(i, p, g, m, v, w, omw, beta2, omb2, wd, decay, maximize, small)
+        c = mi / bc1 * lr
+        if rectified:
+            p[i] = pi - c * (bc2_sqrt / (np.sqrt(vi) + eps)) * rect
+        else:
+            p[i] = pi - c
+
+
+@njit(cache=True, error_model="numpy")
+def _rprop_range(lo, hi, p_, g_, prev_, ss_, etaminus, etaplus, smin, smax, maximize):
+    p, g, prev, ss = p_[lo:hi], g_[lo:hi], prev_[lo:hi], ss_[lo:hi]
+    zero = smin - smin
+    for i in range(p.size):
+        gi = -g[i] if maximize else g[i]
+        s = gi * prev[i]
+        if s > 0:
+            si = ss[i] * etaplus
+        elif s < 0:
+            si = ss[i] * etaminus
+            gi = zero  # a sign change: no step now and no sign memory for the next
+        elif s == 0:
+            si = ss[i]
+        else:  # NaN: the factor is NaN, as torch.sign(NaN) leaves it
+            si = ss[i] * s
+        if si < smin:  # clamp_(smin, smax); NaN stays
+            si = smin
+        if si > smax:
+            si = smax
+        ss[i] = si
+        d = np.sign(gi)
+        p[i] = p[i] - d * si
+        prev[i] = gi
+
+
+@njit(cache=True, error_model="numpy")
+def _asgd_range(lo, hi, p_, g_, ax_, ax1_, neg_eta, decay, mu, wd, maximize, average):
+    p, g, ax = p_[lo:hi], g_[lo:hi], ax_[lo:hi]
+    for i in range(p.size):
+        gi = _grad(g, p, i, wd, maximize)
+        pi = p[i] * decay + neg_eta * gi
+        p[i] = pi
+        ax[i] = ax[i] + (pi - ax[i]) * mu if average else pi
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _adagrad_par(p, g, s0, s1, a, b, c, f0):
+    n = p.size
+    for k in prange(_OPT_CHUNKS):
+        _adagrad_range(k * n // _OPT_CHUNKS, (k + 1) * n // _OPT_CHUNKS, p, g, s0, s1, a, b, c, f0)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _adadelta_par(p, g, s0, s1, a, b, c, d, e, f0):
+    n = p.size
+    for k in prange(_OPT_CHUNKS):
+        _adadelta_range(k * n // _OPT_CHUNKS, (k + 1) * n // _OPT_CHUNKS, p, g, s0, s1, a, b, c, d, e, f0)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _adamax_par(p, g, s0, s1, a, b, c, d, e, h, f0, f1):
+    n = p.size
+    for k in prange(_OPT_CHUNKS):
+        _adamax_range(k * n // _OPT_CHUNKS, (k + 1) * n // _OPT_CHUNKS, p, g, s0, s1, a, b, c, d, e, h, f0, f1)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _nadam_par(p, g, s0, s1, a, b, c, d, e, h, i, j, l, m, f0, f1):
+    n = p.size
+    for k in prange(_OPT_CHUNKS):
+        _nadam_range(k * n // _OPT_CHUNKS, (k + 1) * n // _OPT_CHUNKS, p, g, s0, s1, a, b, c, d, e, h, i, j, l, m,
+                     f0, f1)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _radam_par(p, g, s0, s1, a, b, c, d, e, h, i, j, l, m, o, f0, f1, f2):
+    n = p.size
+    for k in prange(_OPT_CHUNKS):
+        _radam_range(k * n // _OPT_CHUNKS, (k + 1) * n // _OPT_CHUNKS, p, g, s0, s1, a, b, c, d, e, h, i, j, l, m,
+                     o, f0, f1, f2)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _rprop_par(p, g, s0, s1, a, b, c, d, f0):
+    n = p.size
+    for k in prange(_OPT_CHUNKS):
+        _rprop_range(k * n // _OPT_CHUNKS, (k + 1) * n // _OPT_CHUNKS, p, g, s0, s1, a, b, c, d, f0)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _asgd_par(p, g, s0, s1, a, b, c, d, f0, f1):
+    n = p.size
+    for k in prange(_OPT_CHUNKS):
+        _asgd_range(k * n // _OPT_CHUNKS, (k + 1) * n // _OPT_CHUNKS, p, g, s0, s1, a, b, c, d, f0, f1)
+
+
+LOOPS = {  # op name -> (loop over [lo, hi), its parallel=True twin)
+    "adagrad_step_": (_adagrad_range, _adagrad_par), "adadelta_step_": (_adadelta_range, _adadelta_par),
+    "adamax_step_": (_adamax_range, _adamax_par), "nadam_step_": (_nadam_range, _nadam_par),
+    "radam_step_": (_radam_range, _radam_par), "rprop_step_": (_rprop_range, _rprop_par),
+    "asgd_step_": (_asgd_range, _asgd_par),
+}
+
+
+def run_step(name, param, grad, state, scalars, flags):
+    """One step of op `name` in place: param and the state arrays 1-D C-contiguous views of one
+    float dtype, grad 1-D of that dtype, `scalars` in that dtype and `flags` (bools) as
+    optim_portable.STEPS[name].scalars returns them."""
+    n = param.size
+    if n == 0:
+        return
+    s0 = state[0]
+    s1 = state[1] if len(state) > 1 else s0
+    serial, par = LOOPS[name]
+    if n >= _PAR_MIN_OPTIM:
+        par(param, grad, s0, s1, *scalars, *flags)
+    else:
+        serial(0, n, param, grad, s0, s1, *scalars, *flags)

@@ -115,6 +115,20 @@ def check_index_kernel_name(index_dtype: str) -> str:
     return f"dt_check_index<{CHECK_INDEX_TYPES[index_dtype]}>"
 
 
+# optim.cu: the template driver's functor per fused step (devtensor/backends/optim_portable.py)
+OPTIM_STEP_FUNCTORS = {
+    "adagrad_step_": "DtAdagrad", "adadelta_step_": "DtAdadelta", "adamax_step_": "DtAdamax",
+    "nadam_step_": "DtNadam", "radam_step_": "DtRadam", "rprop_step_": "DtRprop", "asgd_step_": "DtAsgd",
+}
+OPTIM_STEP_SCALARS = 12  # float arguments h0..h11 of dt_optim_step
+
+
+def optim_step_kernel_name(op: str) -> str:
+    if op not in OPTIM_STEP_FUNCTORS:
+        raise ValueError(f"no fused optimizer step kernel for {op!r}")
+    return f"dt_optim_step<{OPTIM_STEP_FUNCTORS[op]}>"
+
+
 KERNEL_FILES: dict = {
     "matmul.cu": KernelFile(extern_c=(), name_expressions=_sgemm_names()),
     "conv.cu": KernelFile(
@@ -132,7 +146,8 @@ KERNEL_FILES: dict = {
         extern_c=("dt_max_pool2d_fwd", "dt_max_pool2d_bwd", "dt_avg_pool2d_fwd", "dt_avg_pool2d_bwd"),
         name_expressions=(),
     ),
-    "optim.cu": KernelFile(extern_c=("dt_adam_step", "dt_sgd_step"), name_expressions=()),
+    "optim.cu": KernelFile(extern_c=("dt_adam_step", "dt_sgd_step"),
+                           name_expressions=tuple(optim_step_kernel_name(o) for o in OPTIM_STEP_FUNCTORS)),
     "index.cu": KernelFile(
         extern_c=(),
         name_expressions=tuple(check_index_kernel_name(t) for t in CHECK_INDEX_TYPES),
@@ -361,6 +376,7 @@ def launch_config(kernel_family: str, **shape) -> LaunchConfig:
       max_pool2d / max_pool2d_bwd / avg_pool2d / avg_pool2d_bwd
                            n (the number of work items: outputs for fwd and max bwd, inputs for avg bwd)
       adam / sgd           n (elements)
+      optim_step           op (a key of OPTIM_STEP_FUNCTORS), n (elements)
       check_index          n (elements), index_dtype ("int64" or "int32")
     A grid dimension is 0 only when there is no work; callers skip such launches.
     """
@@ -376,6 +392,9 @@ def launch_config(kernel_family: str, **shape) -> LaunchConfig:
         return _rows(_ROW_FAMILIES[kernel_family], **shape)
     if kernel_family == "check_index":
         return _check_index(**shape)
+    if kernel_family == "optim_step":
+        op = shape.pop("op")
+        return _flat(optim_step_kernel_name(op), per_thread=4, **shape)
     if kernel_family in _FLAT_FAMILIES:
         name, per = _FLAT_FAMILIES[kernel_family]
         return _flat(name, per_thread=per, **shape)
@@ -393,5 +412,5 @@ def kernel_file_of(name: str) -> str:
 __all__ = [
     "NVRTC_OPTIONS", "CI_ARCHS", "KERNEL_FILES", "NO_SPILL_FILES", "KernelFile", "LaunchConfig",
     "launch_config", "load_module", "get_kernel", "read_source", "kernel_dir", "kernel_file_of",
-    "sgemm_kernel_name", "reduce_kernel_name", "check_index_kernel_name", "cdiv",
+    "sgemm_kernel_name", "reduce_kernel_name", "check_index_kernel_name", "optim_step_kernel_name", "cdiv",
 ]

@@ -666,10 +666,28 @@ def sgd_step(param, grad, momentum_buffer=None, *, lr, momentum=0.0, dampening=0
     return param
 
 
+def optim_step(op, param, grad, state, scalars, flags):
+    """One fused step of `op` (adagrad_step_ ... asgd_step_: kernel_build.OPTIM_STEP_FUNCTORS), in
+    place on param and the 1 or 2 `state` arrays.  `scalars` (at most 12) and `flags` (bools; bit i
+    of the kernel's int) as backends/optim_portable.STEPS[op].scalars returns them."""
+    arrays = [("param", param), ("grad", grad)] + [(f"{op} state {i}", a) for i, a in enumerate(state)]
+    n = _same_size_f32(arrays)
+    if not 1 <= len(state) <= 2 or len(scalars) > kb.OPTIM_STEP_SCALARS:
+        raise ValueError(f"optim_step: {op} takes 1 or 2 state arrays and at most {kb.OPTIM_STEP_SCALARS} "
+                         f"scalars, got {len(state)} and {len(scalars)}")
+    if n == 0:
+        return param
+    h = [_f32(v) for v in scalars] + [_f32(0.0)] * (kb.OPTIM_STEP_SCALARS - len(scalars))
+    bits = sum(1 << i for i, f in enumerate(flags) if f)
+    cfg = kb.launch_config("optim_step", op=op, n=n, num_sms=_device_info()[1])
+    _launch("optim.cu", cfg, (param, grad, state[0], state[-1], _i64(n), *h, _i32(bits)))
+    return param
+
+
 __all__ = [
     "sgemm", "conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight", "conv2d_output_size",
     "reduce", "reduce_all", "softmax", "softmax_backward", "logsumexp", "cross_entropy_forward",
     "cross_entropy_backward", "pool2d_output_size", "max_pool2d_forward", "max_pool2d_backward",
-    "avg_pool2d_forward", "avg_pool2d_backward", "adam_step", "sgd_step", "check_index", "device_error_buffer",
+    "avg_pool2d_forward", "avg_pool2d_backward", "adam_step", "sgd_step", "optim_step", "check_index", "device_error_buffer",
     "take_device_error", "device_error_message", "DEVICE_ERROR_OPS",
 ]

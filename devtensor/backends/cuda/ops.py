@@ -31,8 +31,9 @@ import math
 import numpy as np
 
 from .. import array_api_kernels as _aak
+from .. import optim_portable
 from . import kernels as K
-from .backend import cuda
+from .backend import cuda, cupy_lazy
 from .backend import matmul as _matmul_flags
 
 F32 = ("float32",)
@@ -659,14 +660,7 @@ _min_dim = _value_index("min_dim", "argmin")
 
 # ================================================================================================
 # fused optimizer steps (in place; same signatures as backends/cpu/optim_kernels.py)
-def _written(a, name):
-    """An array the step writes: used as is (a copy would silently drop the update)."""
-    if a is None:
-        return None
-    if not a.flags.c_contiguous:
-        raise ValueError(f"fused optimizer step: '{name}' must be C-contiguous (shape {a.shape}, "
-                         f"strides {a.strides}); the optimizer uses its Tensor-op fallback for such parameters")
-    return a
+_written = optim_portable.written  # an array the step writes: used as is, never a copy
 
 
 def adam_step_xp(xp, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta2, eps, weight_decay,
@@ -778,6 +772,25 @@ def _rmsprop_step_(param, grad, square_avg, momentum_buffer, grad_avg, lr, alpha
     ga = _written(grad_avg, "grad_avg") if centered else None
     return rmsprop_step_xp(cp, p, grad.astype(p.dtype, copy=False), sq, buf, ga, float(lr), float(alpha),
                            float(eps), float(weight_decay), float(momentum), bool(centered))
+
+
+def _register_optim_step(name, step):
+    """Adagrad ... ASGD (backends/optim_portable.py): our CUDA C for float32 (one template kernel,
+    kernels/optim.cu); the portable tier (CuPy) is registered by optim_portable.register."""
+
+    @ours(name)
+    def kernel(param, grad, *state, **attrs):
+        scalars, flags = step.scalars(np.float32, **attrs)
+        K.optim_step(name, _written(param, "param"), _cp().ascontiguousarray(grad, dtype=np.float32),
+                     [_written(a, n) for a, n in zip(state, step.state)], scalars, flags)
+        return param
+
+    kernel.__name__ = kernel.__qualname__ = f"_{name}"
+
+
+for _name, _step in optim_portable.STEPS.items():
+    _register_optim_step(_name, _step)
+optim_portable.register(cuda, cupy_lazy)
 
 
 # ================================================================================================
