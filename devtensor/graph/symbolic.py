@@ -127,7 +127,7 @@ def leaves(x, out):
     elif x is None or x is Ellipsis or isinstance(x, str):
         out.append(("lit", x))
     else:
-        out.append(("obj", str(x) if not callable(x) else id(x)))
+        out.append(("obj", id(x) if callable(x) or hasattr(x, "_data") else str(x)))  # a tensor: by identity
     return out
 
 
@@ -153,6 +153,10 @@ def structure_difference(g, o):
     for a, b in zip(g.nodes, o.nodes):
         if (a.op, a.module) != (b.op, b.module):
             return f"op {a.shown_as} in {a.module!r} became {b.shown_as} in {b.module!r}"
+        if a.op.startswith("@"):  # a host call (a fresh closure each capture) or a gradient delivery
+            if a.args != b.args or a.attrs.get("name") != b.attrs.get("name") or a.attrs.get("leaf") is not b.attrs.get("leaf"):
+                return f"{a.shown_as} changed"
+            continue
         la, lb = leaves((a.args, a.attrs), []), leaves((b.args, b.attrs), [])
         if len(la) != len(lb) or any(x[0] != y[0] or (x[0] not in ("int", "float") and x != y)
                                      for x, y in zip(la, lb)):
@@ -226,7 +230,7 @@ def generalise(g, variants, live_nodes=None):
         dims[vid] = tuple(new)
     nodes = []
     for i, n in enumerate(g.nodes):
-        if live_nodes is not None and id(n) not in live_nodes:
+        if live_nodes is not None and id(n) not in live_nodes or n.op.startswith("@"):
             nodes.append(n)
             continue
         base = leaves((n.args, n.attrs), [])
