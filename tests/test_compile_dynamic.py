@@ -4,6 +4,8 @@ Every result is checked against the eager run of the same program, bit for bit: 
 very kernels eager runs."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -198,3 +200,189 @@ def test_shadow_trace_helpers_replace_the_right_tensors():
     args, kwargs = csym._replace(((a, [b]), {"k": a}), iter(range(3)), new)
     assert args[0] is a and args[1][0] is new[1] and kwargs["k"] is a
 
+
+
+# ---- mode="reduce-overhead": CUDA graphs through a recording stand-in for CuPy --------------------
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+def test_modes_unknown_raise_listing_the_valid_ones_and_cpu_reduce_overhead_is_the_default_replay():
+    with pytest.raises(ValueError, match="'default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs'"):
+        dt.compile(lambda x: x, mode="fast")
+    for mode in ("reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs", "default", None):
+        f, s = _assert_same_training(_mlp, [16, 16, 16], mode=mode)
+        assert s["replays"] == 2 and s["graph_replays"] == 0
+
+
+def test_reduce_overhead_on_cuda_captures_one_graph_between_the_host_calls_and_equals_eager():
+    out = _fake_cuda("static")
+    assert out["losses_equal"] and out["params_equal"] and out["warnings"] == []
+    # zero_grad and dropout's draw | forward + backward as one graph | deliveries, Adam.step, StepLR.step
+    assert out["segments"] == [False, True, False]
+    # captured at the first replay, launched on every replay; the replaced weight array: captured again
+    assert out["log"] == ["begin_capture", "end_capture"] + ["launch"] * 3 + ["begin_capture", "end_capture"] + ["launch"] * 3
+    assert out["stats"]["replays"] == 6 and out["stats"]["graph_replays"] == 6
+
+
+def test_reduce_overhead_with_dynamic_sizes_one_graph_per_size():
+    out = _fake_cuda("dynamic")
+    assert out["losses_equal"] and out["params_equal"] and out["warnings"] == []
+    assert out["stats"]["captures"] == 1 and out["stats"]["recaptures"] == 0 and out["stats"]["instantiations"] == 1
+    assert out["log"] == ["begin_capture", "end_capture", "launch", "launch", "begin_capture", "end_capture", "launch",
+                          "launch", "launch"]
+
+
+def test_reduce_overhead_falls_back_to_the_normal_replay_with_one_warning_when_capture_fails():
+    out = _fake_cuda("fail")
+    assert out["losses_equal"] and out["params_equal"]
+    assert len(out["warnings"]) == 1 and "could not be captured as a CUDA graph" in out["warnings"][0]
+    assert "cudaErrorStreamCaptureUnsupported" in out["warnings"][0] and "runs the normal replay" in out["warnings"][0]
+    assert out["log"] == ["begin_capture"] and out["stats"]["graph_replays"] == 0 and out["stats"]["replays"] == 6
+
+
+def _fake_cuda(scenario):
+    import json
+    import subprocess
+    import sys
+
+    env = dict(__import__("os").environ, PYTHONPATH=f"{ROOT}{__import__('os').pathsep}{ROOT / 'tests'}")
+    r = subprocess.run([sys.executable, __file__, scenario], capture_output=True, text=True, timeout=600, env=env,
+                       cwd=ROOT)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+class _FakeGraphs:
+    """CuPy's stream capture as a recording stand-in: begin_capture/end_capture/launch are logged; a
+    capture records the Plan segments run inside it without running them for real, and a launch runs
+    them again writing into the arrays the capture allocated (a CUDA graph replays on fixed addresses)."""
+
+    def __init__(self, fail=False):
+        self.log, self.capturing, self.fail = [], None, fail
+
+    def install(self, cp):
+        from devtensor.compiler import replay
+
+        fg = self
+        orig = replay.Plan.execute
+
+        class Graph:
+            def __init__(self, work):
+                self.work = work
+
+            def launch(self, stream=None):
+                fg.log.append("launch")
+                for plan, env, steps, captured in self.work:
+                    orig(plan, env, steps)
+                    for o, buf in captured.items():  # the kernels wrote into the captured buffers
+                        buf[...] = env[o]
+                        env[o] = buf
+
+        class Stream:
+            def __init__(self, non_blocking=False):
+                self.work = None
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *a):
+                return False
+
+            def begin_capture(self, mode=None):
+                fg.log.append("begin_capture")
+                if fg.fail:
+                    raise RuntimeError("cudaErrorStreamCaptureUnsupported: operation not permitted when stream is capturing")
+                self.work, fg.capturing = [], self
+
+            def end_capture(self):
+                fg.log.append("end_capture")
+                fg.capturing = None
+                return Graph(self.work)
+
+            def synchronize(self):
+                pass
+
+        def execute(plan, env, steps):
+            if fg.capturing is None:
+                return orig(plan, env, steps)
+            orig(plan, env, steps)  # allocates the outputs, as kernels captured by CuPy do
+            outs = {o: env[o] for step in steps if step[4] for o in step[4]}
+            for o in outs:  # their contents are undefined until a launch
+                env[o] = outs[o]
+                outs[o][...] = 0
+            fg.capturing.work.append((plan, env, steps, outs))
+            return env
+
+        import contextlib
+
+        class Pool:
+            def malloc(self, n):
+                return None
+
+        cp.cuda.Stream = Stream
+        cp.cuda.MemoryPool = Pool
+        cp.cuda.using_allocator = lambda alloc=None: contextlib.nullcontext()
+        cp.cuda.get_current_stream = lambda: None
+        replay.Plan.execute = execute
+
+
+def _fake_cuda_main(scenario):
+    import json
+    import sys
+
+    sys.path.insert(0, str(ROOT / "ci" / "kernel_emulator"))
+    import fakecupy
+
+    cp = fakecupy.install()
+    fg = _FakeGraphs(fail=scenario == "fail")
+    fg.install(cp)
+    import devtensor as dt2
+
+    assert dt2.backends.available()["cuda"][0]
+    out = {}
+    r = np.random.default_rng(3)
+    sizes = [16, 16, 16, 11, 16, 11] if scenario == "dynamic" else [16] * 7
+    batches = [(dt2.tensor(r.standard_normal((b, 1, 28, 28)), device="cuda"),
+                dt2.tensor(r.integers(0, 10, b), device="cuda")) for b in sizes]
+    results = []
+    for compiled in (False, True):
+        dt2.manual_seed(0)
+        make = _mlp if scenario != "dynamic" else (  # dropout's draws on cuda would keep the batch dim static
+            lambda: nn.Sequential(nn.Flatten(), nn.Linear(784, 16), nn.ReLU(), nn.Linear(16, 10)))
+        model = make().to(device="cuda", dtype=dt2.float64)
+        opt = dt2.optim.Adam(model.parameters(), lr=1e-2)
+        sched = dt2.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            sched.step()
+            return loss
+
+        f = dt2.compile(step, mode="reduce-overhead", dynamic=scenario == "dynamic") if compiled else step
+        dt2.compiler.reset_stats()
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            losses = []
+            for i, (x, y) in enumerate(batches):
+                if i == 4 and scenario == "static":  # a parameter's array replaced: the graph must be captured again
+                    model[1].weight.data = model[1].weight.data.clone()
+                losses.append(f(x, y).item())
+        results.append((losses, [p.detach().cpu().numpy() for p in model.parameters()]))
+        if compiled:
+            out["warnings"] = [str(x.message) for x in w]
+            out["stats"] = dt2.compiler.stats()
+            out["segments"] = [g for _, g in next(iter(f._last.runner.values())).segments]
+    (l_e, p_e), (l_c, p_c) = results
+    out["losses_equal"] = l_e == l_c
+    out["params_equal"] = all(np.array_equal(a, b) for a, b in zip(p_e, p_c))
+    out["log"] = fg.log
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    import sys
+
+    _fake_cuda_main(sys.argv[1])

@@ -138,7 +138,7 @@ def _shadow(fn, root, args, kwargs, tensors, where, size, graph):
     new = {i: _tensor(arr, dtype=tensors[i].dtype, device=tensors[i].device) for i, arr in grown.items()}
     it = iter(range(len(tensors)))
     args2, kwargs2 = _replace((args, kwargs), it, new)
-    saved = _snapshot(graph)
+    saved = _snapshot(graph, tensors)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -153,11 +153,14 @@ def _shadow(fn, root, args, kwargs, tensors, where, size, graph):
     return cap.graph
 
 
-def _snapshot(graph):
+def _snapshot(graph, inputs):
+    """What a trace could change: the externals the real capture read, the arguments (written in place by
+    some functions), the .grad of every leaf backward delivered to, the cpu generator."""
     from ..backends import get_backend
 
-    tensors = [(v.tensor, v.tensor._data, v.tensor._data.copy()) for v in graph.externals()
-               if isinstance(v.tensor, Tensor)]
+    seen = {id(t): t for t in inputs}
+    seen.update((id(v.tensor), v.tensor) for v in graph.externals() if isinstance(v.tensor, Tensor))
+    tensors = [(t, t._data, t._data.copy()) for t in seen.values()]
     grads = []
     for n in graph.nodes:
         if n.op == "@accumulate_grad":
