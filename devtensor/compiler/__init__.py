@@ -12,7 +12,10 @@ param_group edits are read fresh, never baked in). Random ops draw fresh numbers
 
 Guards (a miss captures again, up to `cache_size` variants per function): every tensor argument's
 shape, dtype, device and requires_grad; the Python scalars and other arguments (by value); grad
-mode; the `.training` flag of every module that ran. Captures that a replay could not reproduce
+mode; the `.training` flag of every module that ran. With dynamic=True (or None after a size miss)
+the dims that are symbolic are guarded by their symbol instead (equal sizes stay equal, >= 2), and
+the plan is instantiated for each new size (symbolic.py). mode="reduce-overhead" on cuda launches
+the replay's kernels as CUDA graphs (cuda_graphs.py). Captures that a replay could not reproduce
 fall back to eager with one warning naming the reason and the line (`fullgraph=True`: an error):
 reading a tensor on the host (`.item()`, `bool(t)`, `.numpy()`), returning tensors that still need
 autograd, backward with create_graph or leaf hooks.

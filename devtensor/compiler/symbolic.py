@@ -134,6 +134,7 @@ def _shadow(fn, root, args, kwargs, tensors, where, size, graph):
         arr = grown.get(i)
         grown[i] = S.grow(np.asarray(tensors[i]._host() if arr is None else arr), a, size)
     from ..ops.creation import tensor as _tensor
+    from . import _flat_tensors as _flat
 
     new = {i: _tensor(arr, dtype=tensors[i].dtype, device=tensors[i].device) for i, arr in grown.items()}
     it = iter(range(len(tensors)))
@@ -184,16 +185,6 @@ def _restore(saved):
             g._data = arr
             arr[...] = copy
     get_backend("cpu").generator.bit_generator.state = gen
-
-
-def _flat(obj):
-    if isinstance(obj, Tensor):
-        return [obj]
-    if isinstance(obj, (tuple, list)):
-        return [t for x in obj for t in _flat(x)]
-    if isinstance(obj, dict):
-        return [t for k in obj for t in _flat(obj[k])]
-    return []
 
 
 def _replace(obj, it, new):
