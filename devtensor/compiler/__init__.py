@@ -32,6 +32,7 @@ from ..autograd.grad_mode import _grad_state
 from ..graph import capture as _capture
 from ..tensor import Tensor, _wrap
 from . import symbolic as _symbolic
+from .symbolic import flat_tensors as _flat_tensors
 from .replay import Plan
 
 _STATS = {"captures": 0, "recaptures": 0, "replays": 0, "eager_fallbacks": 0, "ops_captured": 0, "ops_replayed": 0,
@@ -289,19 +290,6 @@ def _leaf_key(v, shapes=True):
 
 def _modules_match(modules):
     return all(m.training == training for m, training in modules)
-
-
-def _flat_tensors(obj):
-    out = []
-    if isinstance(obj, Tensor):
-        out.append(obj)
-    elif isinstance(obj, (tuple, list)):
-        for x in obj:
-            out += _flat_tensors(x)
-    elif isinstance(obj, dict):
-        for k in obj:
-            out += _flat_tensors(obj[k])
-    return out
 
 
 def _spec(obj):

@@ -134,7 +134,6 @@ def _shadow(fn, root, args, kwargs, tensors, where, size, graph):
         arr = grown.get(i)
         grown[i] = S.grow(np.asarray(tensors[i]._host() if arr is None else arr), a, size)
     from ..ops.creation import tensor as _tensor
-    from . import _flat_tensors as _flat
 
     new = {i: _tensor(arr, dtype=tensors[i].dtype, device=tensors[i].device) for i, arr in grown.items()}
     it = iter(range(len(tensors)))
@@ -144,10 +143,10 @@ def _shadow(fn, root, args, kwargs, tensors, where, size, graph):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with _capture(root=root, dry=True) as cap:
-                for k, t in enumerate(_flat((args2, kwargs2))):
+                for k, t in enumerate(flat_tensors((args2, kwargs2))):
                     cap.input(t, f"arg{k}")
                 out = fn(*args2, **kwargs2)
-                for t in _flat(out):
+                for t in flat_tensors(out):
                     cap.graph.outputs.append(cap.ref(t).id)
     finally:
         _restore(saved)
@@ -185,6 +184,20 @@ def _restore(saved):
             g._data = arr
             arr[...] = copy
     get_backend("cpu").generator.bit_generator.state = gen
+
+
+def flat_tensors(obj):
+    """The tensors in a (nested) tuple/list/dict, in order: a compiled function's graph inputs."""
+    out = []
+    if isinstance(obj, Tensor):
+        out.append(obj)
+    elif isinstance(obj, (tuple, list)):
+        for x in obj:
+            out += flat_tensors(x)
+    elif isinstance(obj, dict):
+        for k in obj:
+            out += flat_tensors(obj[k])
+    return out
 
 
 def _replace(obj, it, new):
