@@ -147,6 +147,27 @@ def test_forward_only_dynamic_module_and_eval_mode_guard():
     assert s["captures"] == 1 and s["recaptures"] == 1 and s["replays"] == 3
 
 
+def test_a_dynamic_variant_still_guards_dtype_scalars_grad_mode_and_requires_grad():
+    f = dt.compile(lambda x, k: (x * k).sum(0), dynamic=True)
+    dt.compiler.reset_stats()
+    with dt.no_grad():
+        f(dt.ones(4, 3), 2.0)
+        np.testing.assert_array_equal(f(dt.ones(6, 3), 2.0).numpy(), [12.0] * 3)       # a new size: replay
+        np.testing.assert_array_equal(f(dt.ones(6, 3), 3.0).numpy(), [18.0] * 3)       # a new scalar: capture
+        np.testing.assert_array_equal(f(dt.ones(6, 3, dtype=dt.float64), 2.0).numpy(), [12.0] * 3)  # new dtype
+    s = dt.compiler.stats()
+    assert s["captures"] == 1 and s["recaptures"] == 2 and s["replays"] == 1
+    f(dt.ones(5, 3), 2.0)  # grad mode on: another guard, another capture
+    assert dt.compiler.stats()["recaptures"] == 3
+    with pytest.warns(RuntimeWarning, match="still needs autograd"):
+        y = f(dt.ones(5, 3, requires_grad=True), 2.0)
+    assert y.requires_grad  # eager
+    g = dt.compile(lambda x: x + 1, cache_size=1)
+    g(dt.ones(2))
+    with pytest.warns(RuntimeWarning, match=r"running eagerly from now on \(dynamic=True serves every batch size"):
+        g(dt.ones(3))
+
+
 def test_dynamic_must_be_a_bool_or_none():
     with pytest.raises(ValueError, match="dynamic must be None, False or True"):
         dt.compile(lambda x: x, dynamic="yes")

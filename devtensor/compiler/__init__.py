@@ -159,7 +159,8 @@ class CompiledFunction:
 
     def _too_many(self, args, kwargs):
         msg = (f"compile: {getattr(self._fn, '__name__', 'function')} was captured for {self._cache_size} different "
-               "argument signatures (shapes, dtypes, scalars); running eagerly from now on")
+               "argument signatures (shapes, dtypes, scalars); running eagerly from now on"
+               + ("" if self._dynamic else " (dynamic=True serves every batch size from one capture)"))
         if self._fullgraph:
             raise CompileError(msg)
         if not self._warned:
