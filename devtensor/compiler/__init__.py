@@ -112,6 +112,7 @@ class CompiledFunction:
         self._mode = mode or "default"
         self._cache_size = cache_size
         self._variants: dict = {}
+        self._bound: dict = {}  # guard key -> (dynamic variant, sizes of its symbols) already matched
         self._last = None
         self._warned = False
         functools.update_wrapper(self, fn, updated=())
@@ -130,10 +131,16 @@ class CompiledFunction:
         if key is None:  # an argument we cannot guard on (unhashable): never replay
             return self._fn(*args, **kwargs)
         var, env = self._variants.get(key), None
+        if var is None:
+            var, env = self._bound.get(key, (None, None))
         if var is not None and not _modules_match(var.modules):
             var = None
         if var is None:
             var, env = self._symbolic_match(args, kwargs)
+            if var is not None:  # the next call with these sizes finds it by its key
+                if len(self._bound) >= 64:
+                    self._bound.clear()
+                self._bound[key] = (var, env)
         if var is None:
             if len(self._variants) >= self._cache_size:
                 return self._too_many(args, kwargs)
