@@ -90,6 +90,31 @@ def test_a_size_the_fit_cannot_express_stays_static_and_recaptures():
     assert f._last.dynamic is None
 
 
+@pytest.mark.parametrize("how", ["shape", "value", "index", "ops"])
+def test_constants_made_from_a_size_outside_the_op_table_keep_it_static(how):
+    def f(x):
+        n = x.size(0)
+        if how == "index":
+            return x[np.arange(n) % 2 == 0]
+        if how == "shape":
+            return x * dt.tensor(np.arange(n, dtype=np.float32))[:, None]
+        if how == "value":
+            return x / dt.tensor(np.float32(n))
+        return x * dt.arange(n, dtype=dt.float32)[:, None]  # an op: the size follows
+
+    g = dt.compile(f, dynamic=True)
+    dt.compiler.reset_stats()
+    with dt.no_grad():
+        for b in (4, 7, 4, 7):
+            x = dt.randn(b, 3)
+            np.testing.assert_array_equal(g(x).numpy(), f(x).numpy())
+    dyn = next(iter(g._variants.values())).dynamic
+    if how == "ops":
+        assert dyn.symbols == {"s0": 4, "s1": 3} and dt.compiler.stats()["recaptures"] == 0
+    else:
+        assert "made outside the op table" in dyn.static["s0"] and dt.compiler.stats()["recaptures"] == 1
+
+
 def test_shadow_traces_leave_no_trace_in_parameters_grads_optimizer_or_rng():
     dt.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 5), nn.Dropout(0.3), nn.BatchNorm1d(5), nn.Linear(5, 3))

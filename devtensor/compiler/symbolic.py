@@ -98,7 +98,7 @@ def trace(fn, root, args, kwargs, tensors, graph, candidates):
             except Exception as e:  # noqa: BLE001 - any failure at another size: that symbol stays static
                 static[s] = f"tracing with size {n + k} failed: {type(e).__name__}: {e}"
                 break
-            diff = S.structure_difference(graph, g)
+            diff = S.structure_difference(graph, g) or _constants_differ(graph, g)
             if diff is not None:
                 static[s] = f"the captured graph changes at size {n + k}: {diff}"
                 break
@@ -151,6 +151,27 @@ def _shadow(fn, root, args, kwargs, tensors, where, size, graph):
     finally:
         _restore(saved)
     return cap.graph
+
+
+def _constants_differ(graph, other):
+    """Why a tensor made outside the op table (dt.tensor(np.arange(x.size(0)))) differs in the graph
+    traced at another size, or None: a replay reads such a constant as captured, it cannot follow a size."""
+    for v in graph.externals():
+        w = other.values[v.id]
+        if w.tensor is v.tensor:
+            continue
+        a, b = _host(v.tensor), _host(w.tensor)
+        if a.shape != b.shape or not np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"):
+            return (f"a tensor made outside the op table (shape {list(a.shape)}, e.g. dt.tensor(...) of a size) "
+                    "differs at another size; make it with ops (dt.arange, dt.full) to let the size follow")
+    return None
+
+
+def _host(t):
+    """A tensor's or a raw array's (an index key's) data on the host."""
+    if isinstance(t, Tensor):
+        return np.asarray(t._host())
+    return np.asarray(t.get() if hasattr(t, "get") else t)
 
 
 def _snapshot(graph, inputs):
