@@ -252,6 +252,8 @@ class CompiledFunction:
             from .cuda_graphs import GraphRunner
 
             var.runner = var.runner or {}
+            if len(var.runner) >= 8:  # as many as plans are kept: each holds its graphs' memory
+                var.runner.pop(next(iter(var.runner)))
             runner = var.runner[key] = GraphRunner(plan.graph, var.device, importlib.import_module("cupy"))
         return runner
 

@@ -16,7 +16,7 @@ A graph replays the same kernels on the same addresses, so:
     returned to CuPy's pool while the graphs live (a kernel's freed temporaries must not become
     another array's storage);
   * externals (parameters, buffers) are read at the address they had at capture: when a tensor's
-    array was replaced (`p.data = ...`, load_state_dict) the graphs are captured again;
+    array was replaced (`p.data = ...`) the graphs are captured again;
   * outputs and gradients are copied out of the graph's memory, which the next launch overwrites.
 A capture that fails (a kernel that synchronises or reads a size on the host) warns once and the
 variant runs the normal replay from then on.
@@ -50,10 +50,6 @@ class GraphRunner:
         self._pool = None
         self.captures = 0
         self.launches = 0
-
-    @property
-    def graph_segments(self):
-        return sum(1 for _, g in self.segments if g)
 
     def run(self, input_arrays):
         """The env after one replay, or None if the graphs cannot be captured (self.failed says why)."""
