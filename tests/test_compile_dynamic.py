@@ -270,6 +270,16 @@ def test_reduce_overhead_on_cuda_captures_one_graph_between_the_host_calls_and_e
     assert out["stats"]["replays"] == 6 and out["stats"]["graph_replays"] == 6
 
 
+@pytest.mark.skipif(__import__("shutil").which("g++") is None and not __import__("os").environ.get("CXX"),
+                    reason="the kernel emulator compiles kernels/*.cu with g++ (or $CXX)")
+def test_reduce_overhead_through_our_cuda_c_kernels_in_the_emulator():
+    out = _fake_cuda("f32")  # float32: the specialised tier (RawModule kernels), run by ci/kernel_emulator
+    assert out["losses_equal"] and out["params_equal"] and out["warnings"] == []
+    assert out["segments"] == [False, True, False] and out["stats"]["graph_replays"] == 6
+    assert out["log"].count("begin_capture") == 2 and out["log"].count("launch") == 6
+    assert out["emulated_launches"] > 0
+
+
 def test_reduce_overhead_with_dynamic_sizes_one_graph_per_size():
     out = _fake_cuda("dynamic")
     assert out["losses_equal"] and out["params_equal"] and out["warnings"] == []
@@ -387,15 +397,17 @@ def _fake_cuda_main(scenario):
     assert dt2.backends.available()["cuda"][0]
     out = {}
     r = np.random.default_rng(3)
-    sizes = [16, 16, 16, 11, 16, 11] if scenario == "dynamic" else [16] * 7
-    batches = [(dt2.tensor(r.standard_normal((b, 1, 28, 28)), device="cuda"),
+    sizes = [16, 16, 16, 11, 16, 11] if scenario == "dynamic" else [8 if scenario == "f32" else 16] * 7
+    batches = [(dt2.tensor(r.standard_normal((b, 1, 28, 28)).astype(np.float32 if scenario == "f32" else np.float64),
+                           device="cuda"),
                 dt2.tensor(r.integers(0, 10, b), device="cuda")) for b in sizes]
     results = []
     for compiled in (False, True):
         dt2.manual_seed(0)
         make = _mlp if scenario != "dynamic" else (  # dropout's draws on cuda would keep the batch dim static
             lambda: nn.Sequential(nn.Flatten(), nn.Linear(784, 16), nn.ReLU(), nn.Linear(16, 10)))
-        model = make().to(device="cuda", dtype=dt2.float64)
+        dtype = dt2.float32 if scenario == "f32" else dt2.float64  # float32: our CUDA C, in the emulator
+        model = make().to(device="cuda", dtype=dtype)
         opt = dt2.optim.Adam(model.parameters(), lr=1e-2)
         sched = dt2.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
 
@@ -413,7 +425,7 @@ def _fake_cuda_main(scenario):
             warnings.simplefilter("always")
             losses = []
             for i, (x, y) in enumerate(batches):
-                if i == 4 and scenario == "static":  # a parameter's array replaced: the graph must be captured again
+                if i == 4 and scenario in ("static", "f32"):  # a parameter's array replaced: the graph must be captured again
                     model[1].weight.data = model[1].weight.data.clone()
                 losses.append(f(x, y).item())
         results.append((losses, [p.detach().cpu().numpy() for p in model.parameters()]))
@@ -425,6 +437,7 @@ def _fake_cuda_main(scenario):
     out["losses_equal"] = l_e == l_c
     out["params_equal"] = all(np.array_equal(a, b) for a, b in zip(p_e, p_c))
     out["log"] = fg.log
+    out["emulated_launches"] = len(fakecupy.launches)  # our CUDA C kernels run by the emulator
     print(json.dumps(out))
 
 
