@@ -24,12 +24,14 @@ def _batches(sizes, seed=1):
             for b in sizes]
 
 
-def _train(make_model, batches, compiled, seed=0, loss_fn=None, **kw):
+def _train(make_model, batches, compiled, seed=0, loss_fn=None, scheduler=False, before=None, **kw):
     """Adam training steps whose loss reads sizes the ways user code does: cross_entropy's mean, a mean
-    over the batch, view(x.size(0), -1) and a division by x.size(0)."""
+    over the batch, view(x.size(0), -1) and a division by x.size(0); with a StepLR whose learning rates
+    a replay must read afresh if `scheduler`; before(i, model) runs ahead of step i."""
     dt.manual_seed(seed)
     model = make_model()
     opt = dt.optim.Adam(model.parameters(), lr=1e-3)
+    sched = dt.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5) if scheduler else None
 
     def step(x, y):
         opt.zero_grad()
@@ -39,10 +41,16 @@ def _train(make_model, batches, compiled, seed=0, loss_fn=None, **kw):
             loss = loss + loss_fn(h, x)
         loss.backward()
         opt.step()
+        if sched is not None:
+            sched.step()
         return loss
 
     f = dt.compile(step, **kw) if compiled else step
-    losses = [f(x, y).item() for x, y in batches]
+    losses = []
+    for i, (x, y) in enumerate(batches):
+        if before is not None:
+            before(i, model)
+        losses.append(f(x, y).item())
     return model, losses, f
 
 
@@ -331,8 +339,9 @@ class _FakeGraphs:
                 for plan, env, steps, captured in self.work:
                     orig(plan, env, steps)
                     for o, buf in captured.items():  # the kernels wrote into the captured buffers
-                        buf[...] = env[o]
-                        env[o] = buf
+                        if buf.flags.writeable:  # (a broadcast view has no storage of its own: its base's)
+                            buf[...] = env[o]
+                            env[o] = buf
 
         class Stream:
             def __init__(self, non_blocking=False):
@@ -364,8 +373,8 @@ class _FakeGraphs:
             orig(plan, env, steps)  # allocates the outputs, as kernels captured by CuPy do
             outs = {o: env[o] for step in steps if step[4] for o in step[4]}
             for o in outs:  # their contents are undefined until a launch
-                env[o] = outs[o]
-                outs[o][...] = 0
+                if outs[o].flags.writeable:
+                    outs[o][...] = 0
             fg.capturing.work.append((plan, env, steps, outs))
             return env
 
@@ -392,46 +401,32 @@ def _fake_cuda_main(scenario):
     cp = fakecupy.install()
     fg = _FakeGraphs(fail=scenario == "fail")
     fg.install(cp)
-    import devtensor as dt2
-
-    assert dt2.backends.available()["cuda"][0]
+    assert dt.backends.available()["cuda"][0]  # devtensor's lazy cupy is the stand-in
     out = {}
     r = np.random.default_rng(3)
-    sizes = [16, 16, 16, 11, 16, 11] if scenario == "dynamic" else [8 if scenario == "f32" else 16] * 7
-    batches = [(dt2.tensor(r.standard_normal((b, 1, 28, 28)).astype(np.float32 if scenario == "f32" else np.float64),
-                           device="cuda"),
-                dt2.tensor(r.integers(0, 10, b), device="cuda")) for b in sizes]
+    f32 = scenario == "f32"  # float32: our CUDA C (the specialised tier), run by the kernel emulator
+    sizes = [16, 16, 16, 11, 16, 11] if scenario == "dynamic" else [8 if f32 else 16] * 7
+    batches = [(dt.tensor(r.standard_normal((b, 1, 28, 28)).astype(np.float32 if f32 else np.float64), device="cuda"),
+                dt.tensor(r.integers(0, 10, b), device="cuda")) for b in sizes]
+    make = _mlp if scenario != "dynamic" else (  # dropout's draws on cuda would keep the batch dim static
+        lambda: nn.Sequential(nn.Flatten(), nn.Linear(784, 16), nn.ReLU(), nn.Linear(16, 10)))
+
+    def rebind(i, model):  # a parameter's array replaced: the graph must be captured again
+        if i == 4 and scenario in ("static", "f32"):
+            model[1].weight.data = model[1].weight.data.clone()
+
     results = []
     for compiled in (False, True):
-        dt2.manual_seed(0)
-        make = _mlp if scenario != "dynamic" else (  # dropout's draws on cuda would keep the batch dim static
-            lambda: nn.Sequential(nn.Flatten(), nn.Linear(784, 16), nn.ReLU(), nn.Linear(16, 10)))
-        dtype = dt2.float32 if scenario == "f32" else dt2.float64  # float32: our CUDA C, in the emulator
-        model = make().to(device="cuda", dtype=dtype)
-        opt = dt2.optim.Adam(model.parameters(), lr=1e-2)
-        sched = dt2.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
-
-        def step(x, y):
-            opt.zero_grad()
-            loss = F.cross_entropy(model(x), y)
-            loss.backward()
-            opt.step()
-            sched.step()
-            return loss
-
-        f = dt2.compile(step, mode="reduce-overhead", dynamic=scenario == "dynamic") if compiled else step
-        dt2.compiler.reset_stats()
+        dt.compiler.reset_stats()
         with warnings.catch_warnings(record=True) as w:
             warnings.simplefilter("always")
-            losses = []
-            for i, (x, y) in enumerate(batches):
-                if i == 4 and scenario in ("static", "f32"):  # a parameter's array replaced: the graph must be captured again
-                    model[1].weight.data = model[1].weight.data.clone()
-                losses.append(f(x, y).item())
+            model, losses, f = _train(lambda: make().to(device="cuda", dtype=dt.float32 if f32 else dt.float64),
+                                      batches, compiled, scheduler=True, before=rebind, mode="reduce-overhead",
+                                      dynamic=scenario == "dynamic")
         results.append((losses, [p.detach().cpu().numpy() for p in model.parameters()]))
         if compiled:
             out["warnings"] = [str(x.message) for x in w]
-            out["stats"] = dt2.compiler.stats()
+            out["stats"] = dt.compiler.stats()
             out["segments"] = [g for _, g in next(iter(f._last.runner.values())).segments]
     (l_e, p_e), (l_c, p_c) = results
     out["losses_equal"] = l_e == l_c
