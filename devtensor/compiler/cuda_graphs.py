@@ -97,6 +97,7 @@ class GraphRunner:
                         continue
                     made.append(())
                     with stream:
+                        # CuPy's default capture mode is relaxed: the private pool may cudaMalloc meanwhile
                         stream.begin_capture()
                         try:
                             plan.execute(env, steps)
