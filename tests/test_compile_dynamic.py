@@ -234,6 +234,21 @@ def test_size_dependent_branches_seen_by_the_extra_traces_keep_the_dim_static():
     assert dt.compiler.stats()["recaptures"] >= 1  # 5 is a capture of its own (it takes the other branch)
 
 
+def test_a_size_threshold_below_the_traced_size_is_caught_by_the_check_trace():
+    def f(x):
+        return x * 2.0 if x.size(0) > 50 else x * 3.0  # the same at 64, 65, 66; not at 32 (nor at 37)
+
+    g = dt.compile(f, dynamic=True)
+    dt.compiler.reset_stats()
+    with dt.no_grad():
+        for b in (64, 37, 100):
+            x = dt.randn(b, 3)
+            np.testing.assert_array_equal(g(x).numpy(), f(x).numpy())
+    first = next(iter(g._variants.values())).dynamic
+    assert "does not follow the fit from sizes 65 and 66 at size 32" in first.static["s0"]
+    assert dt.compiler.stats()["recaptures"] == 2  # 37 checks 74 (> 50), 100 checks 50: static too
+
+
 def test_graph_printer_annotations_hook():
     f = dt.compile(lambda x: (x * 2).relu().sum(), dynamic=True)
     with dt.no_grad():

@@ -6,8 +6,12 @@ them computed inside devtensor's autograd rules, so they are fitted rather than 
 of devtensor.graph.symbolic, shared with ONNX export): after the real call has been captured, the
 function is traced again with each symbol one and two larger (inputs grown by repeating their first
 rows), every number that changes is fitted to `a * s + b` (or `c * s0 * s1`) on two points and
-checked on the third. A symbol whose traces fail, change the op sequence, or move a number in a way
-the fit cannot express (1 / x.size(0)) stays static: its dims are guarded by exact value.
+checked on the third; traces at half and twice the size check the fit further away (a Python branch
+on the size, `if x.size(0) > 50`, with its threshold in that range shows there). A symbol whose
+traces fail, change the op sequence, disagree with the fit or move a number in a way the fit cannot
+express (1 / x.size(0)) stays static: its dims are guarded by exact value. A branch whose threshold
+lies outside half to twice the traced size is not seen: the sizes are plain ints, not SymInts that
+could record the comparison as a guard.
 
 The extra traces run the function for real (its kernels compute on the grown inputs) but leave no
 trace in the program's state: host calls (optimizer and scheduler steps, zero_grad) are recorded and
@@ -27,7 +31,7 @@ import numpy as np
 
 from ..graph import capture as _capture
 from ..graph import symbolic as S
-from ..graph.ir import Graph, Node, Value
+from ..graph.ir import Graph, Node, Value, node_refs
 from ..tensor import Tensor
 
 _RANDOM = ("rand", "randn", "randint", "randperm")
@@ -86,36 +90,46 @@ def trace(fn, root, args, kwargs, tensors, graph, candidates):
     if any(n.op in _RANDOM and str(n.attrs.get("device", "cpu")).split(":")[0] != "cpu" for n in graph.nodes):
         static = {names[n]: "the function draws random numbers off the cpu, which an extra trace cannot rewind"
                   for n in groups}
-    variants = {}
+    variants, checks = {}, {}
     for n, where in groups.items():
         s = names[n]
         if s in static:
             continue
         runs = []
-        for k in (1, 2):
+        # n+1 and n+2 fit the numbers; n//2 and 2n check the fit further away, below (where a last partial
+        # batch lands) and above, so that a Python branch on the size between them (`if x.size(0) > 50`)
+        # is seen
+        for size in (n + 1, n + 2) + ((n // 2,) if n // 2 >= 2 else ()) + (2 * n,):
             try:
-                g = _shadow(fn, root, args, kwargs, tensors, where, n + k, graph)
+                g = _shadow(fn, root, args, kwargs, tensors, where, size, graph)
             except Exception as e:  # noqa: BLE001 - any failure at another size: that symbol stays static
-                static[s] = f"tracing with size {n + k} failed: {type(e).__name__}: {e}"
+                static[s] = f"tracing with size {size} failed: {type(e).__name__}: {e}"
                 break
             diff = S.structure_difference(graph, g) or _constants_differ(graph, g)
             if diff is not None:
-                static[s] = f"the captured graph changes at size {n + k}: {diff}"
+                static[s] = f"the captured graph changes at size {size}: {diff}"
                 break
-            runs.append((n + k, g))
+            runs.append((size, g))
         else:
-            variants[s] = (n, runs)
+            variants[s] = (n, runs[:2])
+            checks[s] = runs[2:]
     from .replay import live_nodes
 
     live = {id(n) for n in live_nodes(graph)}  # a dead node's numbers need no formula
     while variants:
         try:
             nodes, dims = S.generalise(graph, variants, live)
-            break
         except S.NotAffine as e:
             for s in e.syms:
                 static[s] = str(e)
                 variants.pop(s, None)
+            continue
+        wrong = _check(graph, nodes, dims, live, variants, checks)
+        if not wrong:
+            break
+        static.update(wrong)
+        for s in wrong:
+            variants.pop(s)
     if not variants:
         return None
     sym_of = {(i, a): names[n] for n, where in groups.items() if names[n] in variants for i, a in where}
@@ -151,6 +165,35 @@ def _shadow(fn, root, args, kwargs, tensors, where, size, graph):
     finally:
         _restore(saved)
     return cap.graph
+
+
+def _check(graph, nodes, dims, live, variants, checks):
+    """symbol -> why, for the symbols whose fitted numbers miss what the check trace recorded."""
+    wrong = {}
+    sizes = {s: n for s, (n, _) in variants.items()}
+    read = set(graph.outputs) | {r.id for n in graph.nodes if id(n) in live for r in node_refs(n)}
+    for s, runs in checks.items():
+        if s not in variants:
+            continue
+        for size, other in runs:
+            env = dict(sizes, **{s: size})
+            for i, n in enumerate(nodes):
+                if id(graph.nodes[i]) not in live or n.op.startswith("@"):
+                    continue
+                got = S.leaves(S.substitute((n.args, n.attrs), env), [])
+                want = S.leaves((other.nodes[i].args, other.nodes[i].attrs), [])
+                if any(a[0] in ("int", "float") and not S.same(a[1], b[1]) for a, b in zip(got, want)):
+                    wrong[s] = (f"a number in {n.shown_as}'s arguments does not follow the fit from sizes "
+                                f"{sizes[s] + 1} and {sizes[s] + 2} at size {size} (a Python branch on the size?)")
+                    break
+                for o in n.outputs:
+                    if o in read and S.substitute(dims[o], env) != tuple(other.values[o].shape):
+                        wrong[s] = (f"{n.shown_as}'s output has shape {list(other.values[o].shape)} at size {size}, "
+                                    f"not the {list(S.substitute(dims[o], env))} the fit gives")
+                        break
+                if s in wrong:
+                    break
+    return wrong
 
 
 def _constants_differ(graph, other):

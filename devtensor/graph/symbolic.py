@@ -173,13 +173,13 @@ def structure_difference(g, o):
 def fit(v0, per_sym, what):
     """The Expr giving value v0 (traced) and its values when each symbol grows; None if static.
     per_sym: symbol -> (traced size d0, [(d1, v1), (d2, v2)])."""
-    deps = {s: (d0, pts) for s, (d0, pts) in per_sym.items() if any(not _same(v, v0) for _, v in pts)}
+    deps = {s: (d0, pts) for s, (d0, pts) in per_sym.items() if any(not same(v, v0) for _, v in pts)}
     if not deps:
         return None
     if len(deps) == 1:
         (s, (d0, ((d1, v1), (d2, v2)))), = deps.items()
         a = (v1 - v0) / (d1 - d0)
-        if _same(v2, v1 + a * (d2 - d1)):
+        if same(v2, v1 + a * (d2 - d1)):
             return Expr(_clean(a), (s,), _clean(v0 - a * d0))
     else:
         base = math.prod(d0 for d0, _ in deps.values())
@@ -187,7 +187,7 @@ def fit(v0, per_sym, what):
         ok = c != 0
         for s, (d0, pts) in deps.items():
             for d, v in pts:
-                ok = ok and _same(v, c * base / d0 * d)
+                ok = ok and same(v, c * base / d0 * d)
         if ok:
             return Expr(_clean(c), tuple(sorted(deps)), 0)
     desc = ", ".join(f"{s}={d0}: {v0}, " + ", ".join(f"{s}={d}: {v}" for d, v in pts)
@@ -195,7 +195,8 @@ def fit(v0, per_sym, what):
     raise NotAffine(what, desc, tuple(sorted(deps)))
 
 
-def _same(a, b):
+def same(a, b):
+    """a == b, floats within rounding (numbers fitted from traces compare with this)."""
     return a == b or (isinstance(a, float) or isinstance(b, float)) and math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
 
 
