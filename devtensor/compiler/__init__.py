@@ -12,7 +12,10 @@ param_group edits are read fresh, never baked in). Random ops draw fresh numbers
 
 Guards (a miss captures again, up to `cache_size` variants per function): every tensor argument's
 shape, dtype, device and requires_grad; the Python scalars and other arguments (by value); grad
-mode; the `.training` flag of every module that ran. Captures that a replay could not reproduce
+mode; the `.training` flag of every module that ran. With dynamic=True (or None after a size miss)
+the dims that are symbolic are guarded by their symbol instead (equal sizes stay equal, >= 2), and
+the plan is instantiated for each new size (symbolic.py). mode="reduce-overhead" on cuda launches
+the replay's kernels as CUDA graphs (cuda_graphs.py). Captures that a replay could not reproduce
 fall back to eager with one warning naming the reason and the line (`fullgraph=True`: an error):
 reading a tensor on the host (`.item()`, `bool(t)`, `.numpy()`), returning tensors that still need
 autograd, backward with create_graph or leaf hooks.
@@ -28,14 +31,18 @@ import warnings
 from ..autograd.grad_mode import _grad_state
 from ..graph import capture as _capture
 from ..tensor import Tensor, _wrap
+from . import symbolic as _symbolic
+from .symbolic import flat_tensors as _flat_tensors
 from .replay import Plan
 
-_STATS = {"captures": 0, "recaptures": 0, "replays": 0, "eager_fallbacks": 0, "ops_captured": 0, "ops_replayed": 0}
+_STATS = {"captures": 0, "recaptures": 0, "replays": 0, "eager_fallbacks": 0, "ops_captured": 0, "ops_replayed": 0,
+          "instantiations": 0, "graph_replays": 0}
 
 
 def stats():
-    """Counters since import (or reset_stats()): captures, recaptures, replays, eager fallbacks, and
-    the ops of the last capture before and after dead-value removal."""
+    """Counters since import (or reset_stats()): captures, recaptures, replays, eager fallbacks, the ops
+    of the last capture before and after dead-value removal, plans instantiated for new sizes of a
+    dynamic capture, and replays run as CUDA graphs (mode="reduce-overhead" on cuda)."""
     return dict(_STATS)
 
 
@@ -48,50 +55,92 @@ class CompileError(RuntimeError):
     """fullgraph=True and the function cannot be captured whole."""
 
 
+MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
 def compile(model=None, *, fullgraph=False, dynamic=False, mode=None, cache_size=8):  # noqa: A001
-    """torch.compile's signature. `dynamic` is accepted; a new input shape captures again (one
-    capture per shape, up to `cache_size`). `mode` is accepted; "reduce-overhead" has no further
-    effect on cpu."""
-    if mode not in (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"):
-        raise ValueError(f"compile: unknown mode {mode!r}")
+    """torch.compile's signature.
+
+    dynamic: False (default): every new input shape captures again (one variant per shape, up to
+             `cache_size`). True: input dims of size >= 2 are symbols from the first capture on, so one
+             capture serves every size of them (dims that cannot be symbolic stay static: see
+             devtensor/compiler/symbolic.py). None: as torch's default, static until a call with new
+             sizes misses, then the dims that changed are made symbolic in that capture.
+    mode:    "default"; "reduce-overhead": on cuda the replay's kernels run as CUDA graphs (on cpu the
+             same as default); "max-autotune" and "max-autotune-no-cudagraphs" act as "default".
+    """
+    if mode is not None and mode not in MODES:
+        raise ValueError(f"compile: unknown mode {mode!r}; valid modes: {', '.join(repr(m) for m in MODES)} (or None)")
+    if dynamic not in (None, False, True):
+        raise ValueError(f"compile: dynamic must be None, False or True, got {dynamic!r}")
     if model is None:
         return functools.partial(compile, fullgraph=fullgraph, dynamic=dynamic, mode=mode, cache_size=cache_size)
     if not callable(model):
         raise TypeError(f"compile: expected a function or a Module, got {type(model).__name__}")
-    return CompiledFunction(model, fullgraph=fullgraph, cache_size=cache_size)
+    return CompiledFunction(model, fullgraph=fullgraph, dynamic=dynamic, mode=mode, cache_size=cache_size)
 
 
 class _Variant:
-    __slots__ = ("plan", "device", "out_spec", "modules", "eager_reason")
+    __slots__ = ("plan", "device", "out_spec", "modules", "eager_reason", "shape_free", "shapes", "dynamic", "plans",
+                 "runner")
 
     def __init__(self, plan=None, device=None, out_spec=None, modules=(), eager_reason=None):
         self.plan, self.device, self.out_spec, self.modules = plan, device, out_spec, modules
         self.eager_reason = eager_reason
+        self.shape_free = self.shapes = self.dynamic = self.runner = None
+        self.plans = {}  # dynamic variants: sizes of the symbols -> the plan instantiated for them
+
+    def plan_for(self, env):
+        if env is None:
+            return self.plan
+        key = tuple(sorted(env.items()))
+        plan = self.plans.get(key)
+        if plan is None:
+            if len(self.plans) >= 8:  # instantiating is cheap (no Python of the function runs): keep a few
+                self.plans.pop(next(iter(self.plans)))
+            plan = self.plans[key] = Plan(self.dynamic.instantiate(env), self.device)
+            _STATS["instantiations"] += 1
+        return plan
 
 
 class CompiledFunction:
-    def __init__(self, fn, *, fullgraph=False, cache_size=8):
+    def __init__(self, fn, *, fullgraph=False, dynamic=False, mode=None, cache_size=8):
         self._fn = fn
         self._root = fn if hasattr(fn, "named_modules") else None
         self._fullgraph = fullgraph
+        self._dynamic = dynamic
+        self._mode = mode or "default"
         self._cache_size = cache_size
         self._variants: dict = {}
+        self._bound: dict = {}  # guard key -> (dynamic variant, sizes of its symbols) already matched
         self._last = None
         self._warned = False
         functools.update_wrapper(self, fn, updated=())
 
     @property
     def graph(self):
-        """The graph of the last capture (printable), or None before the first call."""
-        return self._last.plan.graph if self._last is not None and self._last.plan is not None else None
+        """The graph of the last capture (printable: ops, dtypes, shapes, symbolic where dims are dynamic,
+        host calls, gradient delivery, and what passes annotated), or None before the first call."""
+        var = self._last
+        if var is None or var.plan is None:
+            return None
+        return var.dynamic.graph if var.dynamic is not None else var.plan.graph
 
     def __call__(self, *args, **kwargs):
         key = _guard_key(args, kwargs)
         if key is None:  # an argument we cannot guard on (unhashable): never replay
             return self._fn(*args, **kwargs)
-        var = self._variants.get(key)
+        var, env = self._variants.get(key), None
+        if var is None:
+            var, env = self._bound.get(key, (None, None))
         if var is not None and not _modules_match(var.modules):
             var = None
+        if var is None:
+            var, env = self._symbolic_match(args, kwargs)
+            if var is not None:  # the next call with these sizes finds it by its key
+                if len(self._bound) >= 64:
+                    self._bound.clear()
+                self._bound[key] = (var, env)
         if var is None:
             if len(self._variants) >= self._cache_size:
                 return self._too_many(args, kwargs)
@@ -99,11 +148,26 @@ class CompiledFunction:
         if var.eager_reason is not None:
             _STATS["eager_fallbacks"] += 1
             return self._fn(*args, **kwargs)
-        return self._replay(var, args, kwargs)
+        return self._replay(var, args, kwargs, env)
+
+    def _symbolic_match(self, args, kwargs):
+        """The dynamic variant whose guards hold for these arguments, and the sizes of its symbols."""
+        dyn = [v for v in self._variants.values() if v.dynamic is not None]
+        if not dyn:
+            return None, None
+        free = _guard_key(args, kwargs, shapes=False)
+        shapes = [tuple(t._data.shape) for t in _flat_tensors((args, kwargs))]
+        for v in dyn:
+            if v.shape_free == free and _modules_match(v.modules):
+                env = v.dynamic.bind(shapes)
+                if env is not None:
+                    return v, env
+        return None, None
 
     def _too_many(self, args, kwargs):
         msg = (f"compile: {getattr(self._fn, '__name__', 'function')} was captured for {self._cache_size} different "
-               "argument signatures (shapes, dtypes, scalars); running eagerly from now on")
+               "argument signatures (shapes, dtypes, scalars); running eagerly from now on"
+               + ("" if self._dynamic else " (dynamic=True serves every batch size from one capture)"))
         if self._fullgraph:
             raise CompileError(msg)
         if not self._warned:
@@ -138,19 +202,60 @@ class CompiledFunction:
             self._variants[key] = _Variant(modules=modules, eager_reason="no tensors in or out")
             return out
         var = _Variant(plan, device, _spec(out), modules)
+        var.shape_free = _guard_key(args, kwargs, shapes=False)
+        var.shapes = [tuple(t._data.shape) for t in tensors]
+        candidates = self._dynamic_candidates(var)
+        if candidates:
+            var.dynamic = _symbolic.trace(self._fn, self._root, args, kwargs, tensors, cap.graph, candidates)
+            if var.dynamic is not None:
+                var.plans[tuple(sorted(var.dynamic.symbols.items()))] = plan
         self._variants[key] = self._last = var
         _STATS["ops_captured"] = len(cap.graph.nodes)
         _STATS["ops_replayed"] = len(plan.nodes)
         return out
 
+    def _dynamic_candidates(self, var):
+        """The (tensor, axis) pairs this capture makes symbolic: every dim with dynamic=True; with
+        dynamic=None the dims whose sizes differ from an earlier capture of the same signature."""
+        if self._dynamic is True:
+            return [(i, a) for i, shape in enumerate(var.shapes) for a in range(len(shape))]
+        if self._dynamic is None:
+            for old in self._variants.values():
+                if old.shape_free == var.shape_free and old.shapes is not None:
+                    return [(i, a) for i, (s0, s1) in enumerate(zip(old.shapes, var.shapes))
+                            for a, (d0, d1) in enumerate(zip(s0, s1)) if d0 != d1]
+        return []
+
     # ---- replay ---------------------------------------------------------------------------------
-    def _replay(self, var, args, kwargs):
+    def _replay(self, var, args, kwargs, sizes=None):
         _STATS["replays"] += 1
         self._last = var
+        plan = var.plan_for(sizes)
         arrays = [t._data for t in _flat_tensors((args, kwargs))]
-        env = var.plan.run(arrays, var.device)
-        outs = iter(_wrap(env[o], var.device) for o in var.plan.graph.outputs)
+        env = None
+        if self._mode == "reduce-overhead" and var.device.type == "cuda":
+            env = self._graph_runner(var, plan, sizes).run(arrays)
+            if env is not None:  # the graph's memory is overwritten by the next launch: outputs are copies
+                _STATS["graph_replays"] += 1
+                outs = iter(_wrap(env[o].copy(), var.device) for o in plan.graph.outputs)
+                return _rebuild(var.out_spec, outs)
+        env = plan.run(arrays, var.device)
+        outs = iter(_wrap(env[o], var.device) for o in plan.graph.outputs)
         return _rebuild(var.out_spec, outs)
+
+    def _graph_runner(self, var, plan, sizes):
+        key = None if sizes is None else tuple(sorted(sizes.items()))
+        runner = var.runner.get(key) if var.runner is not None else None
+        if runner is None or runner.plan.graph is not plan.graph:
+            import importlib
+
+            from .cuda_graphs import GraphRunner
+
+            var.runner = var.runner or {}
+            if len(var.runner) >= 8:  # as many as plans are kept: each holds its graphs' memory
+                var.runner.pop(next(iter(var.runner)))
+            runner = var.runner[key] = GraphRunner(plan.graph, var.device, importlib.import_module("cupy"))
+        return runner
 
 
 def _why_not_replayable(cap, inputs, outputs):
@@ -168,22 +273,26 @@ def _why_not_replayable(cap, inputs, outputs):
 
 
 # ---- guards ---------------------------------------------------------------------------------------
-def _guard_key(args, kwargs):
+def _guard_key(args, kwargs, shapes=True):
+    """Everything a replay is guarded on; shapes=False: the same with each tensor's shape reduced to its
+    number of dims (a dynamic variant checks the sizes against its symbols)."""
     try:
-        key = (_leaf_key(args), tuple(sorted((k, _leaf_key(v)) for k, v in kwargs.items())), bool(_grad_state.enabled))
+        key = (_leaf_key(args, shapes), tuple(sorted((k, _leaf_key(v, shapes)) for k, v in kwargs.items())),
+               bool(_grad_state.enabled))
         hash(key)
         return key
     except TypeError:
         return None
 
 
-def _leaf_key(v):
+def _leaf_key(v, shapes=True):
     if isinstance(v, Tensor):
-        return ("T", tuple(v._data.shape), str(v._data.dtype), str(v._device), bool(v._rg))
+        shape = tuple(v._data.shape) if shapes else v._data.ndim
+        return ("T", shape, str(v._data.dtype), str(v._device), bool(v._rg))
     if isinstance(v, (tuple, list)):
-        return (type(v).__name__, tuple(_leaf_key(x) for x in v))
+        return (type(v).__name__, tuple(_leaf_key(x, shapes) for x in v))
     if isinstance(v, dict):
-        return ("dict", tuple(sorted((k, _leaf_key(x)) for k, x in v.items())))
+        return ("dict", tuple(sorted((k, _leaf_key(x, shapes)) for k, x in v.items())))
     if isinstance(v, (int, float, bool, str, type(None))):
         return (type(v).__name__, v)
     return ("id", id(v))
@@ -191,19 +300,6 @@ def _leaf_key(v):
 
 def _modules_match(modules):
     return all(m.training == training for m, training in modules)
-
-
-def _flat_tensors(obj):
-    out = []
-    if isinstance(obj, Tensor):
-        out.append(obj)
-    elif isinstance(obj, (tuple, list)):
-        for x in obj:
-            out += _flat_tensors(x)
-    elif isinstance(obj, dict):
-        for k in obj:
-            out += _flat_tensors(obj[k])
-    return out
 
 
 def _spec(obj):

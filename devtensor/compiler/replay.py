@@ -87,13 +87,21 @@ class Plan:
         return {k for k, c in count.items() if c > 1}
 
     def run(self, input_arrays, device):
+        return self.execute(self.start(input_arrays), self.steps)
+
+    def start(self, input_arrays):
+        """A fresh environment: the inputs and the externals' current arrays in their slots."""
         env = [None] * self.n_values
         for vid, a in zip(self.inputs, input_arrays):
             env[vid] = a
         for vid, t in self.externals:
             env[vid] = t._data if hasattr(t, "_data") else t
+        return env
+
+    def execute(self, env, steps):
+        """Run `steps` (all of self.steps, or some: CUDA graphs capture the kernel runs between host steps)."""
         array_type, ensure = self._array_type, self._ensure
-        for kind, fn, args, attrs, outs, compare in self.steps:
+        for kind, fn, args, attrs, outs, compare in steps:
             if kind == _KERNEL:
                 a = args(env)
                 raw = fn(*a, **{k: _resolve(v, env) for k, v in attrs.items()}) if attrs else fn(*a)

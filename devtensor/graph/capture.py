@@ -37,8 +37,9 @@ def active():
 
 
 class Capture:
-    def __init__(self, root=None):
+    def __init__(self, root=None, dry=False):
         self.graph = Graph()
+        self.dry = dry                # host calls are recorded but not made (dt.compile's extra traces)
         self._ids: dict = {}          # id(array) -> value id (the latest value held in that array)
         self._keep: list = []         # arrays seen, kept alive so their ids stay unique
         self._modules: list = []      # the module stack (Module.__call__ pushes while capturing)
@@ -132,6 +133,8 @@ class Capture:
         """Run fn (an optimizer's step, zero_grad) unrecorded and record it as one opaque node that a
         replay calls again, so the Python state it reads (learning rates, step counts) is fresh."""
         self.graph.nodes.append(Node("@host", (), {"name": name, "fn": fn}, (), self._module_path(), name))
+        if self.dry:
+            return None
         self._suspended += 1
         try:
             return fn()
@@ -226,8 +229,8 @@ def _on_host_read(t, what):
 class capture:
     """Context manager: capture every op run on this thread inside the block."""
 
-    def __init__(self, root=None):
-        self._cap = Capture(root)
+    def __init__(self, root=None, dry=False):
+        self._cap = Capture(root, dry)
 
     def __enter__(self):
         if active() is not None:

@@ -42,6 +42,12 @@ class Graph:
     nodes: list = field(default_factory=list)
     inputs: list = field(default_factory=list)     # value ids, in argument order
     outputs: list = field(default_factory=list)    # value ids
+    symbols: dict = field(default_factory=dict)    # symbolic dim name -> its size at capture (dynamic graphs)
+    notes: dict = field(default_factory=dict)      # node index -> [annotations] the printer shows (fused groups)
+
+    def annotate(self, index, text):
+        """Attach `text` to node `index` (a pass's finding, e.g. "fused group 2"); str(graph) shows it."""
+        self.notes.setdefault(index, []).append(str(text))
 
     def externals(self):
         return [v for v in self.values.values() if v.kind == "external"]
@@ -55,25 +61,40 @@ class Graph:
         return out
 
     def __str__(self):
-        lines = ["graph("]
+        return self.format()
+
+    def format(self, annotate=None):
+        """The graph as text: inputs, externals, one line per node (outputs with dtype and shape, symbolic
+        where dims are dynamic, the op, its arguments, the module it ran in) and the returned values.
+        annotate(index, node) -> str or None adds a comment to a node's line, as graph.notes do."""
+        lines = []
+        if self.symbols:
+            lines.append("# dynamic dims: " + ", ".join(f"{s} (captured at {n})" for s, n in self.symbols.items()))
+        lines.append("graph(")
         for i in self.inputs:
             lines.append(f"    {_fmt_value(self.values[i])},")
         lines.append("):")
         for v in self.externals():
             lines.append(f"  {_fmt_value(v)}")
-        for n in self.nodes:
+        for i, n in enumerate(self.nodes):
+            notes = list(self.notes.get(i, ()))
+            extra = annotate(i, n) if annotate is not None else None
+            if extra:
+                notes.append(str(extra))
             if n.op == "@host":
-                lines.append(f"  {n.attrs['name']}()  # host call, run again on every replay")
-                continue
-            if n.op == "@accumulate_grad":
+                line = f"  {n.attrs['name']}()  # host call, run again on every replay"
+            elif n.op == "@accumulate_grad":
                 leaf, g = n.args
-                lines.append(f"  %{leaf.id}.grad += %{g.id}  # backward's delivery to a leaf")
-                continue
-            outs = ", ".join(_fmt_value(self.values[o]) for o in n.outputs)
-            args = ", ".join(_fmt_arg(a) for a in n.args)
-            attrs = "".join(f", {k}={_fmt_arg(v)}" for k, v in n.attrs.items())
-            where = f"  # {n.module}" if n.module else ""
-            lines.append(f"  {outs} = {n.op}({args}{attrs}){where}")
+                line = f"  %{leaf.id}.grad += %{g.id}  # backward's delivery to a leaf"
+            else:
+                outs = ", ".join(_fmt_value(self.values[o]) for o in n.outputs)
+                args = ", ".join(_fmt_arg(a) for a in n.args)
+                attrs = "".join(f", {k}={_fmt_arg(v)}" for k, v in n.attrs.items())
+                where = f"  # {n.module}" if n.module else ""
+                line = f"  {outs} = {n.op}({args}{attrs}){where}"
+            if notes:
+                line += ("; " if "  # " in line else "  # ") + "; ".join(notes)
+            lines.append(line)
         lines.append("  return " + ", ".join(f"%{o}" for o in self.outputs))
         return "\n".join(lines)
 
@@ -95,10 +116,16 @@ def _refs(items):
 
 def _fmt_value(v):
     label = f" {v.name}" if v.name else ""
-    return f"%{v.id}{label}: {v.dtype}{list(v.shape)}"
+    return f"%{v.id}{label}: {v.dtype}[{', '.join(_fmt_dim(d) for d in v.shape)}]"
+
+
+def _fmt_dim(d):
+    return str(d.expr) if hasattr(d, "expr") else str(d)  # a symbolic dim (graph.symbolic.Dim): its formula
 
 
 def _fmt_arg(a):
+    if hasattr(a, "expr"):  # a number that follows a dynamic dim (graph.symbolic.Dim/FDim)
+        return str(a.expr)
     if isinstance(a, Ref):
         return f"%{a.id}"
     if isinstance(a, tuple):

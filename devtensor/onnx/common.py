@@ -2,8 +2,6 @@
 small conversions. The lowest module of devtensor.onnx (the others import it, it imports none of them)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from .. import dtypes as _dt
@@ -20,72 +18,8 @@ class UnsupportedOperatorError(ExportError):
     """An op of the captured graph has no ONNX mapping (for this opset)."""
 
 
-# ---- dims that depend on a dynamic axis ------------------------------------------------------------
-@dataclass(frozen=True)
-class Expr:
-    """coef * product(symbols) + offset: a size (or a scalar) as a function of symbolic dims."""
-    coef: float
-    syms: tuple
-    offset: float
-
-    def __str__(self):
-        p = "*".join(self.syms)
-        s = p if self.coef == 1 else f"{_num(self.coef)}*{p}"
-        return s + (f" + {_num(self.offset)}" if self.offset > 0 else f" - {_num(-self.offset)}" if self.offset else "")
-
-    @property
-    def integral(self):
-        return float(self.coef).is_integer() and float(self.offset).is_integer()
-
-    @property
-    def plain(self):
-        """The symbol itself (a dim equal to an input's dynamic dim)."""
-        return self.coef == 1 and self.offset == 0 and len(self.syms) == 1
-
-
-def _num(v):
-    return str(int(v)) if float(v).is_integer() else repr(float(v))
-
-
-class Dim(int):
-    """An int captured from a dynamic axis: its value at the traced size and its formula (expr)."""
-
-    def __new__(cls, value, expr):
-        o = int.__new__(cls, value)
-        o.expr = expr
-        return o
-
-    def __repr__(self):
-        return f"Dim({int(self)}: {self.expr})"
-
-
-class FDim(float):
-    """A float scalar operand captured from a dynamic axis (x / x.size(0))."""
-
-    def __new__(cls, value, expr):
-        o = float.__new__(cls, value)
-        o.expr = expr
-        return o
-
-    def __repr__(self):
-        return f"FDim({float(self)}: {self.expr})"
-
-
-def is_dim(v):
-    return isinstance(v, (Dim, FDim))
-
-
-
-def any_dim(x):
-    if is_dim(x):
-        return True
-    if isinstance(x, (tuple, list)):
-        return any(any_dim(v) for v in x)
-    if isinstance(x, dict):
-        return any(any_dim(v) for v in x.values())
-    if isinstance(x, slice):
-        return any(any_dim(v) for v in (x.start, x.stop, x.step))
-    return False
+# ---- dims that depend on a dynamic axis: shared with dt.compile(dynamic=True) --------------------
+from ..graph.symbolic import Dim, Expr, FDim, any_dim, is_dim  # noqa: E402,F401
 
 
 def host_array(v):

@@ -27,7 +27,6 @@ pipeline.
 from __future__ import annotations
 
 import difflib
-import math
 import os
 from dataclasses import dataclass
 
@@ -37,6 +36,7 @@ from ..autograd.grad_mode import no_grad
 from ..device import device as _device
 from ..dispatch import OPS
 from ..graph import Node, Ref, capture
+from ..graph import symbolic as _symbolic
 from ..graph.ir import node_refs
 from ..graph.capture import active as _active
 from ..tensor import Tensor, _wrap
@@ -275,165 +275,38 @@ def _grow(args, tensor_pos, names, axes, sym, size):
         arr = None
         for a, s in axes.get(name, {}).items():
             if s == sym:
-                arr = np.asarray(t._host() if arr is None else arr)
-                arr = np.take(arr, np.arange(size) % arr.shape[a], axis=a)
+                arr = _symbolic.grow(np.asarray(t._host() if arr is None else arr), a, size)
         if arr is not None:
-            out[i] = tensor(np.array(arr, order="C"), dtype=t.dtype, device=t.device)
+            out[i] = tensor(arr, dtype=t.dtype, device=t.device)
     return tuple(out)
 
 
-def _leaves(x, out):
-    """The comparable leaves of a node's args/attrs, in a fixed order."""
-    if isinstance(x, Ref):
-        out.append(("ref", x.id))
-    elif isinstance(x, (bool, np.bool_)):
-        out.append(("bool", bool(x)))
-    elif isinstance(x, (int, np.integer)):
-        out.append(("int", int(x)))
-    elif isinstance(x, (float, np.floating)):
-        out.append(("float", float(x)))
-    elif isinstance(x, (tuple, list)):
-        out.append(("seq", len(x)))
-        for v in x:
-            _leaves(v, out)
-    elif isinstance(x, dict):
-        out.append(("dict", tuple(x)))
-        for v in x.values():
-            _leaves(v, out)
-    elif isinstance(x, slice):
-        out.append(("slice", None))
-        for v in (x.start, x.stop, x.step):
-            _leaves(v, out)
-    elif x is None or x is Ellipsis or isinstance(x, str):
-        out.append(("lit", x))
-    else:
-        out.append(("obj", str(x) if not callable(x) else id(x)))
-    return out
-
-
-def _rebuild(x, it):
-    """x with its numeric leaves replaced by the next items of `it` (a Dim where the leaf is dynamic)."""
-    if isinstance(x, Ref) or isinstance(x, (bool, np.bool_)):
-        return x
-    if isinstance(x, (int, np.integer, float, np.floating)):
-        return next(it)
-    if isinstance(x, (tuple, list)):
-        return type(x)(_rebuild(v, it) for v in x)
-    if isinstance(x, dict):
-        return {k: _rebuild(v, it) for k, v in x.items()}
-    if isinstance(x, slice):
-        return slice(_rebuild(x.start, it), _rebuild(x.stop, it), _rebuild(x.step, it))
-    return x
-
-
-def _fit(v0, per_sym, what):
-    """The Expr giving value v0 (traced) and its values when each symbol grows; None if static."""
-    deps = {s: (d0, pts) for s, (d0, pts) in per_sym.items() if any(not _same(v, v0) for _, v in pts)}
-    if not deps:
-        return None
-    if len(deps) == 1:
-        (s, (d0, ((d1, v1), (d2, v2)))), = deps.items()
-        a = (v1 - v0) / (d1 - d0)
-        if _same(v2, v1 + a * (d2 - d1)):
-            return Expr(_clean(a), (s,), _clean(v0 - a * d0))
-    else:
-        base = math.prod(d0 for d0, _ in deps.values())
-        c = v0 / base
-        ok = c != 0
-        for s, (d0, pts) in deps.items():
-            for d, v in pts:
-                ok = ok and _same(v, c * base / d0 * d)
-        if ok:
-            return Expr(_clean(c), tuple(sorted(deps)), 0)
-    desc = ", ".join(f"{s}={d0}: {v0}, " + ", ".join(f"{s}={d}: {v}" for d, v in pts)
-                     for s, (d0, pts) in per_sym.items())
-    raise ExportError(f"export: {what} depends on the dynamic axes in a way export cannot express in the graph "
-                      f"({desc}); export handles a*dim + c and c*dim1*dim2. Compute it from tensors instead, or "
-                      "export without that dynamic axis")
-
-
-def _same(a, b):
-    return a == b or (isinstance(a, float) or isinstance(b, float)) and math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
-
-
-def _clean(v):
-    return int(round(v)) if math.isclose(v, round(v), rel_tol=0, abs_tol=1e-9) else v
-
-
 def _generalise(base, variants):
-    """The base graph with Dim/FDim where captured numbers follow a dynamic axis; value dims likewise."""
+    """The base graph with Dim/FDim where captured numbers follow a dynamic axis; value dims likewise
+    (the fit is devtensor.graph.symbolic's, shared with dt.compile(dynamic=True))."""
     g = base.graph
-    dims = {vid: tuple(v.shape) for vid, v in g.values.items()}
     if not variants:
-        return g, dims
-    runs = [(s, d, t.graph) for s, (_, rs) in variants.items() for d, t in rs]
-    for s, d, o in runs:
-        _same_structure(g, o, s, d)
-    sizes = {s: size for s, (size, _) in variants.items()}
-
-    def per_sym(get):
-        return {s: (sizes[s], [(d, get(t.graph)) for d, t in variants[s][1]]) for s in variants}
-
+        return g, {vid: tuple(v.shape) for vid, v in g.values.items()}
+    graphs = {s: (size, [(d, t.graph) for d, t in rs]) for s, (size, rs) in variants.items()}
+    for s, (_, rs) in graphs.items():
+        for d, o in rs:
+            _same_structure(g, o, s, d)
     live_nodes = {id(n) for n in _dead_code(g.nodes, g.outputs)}  # a dead node's numbers need no formula
-    live = set(g.outputs) | {r for n in g.nodes if id(n) in live_nodes for r in _refs(n)}
-    made_by = {o: n for n in g.nodes for o in n.outputs}
-    for vid, v in g.values.items():
-        if vid not in live:
-            continue
-        new = []
-        p = made_by.get(vid)
-        what = f"{p.shown_as}'s output" + (f" (module {p.module!r})" if p.module else "") if p else f"value {v.name!r}"
-        for ax, n in enumerate(v.shape):
-            e = _fit(n, per_sym(lambda o: o.values[vid].shape[ax]), f"dim {ax} of {what}")
-            new.append(Dim(n, e) if e is not None else n)
-        dims[vid] = tuple(new)
-    nodes = []
-    for i, n in enumerate(g.nodes):
-        if id(n) not in live_nodes:
-            nodes.append(n)
-            continue
-        base_leaves = _leaves((n.args, n.attrs), [])
-        other = {(s, d): _leaves((o.nodes[i].args, o.nodes[i].attrs), []) for s, d, o in runs}
-        repl = []
-        for j, (kind, v) in enumerate(base_leaves):
-            if kind not in ("int", "float"):
-                continue
-            ps = {s: (sizes[s], [(d, other[(s, d)][j][1]) for d, _ in variants[s][1]]) for s in variants}
-            where = f"{n.shown_as} (module {n.module!r})" if n.module else n.shown_as
-            e = _fit(v, ps, f"a number captured in {where}'s arguments ({v})")
-            repl.append(v if e is None else (Dim(v, e) if kind == "int" else FDim(v, e)))
-        if any(is_dim(r) for r in repl):
-            it = iter(repl)
-            args = _rebuild(n.args, it)
-            attrs = _rebuild(n.attrs, it)
-            n = Node(n.op, args, attrs, n.outputs, n.module, n.shown_as)
-        nodes.append(n)
-    g.nodes = nodes
+    try:
+        g.nodes, dims = _symbolic.generalise(g, graphs, live_nodes)
+    except _symbolic.NotAffine as e:
+        raise ExportError(f"export: {e.what} depends on the dynamic axes in a way export cannot express in the graph "
+                          f"({e.desc}); export handles a*dim + c and c*dim1*dim2. Compute it from tensors instead, or "
+                          "export without that dynamic axis") from None
     return g, dims
 
 
 def _same_structure(g, o, sym, size):
     hint = " (tracing with a size of 1 often takes other paths: trace with a larger size)" if size <= 3 else ""
-
-    def fail(msg):
+    msg = _symbolic.structure_difference(g, o)
+    if msg is not None:
         raise ExportError(f"export: the captured graph changes when dynamic axis {sym!r} is {size}: {msg}. Export "
                           f"needs the same ops at every size (no Python control flow on sizes or values){hint}")
-
-    if len(g.nodes) != len(o.nodes):
-        fail(f"{len(g.nodes)} ops at the traced size, {len(o.nodes)} at {size}")
-    for a, b in zip(g.nodes, o.nodes):
-        if (a.op, a.module) != (b.op, b.module):
-            fail(f"op {a.shown_as} in {a.module!r} became {b.shown_as} in {b.module!r}")
-        la, lb = _leaves((a.args, a.attrs), []), _leaves((b.args, b.attrs), [])
-        if len(la) != len(lb) or any(x[0] != y[0] or (x[0] not in ("int", "float") and x != y)
-                                     for x, y in zip(la, lb)):
-            fail(f"the arguments of {a.shown_as} (module {a.module!r}) differ")
-    if len(g.values) != len(o.values) or g.outputs != o.outputs:
-        fail("the values differ")
-    for vid, v in g.values.items():
-        w = o.values[vid]
-        if len(v.shape) != len(w.shape) or v.dtype != w.dtype or v.kind != w.kind or v.name != w.name:
-            fail(f"value %{vid} changed")
 
 
 # ---- 3. whole layers --------------------------------------------------------------------------------
