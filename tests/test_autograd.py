@@ -944,3 +944,44 @@ def test_dropping_the_output_frees_the_graph():
     node = weakref.ref(y.grad_fn)
     del y
     assert node() is None  # refcounting alone frees it: no cycle
+
+
+def _count_clones(fn):
+    """How many clone ops fn() dispatches (the engine copies a gradient it does not own)."""
+    from devtensor import dispatch
+
+    seen = []
+    orig = dispatch.OPS["clone"].kernels["cpu"]
+
+    def counting(*a, **k):
+        seen.append(1)
+        return orig(*a, **k)
+
+    dispatch.OPS["clone"].kernels["cpu"] = counting
+    try:
+        fn()
+    finally:
+        dispatch.OPS["clone"].kernels["cpu"] = orig
+    return len(seen)
+
+
+def test_leaf_takes_a_private_gradient_without_a_copy():
+    # linear's weight gradient is a fresh array nobody else holds: .grad takes it, as PyTorch does
+    rng = np.random.default_rng(0)
+    w = dt.tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    x = dt.tensor(rng.standard_normal((5, 4)))
+    assert _count_clones(lambda: dt.nn.functional.linear(x, w).relu().sum().backward()) == 0
+    wn, xn = w.detach().numpy(), x.numpy()
+    np.testing.assert_allclose(w.grad.numpy(), ((xn @ wn.T) > 0).T.astype(float) @ xn)
+
+
+def test_leaves_sharing_one_upstream_gradient_get_their_own_copies():
+    # add passes the same gradient to both inputs: each leaf must own its .grad, or an in-place
+    # update of one (an optimizer step) would change the other
+    a = dt.tensor([1.0, 2.0], requires_grad=True)
+    b = dt.tensor([3.0, 4.0], requires_grad=True)
+    (a + b).backward(dt.tensor([1.0, 1.0]))
+    assert a.grad._data is not b.grad._data
+    a.grad.mul_(5)
+    np.testing.assert_array_equal(b.grad.numpy(), [1.0, 1.0])
+    np.testing.assert_array_equal(a.grad.numpy(), [5.0, 5.0])
