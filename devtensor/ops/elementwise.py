@@ -1,6 +1,10 @@
 """Elementwise ops: each declared once with its dtype rule and backward rule (in Tensor ops).
 
 Broadcasting and dtype promotion are undone by the autograd engine, never here.
+
+One file past 600 lines on purpose: each Tensor operator (__add__, __radd__, __iadd__, ...) is
+attached right below the op it calls, so an op's declaration, its rule and its operators read
+together; split by family, the operators would sit apart from their ops.
 """
 from __future__ import annotations
 

@@ -4,7 +4,13 @@ Construction performs the initial step (last_epoch -1 -> 0) and records each gro
 'initial_lr'; every step() sets each group's 'lr' from its current value (the chainable form),
 so schedulers can be stacked; step(epoch) (deprecated in PyTorch) uses the closed form.
 ReduceLROnPlateau is stepped with a metric instead (step(val_loss)); it is also the rule behind
-devtensor.fit.callbacks.ReduceLROnPlateau."""
+devtensor.fit.callbacks.ReduceLROnPlateau.
+
+One module past 600 lines, as torch.optim.lr_scheduler is: every scheduler subclasses
+LRScheduler and shares its chainable-step and state_dict contract, and the composite ones
+(SequentialLR, ChainedScheduler) drive the others through it; one file keeps that contract and
+all its users in one read.
+"""
 from __future__ import annotations
 
 import math
