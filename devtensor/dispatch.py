@@ -46,11 +46,14 @@ class OpDef:
 
     __slots__ = ("name", "inputs", "rule", "backward", "save", "save_idx", "ref", "samples",
                  "kernels", "nout", "diff_outputs", "view", "composite", "differentiable",
-                 "grad_inputs", "doc", "shown_as", "meta", "check", "__weakref__")
+                 "grad_inputs", "doc", "shown_as", "meta", "check", "complex", "__weakref__")
 
     def __init__(self, name, inputs, rule, backward, save, ref, samples, nout, diff_outputs,
-                 view, differentiable, grad_inputs, doc, shown_as=None, meta=None, check=False):
+                 view, differentiable, grad_inputs, doc, shown_as=None, meta=None, check=False, complex=False):
         self.name = name
+        # whether the op takes complex arrays: call() refuses complex arguments of the others, on every
+        # device alike (numpy would order complex numbers lexicographically in max or sort, not raise)
+        self.complex = complex
         # meta(*arrays, **attrs) -> (shape, numpy dtype), or a tuple of them for nout > 1: the op's
         # checks and output spec from shapes, dtypes and attributes alone (arrays are anything with
         # .shape and .dtype, already cast by the dtype rule). It is the meta device's kernel, graph
@@ -93,12 +96,12 @@ class OpDef:
 
 def defop(name, inputs=("x",), *, rule=KEEP, meta=None, check=False, backward=None, save=(), ref=None,
           samples=None, nout=1, diff_outputs=None, view=False, differentiable=True, grad_inputs=None, doc="",
-          shown_as=None):
+          shown_as=None, complex=False):
     if name in OPS:
         raise ValueError(f"op {name!r} is declared twice")
     op = OpDef(name, inputs, rule, backward, save, ref, samples, nout,
                diff_outputs if diff_outputs is not None else tuple(range(nout)), view,
-               differentiable, grad_inputs, doc, shown_as, meta, check)
+               differentiable, grad_inputs, doc, shown_as, meta, check, complex)
     for be in _backends.registered().values():
         fn = be.resolve(name)
         if fn is not None:
@@ -216,7 +219,13 @@ def _compute_dtype(op, args):
     return _dt.float_of(r) if op.rule is DIVIDE else r
 
 
-_PYTYPE = {0: bool, 1: int, 2: float}
+def _no_complex(op, args):
+    d = next((a.dtype.name for a in args if isinstance(a, Tensor) and a.dtype.is_complex), "complex")
+    return op_error(op.shown_as, f"not implemented for complex tensors ({d}), as in PyTorch; take .real, .imag "
+                    "or .abs() first", args, NotImplementedError)
+
+
+_PYTYPE = {0: bool, 1: int, 2: float, 3: complex}
 _SAME_DTYPE_OK = {PROMOTE: True, COMPARE: True, KEEP: True, FLOAT: False, DIVIDE: False}
 _FLOAT_KINDS = ("f",)
 
@@ -231,7 +240,10 @@ def call(op, args, attrs):
         dev = a0._device
         x0 = a0._data
         d0 = x0.dtype
-        fast = _SAME_DTYPE_OK[rule] or d0.kind in _FLOAT_KINDS
+        k0 = d0.kind
+        if k0 == "c" and not op.complex:
+            raise _no_complex(op, args)
+        fast = _SAME_DTYPE_OK[rule] or k0 in _FLOAT_KINDS
         rg = a0._rg  # whether any input requires grad, gathered on the way (no second pass)
         if fast:
             n = len(args)
@@ -323,7 +335,7 @@ def _ensure(raw, dev):
     return be.ensure_array(raw)
 
 
-_SCALARS = (bool, int, float)
+_SCALARS = (bool, int, float, complex)
 
 
 def _coerce(op, args):
@@ -338,7 +350,7 @@ def _coerce(op, args):
             out[i] = a.item()
         elif isinstance(a, np.ndarray):
             out[i] = _wrap(a, _device("cpu")) if a.ndim else a.item()
-        elif isinstance(a, (bool, int, float)):
+        elif isinstance(a, (bool, int, float, complex)):
             out[i] = a
         else:
             raise op_error(op.shown_as, f"unsupported argument of type {type(a).__name__} (expected a Tensor or a "
@@ -356,8 +368,14 @@ def _slow_args(op, args, rule):
             cd = _dt.float_of(_dt._FROM_NP[args[0]._data.dtype])
         else:
             cd = _compute_dtype(op, args)
+        if cd._cat == 3 and not op.complex:
+            raise _no_complex(op, args)
         return dev, _cast_args(args, cd, dev)
     arrays = [a._data if isinstance(a, Tensor) else a for a in args]
+    if not op.complex:
+        for a in arrays:
+            if getattr(a, "dtype", None) is not None and a.dtype.kind == "c":
+                raise _no_complex(op, args)
     if dev.type != "cpu":
         arrays = _move_cpu_scalars(args, arrays, dev)
     return dev, arrays

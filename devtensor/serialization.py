@@ -96,6 +96,9 @@ class _Encoder:
         if t.dtype is _dt.bfloat16:
             host = host.view(np.uint16)
             node["storage"] = "uint16"
+        elif t.dtype is _dt.complex128:  # safetensors has complex64 (C64) but no complex128: float64 pairs
+            host = host.reshape(host.shape + (1,)).view(np.float64)
+            node["storage"] = "float64_pairs"
         key = self._key(path)
         self.arrays[key] = host
         self.seen[id(t)] = key
@@ -505,6 +508,8 @@ class _Decoder:
         arr = self.arrays[key]
         if node.get("storage") == "uint16" and arr.dtype == np.uint16:
             arr = arr.view(dtype.np)
+        elif node.get("storage") == "float64_pairs" and arr.dtype == np.float64 and arr.shape[-1:] == (2,):
+            arr = np.ascontiguousarray(arr).view(np.complex128)[..., 0]
         if arr.dtype != dtype.np or tuple(arr.shape) != shape:
             raise _bad(self.name, f"tensor {key!r} is {arr.dtype}{list(arr.shape)} in the file but the "
                                   f"structure says {dtype.name}{list(shape)}")
