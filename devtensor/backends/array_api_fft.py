@@ -65,20 +65,28 @@ def register(be, xp):
         return out
 
     # ---- FFTs (dim: a tuple of non-negative axes; sizes already padded or cut by the public function) -----
+    # one axis goes to the 1-D functions: numpy's n-D wrappers cost as much as a small transform
+    def transform(one, many, x, dim, norm):
+        return one(x, axis=dim[0], norm=norm) if len(dim) == 1 else many(x, axes=dim, norm=norm)
+
     @k("fft_c2c")
     def fft_c2c(x, dim, norm, forward):
         if forward:
-            y = xp.fft.fftn(x, axes=dim, norm=_NORM_FORWARD[norm])
+            y = transform(xp.fft.fft, xp.fft.fftn, x, dim, _NORM_FORWARD[norm])
         else:
-            y = xp.fft.ifftn(x, axes=dim, norm=_NORM_INVERSE[norm])
+            y = transform(xp.fft.ifft, xp.fft.ifftn, x, dim, _NORM_INVERSE[norm])
         return y.astype(x.dtype, copy=False)
 
     @k("fft_r2c")
     def fft_r2c(x, dim, norm, onesided):
-        f = xp.fft.rfftn if onesided else xp.fft.fftn
-        return f(x, axes=dim, norm=_NORM_FORWARD[norm]).astype(_complex_of(x.dtype), copy=False)
+        one, many = (xp.fft.rfft, xp.fft.rfftn) if onesided else (xp.fft.fft, xp.fft.fftn)
+        return transform(one, many, x, dim, _NORM_FORWARD[norm]).astype(_complex_of(x.dtype), copy=False)
 
     @k("fft_c2r")
     def fft_c2r(x, dim, norm, last_dim_size):
-        s = [x.shape[d] for d in dim[:-1]] + [last_dim_size]
-        return xp.fft.irfftn(x, s=s, axes=dim, norm=_NORM_INVERSE[norm]).astype(_real_of(x.dtype), copy=False)
+        if len(dim) == 1:
+            y = xp.fft.irfft(x, n=last_dim_size, axis=dim[0], norm=_NORM_INVERSE[norm])
+        else:
+            s = [x.shape[d] for d in dim[:-1]] + [last_dim_size]
+            y = xp.fft.irfftn(x, s=s, axes=dim, norm=_NORM_INVERSE[norm])
+        return y.astype(_real_of(x.dtype), copy=False)
