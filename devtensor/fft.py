@@ -32,10 +32,14 @@ def _scale(name, norm, forward):
                          "'forward')") from None
 
 
-def _promote(name, x, complex_out):
-    """PyTorch's promote_tensor_fft: integers to the default float; complex_out: real to complex."""
+def _tensor(name, x):
     if not isinstance(x, Tensor):
         raise not_a_tensor(f"fft.{name}", "input", 1, x)
+    return x
+
+
+def _promote(name, x, complex_out):
+    """PyTorch's promote_tensor_fft: integers to the default float; complex_out: real to complex."""
     d = x.dtype
     if d._cat < 2:
         x = x.to(_dt.get_default_dtype())
@@ -63,7 +67,7 @@ def _resize(x, dims, sizes):
 
 
 def _one_dim(name, x, n, dim):
-    d = _norm_dim(dim, x.ndim, f"fft.{name}")
+    d = _norm_dim(dim, _tensor(name, x).ndim, f"fft.{name}")
     if x.ndim == 0:
         raise IndexError(f"fft.{name}: expected a tensor with at least one dimension, got a 0-d tensor")
     if n is not None and n < 1:
@@ -73,6 +77,7 @@ def _one_dim(name, x, n, dim):
 
 def _shape_and_dims(name, x, s, dim):
     """PyTorch's canonicalize_fft_shape_and_dim_args: (sizes, dims), s's -1 entries resolved."""
+    _tensor(name, x)
     if dim is not None:
         dims = [dim] if isinstance(dim, int) else list(dim)
         dims = [_norm_dim(d, x.ndim, f"fft.{name}") for d in dims]
@@ -109,6 +114,8 @@ def _r2c(name, x, sizes, dims, norm, forward):
     x = _promote(name, x, False)
     if x.dtype.is_complex:
         raise RuntimeError(f"fft.{name}: expects a real input tensor, but got {x.dtype.name}")
+    if not dims:
+        raise RuntimeError(f"fft.{name}: must transform at least one axis")
     x = _resize(x, dims, sizes)
     out = call(_F.fft_r2c, (x,), {"dim": tuple(dims), "norm": _scale(name, norm, forward), "onesided": True})
     return out if forward else _conj(out)  # ihfft: the conjugate of the onesided forward transform
@@ -124,7 +131,7 @@ def _c2r(name, x, sizes, dims, last, norm, forward):
 
 def _c2c_1d(name, forward):
     def f(input, n=None, dim=-1, norm=None):
-        d = _one_dim(name, input, n, dim) if isinstance(input, Tensor) else dim
+        d = _one_dim(name, input, n, dim)
         return _c2c(name, input, [input.shape[d] if n is None else n], [d], norm, forward)
 
     return f
@@ -132,7 +139,7 @@ def _c2c_1d(name, forward):
 
 def _c2c_nd(name, forward, default_dim):
     def f(input, s=None, dim=default_dim, norm=None):
-        sizes, dims = _shape_and_dims(name, _promote(name, input, False), s, dim)
+        sizes, dims = _shape_and_dims(name, input, s, dim)
         return _c2c(name, input, sizes, dims, norm, forward)
 
     return f
@@ -147,18 +154,18 @@ ifftn = _c2c_nd("ifftn", False, None)
 
 
 def rfft(input, n=None, dim=-1, norm=None):
-    d = _one_dim("rfft", input, n, dim) if isinstance(input, Tensor) else dim
+    d = _one_dim("rfft", input, n, dim)
     return _r2c("rfft", input, [input.shape[d] if n is None else n], [d], norm, True)
 
 
 def ihfft(input, n=None, dim=-1, norm=None):
-    d = _one_dim("ihfft", input, n, dim) if isinstance(input, Tensor) else dim
+    d = _one_dim("ihfft", input, n, dim)
     return _r2c("ihfft", input, [input.shape[d] if n is None else n], [d], norm, False)
 
 
 def _rfft_nd(name, default_dim):
     def f(input, s=None, dim=default_dim, norm=None):
-        sizes, dims = _shape_and_dims(name, _promote(name, input, False), s, dim)
+        sizes, dims = _shape_and_dims(name, input, s, dim)
         return _r2c(name, input, sizes, dims, norm, True)
 
     return f
@@ -170,7 +177,7 @@ rfftn = _rfft_nd("rfftn", None)
 
 def _c2r_1d(name, forward):
     def f(input, n=None, dim=-1, norm=None):
-        d = _one_dim(name, input, n, dim) if isinstance(input, Tensor) else dim
+        d = _one_dim(name, input, n, dim)
         last = 2 * (input.shape[d] - 1) if n is None else n
         if last < 1:
             raise RuntimeError(f"fft.{name}: Invalid number of data points ({last}) specified")
@@ -185,7 +192,7 @@ hfft = _c2r_1d("hfft", True)
 
 def _irfft_nd(name, default_dim):
     def f(input, s=None, dim=default_dim, norm=None):
-        sizes, dims = _shape_and_dims(name, _promote(name, input, False), s, dim)
+        sizes, dims = _shape_and_dims(name, input, s, dim)
         if not dims:
             raise RuntimeError(f"fft.{name}: must transform at least one axis")
         last = sizes[-1] if s is not None else 2 * (input.shape[dims[-1]] - 1)

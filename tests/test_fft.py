@@ -218,6 +218,14 @@ def test_errors_name_the_function_and_the_problem():
         dt.fft.fftn(dt.ones(2, 3), dim=(0, 0))
     with pytest.raises(TypeError, match="fft.fft: argument 'input'.*must be Tensor"):
         dt.fft.fft(np.ones(3))
+    with pytest.raises(TypeError, match="fft.rfft2: argument 'input'.*must be Tensor, not list"):
+        dt.fft.rfft2([[1.0, 2.0]])
+    with pytest.raises(RuntimeError, match="rfftn: must transform at least one axis"):
+        dt.fft.rfftn(dt.ones(2, 3), dim=())
+    with pytest.raises(IndexError):
+        dt.fft.fft(dt.tensor(1.0))
+    y = dt.fft.fftn(dt.ones(2, 3), dim=())  # no axis: the input as complex, as PyTorch
+    assert y.dtype is dt.complex64 and np.array_equal(y.numpy(), np.ones((2, 3)))
 
 
 # ---- cuda: the portable tier ------------------------------------------------------------------------------

@@ -258,7 +258,8 @@ def full(size, fill_value, *, dtype=None, device=None, requires_grad=False):
     if isinstance(fill_value, Tensor):
         fill_value = fill_value.item()
     dt = _dtype_or(dtype, _dt.bool_ if isinstance(fill_value, bool) else
-                   _dt.int64 if isinstance(fill_value, numbers.Integral) else _dt.get_default_dtype())
+                   _dt.int64 if isinstance(fill_value, numbers.Integral) else
+                   _dt.get_default_dtype() if isinstance(fill_value, numbers.Real) else _dt.get_default_dtype().to_complex())
     return _finish(_create("full", _dev(device), _shape((size,) if isinstance(size, int) else (tuple(size),),
                                                          "full"), fill_value, dt), requires_grad)
 
