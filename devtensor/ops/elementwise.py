@@ -578,7 +578,7 @@ def _rbinop(op):
 
 def _eqop(op):
     def f(self, other):
-        if not isinstance(other, (Tensor, int, float, bool, np.generic, np.ndarray)):
+        if not isinstance(other, (Tensor, int, float, complex, bool, np.generic, np.ndarray)):
             return NotImplemented
         return call(op, (self, other), {})
 
