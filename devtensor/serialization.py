@@ -492,7 +492,7 @@ class _Decoder:
         shape = tuple(shape)
         saved = self.field(node, "device", str)
         arr = None if key is None else self.array(node, key, dtype, shape)
-        rg = bool(node.get("requires_grad", False)) and dtype.is_floating_point
+        rg = bool(node.get("requires_grad", False)) and dtype._cat >= 2  # (floating or complex)
         out = self.placed(arr, shape, dtype, saved, rg)
         if node.get("parameter"):
             from .nn.parameter import Parameter
@@ -538,7 +538,7 @@ class _Decoder:
             out = self.place(arr, shape, dtype, saved, saved)
         elif not isinstance(out, Tensor):
             raise TypeError(f"load: map_location callable returned {type(out).__name__}, expected a Tensor or None")
-        if rg and out.is_leaf and out.dtype.is_floating_point and not out.requires_grad:
+        if rg and out.is_leaf and out.dtype._cat >= 2 and not out.requires_grad:
             out.requires_grad_(True)
         return out
 

@@ -98,9 +98,10 @@ def test_numpy_round_trip_to_and_printing():
 def test_save_and_load_keep_complex(tmp_path):
     for d in (dt.complex64, dt.complex128):
         t = dt.tensor(_c(3, 2), dtype=d)
-        dt.save({"z": t, "view": t[:, 1]}, tmp_path / "z.dt")
+        p = dt.tensor(_c(2), dtype=d, requires_grad=True)
+        dt.save({"z": t, "view": t[:, 1], "p": p}, tmp_path / "z.dt")
         back = dt.load(tmp_path / "z.dt")
-        assert back["z"].dtype is d and back["view"].dtype is d
+        assert back["z"].dtype is d and back["view"].dtype is d and back["p"].requires_grad
         np.testing.assert_array_equal(back["z"].numpy(), t.numpy())
         np.testing.assert_array_equal(back["view"].numpy(), t.numpy()[:, 1])
 
