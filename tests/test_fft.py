@@ -249,3 +249,24 @@ def test_cuda_registers_the_cupy_fft_kernels_in_the_portable_tier():
     r = be.resolve("fft_c2r")(a[:, :4], dim=(0, 1), norm=2, last_dim_size=6)
     np.testing.assert_allclose(r, np.fft.irfftn(a[:, :4], s=(4, 6), axes=(0, 1)), rtol=1e-5, atol=1e-5)
     assert r.dtype == np.float32
+
+
+class _StrictView(np.ndarray):
+    """An array whose view() to another itemsize insists on C-contiguity (as some array libraries do)."""
+
+    def view(self, dtype=None, *args):
+        if dtype is not None and np.dtype(dtype).itemsize != self.itemsize and not self.flags.c_contiguous:
+            raise ValueError("the array must be C-contiguous")
+        return super().view(dtype, *args) if dtype is not None else super().view(*args)
+
+
+def test_view_as_real_and_complex_kernels_copy_where_a_library_refuses_the_view():
+    from devtensor import backends
+    from devtensor.backends import array_api_fft
+
+    be = backends.Backend("view_probe")
+    array_api_fft.register(be, np)
+    z = _data((3, 4), np.complex128).T.view(_StrictView)  # non-contiguous
+    np.testing.assert_array_equal(be.resolve("view_as_real")(z), np.stack((z.real, z.imag), -1))
+    pairs = _data((4, 3, 2), np.float64).transpose(1, 0, 2).view(_StrictView)
+    np.testing.assert_array_equal(be.resolve("view_as_complex")(pairs), pairs[..., 0] + 1j * pairs[..., 1])

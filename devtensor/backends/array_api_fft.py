@@ -48,14 +48,21 @@ def register(be, xp):
 
     @k("view_as_real")
     def view_as_real(x):
-        # a size-1 last axis always counts as contiguous, so this is a view whatever x's strides
-        return x[..., None].view(_real_of(x.dtype))
+        # numpy counts a size-1 last axis as contiguous, so this is a view whatever x's strides; a library
+        # that wants the whole array C-contiguous for a view of another itemsize gets a copy instead
+        try:
+            return x[..., None].view(_real_of(x.dtype))
+        except ValueError:
+            return xp.stack((x.real, x.imag), axis=-1)
 
     @k("view_as_complex")
     def view_as_complex(x):
         if x.strides[-1] != x.itemsize:
             x = xp.ascontiguousarray(x)  # PyTorch raises here; a copy keeps the values
-        return x.view(_complex_of(x.dtype))[..., 0]
+        try:
+            return x.view(_complex_of(x.dtype))[..., 0]
+        except ValueError:
+            return xp.ascontiguousarray(x).view(_complex_of(x.dtype))[..., 0]
 
     @k("complex")
     def complex_(re, im):
