@@ -18,8 +18,8 @@ from .ops._api import not_a_tensor
 from .ops.complex_ops import conj as _conj
 from .tensor import Tensor, _norm_dim
 
-__all__ = ["fft", "ifft", "rfft", "irfft", "hfft", "ihfft", "fft2", "ifft2", "rfft2", "irfft2", "fftn", "ifftn",
-           "rfftn", "irfftn", "fftfreq", "rfftfreq", "fftshift", "ifftshift"]
+__all__ = ["fft", "ifft", "rfft", "irfft", "hfft", "ihfft", "fft2", "ifft2", "rfft2", "irfft2", "hfft2", "ihfft2",
+           "fftn", "ifftn", "rfftn", "irfftn", "hfftn", "ihfftn", "fftfreq", "rfftfreq", "fftshift", "ifftshift"]
 
 _SCALE = {None: (0, 2), "backward": (0, 2), "ortho": (1, 1), "forward": (2, 0)}  # norm -> (forward, inverse) scale
 
@@ -163,16 +163,18 @@ def ihfft(input, n=None, dim=-1, norm=None):
     return _r2c("ihfft", input, [input.shape[d] if n is None else n], [d], norm, False)
 
 
-def _rfft_nd(name, default_dim):
+def _rfft_nd(name, default_dim, forward=True):
     def f(input, s=None, dim=default_dim, norm=None):
         sizes, dims = _shape_and_dims(name, input, s, dim)
-        return _r2c(name, input, sizes, dims, norm, True)
+        return _r2c(name, input, sizes, dims, norm, forward)
 
     return f
 
 
 rfft2 = _rfft_nd("rfft2", (-2, -1))
 rfftn = _rfft_nd("rfftn", None)
+ihfft2 = _rfft_nd("ihfft2", (-2, -1), forward=False)
+ihfftn = _rfft_nd("ihfftn", None, forward=False)
 
 
 def _c2r_1d(name, forward):
@@ -190,7 +192,7 @@ irfft = _c2r_1d("irfft", False)
 hfft = _c2r_1d("hfft", True)
 
 
-def _irfft_nd(name, default_dim):
+def _irfft_nd(name, default_dim, forward=False):
     def f(input, s=None, dim=default_dim, norm=None):
         sizes, dims = _shape_and_dims(name, input, s, dim)
         if not dims:
@@ -199,13 +201,17 @@ def _irfft_nd(name, default_dim):
         if last < 1:
             raise RuntimeError(f"fft.{name}: Invalid number of data points ({last}) specified")
         sizes[-1] = last // 2 + 1 if s is not None else input.shape[dims[-1]]
-        return _c2r(name, input, sizes, dims, last, norm, False)
+        return _c2r(name, input, sizes, dims, last, norm, forward)
 
     return f
 
 
 irfft2 = _irfft_nd("irfft2", (-2, -1))
 irfftn = _irfft_nd("irfftn", None)
+# hfftn is the inverse of ihfftn: the conjugate's c2r with the forward direction's scale (over the other dims
+# an inverse transform of the conjugate is the conjugate of PyTorch's forward c2c, so one c2r serves)
+hfft2 = _irfft_nd("hfft2", (-2, -1), forward=True)
+hfftn = _irfft_nd("hfftn", None, forward=True)
 
 
 # ---- helpers ------------------------------------------------------------------------------------
@@ -253,7 +259,7 @@ def ifftshift(input, dim=None):
 
 for _f, _n in ((fft, "fft"), (ifft, "ifft"), (fft2, "fft2"), (ifft2, "ifft2"), (fftn, "fftn"), (ifftn, "ifftn"),
                (rfft2, "rfft2"), (rfftn, "rfftn"), (irfft, "irfft"), (hfft, "hfft"), (irfft2, "irfft2"),
-               (irfftn, "irfftn")):
+               (irfftn, "irfftn"), (ihfft2, "ihfft2"), (ihfftn, "ihfftn"), (hfft2, "hfft2"), (hfftn, "hfftn")):
     _f.__name__ = _f.__qualname__ = _n
     _f.__doc__ = f"devtensor.fft.{_n}: see torch.fft.{_n}"
 del _f, _n

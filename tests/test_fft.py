@@ -56,15 +56,15 @@ def test_one_dim_values_every_norm_size_and_dim(name, norm):
                         _check(name, a, dict(n=n, dim=dim, norm=norm))
 
 
-N_D = ("fft2", "ifft2", "rfft2", "irfft2", "fftn", "ifftn", "rfftn", "irfftn")
+N_D = ("fft2", "ifft2", "rfft2", "irfft2", "fftn", "ifftn", "rfftn", "irfftn", "hfft2", "ihfft2", "hfftn", "ihfftn")
 
 
 @pytest.mark.parametrize("name", N_D)
 @pytest.mark.parametrize("norm", NORMS)
 def test_n_dim_values_with_s_and_dim(name, norm):
-    real_in = name.startswith("rfft")
+    real_in = name.startswith(("rfft", "ihfft"))
     for dtype in ((np.float32, np.float64) if real_in else (np.float64, np.complex64, np.complex128)):
-        if name.startswith("irfft") and np.dtype(dtype).kind != "c":
+        if name.startswith(("irfft", "hfft")) and np.dtype(dtype).kind != "c":
             continue
         a = _data((3, 4, 5), dtype)
         cases = [dict(), dict(s=(2, 7)), dict(dim=(0, 2)), dict(s=(5, 3), dim=(2, 0)), dict(s=(-1, 6)),
@@ -148,10 +148,11 @@ def _projection(F, y, v):
 CASES = [("fft", dict(n=7)), ("ifft", dict(n=3, norm="ortho")), ("rfft", dict(n=9)), ("rfft", dict(norm="forward")),
          ("irfft", dict()), ("irfft", dict(n=7)), ("irfft", dict(n=4, norm="ortho")), ("hfft", dict(n=5)),
          ("ihfft", dict()), ("fft2", dict(s=(3, 5))), ("ifft2", dict(norm="forward")), ("rfft2", dict()),
-         ("irfft2", dict(s=(4, 5))), ("irfftn", dict()), ("rfftn", dict(dim=(0,))), ("fftn", dict(dim=(1, 0)))]
+         ("irfft2", dict(s=(4, 5))), ("irfftn", dict()), ("rfftn", dict(dim=(0,))), ("fftn", dict(dim=(1, 0))),
+         ("hfft2", dict(s=(3, 4))), ("ihfftn", dict(norm="ortho"))]
 
 
-REAL_IN = ("rfft", "ihfft", "rfft2", "rfftn")  # PyTorch refuses complex input to these (test_errors)
+REAL_IN = ("rfft", "ihfft", "rfft2", "rfftn", "ihfft2", "ihfftn")  # PyTorch refuses complex input to these (test_errors)
 GRAD_CASES = [(n, k, c) for n, k in CASES for c in (False, True) if not (c and n in REAL_IN)]
 
 
