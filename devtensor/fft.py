@@ -14,7 +14,7 @@ import numpy as np
 from . import dtypes as _dt
 from .dispatch import OPS, call
 from .ops import fft_ops as _F
-from .ops._api import not_a_tensor
+from .ops._api import not_a_tensor, with_out
 from .ops.complex_ops import conj as _conj
 from .tensor import Tensor, _norm_dim
 
@@ -257,9 +257,11 @@ def ifftshift(input, dim=None):
     return _shift("ifftshift", input, dim, -1)
 
 
-for _f, _n in ((fft, "fft"), (ifft, "ifft"), (fft2, "fft2"), (ifft2, "ifft2"), (fftn, "fftn"), (ifftn, "ifftn"),
-               (rfft2, "rfft2"), (rfftn, "rfftn"), (irfft, "irfft"), (hfft, "hfft"), (irfft2, "irfft2"),
-               (irfftn, "irfftn"), (ihfft2, "ihfft2"), (ihfftn, "ihfftn"), (hfft2, "hfft2"), (hfftn, "hfftn")):
-    _f.__name__ = _f.__qualname__ = _n
-    _f.__doc__ = f"devtensor.fft.{_n}: see torch.fft.{_n}"
+for _n in __all__:
+    _f = globals()[_n]
+    if _n not in ("fftfreq", "rfftfreq", "fftshift", "ifftshift"):
+        _f.__name__ = _f.__qualname__ = _n
+        _f.__doc__ = _f.__doc__ or f"devtensor.fft.{_n}: see torch.fft.{_n}"
+    if _n not in ("fftshift", "ifftshift"):  # PyTorch's transforms and frequency helpers take out=
+        globals()[_n] = with_out(_f, f"fft.{_n}")
 del _f, _n

@@ -90,6 +90,19 @@ def test_irfft_of_a_real_tensor_treats_it_as_complex():
     _check("hfft", _data((6,), np.float64), {})
 
 
+def test_out_argument_as_pytorch():
+    a = _data((4, 6), np.float64)
+    out = dt.empty(0, dtype=dt.complex128)
+    r = dt.fft.rfft(dt.tensor(a), out=out)
+    assert r is out and out.shape == (4, 4)
+    np.testing.assert_allclose(out.numpy(), torch.fft.rfft(torch.from_numpy(a)).numpy(), rtol=1e-12)
+    with pytest.raises(RuntimeError, match="can't be cast"):
+        dt.fft.fft(dt.tensor(a), out=dt.empty(4, 6))
+    f = dt.empty(5)
+    dt.fft.fftfreq(5, out=f)
+    np.testing.assert_allclose(f.numpy(), torch.fft.fftfreq(5).numpy())
+
+
 # ---- helpers: fftfreq, rfftfreq, fftshift, ifftshift --------------------------------------------------------
 @pytest.mark.parametrize("n", [1, 2, 5, 8])
 def test_fftfreq_rfftfreq(n):
