@@ -221,8 +221,8 @@ def _compute_dtype(op, args):
 
 def _no_complex(op, args):
     d = next((a.dtype.name for a in args if isinstance(a, Tensor) and a.dtype.is_complex), "complex")
-    return op_error(op.shown_as, f"not implemented for complex tensors ({d}), as in PyTorch; take .real, .imag "
-                    "or .abs() first", args, NotImplementedError)
+    return op_error(op.shown_as, f"not implemented for complex tensors ({d}); take .real, .imag or .abs() first",
+                    args, NotImplementedError)
 
 
 _PYTYPE = {0: bool, 1: int, 2: float, 3: complex}

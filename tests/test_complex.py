@@ -107,7 +107,8 @@ def test_save_and_load_keep_complex(tmp_path):
 
 
 # ---- values against PyTorch -----------------------------------------------------------------------------------
-UNARY = ["real", "imag", "conj", "abs", "angle", "exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid", "neg", "reciprocal",
+UNARY = ["real", "imag", "conj", "abs", "angle", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "sin", "cos", "tanh",
+         "sigmoid", "neg", "reciprocal",
          "view_as_real", "sum", "mean", "isfinite"]
 
 
@@ -187,6 +188,7 @@ LOSSES = {
     "sqrt_sin_cos": lambda L, z, w: (L.sqrt(z) + L.sin(w) * L.cos(z)).abs().sum(),
     "tanh_recip": lambda L, z, w: (L.tanh(z) + w.reciprocal()).imag.sum(),
     "sigmoid": lambda L, z, w: (L.sigmoid(z) * w).abs().sum(),
+    "log1p_expm1_rsqrt": lambda L, z, w: (L.log1p(z) * L.expm1(w) + L.rsqrt(z)).abs().sum(),
     "pow": lambda L, z, w: (z ** 2 + z ** w).real.sum(),
     "matmul": lambda L, z, w: (z @ w).abs().sum(),
     "conj_angle": lambda L, z, w: (z.conj() * w).angle().sum(),

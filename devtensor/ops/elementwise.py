@@ -208,15 +208,16 @@ def _guard(g, d, fprime):
 
 log = defop("log", rule=FLOAT, meta=M.same, save=("x",), backward=lambda c, g: _guard(g, g / _cj(c.x), reciprocal(_cj(c.x))),
             ref=np.log, samples=S.unary(0.5, 3.0), complex=True)
-log1p = defop("log1p", rule=FLOAT, meta=M.same, save=("x",), backward=lambda c, g: g / (c.x + 1), ref=np.log1p,
-              samples=S.unary(-0.5, 3.0))
-expm1 = defop("expm1", rule=FLOAT, meta=M.same, save=("out",), backward=lambda c, g: g * (c.out + 1), ref=np.expm1,
-              samples=S.unary())
+log1p = defop("log1p", rule=FLOAT, meta=M.same, save=("x",), backward=lambda c, g: g / _cj(c.x + 1), ref=np.log1p,
+              samples=S.unary(-0.5, 3.0), complex=True)
+expm1 = defop("expm1", rule=FLOAT, meta=M.same, save=("out",), backward=lambda c, g: g * _cj(c.out + 1), ref=np.expm1,
+              samples=S.unary(), complex=True)
 sqrt = defop("sqrt", rule=FLOAT, meta=M.same, save=("out",),
              backward=lambda c, g: _guard(g, g / (_cj(c.out) * 2), 0.5 / _cj(c.out)), ref=np.sqrt,
              samples=S.unary(0.5, 3.0), complex=True)
-rsqrt = defop("rsqrt", rule=FLOAT, meta=M.same, save=("out",), backward=lambda c, g: _guard(g, g * c.out ** 3 * -0.5, c.out ** 3 * -0.5),
-              ref=lambda x: 1 / np.sqrt(x), samples=S.unary(0.5, 3.0))
+rsqrt = defop("rsqrt", rule=FLOAT, meta=M.same, save=("out",),
+              backward=lambda c, g: _guard(g, g * _cj(c.out ** 3) * -0.5, _cj(c.out ** 3) * -0.5),
+              ref=lambda x: 1 / np.sqrt(x), samples=S.unary(0.5, 3.0), complex=True)
 sin = defop("sin", rule=FLOAT, meta=M.same, save=("x",), backward=lambda c, g: g * _cj(cos(c.x)), ref=np.sin,
             samples=S.unary(), complex=True)
 cos = defop("cos", rule=FLOAT, meta=M.same, save=("x",), backward=lambda c, g: -g * _cj(sin(c.x)), ref=np.cos,
