@@ -24,7 +24,7 @@ _MOVES_DATA = ("full", "empty", "copy_to", "copy_", "reshape", "permute", "expan
                "cat", "pad", "tril", "triu", "index", "index_backward", "index_put", "gather", "scatter_add",
                "sum", "mean", "cumsum", "diagonal", "diagonal_backward", "diag_embed")
 for _n in _MOVES_DATA:
-    OPS[_n].complex = True
+    OPS[_n].set_complex(True)
 
 
 def _real_np(d):
