@@ -12,8 +12,8 @@ from . import _blas_env  # noqa: F401  (first: OpenBLAS reads its settings when 
 from . import dtypes as _dtype_mod
 from .backends import _register_builtin
 from .device import device, get_default_device, set_default_device, set_device_fallback
-from .dtypes import (bfloat16, float16, float32, float64, get_default_dtype, int8, int16, int32, int64,
-                    promote_types, result_type, set_default_dtype, uint8)
+from .dtypes import (bfloat16, complex64, complex128, float16, float32, float64, get_default_dtype, int8, int16,
+                    int32, int64, promote_types, result_type, set_default_dtype, uint8)
 from .dtypes import bool_ as bool  # noqa: A001 - devtensor.bool, as torch.bool
 from .dtypes import dtype
 from .tensor import Size, Tensor, is_tensor
@@ -37,7 +37,7 @@ _finalise()
 
 from . import cuda  # noqa: E402
 from . import accelerator  # noqa: E402  (torch.accelerator: the device-agnostic API, mapped to cuda)
-from . import linalg, special  # noqa: E402  (torch.linalg and torch.special's namespaces)
+from . import fft, linalg, special  # noqa: E402  (torch.fft, torch.linalg and torch.special's namespaces)
 from . import nn  # noqa: E402
 from . import optim  # noqa: E402
 from . import datasets, utils  # noqa: E402
@@ -50,6 +50,7 @@ from .determinism import (are_deterministic_algorithms_enabled,  # noqa: E402
                           is_deterministic_algorithms_warn_only_enabled, use_deterministic_algorithms)
 
 half, double, long, short = float16, float64, int64, int16
+cfloat, cdouble = complex64, complex128
 int = int32  # noqa: A001 - devtensor.int, as torch.int
 float = float32  # noqa: A001 - devtensor.float, as torch.float
 

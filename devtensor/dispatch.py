@@ -40,17 +40,25 @@ FLOAT = "float"          # unary math: integer inputs become the default float (
 KEEP = "keep"            # no casting: the public function chose the dtypes (or the op keeps its input's);
                          # the output dtype is the meta rule's (shape ops, conv, reductions, steps)
 
+# numpy dtypes by how the fast path treats them (OpDef.set_complex): kind "f" (float-valued ops take these as
+# they are; bfloat16, kind "V", goes the slow path as before), complex, and every real dtype devtensor has
+_FLOAT_NP = frozenset(d.np for d in _dt.ALL if d.np is not None and d.np.kind == "f")
+_COMPLEX_NP = frozenset(d.np for d in _dt.COMPLEX)
+_REAL_NP = frozenset(d.np for d in _dt.ALL if d.np is not None and not d.is_complex)
+
 
 class OpDef:
     """One op: its name (the dispatch key), dtype rule, backward rule and test metadata."""
 
     __slots__ = ("name", "inputs", "rule", "backward", "save", "save_idx", "ref", "samples",
                  "kernels", "nout", "diff_outputs", "view", "composite", "differentiable",
-                 "grad_inputs", "doc", "shown_as", "meta", "check", "__weakref__")
+                 "grad_inputs", "doc", "shown_as", "meta", "check", "complex", "fast_dtypes", "__weakref__")
 
     def __init__(self, name, inputs, rule, backward, save, ref, samples, nout, diff_outputs,
-                 view, differentiable, grad_inputs, doc, shown_as=None, meta=None, check=False):
+                 view, differentiable, grad_inputs, doc, shown_as=None, meta=None, check=False, complex=False):
         self.name = name
+        self.rule = rule
+        self.set_complex(complex)
         # meta(*arrays, **attrs) -> (shape, numpy dtype), or a tuple of them for nout > 1: the op's
         # checks and output spec from shapes, dtypes and attributes alone (arrays are anything with
         # .shape and .dtype, already cast by the dtype rule). It is the meta device's kernel, graph
@@ -61,7 +69,6 @@ class OpDef:
         self.check = check
         self.shown_as = shown_as or name  # the name errors use: the public function an internal op serves
         self.inputs = tuple(inputs)
-        self.rule = rule
         self.backward = backward
         self.save = tuple(save)
         idx = []
@@ -87,18 +94,30 @@ class OpDef:
     def __repr__(self):
         return f"<op {self.name}>"
 
+    def set_complex(self, flag):
+        """Whether the op takes complex arrays: call() refuses complex arguments of the others, on every device
+        alike (numpy would order complex numbers in max or sort, not raise). fast_dtypes: the numpy dtypes
+        call()'s fast path (all arguments of one dtype) takes as they are, None for all; others go the slow
+        path, which casts (integers for float-valued ops) or refuses (complex). A slot read (and for ops that
+        refuse complex a set lookup, as cheap as the rule-table lookup it replaced) decides."""
+        self.complex = bool(flag)
+        if self.rule in (FLOAT, DIVIDE):
+            self.fast_dtypes = _FLOAT_NP | _COMPLEX_NP if flag else _FLOAT_NP
+        else:
+            self.fast_dtypes = None if flag else _REAL_NP
+
     def __call__(self, *args, **attrs):
         return call(self, args, attrs)
 
 
 def defop(name, inputs=("x",), *, rule=KEEP, meta=None, check=False, backward=None, save=(), ref=None,
           samples=None, nout=1, diff_outputs=None, view=False, differentiable=True, grad_inputs=None, doc="",
-          shown_as=None):
+          shown_as=None, complex=False):
     if name in OPS:
         raise ValueError(f"op {name!r} is declared twice")
     op = OpDef(name, inputs, rule, backward, save, ref, samples, nout,
                diff_outputs if diff_outputs is not None else tuple(range(nout)), view,
-               differentiable, grad_inputs, doc, shown_as, meta, check)
+               differentiable, grad_inputs, doc, shown_as, meta, check, complex)
     for be in _backends.registered().values():
         fn = be.resolve(name)
         if fn is not None:
@@ -216,9 +235,13 @@ def _compute_dtype(op, args):
     return _dt.float_of(r) if op.rule is DIVIDE else r
 
 
-_PYTYPE = {0: bool, 1: int, 2: float}
-_SAME_DTYPE_OK = {PROMOTE: True, COMPARE: True, KEEP: True, FLOAT: False, DIVIDE: False}
-_FLOAT_KINDS = ("f",)
+def _no_complex(op, args):
+    d = next((a.dtype.name for a in args if isinstance(a, Tensor) and a.dtype.is_complex), "complex")
+    return op_error(op.shown_as, f"not implemented for complex tensors ({d}); take .real, .imag or .abs() first",
+                    args, NotImplementedError)
+
+
+_PYTYPE = {0: bool, 1: int, 2: float, 3: complex}
 
 
 def call(op, args, attrs):
@@ -231,7 +254,8 @@ def call(op, args, attrs):
         dev = a0._device
         x0 = a0._data
         d0 = x0.dtype
-        fast = _SAME_DTYPE_OK[rule] or d0.kind in _FLOAT_KINDS
+        fd = op.fast_dtypes
+        fast = fd is None or d0 in fd
         rg = a0._rg  # whether any input requires grad, gathered on the way (no second pass)
         if fast:
             n = len(args)
@@ -323,7 +347,7 @@ def _ensure(raw, dev):
     return be.ensure_array(raw)
 
 
-_SCALARS = (bool, int, float)
+_SCALARS = (bool, int, float, complex)
 
 
 def _coerce(op, args):
@@ -338,7 +362,7 @@ def _coerce(op, args):
             out[i] = a.item()
         elif isinstance(a, np.ndarray):
             out[i] = _wrap(a, _device("cpu")) if a.ndim else a.item()
-        elif isinstance(a, (bool, int, float)):
+        elif isinstance(a, (bool, int, float, complex)):
             out[i] = a
         else:
             raise op_error(op.shown_as, f"unsupported argument of type {type(a).__name__} (expected a Tensor or a "
@@ -356,8 +380,14 @@ def _slow_args(op, args, rule):
             cd = _dt.float_of(_dt._FROM_NP[args[0]._data.dtype])
         else:
             cd = _compute_dtype(op, args)
+        if cd._cat == 3 and not op.complex:
+            raise _no_complex(op, args)
         return dev, _cast_args(args, cd, dev)
     arrays = [a._data if isinstance(a, Tensor) else a for a in args]
+    if not op.complex:
+        for a in arrays:
+            if getattr(a, "dtype", None) is not None and a.dtype.kind == "c":
+                raise _no_complex(op, args)
     if dev.type != "cpu":
         arrays = _move_cpu_scalars(args, arrays, dev)
     return dev, arrays

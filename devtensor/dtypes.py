@@ -17,14 +17,15 @@ except ImportError:  # pragma: no cover - ml_dtypes is a dependency
 
 
 class dtype:
-    __slots__ = ("name", "np", "is_floating_point", "is_signed", "itemsize", "_cat", "_rank")
+    __slots__ = ("name", "np", "is_floating_point", "is_complex", "is_signed", "itemsize", "_cat", "_rank")
 
     def __init__(self, name, np_dtype, cat, rank):
         self.name = name
         self.np = np_dtype
-        self._cat = cat  # 0 bool, 1 integer, 2 floating: the categories PyTorch promotes across
-        self._rank = rank  # order inside a category (bigger wins)
+        self._cat = cat  # 0 bool, 1 integer, 2 floating, 3 complex: the categories PyTorch promotes across
+        self._rank = rank  # order inside a category (bigger wins); a complex dtype has its component's rank
         self.is_floating_point = cat == 2
+        self.is_complex = cat == 3
         self.is_signed = name not in ("bool", "uint8")
         self.itemsize = np_dtype.itemsize if np_dtype is not None else 2
 
@@ -35,7 +36,15 @@ class dtype:
         return (_by_name, (self.name,))
 
     def to_real(self):
-        return self
+        """The dtype of the real and imaginary parts (complex64 -> float32); a real dtype itself."""
+        return _TO_REAL.get(self, self)
+
+    def to_complex(self):
+        """The complex dtype with this dtype's precision (float64 -> complex128); half precisions, which
+        devtensor has no complex form of, give complex64."""
+        if self._cat == 3:
+            return self
+        return complex128 if self._cat == 2 and self._rank >= 3 else complex64
 
 
 bool_ = dtype("bool", np.dtype(np.bool_), 0, 0)
@@ -48,11 +57,16 @@ float16 = dtype("float16", np.dtype(np.float16), 2, 1)
 bfloat16 = dtype("bfloat16", _BF16, 2, 1)
 float32 = dtype("float32", np.dtype(np.float32), 2, 2)
 float64 = dtype("float64", np.dtype(np.float64), 2, 3)
+complex64 = dtype("complex64", np.dtype(np.complex64), 3, 2)
+complex128 = dtype("complex128", np.dtype(np.complex128), 3, 3)
+_TO_REAL = {complex64: float32, complex128: float64}
 
-ALL = (bool_, uint8, int8, int16, int32, int64, float16, bfloat16, float32, float64)
+ALL = (bool_, uint8, int8, int16, int32, int64, float16, bfloat16, float32, float64, complex64, complex128)
 FLOATING = (float16, bfloat16, float32, float64)
+COMPLEX = (complex64, complex128)
 _NAMES = {d.name: d for d in ALL}
-_NAMES.update(half=float16, float=float32, double=float64, long=int64, int=int32, short=int16)
+_NAMES.update(half=float16, float=float32, double=float64, long=int64, int=int32, short=int16,
+              cfloat=complex64, cdouble=complex128)
 _FROM_NP = {d.np: d for d in ALL if d.np is not None}
 
 
@@ -89,6 +103,8 @@ def as_dtype(d) -> dtype:
         return int64
     if d is bool:
         return bool_
+    if d is complex:
+        return _default_float[0].to_complex()
     return from_numpy_dtype(d)
 
 
@@ -113,7 +129,12 @@ def promote_types(a: dtype, b: dtype) -> dtype:
     if a is b:
         return a
     if a._cat != b._cat:
-        return a if a._cat > b._cat else b
+        hi, lo = (a, b) if a._cat > b._cat else (b, a)
+        if hi._cat == 3 and lo._cat == 2 and lo._rank > hi._rank:  # float64 with complex64: complex128
+            return lo.to_complex()
+        return hi
+    if a._cat == 3:
+        return a if a._rank > b._rank else b
     if a._cat == 2:
         if a._rank == b._rank:  # float16 with bfloat16: neither holds the other
             return float32
@@ -133,6 +154,8 @@ def _combine(higher, lower):
         return lower
     if lower is None:
         return higher
+    if lower._cat == 3 and higher._cat == 2:  # a complex scalar keeps the tensor's precision (c10's rule)
+        return higher.to_complex()
     return lower if lower._cat > higher._cat else higher
 
 
@@ -141,6 +164,8 @@ def _scalar_dtype(x):
         return bool_
     if isinstance(x, int):
         return int64
+    if isinstance(x, complex):
+        return _default_float[0].to_complex()
     return _default_float[0]
 
 
@@ -179,5 +204,10 @@ def result_type(*operands) -> dtype:
 
 
 def float_of(d: dtype) -> dtype:
-    """The dtype a float-valued op (exp, mean, /) returns for input dtype d."""
-    return d if d._cat == 2 else _default_float[0]
+    """The dtype a float-valued op (exp, mean, /) returns for input dtype d (complex stays complex)."""
+    return d if d._cat >= 2 else _default_float[0]
+
+
+def is_complex(t) -> bool:
+    """torch.is_complex: whether the tensor's dtype is complex64 or complex128."""
+    return t.dtype.is_complex

@@ -14,14 +14,14 @@ def tensor_repr(t):
         if t.dtype is _dt.bfloat16:
             a = a.astype(np.float32)
         with np.printoptions(precision=4, threshold=1000, edgeitems=3, linewidth=80, suppress=False,
-                             floatmode="fixed" if a.dtype.kind == "f" and not _integral(a) else "maxprec"):
+                             floatmode="fixed" if a.dtype.kind in "fc" and not _integral(a) else "maxprec"):
             body = np.array2string(a, separator=", ", prefix="tensor(")
         if a.size == 0:
             body = f"[], size={tuple(a.shape)}" if a.ndim > 1 else "[]"
     extras = []
     if t._device.type != "cpu":
         extras.append(f"device='{t._device}'")
-    default = {_dt.get_default_dtype(), _dt.int64, _dt.bool_}
+    default = {_dt.get_default_dtype(), _dt.get_default_dtype().to_complex(), _dt.int64, _dt.bool_}
     if t.dtype not in default:
         extras.append(f"dtype={t.dtype!r}")
     if t._edge is not None:

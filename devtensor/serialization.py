@@ -96,6 +96,9 @@ class _Encoder:
         if t.dtype is _dt.bfloat16:
             host = host.view(np.uint16)
             node["storage"] = "uint16"
+        elif t.dtype is _dt.complex128:  # safetensors has complex64 (C64) but no complex128: float64 pairs
+            host = host.reshape(host.shape + (1,)).view(np.float64)
+            node["storage"] = "float64_pairs"
         key = self._key(path)
         self.arrays[key] = host
         self.seen[id(t)] = key
@@ -489,7 +492,7 @@ class _Decoder:
         shape = tuple(shape)
         saved = self.field(node, "device", str)
         arr = None if key is None else self.array(node, key, dtype, shape)
-        rg = bool(node.get("requires_grad", False)) and dtype.is_floating_point
+        rg = bool(node.get("requires_grad", False)) and dtype._cat >= 2  # (floating or complex)
         out = self.placed(arr, shape, dtype, saved, rg)
         if node.get("parameter"):
             from .nn.parameter import Parameter
@@ -505,6 +508,8 @@ class _Decoder:
         arr = self.arrays[key]
         if node.get("storage") == "uint16" and arr.dtype == np.uint16:
             arr = arr.view(dtype.np)
+        elif node.get("storage") == "float64_pairs" and arr.dtype == np.float64 and arr.shape[-1:] == (2,):
+            arr = np.ascontiguousarray(arr).view(np.complex128)[..., 0]
         if arr.dtype != dtype.np or tuple(arr.shape) != shape:
             raise _bad(self.name, f"tensor {key!r} is {arr.dtype}{list(arr.shape)} in the file but the "
                                   f"structure says {dtype.name}{list(shape)}")
@@ -533,7 +538,7 @@ class _Decoder:
             out = self.place(arr, shape, dtype, saved, saved)
         elif not isinstance(out, Tensor):
             raise TypeError(f"load: map_location callable returned {type(out).__name__}, expected a Tensor or None")
-        if rg and out.is_leaf and out.dtype.is_floating_point and not out.requires_grad:
+        if rg and out.is_leaf and out.dtype._cat >= 2 and not out.requires_grad:
             out.requires_grad_(True)
         return out
 

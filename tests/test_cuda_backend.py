@@ -717,7 +717,7 @@ def _on(v, device, requires_grad=False):
     if not isinstance(v, np.ndarray):
         return v
     t = dt.tensor(np.array(v, copy=True), device=device)
-    if requires_grad and v.dtype.kind == "f":
+    if requires_grad and v.dtype.kind in "fc":
         t.requires_grad_(True)
     return t
 
@@ -736,8 +736,13 @@ def _run_both(op, args, kwargs, grads):
         g = []
         if grads:
             y = outs[0]
-            proj = np.random.default_rng(11).standard_normal(tuple(y.shape)).astype(_host(y).dtype)
-            (y * _on(proj, device)).sum().backward()
+            r = np.random.default_rng(11)
+            proj = r.standard_normal(tuple(y.shape)).astype(_host(y).dtype)
+            if y.dtype.is_complex:  # a real loss of a complex output: Re(sum(y * proj))
+                proj = (proj + 1j * r.standard_normal(tuple(y.shape))).astype(proj.dtype)
+                (y * _on(proj, device)).real.sum().backward()
+            else:
+                (y * _on(proj, device)).sum().backward()
             g = [None if not isinstance(t, dt.Tensor) or t.grad is None else _host(t.grad) for t in ins]
         res[device] = ([_host(o) for o in outs], g, [_host(t) if isinstance(t, dt.Tensor) else None for t in ins])
     return res
@@ -753,9 +758,10 @@ _BACKWARD_RAISES = {"floor_divide"}
 def test_op_suite_cuda_matches_cpu(cuda_ok, name, dtype):
     op = OPS[name]
     for i, (args, kwargs) in enumerate(op.samples(np.float64)):
-        args = tuple(a.astype(dtype) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a for a in args)
+        args = tuple(a.astype(dtype if a.dtype.kind == "f" else np.result_type(dtype, np.complex64))
+                     if isinstance(a, np.ndarray) and a.dtype.kind in "fc" else a for a in args)
         grads = (op.differentiable and name not in _BACKWARD_RAISES
-                 and any(isinstance(a, np.ndarray) and a.dtype.kind == "f" for a in args))
+                 and any(isinstance(a, np.ndarray) and a.dtype.kind in "fc" for a in args))
         res = _run_both(op, args, kwargs, grads)
         (co, cg, cin), (go, gg, gin) = res["cpu"], res["cuda"]
         try:

@@ -93,7 +93,7 @@ def _require(device):
 def _to_dev(v, device, requires_grad=False):
     if isinstance(v, np.ndarray):
         t = dt.from_numpy(v) if device == "cpu" else dt.tensor(v, device=device)
-        if requires_grad and v.dtype.kind == "f":
+        if requires_grad and v.dtype.kind in "fc":
             t = t.detach().requires_grad_(True)
         return t
     return v
@@ -107,14 +107,16 @@ def _close(got, want, dtype):
     want = np.asarray(want)
     tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-11)
     assert got.shape == want.shape, f"shape {got.shape} != reference {want.shape}"
-    if want.dtype.kind == "f":
+    if want.dtype.kind in "fc":
         np.testing.assert_allclose(got, want, equal_nan=True, **tol)
     else:
         np.testing.assert_array_equal(got, want)
 
 
 def _cast_sample(args, dtype):
-    return tuple(a.astype(dtype) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a for a in args)
+    """Float arrays to dtype, complex ones to the complex dtype of its precision."""
+    return tuple(a.astype(dtype if a.dtype.kind == "f" else np.result_type(dtype, np.complex64))
+                 if isinstance(a, np.ndarray) and a.dtype.kind in "fc" else a for a in args)
 
 
 @pytest.mark.parametrize("name", GENERATED)

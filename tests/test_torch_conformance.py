@@ -93,7 +93,7 @@ class Lib:
 
     def tensor(self, a, requires_grad=False):
         t = torch.from_numpy(np.array(a, copy=True)) if self.is_torch else dt.tensor(np.array(a, copy=True))
-        if requires_grad and a.dtype.kind == "f":
+        if requires_grad and a.dtype.kind in "fc":
             t.requires_grad_(True)
         return t
 
@@ -148,7 +148,7 @@ def _flat(out):
 
 def _np(t):
     if isinstance(t, torch.Tensor):
-        return t.detach().cpu().numpy()
+        return t.detach().cpu().resolve_conj().resolve_neg().numpy()  # (PyTorch's lazy conj / neg bits)
     return np.asarray(t.detach().cpu())
 
 
@@ -173,7 +173,7 @@ def _has_f32(args, kwargs):
             return f32(v.a)
         if isinstance(v, (list, tuple)):
             return any(f32(x) for x in v)
-        return isinstance(v, (np.ndarray, np.floating)) and v.dtype in (np.float32, np.float16)
+        return isinstance(v, (np.ndarray, np.floating)) and v.dtype in (np.float32, np.float16, np.complex64)
     return any(f32(v) for v in (*args, *kwargs.values()))
 
 
@@ -978,6 +978,39 @@ for _tag, _a, _k in (("ties", (_pool, 2), {}), ("stride", (_img, 3), {"stride": 
 for _tag, _a, _k in (("basic", (_img, 2), {}), ("pad", (_img, 3), {"stride": 2, "padding": 1, "count_include_pad": False}),
                      ("divisor", (_img, 2), {"divisor_override": 3}), ("ceil", (_img, 2), {"ceil_mode": True})):
     case("F", "avg_pool2d", "F", F_form("avg_pool2d"), _a, _k, tag=_tag)
+
+# ---- complex tensors (tests/test_complex.py and tests/test_fft.py compare the rest, gradients included) ------
+def C(*shape, dtype=np.complex128):
+    return (U(*shape) + 1j * U(*shape)).astype(dtype)
+
+
+_zc, _zs = C(3, 4), (("c128", C(3, 4)), ("c64", C(3, 4, dtype=np.complex64)),
+                    ("float", U(3, 4)), ("0d", np.array(1 - 2j)), ("int", np.array([0, 2, -3])))
+for _n in ("real", "imag", "conj", "conj_physical", "resolve_conj", "is_conj", "angle", "sgn", "abs", "exp", "sqrt",
+           "view_as_real", "is_complex", "sum", "mean", "neg", "reciprocal", "relu", "sigmoid", "sign", "floor",
+           "argmax", "sort"):
+    for _tag, _x in _zs:
+        if _n == "sgn" and _tag in ("float", "int"):
+            continue  # (PyTorch's gradient of a real sgn is a ZeroTensor, which its .numpy() refuses)
+        _method = hasattr(torch.Tensor, _n) and _n not in ("real", "imag", "view_as_real")
+        forms("complex", _n, (_x,), method=_method, tag=_tag)
+for _n in ("real", "imag"):
+    for _tag, _x in _zs:
+        case("complex", _n, "attr", lambda L, x, _n=_n: getattr(x, _n), (_x,), tag=_tag)
+for _n in ("add", "sub", "mul", "div", "pow", "eq", "ne", "lt", "maximum", "atan2"):
+    for _tag, _a in (("cc", (_zc, C(3, 4))), ("cf", (_zc, U(3, 4))), ("fc", (U(4), C(3, 4, dtype=np.complex64))),
+                     ("scalar", (_zc, 2 - 0.5j)), ("float-scalar", (U(3, 4).astype(np.float32), 1j))):
+        forms("complex", _n, _a, method=False, tag=_tag)
+for _tag, _a in (("c128", (C(3, 4), C(4, 2))), ("c64", (C(2, 3, dtype=np.complex64), C(3, 3, dtype=np.complex64)))):
+    forms("complex", "matmul", _a, tag=_tag)
+for _tag, _x in (("f64", U(3, 2)), ("f32", U(2, 4, 2).astype(np.float32)), ("last3", U(3, 3)), ("int", I(2, 2))):
+    forms("complex", "view_as_complex", (_x,), method=False, tag=_tag)
+for _tag, _a in (("f64", (U(3), U(3))), ("f32", (U(2, 1).astype(np.float32), U(3).astype(np.float32))),
+                 ("mixed", (U(3), U(3).astype(np.float32))), ("int", (I(3), I(3)))):
+    forms("complex", "complex", _a, method=False, tag=_tag)
+    forms("complex", "polar", (np.abs(_a[0]), _a[1]), method=False, tag=_tag)
+case("complex", "clamp", "method", lambda L, x: x.clamp(0, 1), (_zc,))
+
 
 # ---- every composite (a public function written in ops), on its declared samples -------------------------
 # (devtensor/ops/_api.py COMPOSITES: the generated suite checks them against numpy references; here against

@@ -257,6 +257,11 @@ int8, int16, int32, int64, uint8, bool_ = np.int8, np.int16, np.int32, np.int64,
 newaxis, inf, nan, pi, e = None, math.inf, math.nan, math.pi, math.e
 
 
+# cupy.fft (cuFFT): numpy.fft, with device-array results (numpy.fft is a module, which _fallback passes as is)
+fft = types.SimpleNamespace(**{n: _wrapped(getattr(np.fft, n)) for n in ("fft", "ifft", "fftn", "ifftn", "rfft", "irfft",
+                                                                          "rfftn", "irfftn")})
+
+
 def _fallback(name):
     """Any other cupy.X: numpy's X, with array results made device arrays."""
     attr = getattr(np, name)

@@ -35,6 +35,9 @@ def _roots_and_grads(tensors, grad_tensors, api):
                                "requires_grad=True?)")
         g = grad_tensors[i] if grad_tensors is not None else None
         if g is None:
+            if t._data.dtype.kind == "c":
+                raise RuntimeError(f"{api}: grad can be implicitly created only for real scalar outputs, got "
+                                   f"{t.dtype.name} (backward from a real loss, e.g. z.abs().sum(), or pass gradient=)")
             if t._data.size != 1:
                 raise RuntimeError(f"{api}: grad can be implicitly created only for scalar outputs; "
                                    f"got an output of shape {tuple(t._data.shape)}: pass gradient= "

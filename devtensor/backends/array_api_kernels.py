@@ -52,6 +52,8 @@ def register(be, xp):
 
     @k("sigmoid")
     def sigmoid(x):
+        if x.dtype.kind == "c":  # no sign to split on: the plain formula, as PyTorch's complex kernel
+            return 1 / (1 + xp.exp(-x))
         # exp of a non-positive number never overflows: split on the sign
         e = xp.exp(-xp.abs(x))
         return xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
@@ -82,6 +84,8 @@ def register(be, xp):
 
     @k("cast")
     def cast(x, dtype):
+        if x.dtype.kind == "c" and dtype.np.kind != "c":
+            x = x.real  # complex to real keeps the real part (numpy would warn); the public .to() warns as PyTorch
         return x.astype(dtype.np)
 
     # ---- reductions (dim: tuple of axes or None; dispatch normalised it) --------------------

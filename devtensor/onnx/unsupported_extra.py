@@ -15,6 +15,11 @@ _FAMILIES = {
     ("einsum", "diagonal", "diag_embed"): ("einsum / diagonal: no converter yet", "use matmul, reshape and permute"),
     ("linalg_inv", "linalg_det", "linalg_slogdet", "linalg_solve", "linalg_cholesky", "linalg_qr", "linalg_svd",
      "linalg_eigh"): ("a matrix decomposition or solver: ONNX has no such operator", _OUTSIDE),
+    ("fft_c2c", "fft_r2c", "fft_c2r"):
+        ("an FFT: no converter yet (ONNX's DFT, opset 17, holds complex values as a trailing dimension of 2, and "
+         "onnxruntime has few ops for the complex tensors devtensor.fft returns)", _OUTSIDE),
+    ("real", "imag", "conj", "angle", "view_as_real", "view_as_complex", "complex"):
+        ("a complex-number op: ONNX's complex types have almost no operators", _OUTSIDE),
     ("diagonal_backward",): ("a backward op: export captures the forward only (eval mode, no_grad)",
                              "export the forward; run gradients with devtensor (or onnxruntime-training)"),
 }

@@ -5,6 +5,7 @@ from . import optim_steps  # noqa: F401  (fused optimizer steps; devtensor.optim
 from . import rnn  # noqa: F401  (recurrent cell and sequence ops; nn.LSTM / GRU / RNN call them)
 from . import functional  # noqa: F401  (the nn primitives' torch.f / Tensor.f / F.f forms)
 from . import cumulative, index_extra, linalg_decomp, linalg_ops, sorting, special  # noqa: F401  (issue 18's ops)
+from . import complex_ops, fft_ops  # noqa: F401  (complex parts and FFTs; complex_ops marks the ops above that take complex)
 from ._api import FUNCTIONS
 
 __all__ = ["FUNCTIONS"]

@@ -112,6 +112,10 @@ def _to(self, *args, **kwargs):
     """to(device), to(dtype), to(device, dtype), to(other), with copy=/non_blocking= accepted."""
     dev, dt, copy = _parse_to_args(self, args, kwargs)
     out = self
+    if dt is not None and out._data.dtype.kind == "c" and not dt.is_complex:
+        import warnings
+
+        warnings.warn("Casting complex values to real discards the imaginary part", UserWarning, stacklevel=2)
     if dt is not None and dt.np != out._data.dtype:
         out = out._cast(dt)
     if dev is not None and dev is not out._device:
@@ -157,9 +161,11 @@ def _infer_np(data, dtype):
                 a = np.asarray(data)
         else:
             a = _from_python(data)
-            if dtype is None and a.dtype == np.float64 and not _has_double(data):
-                # Python floats become the default float dtype; a numpy float64 among them keeps float64
-                a = a.astype(_dt.get_default_dtype().np)
+            if dtype is None and a.dtype in (np.float64, np.complex128) and not _has_double(data):
+                # Python floats (complex numbers) become the default float (complex) dtype; a numpy float64
+                # (complex128) among them keeps the double precision
+                a = a.astype(_dt.get_default_dtype().np if a.dtype == np.float64 else
+                             _dt.get_default_dtype().to_complex().np)
     if dtype is None:
         return a, _dt.from_numpy_dtype(a.dtype)
     dt = _dt.as_dtype(dtype)
@@ -171,10 +177,10 @@ def _has_double(data):
     tensor): PyTorch then infers float64 for the whole, as numpy's promotion does."""
     if isinstance(data, (list, tuple)):
         return any(_has_double(x) for x in data)
-    if isinstance(data, (np.floating, np.ndarray)):
-        return np.asarray(data).dtype == np.float64
+    if isinstance(data, (np.floating, np.complexfloating, np.ndarray)):
+        return np.asarray(data).dtype in (np.float64, np.complex128)
     if isinstance(data, Tensor):
-        return data._data.dtype == np.float64
+        return data._data.dtype in (np.float64, np.complex128)
     return False
 
 
@@ -252,7 +258,8 @@ def full(size, fill_value, *, dtype=None, device=None, requires_grad=False):
     if isinstance(fill_value, Tensor):
         fill_value = fill_value.item()
     dt = _dtype_or(dtype, _dt.bool_ if isinstance(fill_value, bool) else
-                   _dt.int64 if isinstance(fill_value, numbers.Integral) else _dt.get_default_dtype())
+                   _dt.int64 if isinstance(fill_value, numbers.Integral) else
+                   _dt.get_default_dtype() if isinstance(fill_value, numbers.Real) else _dt.get_default_dtype().to_complex())
     return _finish(_create("full", _dev(device), _shape((size,) if isinstance(size, int) else (tuple(size),),
                                                          "full"), fill_value, dt), requires_grad)
 

@@ -163,14 +163,14 @@ def _scan(op, name, input, dim, dtype=None):
 
 @public
 def cumsum(input, dim=None, *, dtype=None):
-    if dtype is None and isinstance(input, Tensor) and not input.dtype.is_floating_point:
+    if dtype is None and isinstance(input, Tensor) and input.dtype._cat < 2:  # (complex stays complex)
         dtype = _dt.int64  # integer and bool scans accumulate in int64, as in PyTorch
     return _scan(cumsum_, "cumsum", input, dim, dtype)
 
 
 @public
 def cumprod(input, dim=None, *, dtype=None):
-    if dtype is None and isinstance(input, Tensor) and not input.dtype.is_floating_point:
+    if dtype is None and isinstance(input, Tensor) and input.dtype._cat < 2:  # (complex stays complex)
         dtype = _dt.int64
     return _scan(cumprod_, "cumprod", input, dim, dtype)
 
@@ -200,7 +200,7 @@ def cummin(input, dim):
 @public
 def logcumsumexp(input, dim):
     _input("logcumsumexp", input)
-    if not input.dtype.is_floating_point:
+    if input.dtype._cat < 2:
         input = input.to(_dt.get_default_dtype())
     return _scan(logcumsumexp_, "logcumsumexp", input, dim)
 

@@ -4,7 +4,8 @@ Broadcasting and dtype promotion are undone by the autograd engine, never here.
 
 One file past 600 lines on purpose: each Tensor operator (__add__, __radd__, __iadd__, ...) is
 attached right below the op it calls, so an op's declaration, its rule and its operators read
-together; split by family, the operators would sit apart from their ops.
+together; split by family, the operators would sit apart from their ops. The complex-only ops
+(real, imag, conj, angle, ...) live in complex_ops.py.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import math
 import numpy as np
 
 from .. import dtypes as _dt
-from ..dispatch import COMPARE, DIVIDE, FLOAT, KEEP, PROMOTE, call, defop
+from ..dispatch import COMPARE, DIVIDE, FLOAT, KEEP, OPS as _OPS, PROMOTE, call, defop
 from ..tensor import Tensor
 from . import meta_rules as M
 from . import reference as R
@@ -31,20 +32,31 @@ def _zero(g):
     return g * 0
 
 
+def _cj(v):
+    """conj(v) for a complex tensor or Python complex, v itself otherwise: PyTorch's gradient of a real loss
+    w.r.t. a complex input is grad * conj(f'(z)), so the rules below conjugate the local derivative."""
+    if v.__class__ is complex:
+        return v.conjugate()
+    if isinstance(v, Tensor) and v._data.dtype.kind == "c":
+        return call(_OPS["conj"], (v,), {})
+    return v
+
+
 # ---- binary arithmetic ------------------------------------------------------------------------
-add = defop("add", ("a", "b"), rule=PROMOTE, meta=M.broadcast, backward=lambda c, g: (g, g), ref=np.add, samples=S.binary())
+add = defop("add", ("a", "b"), rule=PROMOTE, meta=M.broadcast, backward=lambda c, g: (g, g), ref=np.add, samples=S.binary(),
+            complex=True)
 sub = defop("sub", ("a", "b"), rule=PROMOTE, meta=M.broadcast, backward=lambda c, g: (g, -g), ref=np.subtract,
-            samples=S.binary())
+            samples=S.binary(), complex=True)
 # mul and div skip the side that needs no gradient: `loss / n` and `x * mask` are in every
 # training step, and the unused side's formula costs three ops for div.
 mul = defop("mul", ("a", "b"), rule=PROMOTE, meta=M.broadcast, save=("a", "b"),
-            backward=lambda c, g: (g * c.b if c.needs_input_grad(0) else None,
-                                   g * c.a if c.needs_input_grad(1) else None),
-            ref=np.multiply, samples=S.binary())
+            backward=lambda c, g: (g * _cj(c.b) if c.needs_input_grad(0) else None,
+                                   g * _cj(c.a) if c.needs_input_grad(1) else None),
+            ref=np.multiply, samples=S.binary(), complex=True)
 div = defop("div", ("a", "b"), rule=DIVIDE, meta=M.broadcast, save=("a", "b"),
-            backward=lambda c, g: (g / c.b if c.needs_input_grad(0) else None,
-                                   -g * c.a / (c.b * c.b) if c.needs_input_grad(1) else None),
-            ref=np.true_divide, samples=S.binary(b_low=0.5, b_high=2.0))
+            backward=lambda c, g: (g / _cj(c.b) if c.needs_input_grad(0) else None,
+                                   -g * _cj(c.a) / _cj(c.b * c.b) if c.needs_input_grad(1) else None),
+            ref=np.true_divide, samples=S.binary(b_low=0.5, b_high=2.0), complex=True)
 
 
 def _pow_backward(c, g):
@@ -55,15 +67,15 @@ def _pow_backward(c, g):
     ga = gb = None
     if c.needs_input_grad(0):
         if isinstance(b, Tensor):
-            ga = where(b == 0, 0.0, g * b * a ** (b - 1))
+            ga = where(b == 0, 0.0, g * _cj(b) * _cj(a ** (b - 1)))
         elif b == 0:
             ga = g.new_zeros(tuple(g.shape))
         else:
-            ga = g * b * a ** (b - 1)
+            ga = g * _cj(b) * _cj(a ** (b - 1))
     if isinstance(b, Tensor) and c.needs_input_grad(1):
         if isinstance(a, Tensor):
-            zero = (a == 0) & (b >= 0)
-            gb = where(zero, 0.0, g * c.out * log(where(zero, 1.0, a)))  # (the inner where: no 0 * -inf)
+            zero = (a == 0) & ((b.real if b._data.dtype.kind == "c" else b) >= 0)
+            gb = where(zero, 0.0, g * _cj(c.out) * _cj(log(where(zero, 1.0, a))))  # (inner where: no 0 * -inf)
         elif a == 0:
             gb = where(b >= 0, 0.0, g * where(b >= 0, 0.0, c.out) * -math.inf)
         else:
@@ -72,7 +84,7 @@ def _pow_backward(c, g):
 
 
 pow_ = defop("pow", ("a", "b"), rule=PROMOTE, meta=M.broadcast, save=("a", "b", "out"), backward=_pow_backward,
-             ref=np.power, samples=S.binary(low=0.5, high=2.0))
+             ref=np.power, samples=S.binary(low=0.5, high=2.0), complex=True)
 
 
 def _atan2_backward(c, g):
@@ -144,8 +156,10 @@ bitwise_xor = defop("bitwise_xor", ("a", "b"), rule=PROMOTE, meta=M.broadcast, d
 bitwise_not_ = defop("bitwise_not", ("x",), rule=KEEP, meta=M.same, differentiable=False)
 
 # ---- comparisons and logic (no gradients) ------------------------------------------------------
-eq = defop("eq", ("a", "b"), rule=COMPARE, meta=M.compare, differentiable=False, ref=np.equal, samples=S.compare())
-ne = defop("ne", ("a", "b"), rule=COMPARE, meta=M.compare, differentiable=False, ref=np.not_equal, samples=S.compare())
+eq = defop("eq", ("a", "b"), rule=COMPARE, meta=M.compare, differentiable=False, ref=np.equal, samples=S.compare(),
+           complex=True)
+ne = defop("ne", ("a", "b"), rule=COMPARE, meta=M.compare, differentiable=False, ref=np.not_equal, samples=S.compare(),
+           complex=True)
 lt = defop("lt", ("a", "b"), rule=COMPARE, meta=M.compare, differentiable=False, ref=np.less, samples=S.compare())
 le = defop("le", ("a", "b"), rule=COMPARE, meta=M.compare, differentiable=False, ref=np.less_equal, samples=S.compare())
 gt = defop("gt", ("a", "b"), rule=COMPARE, meta=M.compare, differentiable=False, ref=np.greater, samples=S.compare())
@@ -158,21 +172,34 @@ logical_xor = defop("logical_xor", ("a", "b"), rule=COMPARE, meta=M.compare, dif
                     samples=S.compare())
 logical_not = defop("logical_not", ("x",), rule=KEEP, meta=M.predicate, differentiable=False, ref=np.logical_not,
                     samples=S.unary())
-isnan = defop("isnan", ("x",), rule=KEEP, meta=M.predicate, differentiable=False, ref=np.isnan, samples=S.unary())
-isfinite = defop("isfinite", ("x",), rule=KEEP, meta=M.predicate, differentiable=False, ref=np.isfinite, samples=S.unary())
-isinf = defop("isinf", ("x",), rule=KEEP, meta=M.predicate, differentiable=False, ref=np.isinf, samples=S.unary())
+isnan = defop("isnan", ("x",), rule=KEEP, meta=M.predicate, differentiable=False, ref=np.isnan, samples=S.unary(),
+              complex=True)
+isfinite = defop("isfinite", ("x",), rule=KEEP, meta=M.predicate, differentiable=False, ref=np.isfinite, samples=S.unary(),
+                 complex=True)
+isinf = defop("isinf", ("x",), rule=KEEP, meta=M.predicate, differentiable=False, ref=np.isinf, samples=S.unary(),
+              complex=True)
 
 # ---- unary math -------------------------------------------------------------------------------
-neg = defop("neg", ("x",), rule=KEEP, meta=M.same, backward=lambda c, g: -g, ref=np.negative, samples=S.unary())
-abs_ = defop("abs", ("x",), rule=KEEP, meta=M.same, save=("x",), backward=lambda c, g: g * _sgn(c.x), ref=np.abs,
-             samples=S.unary())
+def _abs_meta(x):
+    return tuple(x.shape), (x.dtype.type(0).real.dtype if x.dtype.kind == "c" else x.dtype)  # |z| is real
+
+
+neg = defop("neg", ("x",), rule=KEEP, meta=M.same, backward=lambda c, g: -g, ref=np.negative, samples=S.unary(),
+            complex=True)
+abs_ = defop("abs", ("x",), rule=KEEP, meta=_abs_meta, save=("x",), backward=lambda c, g: g * _sgn(c.x), ref=np.abs,
+             samples=S.unary(), complex=True)
 
 
 def _sgn(x):
-    """sign(x) with PyTorch's sign(NaN) = 0 (numpy gives NaN)."""
+    """sign(x) with PyTorch's sign(NaN) = 0 (numpy gives NaN); for complex z, z / |z| (0 at 0), as torch.sgn."""
+    if x._data.dtype.kind == "c":
+        a = abs(x)
+        zero = a == 0
+        return where(zero, 0.0, x / where(zero, 1.0, a))
     s = call(sign_, (x,), {})
     return where(x != x, 0.0, s) if x.dtype.is_floating_point else s
-exp = defop("exp", rule=FLOAT, meta=M.same, save=("out",), backward=lambda c, g: g * c.out, ref=np.exp, samples=S.unary())
+exp = defop("exp", rule=FLOAT, meta=M.same, save=("out",), backward=lambda c, g: g * _cj(c.out), ref=np.exp, samples=S.unary(),
+            complex=True)
 
 
 def _guard(g, d, fprime):
@@ -183,23 +210,26 @@ def _guard(g, d, fprime):
     return where(g == 0, g * where(isfinite(fprime), fprime, 0.0), d)
 
 
-log = defop("log", rule=FLOAT, meta=M.same, save=("x",), backward=lambda c, g: _guard(g, g / c.x, reciprocal(c.x)), ref=np.log,
-            samples=S.unary(0.5, 3.0))
-log1p = defop("log1p", rule=FLOAT, meta=M.same, save=("x",), backward=lambda c, g: g / (c.x + 1), ref=np.log1p,
-              samples=S.unary(-0.5, 3.0))
-expm1 = defop("expm1", rule=FLOAT, meta=M.same, save=("out",), backward=lambda c, g: g * (c.out + 1), ref=np.expm1,
-              samples=S.unary())
-sqrt = defop("sqrt", rule=FLOAT, meta=M.same, save=("out",), backward=lambda c, g: _guard(g, g / (c.out * 2), 0.5 / c.out),
-             ref=np.sqrt,
-             samples=S.unary(0.5, 3.0))
-rsqrt = defop("rsqrt", rule=FLOAT, meta=M.same, save=("out",), backward=lambda c, g: _guard(g, g * c.out ** 3 * -0.5, c.out ** 3 * -0.5),
-              ref=lambda x: 1 / np.sqrt(x), samples=S.unary(0.5, 3.0))
-sin = defop("sin", rule=FLOAT, meta=M.same, save=("x",), backward=lambda c, g: g * cos(c.x), ref=np.sin, samples=S.unary())
-cos = defop("cos", rule=FLOAT, meta=M.same, save=("x",), backward=lambda c, g: -g * sin(c.x), ref=np.cos, samples=S.unary())
-tanh = defop("tanh", rule=FLOAT, meta=M.same, save=("out",), backward=lambda c, g: g * (1 - c.out * c.out), ref=np.tanh,
-             samples=S.unary())
-sigmoid = defop("sigmoid", rule=FLOAT, meta=M.same, save=("out",), backward=lambda c, g: g * c.out * (1 - c.out),
-                ref=lambda x: 1 / (1 + np.exp(-x)), samples=S.unary(-30, 30))
+log = defop("log", rule=FLOAT, meta=M.same, save=("x",), backward=lambda c, g: _guard(g, g / _cj(c.x), reciprocal(_cj(c.x))),
+            ref=np.log, samples=S.unary(0.5, 3.0), complex=True)
+log1p = defop("log1p", rule=FLOAT, meta=M.same, save=("x",), backward=lambda c, g: g / _cj(c.x + 1), ref=np.log1p,
+              samples=S.unary(-0.5, 3.0), complex=True)
+expm1 = defop("expm1", rule=FLOAT, meta=M.same, save=("out",), backward=lambda c, g: g * _cj(c.out + 1), ref=np.expm1,
+              samples=S.unary(), complex=True)
+sqrt = defop("sqrt", rule=FLOAT, meta=M.same, save=("out",),
+             backward=lambda c, g: _guard(g, g / (_cj(c.out) * 2), 0.5 / _cj(c.out)), ref=np.sqrt,
+             samples=S.unary(0.5, 3.0), complex=True)
+rsqrt = defop("rsqrt", rule=FLOAT, meta=M.same, save=("out",),
+              backward=lambda c, g: _guard(g, g * _cj(c.out ** 3) * -0.5, _cj(c.out ** 3) * -0.5),
+              ref=lambda x: 1 / np.sqrt(x), samples=S.unary(0.5, 3.0), complex=True)
+sin = defop("sin", rule=FLOAT, meta=M.same, save=("x",), backward=lambda c, g: g * _cj(cos(c.x)), ref=np.sin,
+            samples=S.unary(), complex=True)
+cos = defop("cos", rule=FLOAT, meta=M.same, save=("x",), backward=lambda c, g: -g * _cj(sin(c.x)), ref=np.cos,
+            samples=S.unary(), complex=True)
+tanh = defop("tanh", rule=FLOAT, meta=M.same, save=("out",), backward=lambda c, g: g * _cj(1 - c.out * c.out), ref=np.tanh,
+             samples=S.unary(), complex=True)
+sigmoid = defop("sigmoid", rule=FLOAT, meta=M.same, save=("out",), backward=lambda c, g: g * _cj(c.out) * _cj(1 - c.out),
+                ref=lambda x: 1 / (1 + np.exp(-x)), samples=S.unary(-30, 30), complex=True)
 relu = defop("relu", rule=KEEP, meta=_relu_meta, save=("out",), backward=lambda c, g: call(relu_backward, (g, c.out), {}),
              ref=lambda x: np.maximum(x, 0), samples=S.unary())
 # relu's backward as one fused kernel; linear in g, so its own backward is itself
@@ -209,13 +239,14 @@ relu_backward = defop("relu_backward", ("g", "y"), rule=KEEP, meta=M.broadcast, 
 erf = defop("erf", rule=FLOAT, meta=M.same, save=("x",),
             backward=lambda c, g: g * exp(-(c.x * c.x)) * (2 / math.sqrt(math.pi)),
             ref=np.vectorize(math.erf, otypes=[float]), samples=S.unary())
-reciprocal = defop("reciprocal", rule=FLOAT, meta=M.same, save=("out",), backward=lambda c, g: -g * c.out * c.out,
-                   ref=np.reciprocal, samples=S.unary(0.5, 2.0))
+reciprocal = defop("reciprocal", rule=FLOAT, meta=M.same, save=("out",), backward=lambda c, g: -g * _cj(c.out) * _cj(c.out),
+                   ref=np.reciprocal, samples=S.unary(0.5, 2.0), complex=True)
 sign_ = defop("sign", rule=KEEP, meta=M.same, backward=lambda c, g: _zero(g), ref=np.sign, samples=S.unary())
 floor = defop("floor", rule=KEEP, meta=M.same, backward=lambda c, g: _zero(g), ref=np.floor, samples=S.unary())
 ceil = defop("ceil", rule=KEEP, meta=M.same, backward=lambda c, g: _zero(g), ref=np.ceil, samples=S.unary())
 round_ = defop("round", rule=KEEP, meta=M.same, backward=lambda c, g: _zero(g), ref=np.round, samples=S.unary())
-cast = defop("cast", rule=KEEP, meta=lambda x, dtype: (tuple(x.shape), dtype.np), backward=lambda c, g: g)  # the engine casts g back
+cast = defop("cast", rule=KEEP, meta=lambda x, dtype: (tuple(x.shape), dtype.np), backward=lambda c, g: g,  # the engine casts g back
+             complex=True)
 Tensor._cast = lambda self, dt: call(cast, (self,), {"dtype": dt})
 
 
@@ -230,7 +261,7 @@ def _where_backward(c, g):
 
 
 _where = defop("where", ("cond", "a", "b"), rule=KEEP, meta=_where_meta, save=("cond",), backward=_where_backward,
-               ref=np.where, samples=S.shape_ops("where"))
+               ref=np.where, samples=S.shape_ops("where"), complex=True)
 
 
 def _clamp_backward(c, g):
@@ -358,6 +389,8 @@ def sign(input):
         raise not_tensor("sign", "input", 1, input)
     if input._data.dtype.kind == "b":
         return input.clone()
+    if input._data.dtype.kind == "c":
+        return call(sign_, (input,), {})  # refused, naming sign: PyTorch's sign is not sgn on complex either
     return _sgn(input)  # sign(NaN) = 0, as PyTorch
 for _op in (eq, ne, lt, le, gt, ge):
     _fn(_op, scalars="other")
@@ -469,7 +502,7 @@ def _scalar_pair_dtype(a, b):
 
 
 def _py(v, dt):
-    v = (bool, int, float)[dt._cat](v)
+    v = (bool, int, float, complex)[dt._cat](v)
     if dt.np.kind == "V":  # bfloat16: a 0-d cpu tensor (joins any device); a Python float would widen the result
         from .creation import tensor
 
@@ -550,7 +583,7 @@ def _rbinop(op):
 
 def _eqop(op):
     def f(self, other):
-        if not isinstance(other, (Tensor, int, float, bool, np.generic, np.ndarray)):
+        if not isinstance(other, (Tensor, int, float, complex, bool, np.generic, np.ndarray)):
             return NotImplemented
         return call(op, (self, other), {})
 

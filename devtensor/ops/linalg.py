@@ -11,6 +11,8 @@ from ..geometry import broadcast_shapes
 
 def _matmul_backward(c, g):
     a, b = c.a, c.b
+    if a._data.dtype.kind == "c":  # PyTorch's convention: the conjugate transposes
+        a, b = a.conj(), b.conj()
     ga = g @ b.mT if c.needs_input_grad(0) else None
     gb = a.mT @ g if c.needs_input_grad(1) else None
     return ga, gb  # the engine sums broadcast batch dims away
@@ -53,7 +55,7 @@ def _linear_meta(x, w, b):
 
 
 _matmul = defop("matmul", ("a", "b"), rule=KEEP, meta=_matmul_meta, save=("a", "b"), backward=_matmul_backward,
-                ref=np.matmul, samples=_samples)
+                ref=np.matmul, samples=_samples, complex=True)
 
 
 @public

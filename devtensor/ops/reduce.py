@@ -153,7 +153,7 @@ def keep_alias(name, keepdim, keepdims):
 @public
 def sum(input, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):  # noqa: A001
     dim, keepdim = dim_alias("sum", dim, axis), keep_alias("sum", keepdim, keepdims)
-    if dtype is None and not input.dtype.is_floating_point:
+    if dtype is None and input.dtype._cat < 2:
         dtype = _dt.int64  # integer and bool sums accumulate in int64, as in PyTorch
     return _reduce(sum_, input, dim, keepdim, dtype)
 
@@ -162,7 +162,7 @@ def sum(input, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None)
 def mean(input, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
     dim, keepdim = dim_alias("mean", dim, axis), keep_alias("mean", keepdim, keepdims)
     dt = _dt.as_dtype(dtype) if dtype is not None else input.dtype
-    if not dt.is_floating_point:
+    if dt._cat < 2:
         raise RuntimeError(f"mean(): could not infer output dtype. Input dtype must be floating point, "
                            f"got {input.dtype} (pass dtype=devtensor.float32 or call .float() first)")
     return _reduce(mean_, input, dim, keepdim, dtype)
@@ -173,7 +173,7 @@ def prod(input, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None
     dim, keepdim = dim_alias("prod", dim, axis), keep_alias("prod", keepdim, keepdims)
     if isinstance(dim, (tuple, list)):
         raise TypeError("prod: argument 'dim' must be int, not tuple")
-    if dtype is None and not input.dtype.is_floating_point:
+    if dtype is None and input.dtype._cat < 2:
         dtype = _dt.int64
     return _reduce(prod_, input, dim, keepdim, dtype)
 
@@ -362,7 +362,7 @@ def logsumexp(input, dim=_UNSET, keepdim=False, *, axis=None, keepdims=None):
     dim, keepdim = dim_alias("logsumexp", dim, axis, _UNSET), keep_alias("logsumexp", keepdim, keepdims)
     if dim is _UNSET:
         raise TypeError("logsumexp: missing the required argument 'dim'")
-    if not input.dtype.is_floating_point:
+    if input.dtype._cat < 2:
         input = input.to(_dt.get_default_dtype())  # PyTorch: integer inputs give the default float
     dims = norm_dims("logsumexp", dim, input.ndim)
     m = amax(input.detach(), dims, keepdim=True) if input.numel() else input.detach().sum(dims, keepdim=True)

@@ -271,7 +271,7 @@ def nan_to_num(input, nan=0.0, posinf=None, neginf=None):
     """nan -> `nan`, +inf -> `posinf` (default: the dtype's largest value), -inf -> `neginf` (its lowest)."""
     if not isinstance(input, Tensor):
         raise _not_tensor("nan_to_num", input)
-    if not input.dtype.is_floating_point:
+    if input.dtype._cat < 2:
         return input.clone()
     return call(nan_to_num_, (input,), {"nan": float(nan), "posinf": None if posinf is None else float(posinf),
                                         "neginf": None if neginf is None else float(neginf)})

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import array_api_extra, array_api_kernels
+from .. import array_api_extra, array_api_fft, array_api_kernels
 from . import allocator
 from .backend import DEFAULT_SEED, CpuBackend, cpu  # noqa: F401 - the backend object lives in backend.py
 array_api_kernels.register(cpu, np)
 array_api_extra.register(cpu, np)  # sort, cumsum, linalg, special functions, ... (one numpy/CuPy code)
+array_api_fft.register(cpu, np)  # complex parts and FFTs (numpy.fft)
 allocator.tune()  # reuse freed activation buffers instead of page-faulting them in every step
 
 

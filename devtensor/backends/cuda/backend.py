@@ -8,7 +8,7 @@ import importlib
 
 import numpy as np
 
-from .. import Backend, array_api_extra, array_api_kernels, register
+from .. import Backend, array_api_extra, array_api_fft, array_api_kernels, register
 from . import kernels as _kernels  # the launch wrappers: numpy and the standard library only until called
 
 
@@ -118,6 +118,7 @@ class CudaBackend(Backend):
 cuda = register(CudaBackend())
 array_api_kernels.register(cuda, cupy_lazy)
 array_api_extra.register(cuda, cupy_lazy)  # sort, cumsum, linalg, special functions, ... (one numpy/CuPy code)
+array_api_fft.register(cuda, cupy_lazy)  # complex parts and FFTs (cupy.fft: cuFFT)
 
 
 # CuPy code for every dtype: the portable tier
