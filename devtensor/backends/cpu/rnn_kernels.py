@@ -109,27 +109,37 @@ def lstm_cell_fwd(gx, gh, c, h_out, c_out, acts, sf, si):
         for j in range(2 * H, 3 * H):
             x[b * G + j] = x[b * G + j] * two
     exp_into(x, a, si)  # out-of-place: an in-place call fails LLVM's alias check and runs scalar
+    # Row views and one store stream per loop: with more streams LLVM's runtime alias checks exceed its
+    # limit and the loop stays scalar (the same arithmetic, in the same order, either way).
     for b in range(n):
+        ar = a[b * G:(b + 1) * G]
+        r = acts[b]
+        for j in range(2 * H):
+            r[j] = one / (one + ar[j])
+        for j in range(2 * H, 3 * H):
+            e = ar[j]
+            r[j] = (one - e) / (one + e)
+        for j in range(3 * H, 4 * H):
+            r[j] = one / (one + ar[j])
+    for b in range(n):
+        r = acts[b]
+        cb = c[b]
+        co = c_out[b]
         for j in range(H):
-            i = one / (one + a[b * G + j])
-            f = one / (one + a[b * G + H + j])
-            e = a[b * G + 2 * H + j]
-            g = (one - e) / (one + e)
-            o = one / (one + a[b * G + 3 * H + j])
-            cn = f * c[b, j] + i * g
-            c_out[b, j] = cn
-            acts[b, j] = i
-            acts[b, H + j] = f
-            acts[b, 2 * H + j] = g
-            acts[b, 3 * H + j] = o
-            x[b * H + j] = -two * cn
+            co[j] = r[H + j] * cb[j] + r[j] * r[2 * H + j]
+        xr = x[b * H:(b + 1) * H]
+        for j in range(H):
+            xr[j] = -two * co[j]
     exp_into(x[:n * H], t, si)
     for b in range(n):
+        r = acts[b]
+        ho = h_out[b]
+        tr = t[b * H:(b + 1) * H]
         for j in range(H):
-            e = t[b * H + j]
+            e = tr[j]
             tc = (one - e) / (one + e)
-            acts[b, 4 * H + j] = tc
-            h_out[b, j] = acts[b, 3 * H + j] * tc
+            r[4 * H + j] = tc
+            ho[j] = r[3 * H + j] * tc
 
 
 @njit(**_J)
