@@ -145,25 +145,38 @@ def lstm_cell_fwd(gx, gh, c, h_out, c_out, acts, sf, si):
 @njit(**_J)
 def lstm_cell_bwd(dh, dc, acts, c_prev, dgates, dc_prev):
     """(dh, dc) at the cell's outputs -> gate gradients dgates (n, 4H) and dc_prev (n, H), from the
-    forward's acts (i, f, g, o, tanh(c_new)). dc may be None. Outputs distinct from the inputs."""
+    forward's acts (i, f, g, o, tanh(c_new)). dc may be None. Outputs distinct from the inputs.
+    dc_prev holds dc_new until the last loop; one store stream per loop (see lstm_cell_fwd)."""
     n, H = c_prev.shape
     one = const(c_prev, 1.0)
     for b in range(n):
+        r = acts[b]
+        dhb = dh[b]
+        d = dc_prev[b]
         for j in range(H):
-            i = acts[b, j]
-            f = acts[b, H + j]
-            g = acts[b, 2 * H + j]
-            o = acts[b, 3 * H + j]
-            tc = acts[b, 4 * H + j]
-            d_h = dh[b, j]
-            dcn = d_h * o * (one - tc * tc)
-            if dc is not None:
-                dcn += dc[b, j]
-            dgates[b, j] = dcn * g * i * (one - i)
-            dgates[b, H + j] = dcn * c_prev[b, j] * f * (one - f)
-            dgates[b, 2 * H + j] = dcn * i * (one - g * g)
-            dgates[b, 3 * H + j] = d_h * tc * o * (one - o)
-            dc_prev[b, j] = dcn * f
+            tc = r[4 * H + j]
+            d[j] = dhb[j] * r[3 * H + j] * (one - tc * tc)
+        if dc is not None:
+            dcb = dc[b]
+            for j in range(H):
+                d[j] += dcb[j]
+        g = dgates[b]
+        cp = c_prev[b]
+        for j in range(H):
+            i = r[j]
+            g[j] = d[j] * r[2 * H + j] * i * (one - i)
+        for j in range(H):
+            f = r[H + j]
+            g[H + j] = d[j] * cp[j] * f * (one - f)
+        for j in range(H):
+            gg = r[2 * H + j]
+            g[2 * H + j] = d[j] * r[j] * (one - gg * gg)
+        for j in range(H):
+            o = r[3 * H + j]
+            tc = r[4 * H + j]
+            g[3 * H + j] = dhb[j] * tc * o * (one - o)
+        for j in range(H):
+            d[j] = d[j] * r[H + j]
 
 
 # ---- GRU -------------------------------------------------------------------------------------------
