@@ -412,6 +412,27 @@ def test_compiled_loops_agree_with_the_python_loops(monkeypatch):
             calls = []
 
 
+def test_unpacked_loops_write_every_element(monkeypatch):
+    """Without packing the loops' (T, B, ...) results are not zero-filled first: fill them with NaN
+    instead and every output and gradient must still be finite."""
+    from devtensor.backends.cpu import rnn_kernels as K
+
+    monkeypatch.setattr(K, "_steps_out", lambda shape, dtype, bs: np.full(shape, np.nan, dtype))
+    rng = np.random.default_rng(13)
+    T, B, H = 5, 40, 70
+    X = lambda *s: (rng.standard_normal(s) * 0.4).astype(np.float32)  # noqa: E731
+    h0, gy, gh = X(B, H), X(T, B, H), X(B, H)
+    for rev in (False, True):
+        outs = list(K.lstm_sequence(X(T, B, 4 * H), X(4 * H, H), h0, h0, rev, None))
+        outs += K.lstm_sequence_backward(gy, gh, gh, X(4 * H, H), h0, h0, outs[0], outs[3], rev, None)
+        y, hT, ws = K.gru_sequence(X(T, B, 3 * H), X(3 * H, H), X(3 * H), h0, rev, None)
+        outs += [y, hT, ws, *K.gru_sequence_backward(gy, gh, X(3 * H, H), h0, y, ws, rev, None)]
+        for relu in (False, True):
+            y, hT = K.rnn_sequence(X(T, B, H), X(H, H), h0, rev, None, relu)
+            outs += [y, hT, *K.rnn_sequence_backward(gy, gh, X(H, H), h0, y, rev, None, relu)]
+        assert all(np.isfinite(o).all() for o in outs)
+
+
 _BITS = r"""
 import hashlib, os, sys
 if os.environ.get("ONE_CORE"):

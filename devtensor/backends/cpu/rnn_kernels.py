@@ -437,6 +437,12 @@ def _loop(f, fn):
     return _JIT[f.__name__] if fn else f
 
 
+def _steps_out(shape, dtype, batch_sizes):
+    """A (T, B, ...) result of the loops: every element is written when every row is active at every
+    step (no zero-filling pass over the buffer); a packed batch leaves its inactive rows zero."""
+    return np.empty(shape, dtype) if batch_sizes is None else np.zeros(shape, dtype)
+
+
 def _grad_in(gy, dtype):
     """gy C-contiguous (the grad of a sum arrives as a broadcast view), or a stand-in when there is none:
     one array type per dtype, so each loop compiles once."""
@@ -456,8 +462,8 @@ def lstm_sequence(xw, w_hh, h0, c0, reverse, batch_sizes):
     w = np.ascontiguousarray(w_hh)
     wT = np.ascontiguousarray(w_hh.T)
     h, c = _state(h0, B, H, dt_), _state(c0, B, H, dt_)
-    y = np.zeros((T, B, H), dt_)
-    ws = np.zeros((T, B, 6 * H), dt_)
+    y = _steps_out((T, B, H), dt_, batch_sizes)
+    ws = _steps_out((T, B, 6 * H), dt_, batch_sizes)
     fn, bs = gemm_fn(dt_), _bs(batch_sizes)
     loop = _loop(lstm_rows, fn)
 
@@ -477,7 +483,7 @@ def lstm_sequence_backward(gy, ghT, gcT, w_hh, h0, c0, y, ws, reverse, batch_siz
     T, B, H = y.shape
     dt_ = y.dtype
     dh, dc = _state(ghT, B, H, dt_), _state(gcT, B, H, dt_)
-    dG = np.zeros((T, B, 4 * H), dt_)
+    dG = _steps_out((T, B, 4 * H), dt_, batch_sizes)
     ws = np.ascontiguousarray(ws)
     w = np.ascontiguousarray(w_hh)
     c_prev = _prev_state(ws[:, :, 5 * H:], c0, reverse, batch_sizes, T)
@@ -504,8 +510,8 @@ def gru_sequence(xw, w_hh, b_hh, h0, reverse, batch_sizes):
     xw = np.ascontiguousarray(xw)
     w, wT = np.ascontiguousarray(w_hh), np.ascontiguousarray(w_hh.T)
     h = _state(h0, B, H, dt_)
-    y = np.zeros((T, B, H), dt_)
-    ws = np.zeros((T, B, 4 * H), dt_)
+    y = _steps_out((T, B, H), dt_, batch_sizes)
+    ws = _steps_out((T, B, 4 * H), dt_, batch_sizes)
 
     fn, bs = gemm_fn(dt_), _bs(batch_sizes)
     loop = _loop(gru_rows, fn)
@@ -527,8 +533,8 @@ def gru_sequence_backward(gy, ghT, w_hh, h0, y, ws, reverse, batch_sizes):
     T, B, H = y.shape
     dt_ = y.dtype
     dh = _state(ghT, B, H, dt_)
-    dGx = np.zeros((T, B, 3 * H), dt_)
-    dGh = np.zeros((T, B, 3 * H), dt_)
+    dGx = _steps_out((T, B, 3 * H), dt_, batch_sizes)
+    dGh = _steps_out((T, B, 3 * H), dt_, batch_sizes)
     ws = np.ascontiguousarray(ws)
     w = np.ascontiguousarray(w_hh)
     h_prev = _prev_state(y, h0, reverse, batch_sizes, T)
@@ -553,7 +559,7 @@ def rnn_sequence(xw, w_hh, h0, reverse, batch_sizes, relu):
     xw = np.ascontiguousarray(xw)
     w, wT = np.ascontiguousarray(w_hh), np.ascontiguousarray(w_hh.T)
     h = _state(h0, B, H, dt_)
-    y = np.zeros((T, B, H), dt_)
+    y = _steps_out((T, B, H), dt_, batch_sizes)
 
     fn, bs = gemm_fn(dt_), _bs(batch_sizes)
     loop = _loop(rnn_rows, fn)
@@ -574,7 +580,7 @@ def rnn_sequence_backward(gy, ghT, w_hh, h0, y, reverse, batch_sizes, relu):
     T, B, H = y.shape
     dt_ = y.dtype
     dh = _state(ghT, B, H, dt_)
-    dP = np.zeros((T, B, H), dt_)
+    dP = _steps_out((T, B, H), dt_, batch_sizes)
     y = np.ascontiguousarray(y)
     w = np.ascontiguousarray(w_hh)
 
