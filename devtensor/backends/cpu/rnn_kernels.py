@@ -184,7 +184,8 @@ def lstm_cell_bwd(dh, dc, acts, c_prev, dgates, dc_prev):
 def gru_cell_fwd(gx, gh, h, h_out, acts, sf, si):
     """gx = x W_ih.T + b_ih, gh = h W_hh.T + b_hh (n, 3H, order r, z, n); h (n, H) -> h_out.
     acts (n, 4H): r, z, n and the hidden part of the new gate (gh's n block), for the backward.
-    sf / si: scratch of n * 4H elements. h_out distinct from h."""
+    sf / si: scratch of n * 4H elements. h_out distinct from h. Row views and one store stream per
+    loop, so that LLVM vectorizes (see lstm_cell_fwd)."""
     n, H = h.shape
     one, two = const(h, 1.0), const(h, 2.0)
     x = sf[:n * 2 * H]
@@ -194,48 +195,62 @@ def gru_cell_fwd(gx, gh, h, h_out, acts, sf, si):
             x[b * 2 * H + j] = -(gx[b, j] + gh[b, j])
     exp_into(x, a, si)
     for b in range(n):
+        ar = a[b * 2 * H:(b + 1) * 2 * H]
+        r = acts[b]
+        for j in range(2 * H):
+            r[j] = one / (one + ar[j])
+        ghb = gh[b]
         for j in range(H):
-            r = one / (one + a[b * 2 * H + j])
-            z = one / (one + a[b * 2 * H + H + j])
-            hn = gh[b, 2 * H + j]
-            acts[b, j] = r
-            acts[b, H + j] = z
-            acts[b, 3 * H + j] = hn
-            x[b * H + j] = -two * (gx[b, 2 * H + j] + r * hn)
+            r[3 * H + j] = ghb[2 * H + j]
+        gxb = gx[b]
+        xr = x[b * H:(b + 1) * H]
+        for j in range(H):
+            xr[j] = -two * (gxb[2 * H + j] + r[j] * r[3 * H + j])
     t = a[:n * H]
     exp_into(x[:n * H], t, si)
     for b in range(n):
+        r = acts[b]
+        tr = t[b * H:(b + 1) * H]
         for j in range(H):
-            e = t[b * H + j]
-            nn = (one - e) / (one + e)
-            z = acts[b, H + j]
-            acts[b, 2 * H + j] = nn
-            h_out[b, j] = (one - z) * nn + z * h[b, j]
+            e = tr[j]
+            r[2 * H + j] = (one - e) / (one + e)
+        hb = h[b]
+        ho = h_out[b]
+        for j in range(H):
+            z = r[H + j]
+            ho[j] = (one - z) * r[2 * H + j] + z * hb[j]
 
 
 @njit(**_J)
 def gru_cell_bwd(dh, acts, h_prev, dgx, dgh, dh_direct):
     """dh at the output -> dgx (n, 3H: the pre-activations' gradient, input side), dgh (n, 3H: the
-    hidden side, which differs from dgx in the n block) and the direct part of dh_prev (z * dh)."""
+    hidden side, which differs from dgx in the n block) and the direct part of dh_prev (z * dh).
+    One store stream per loop (see lstm_cell_bwd)."""
     n, H = h_prev.shape
     one = const(h_prev, 1.0)
     for b in range(n):
+        r = acts[b]
+        d = dh[b]
+        hp = h_prev[b]
+        ox = dgx[b]
+        oh = dgh[b]
         for j in range(H):
-            r = acts[b, j]
-            z = acts[b, H + j]
-            nn = acts[b, 2 * H + j]
-            hn = acts[b, 3 * H + j]
-            d = dh[b, j]
-            dn = d * (one - z) * (one - nn * nn)
-            dz = d * (h_prev[b, j] - nn) * z * (one - z)
-            dr = dn * hn * r * (one - r)
-            dgx[b, j] = dr
-            dgx[b, H + j] = dz
-            dgx[b, 2 * H + j] = dn
-            dgh[b, j] = dr
-            dgh[b, H + j] = dz
-            dgh[b, 2 * H + j] = dn * r
-            dh_direct[b, j] = d * z
+            z = r[H + j]
+            nn = r[2 * H + j]
+            ox[2 * H + j] = d[j] * (one - z) * (one - nn * nn)
+        for j in range(H):
+            z = r[H + j]
+            ox[H + j] = d[j] * (hp[j] - r[2 * H + j]) * z * (one - z)
+        for j in range(H):
+            rr = r[j]
+            ox[j] = ox[2 * H + j] * r[3 * H + j] * rr * (one - rr)
+        for j in range(2 * H):
+            oh[j] = ox[j]
+        for j in range(H):
+            oh[2 * H + j] = ox[2 * H + j] * r[j]
+        dd = dh_direct[b]
+        for j in range(H):
+            dd[j] = d[j] * r[H + j]
 
 
 # ---- tanh / relu RNN -------------------------------------------------------------------------------
