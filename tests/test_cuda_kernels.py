@@ -5,6 +5,9 @@ Two kinds:
     kernels, and that the runtime and ci/check_kernels.py use one option tuple;
   * `cuda`-marked: each wrapper in devtensor.backends.cuda.kernels against numpy references on odd
     shapes.  They skip, with the reason shown, when cupy is missing or no CUDA device is usable.
+
+Its size: one module for every kernels/*.cu file, so that ci/kernel_emulator/run.py --kernels-only
+runs them all in one go.
 """
 from __future__ import annotations
 

@@ -14,6 +14,10 @@ PyTorch semantics of a packed batch in both directions (a finished sequence keep
 a reversed one that has not started yet keeps h0).
 
 Determinism: no fastmath, every element computed by one thread in source order (see gemm.py).
+
+Its size: the three cells' fused passes (forward and backward) and the six time loops around them,
+side by side because each loop is written against its cells' buffers; the BLAS plumbing the loops
+share is in rnn_blas.py.
 """
 from __future__ import annotations
 
