@@ -21,7 +21,8 @@ evidence that the specialised kernel pays.
     python bench/bench_layers.py [--quick] [--repeats N] [--rounds R] [--threads N] [--json FILE]
 
 --threads N runs both libraries on N threads (PyTorch's set_num_threads, OpenBLAS's
-OPENBLAS_NUM_THREADS for devtensor); the default is every core the process may use.
+OPENBLAS_NUM_THREADS for devtensor) and pins each library's process to N cores (devtensor's own
+thread pool sizes itself by the cores it may use); the default is every core the process may use.
 """
 from __future__ import annotations
 
@@ -69,6 +70,10 @@ def _threads():
 def time_one(lib_name, name, repeats, warmup):
     """In this process: `warmup` + `repeats` forward+backward steps of one case with one library."""
     build = CASES[name]
+    if os.environ.get("BENCH_THREADS") and hasattr(os, "sched_setaffinity"):
+        # --threads N: N cores for everything the library runs, also devtensor's own pool (the recurrent
+        # loops' row blocks, the conv threads), which sizes itself by the cores the process may use
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:_threads()])
     torch.manual_seed(0)
     tmod, shape = build(torch)
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)

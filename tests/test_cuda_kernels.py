@@ -5,6 +5,9 @@ Two kinds:
     kernels, and that the runtime and ci/check_kernels.py use one option tuple;
   * `cuda`-marked: each wrapper in devtensor.backends.cuda.kernels against numpy references on odd
     shapes.  They skip, with the reason shown, when cupy is missing or no CUDA device is usable.
+
+Its size: one module for every kernels/*.cu file, so that ci/kernel_emulator/run.py --kernels-only
+runs them all in one go.
 """
 from __future__ import annotations
 
@@ -229,6 +232,19 @@ def test_flat_kernels(family, file, n):
         assert cfg.grid[0] == 0
     else:
         assert 1 <= cfg.grid[0] <= 100 * 8
+
+
+@pytest.mark.parametrize("kernel", ["lstm_cell_fwd", "lstm_cell_bwd", "gru_cell_fwd", "gru_cell_bwd"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("rows,hidden", [(0, 5), (1, 1), (3, 257), (10**5, 10**4)])
+def test_rnn_cell_launch_config(kernel, dtype, rows, hidden):
+    cfg = kb.launch_config(kernel, rows=rows, hidden=hidden, dtype=dtype, num_sms=100)
+    assert cfg.kernel == kb.rnn_kernel_name(kernel, dtype) and kb.kernel_file_of(cfg.kernel) == "rnn.cu"
+    assert cfg.kernel.endswith("<float>" if dtype == "float32" else "<double>") and cfg.block == (256, 1, 1)
+    n = rows * hidden
+    assert cfg.grid[0] == (0 if n == 0 else min(math.ceil(n / 256), 800))
+    with pytest.raises(ValueError):
+        kb.launch_config(kernel, rows=1, hidden=1, dtype="float16")
 
 
 @pytest.mark.parametrize("index_dtype", ["int64", "int32"])
@@ -704,3 +720,106 @@ def test_sgd_step(cp, K, n, offset, mom, damp, nest, first, wd):
     np.testing.assert_allclose(cp.asnumpy(P), p, atol=1e-6)
     if mom:
         np.testing.assert_allclose(cp.asnumpy(B), b, atol=1e-6)
+
+
+# ---- recurrent cells (rnn.cu): float64 numpy references of the gate math -----------------------------
+def _sig(v):
+    return 1 / (1 + np.exp(-v))
+
+
+def _rnn_rand(dtype, n, cols, scale=1.5):
+    return (RNG.standard_normal((n, cols)) * scale).astype(dtype)
+
+
+def _strided(cp, a, pad):
+    """a as a row slice of a wider device array (row stride > columns), as the sequence loops pass it."""
+    n, w = a.shape
+    big = cp.asarray(np.full((n, w + pad), np.nan, a.dtype))
+    big[:, :w] = cp.asarray(a)
+    return big[:, :w]
+
+
+def _tol(dtype):
+    return dict(rtol=2e-5, atol=2e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n,H,pad,in_place", [(5, 7, 0, False), (3, 33, 9, True), (1, 1, 3, False)])
+def test_lstm_cell_kernels(cp, K, dtype, n, H, pad, in_place):
+    gx, gh = _rnn_rand(dtype, n, 4 * H, 4.0), _rnn_rand(dtype, n, 4 * H)
+    c = _rnn_rand(dtype, n, H)
+    a = gx.astype(np.float64) + gh
+    i, f, g, o = _sig(a[:, :H]), _sig(a[:, H:2 * H]), np.tanh(a[:, 2 * H:3 * H]), _sig(a[:, 3 * H:])
+    cn = f * c + i * g
+    tc = np.tanh(cn)
+    h = o * tc
+    Gx, Gh, C = _strided(cp, gx, pad), _strided(cp, gh, pad), _strided(cp, c, pad)
+    Cn = C if in_place else cp.empty((n, H), dtype)
+    Hd, Y, A = cp.empty((n, H), dtype), _strided(cp, np.zeros((n, H), dtype), pad), cp.empty((n, 6 * H), dtype)
+    K.lstm_cell_forward(Gx, Gh, C, Cn, Hd, A, y=Y, save_c=True)
+    for got, want in ((Cn, cn), (Hd, h), (Y, h), (A, np.concatenate([i, f, g, o, tc, cn], 1))):
+        np.testing.assert_allclose(cp.asnumpy(got), want, **_tol(dtype))
+    # backward: dh with and without gy and dc, against the chain rule of the same gates
+    dh, gy, dc = _rnn_rand(dtype, n, H), _rnn_rand(dtype, n, H), _rnn_rand(dtype, n, H)
+    acts = cp.asnumpy(A)[:, :5 * H].astype(np.float64)
+    for use_dh, use_gy, use_dc in ((True, True, True), (True, False, False), (False, True, False)):
+        d_h = (dh if use_dh else 0) + (gy if use_gy else 0)
+        dcn = d_h * o * (1 - tc * tc) + (dc if use_dc else 0)
+        want = np.concatenate([dcn * g * i * (1 - i), dcn * c * f * (1 - f), dcn * i * (1 - g * g),
+                               d_h * tc * o * (1 - o)], 1)
+        Dc = _strided(cp, dc, pad)
+        Dg, Dcp = cp.empty((n, 4 * H), dtype), (Dc if in_place else cp.empty((n, H), dtype))
+        K.lstm_cell_backward(_strided(cp, dh, pad) if use_dh else None, cp.asarray(gy) if use_gy else None,
+                             Dc if use_dc else None, _strided(cp, acts.astype(dtype), pad), C if not in_place
+                             else cp.asarray(c), Dg, Dcp)
+        np.testing.assert_allclose(cp.asnumpy(Dg), want, **_tol(dtype))
+        np.testing.assert_allclose(cp.asnumpy(Dcp), dcn * f, **_tol(dtype))
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n,H,pad,in_place,bias", [(4, 6, 0, False, True), (2, 37, 5, True, False)])
+def test_gru_cell_kernels(cp, K, dtype, n, H, pad, in_place, bias):
+    gx, gh, h = _rnn_rand(dtype, n, 3 * H, 3.0), _rnn_rand(dtype, n, 3 * H), _rnn_rand(dtype, n, H)
+    b = RNG.standard_normal(3 * H).astype(dtype)
+    ghb = gh.astype(np.float64) + (b if bias else 0)
+    r, z = _sig(gx[:, :H] + ghb[:, :H]), _sig(gx[:, H:2 * H] + ghb[:, H:2 * H])
+    hn = ghb[:, 2 * H:]
+    nn = np.tanh(gx[:, 2 * H:] + r * hn)
+    new = (1 - z) * nn + z * h
+    Hs = _strided(cp, h, pad)
+    Hn = Hs if in_place else cp.empty((n, H), dtype)
+    Y, A = cp.empty((n, H), dtype), _strided(cp, np.zeros((n, 4 * H), dtype), pad)
+    K.gru_cell_forward(_strided(cp, gx, pad), cp.asarray(gh), cp.asarray(b) if bias else None, Hs, Hn, A, y=Y)
+    for got, want in ((Hn, new), (Y, new), (A, np.concatenate([r, z, nn, hn], 1))):
+        np.testing.assert_allclose(cp.asnumpy(got), want, **_tol(dtype))
+    dh, gy = _rnn_rand(dtype, n, H), _rnn_rand(dtype, n, H)
+    for use_gy in (True, False):
+        d = dh + (gy if use_gy else 0)
+        dn = d * (1 - z) * (1 - nn * nn)
+        dz = d * (h - nn) * z * (1 - z)
+        dr = dn * hn * r * (1 - r)
+        Dh = _strided(cp, dh, pad)
+        Dx, Dgh = cp.empty((n, 3 * H), dtype), _strided(cp, np.zeros((n, 3 * H), dtype), pad)
+        Dd = Dh if in_place else cp.empty((n, H), dtype)
+        K.gru_cell_backward(Dh, cp.asarray(gy) if use_gy else None, A, cp.asarray(h), Dx, Dgh, Dd)
+        np.testing.assert_allclose(cp.asnumpy(Dx), np.concatenate([dr, dz, dn], 1), **_tol(dtype))
+        np.testing.assert_allclose(cp.asnumpy(Dgh), np.concatenate([dr, dz, dn * r], 1), **_tol(dtype))
+        np.testing.assert_allclose(cp.asnumpy(Dd), d * z, **_tol(dtype))
+
+
+@pytest.mark.cuda
+def test_rnn_cell_wrappers_reject_bad_arguments(cp, K):
+    n, H = 3, 4
+    f32 = lambda *s: cp.zeros(s, np.float32)  # noqa: E731
+    with pytest.raises(TypeError, match="lstm_cell_forward: gx must be float32"):
+        K.lstm_cell_forward(cp.zeros((n, 4 * H), np.float64), f32(n, 4 * H), f32(n, H), f32(n, H), f32(n, H),
+                            f32(n, 5 * H))
+    with pytest.raises(ValueError, match=r"acts must have shape \(3, >= 24\)"):
+        K.lstm_cell_forward(f32(n, 4 * H), f32(n, 4 * H), f32(n, H), f32(n, H), f32(n, H), f32(n, 5 * H),
+                            save_c=True)
+    with pytest.raises(ValueError, match="unit column stride"):
+        K.gru_cell_backward(f32(H, n).T, None, f32(n, 4 * H), f32(n, H), f32(n, 3 * H), f32(n, 3 * H), f32(n, H))
+    with pytest.raises(ValueError, match="b_hh must be"):
+        K.gru_cell_forward(f32(n, 3 * H), f32(n, 3 * H), f32(H), f32(n, H), f32(n, H), f32(n, 4 * H))

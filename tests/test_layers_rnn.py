@@ -369,6 +369,121 @@ def test_portable_kernels_agree_with_numba(reverse, bs):
             np.testing.assert_allclose(u, v, **TOL)
 
 
+def test_compiled_loops_agree_with_the_python_loops(monkeypatch):
+    """The time loops run as one numba call per row block, the per-step GEMMs through numpy's OpenBLAS
+    (backends/cpu/rnn_blas.py); without that BLAS the same source runs as Python with np.matmul. Both
+    paths on the same inputs: packed and reversed, the direct and the transposed hidden GEMM, 3 blocks."""
+    from devtensor.backends.cpu import rnn_blas
+    from devtensor.backends.cpu import rnn_kernels as K
+
+    blas = np.__config__.CONFIG["Build Dependencies"]["blas"]
+    if blas.get("name") == "scipy-openblas" and "USE64BITINT" in blas.get("openblas configuration", ""):
+        assert K.gemm_fn(np.float32) and K.gemm_fn(np.float64), "numpy's OpenBLAS gemm not found: loops run as Python"
+    rng = np.random.default_rng(12)
+    T, B = 6, 40
+    bs = (40, 40, 30, 20, 5, 1)
+    for H, dtype in ((8, np.float32), (70, np.float32), (9, np.float64)):
+        X = lambda *s: (rng.standard_normal(s) * 0.4).astype(dtype)  # noqa: E731
+        h0, c0, gy, gh, gc = X(B, H), X(B, H), X(T, B, H), X(B, H), X(B, H)
+        w4, w3, w1, b3 = X(4 * H, H), X(3 * H, H), X(H, H), X(3 * H)
+        x4, x3, x1 = X(T, B, 4 * H), X(T, B, 3 * H), X(T, B, H)
+        calls = []
+        for rev in (False, True):
+            y, _, _, ws = K.lstm_sequence(x4, w4, h0, c0, rev, bs)
+            calls += [lambda: K.lstm_sequence(x4, w4, h0, c0, rev, bs),
+                      lambda: K.lstm_sequence_backward(gy, gh, gc, w4, h0, c0, y, ws, rev, bs),
+                      lambda: K.lstm_sequence_backward(None, gh, None, w4, h0, c0, y, ws, rev, None)]
+            yg, _, wg = K.gru_sequence(x3, w3, b3, h0, rev, bs)
+            calls += [lambda: K.gru_sequence(x3, w3, b3, h0, rev, bs), lambda: K.gru_sequence(x3, w3, None, h0, rev, None),
+                      lambda: K.gru_sequence_backward(gy, gh, w3, h0, yg, wg, rev, bs)]
+            for relu in (False, True):
+                yr, _ = K.rnn_sequence(x1, w1, h0, rev, bs, relu)
+                calls += [lambda: K.rnn_sequence(x1, w1, h0, rev, bs, relu),
+                          lambda: K.rnn_sequence_backward(gy, None, w1, h0, yr, rev, bs, relu)]
+            compiled = [f() for f in calls]
+            monkeypatch.setattr(K, "gemm_fn", lambda d: 0)
+            python = [f() for f in calls]
+            monkeypatch.setattr(K, "gemm_fn", rnn_blas.gemm_fn)
+            for a, b in zip(compiled, python):
+                for u, v in zip(a, b):
+                    assert u.dtype == dtype
+                    eps = 1e-5 if dtype == np.float32 else 1e-12  # the GEMMs may round differently
+                    np.testing.assert_allclose(u, v, rtol=eps, atol=eps * max(1.0, float(np.abs(v).max(initial=0))))
+            calls = []
+
+
+def test_unpacked_loops_write_every_element(monkeypatch):
+    """Without packing the loops' (T, B, ...) results are not zero-filled first: fill them with NaN
+    instead and every output and gradient must still be finite."""
+    from devtensor.backends.cpu import rnn_kernels as K
+
+    monkeypatch.setattr(K, "_steps_out", lambda shape, dtype, bs: np.full(shape, np.nan, dtype))
+    rng = np.random.default_rng(13)
+    T, B, H = 5, 40, 70
+    X = lambda *s: (rng.standard_normal(s) * 0.4).astype(np.float32)  # noqa: E731
+    h0, gy, gh = X(B, H), X(T, B, H), X(B, H)
+    for rev in (False, True):
+        outs = list(K.lstm_sequence(X(T, B, 4 * H), X(4 * H, H), h0, h0, rev, None))
+        outs += K.lstm_sequence_backward(gy, gh, gh, X(4 * H, H), h0, h0, outs[0], outs[3], rev, None)
+        y, hT, ws = K.gru_sequence(X(T, B, 3 * H), X(3 * H, H), X(3 * H), h0, rev, None)
+        outs += [y, hT, ws, *K.gru_sequence_backward(gy, gh, X(3 * H, H), h0, y, ws, rev, None)]
+        for relu in (False, True):
+            y, hT = K.rnn_sequence(X(T, B, H), X(H, H), h0, rev, None, relu)
+            outs += [y, hT, *K.rnn_sequence_backward(gy, gh, X(H, H), h0, y, rev, None, relu)]
+        assert all(np.isfinite(o).all() for o in outs)
+
+
+_BITS = r"""
+import hashlib, os, sys
+if os.environ.get("ONE_CORE"):
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+sys.path.insert(0, sys.argv[1])
+import numpy as np
+import devtensor as dt
+from devtensor.backends.cpu import threads
+h = hashlib.sha256()
+for mode, H in (("LSTM", 20), ("LSTM", 70), ("GRU", 70), ("RNN", 20)):
+    dt.manual_seed(0)
+    m = getattr(dt.nn, mode)(5, H, num_layers=2, bidirectional=True)
+    x = dt.tensor(np.random.default_rng(1).standard_normal((7, 40, 5)).astype(np.float32), requires_grad=True)
+    y = m(x)[0]
+    (y * y).sum().backward()
+    for a in [y, x.grad] + [p.grad for p in m.parameters()]:
+        h.update(np.ascontiguousarray(a.detach().numpy()).tobytes())
+print(threads.threads(), h.hexdigest())
+"""
+
+
+def _bits(one_core):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = dict(os.environ)
+    env.pop("ONE_CORE", None)
+    if one_core:
+        env.update(ONE_CORE="1", OPENBLAS_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-c", _BITS, str(Path(__file__).resolve().parents[1])], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    n, digest = out.stdout.split()[-2:]
+    return int(n), digest
+
+
+def test_recurrent_bits_do_not_depend_on_the_thread_count():
+    """40 sequences run as row blocks of 16 + 16 + 8 on however many cores there are (one thread per block,
+    or all blocks on one): the outputs and every gradient are the same bits on one core as on all."""
+    import os
+
+    if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs 2+ cores and sched_setaffinity to compare against one core")
+    n_all, all_cores = _bits(False)
+    n_one, one_core = _bits(True)
+    assert n_all >= 2 and n_one == 1
+    assert all_cores == one_core, "the recurrent layers' bits depend on the number of threads"
+
+
 def test_float16_runs_the_portable_tier():
     m = nn.GRU(3, 4).to(dt.float16)
     y, h = m(dt.randn(3, 2, 3, dtype=dt.float16))
@@ -381,7 +496,7 @@ def test_float16_runs_the_portable_tier():
 
 @pytest.mark.parametrize("mode", MODES)
 def test_small_batch_wide_hidden(mode):
-    """4 * batch <= hidden: the forward loops compute W @ h.T (backends/cpu/rnn_kernels._HiddenGemm)."""
+    """4 * batch <= hidden: the forward loops compute W @ h.T (backends/cpu/rnn_kernels.hidden_gemm)."""
     dm, tm = _pair(mode, 3, 16, num_layers=2, bidirectional=True)
     x = np.random.default_rng(10).standard_normal((5, 3, 3)).astype(np.float32)
     dx, tx = _leaf(x)

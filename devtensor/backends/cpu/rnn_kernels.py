@@ -14,6 +14,10 @@ PyTorch semantics of a packed batch in both directions (a finished sequence keep
 a reversed one that has not started yet keeps h0).
 
 Determinism: no fastmath, every element computed by one thread in source order (see gemm.py).
+
+Its size: the three cells' fused passes (forward and backward) and the six time loops around them,
+side by side because each loop is written against its cells' buffers; the BLAS plumbing the loops
+share is in rnn_blas.py.
 """
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ from numba import njit, types
 from numba.extending import overload
 
 from .gemm import fma
+from .rnn_blas import OneBlasThread, add, block_rows, gemm_fn, hidden_gemm, mm, put
 
 _J = dict(nogil=True, cache=True, error_model="numpy")
 
@@ -108,51 +113,74 @@ def lstm_cell_fwd(gx, gh, c, h_out, c_out, acts, sf, si):
         for j in range(2 * H, 3 * H):
             x[b * G + j] = x[b * G + j] * two
     exp_into(x, a, si)  # out-of-place: an in-place call fails LLVM's alias check and runs scalar
+    # Row views and one store stream per loop: with more streams LLVM's runtime alias checks exceed its
+    # limit and the loop stays scalar (the same arithmetic, in the same order, either way).
     for b in range(n):
+        ar = a[b * G:(b + 1) * G]
+        r = acts[b]
+        for j in range(2 * H):
+            r[j] = one / (one + ar[j])
+        for j in range(2 * H, 3 * H):
+            e = ar[j]
+            r[j] = (one - e) / (one + e)
+        for j in range(3 * H, 4 * H):
+            r[j] = one / (one + ar[j])
+    for b in range(n):
+        r = acts[b]
+        cb = c[b]
+        co = c_out[b]
         for j in range(H):
-            i = one / (one + a[b * G + j])
-            f = one / (one + a[b * G + H + j])
-            e = a[b * G + 2 * H + j]
-            g = (one - e) / (one + e)
-            o = one / (one + a[b * G + 3 * H + j])
-            cn = f * c[b, j] + i * g
-            c_out[b, j] = cn
-            acts[b, j] = i
-            acts[b, H + j] = f
-            acts[b, 2 * H + j] = g
-            acts[b, 3 * H + j] = o
-            x[b * H + j] = -two * cn
+            co[j] = r[H + j] * cb[j] + r[j] * r[2 * H + j]
+        xr = x[b * H:(b + 1) * H]
+        for j in range(H):
+            xr[j] = -two * co[j]
     exp_into(x[:n * H], t, si)
     for b in range(n):
+        r = acts[b]
+        ho = h_out[b]
+        tr = t[b * H:(b + 1) * H]
         for j in range(H):
-            e = t[b * H + j]
+            e = tr[j]
             tc = (one - e) / (one + e)
-            acts[b, 4 * H + j] = tc
-            h_out[b, j] = acts[b, 3 * H + j] * tc
+            r[4 * H + j] = tc
+            ho[j] = r[3 * H + j] * tc
 
 
 @njit(**_J)
 def lstm_cell_bwd(dh, dc, acts, c_prev, dgates, dc_prev):
     """(dh, dc) at the cell's outputs -> gate gradients dgates (n, 4H) and dc_prev (n, H), from the
-    forward's acts (i, f, g, o, tanh(c_new)). dc may be None. Outputs distinct from the inputs."""
+    forward's acts (i, f, g, o, tanh(c_new)). dc may be None. Outputs distinct from the inputs.
+    dc_prev holds dc_new until the last loop; one store stream per loop (see lstm_cell_fwd)."""
     n, H = c_prev.shape
     one = const(c_prev, 1.0)
     for b in range(n):
+        r = acts[b]
+        dhb = dh[b]
+        d = dc_prev[b]
         for j in range(H):
-            i = acts[b, j]
-            f = acts[b, H + j]
-            g = acts[b, 2 * H + j]
-            o = acts[b, 3 * H + j]
-            tc = acts[b, 4 * H + j]
-            d_h = dh[b, j]
-            dcn = d_h * o * (one - tc * tc)
-            if dc is not None:
-                dcn += dc[b, j]
-            dgates[b, j] = dcn * g * i * (one - i)
-            dgates[b, H + j] = dcn * c_prev[b, j] * f * (one - f)
-            dgates[b, 2 * H + j] = dcn * i * (one - g * g)
-            dgates[b, 3 * H + j] = d_h * tc * o * (one - o)
-            dc_prev[b, j] = dcn * f
+            tc = r[4 * H + j]
+            d[j] = dhb[j] * r[3 * H + j] * (one - tc * tc)
+        if dc is not None:
+            dcb = dc[b]
+            for j in range(H):
+                d[j] += dcb[j]
+        g = dgates[b]
+        cp = c_prev[b]
+        for j in range(H):
+            i = r[j]
+            g[j] = d[j] * r[2 * H + j] * i * (one - i)
+        for j in range(H):
+            f = r[H + j]
+            g[H + j] = d[j] * cp[j] * f * (one - f)
+        for j in range(H):
+            gg = r[2 * H + j]
+            g[2 * H + j] = d[j] * r[j] * (one - gg * gg)
+        for j in range(H):
+            o = r[3 * H + j]
+            tc = r[4 * H + j]
+            g[3 * H + j] = dhb[j] * tc * o * (one - o)
+        for j in range(H):
+            d[j] = d[j] * r[H + j]
 
 
 # ---- GRU -------------------------------------------------------------------------------------------
@@ -160,7 +188,8 @@ def lstm_cell_bwd(dh, dc, acts, c_prev, dgates, dc_prev):
 def gru_cell_fwd(gx, gh, h, h_out, acts, sf, si):
     """gx = x W_ih.T + b_ih, gh = h W_hh.T + b_hh (n, 3H, order r, z, n); h (n, H) -> h_out.
     acts (n, 4H): r, z, n and the hidden part of the new gate (gh's n block), for the backward.
-    sf / si: scratch of n * 4H elements. h_out distinct from h."""
+    sf / si: scratch of n * 4H elements. h_out distinct from h. Row views and one store stream per
+    loop, so that LLVM vectorizes (see lstm_cell_fwd)."""
     n, H = h.shape
     one, two = const(h, 1.0), const(h, 2.0)
     x = sf[:n * 2 * H]
@@ -170,48 +199,62 @@ def gru_cell_fwd(gx, gh, h, h_out, acts, sf, si):
             x[b * 2 * H + j] = -(gx[b, j] + gh[b, j])
     exp_into(x, a, si)
     for b in range(n):
+        ar = a[b * 2 * H:(b + 1) * 2 * H]
+        r = acts[b]
+        for j in range(2 * H):
+            r[j] = one / (one + ar[j])
+        ghb = gh[b]
         for j in range(H):
-            r = one / (one + a[b * 2 * H + j])
-            z = one / (one + a[b * 2 * H + H + j])
-            hn = gh[b, 2 * H + j]
-            acts[b, j] = r
-            acts[b, H + j] = z
-            acts[b, 3 * H + j] = hn
-            x[b * H + j] = -two * (gx[b, 2 * H + j] + r * hn)
+            r[3 * H + j] = ghb[2 * H + j]
+        gxb = gx[b]
+        xr = x[b * H:(b + 1) * H]
+        for j in range(H):
+            xr[j] = -two * (gxb[2 * H + j] + r[j] * r[3 * H + j])
     t = a[:n * H]
     exp_into(x[:n * H], t, si)
     for b in range(n):
+        r = acts[b]
+        tr = t[b * H:(b + 1) * H]
         for j in range(H):
-            e = t[b * H + j]
-            nn = (one - e) / (one + e)
-            z = acts[b, H + j]
-            acts[b, 2 * H + j] = nn
-            h_out[b, j] = (one - z) * nn + z * h[b, j]
+            e = tr[j]
+            r[2 * H + j] = (one - e) / (one + e)
+        hb = h[b]
+        ho = h_out[b]
+        for j in range(H):
+            z = r[H + j]
+            ho[j] = (one - z) * r[2 * H + j] + z * hb[j]
 
 
 @njit(**_J)
 def gru_cell_bwd(dh, acts, h_prev, dgx, dgh, dh_direct):
     """dh at the output -> dgx (n, 3H: the pre-activations' gradient, input side), dgh (n, 3H: the
-    hidden side, which differs from dgx in the n block) and the direct part of dh_prev (z * dh)."""
+    hidden side, which differs from dgx in the n block) and the direct part of dh_prev (z * dh).
+    One store stream per loop (see lstm_cell_bwd)."""
     n, H = h_prev.shape
     one = const(h_prev, 1.0)
     for b in range(n):
+        r = acts[b]
+        d = dh[b]
+        hp = h_prev[b]
+        ox = dgx[b]
+        oh = dgh[b]
         for j in range(H):
-            r = acts[b, j]
-            z = acts[b, H + j]
-            nn = acts[b, 2 * H + j]
-            hn = acts[b, 3 * H + j]
-            d = dh[b, j]
-            dn = d * (one - z) * (one - nn * nn)
-            dz = d * (h_prev[b, j] - nn) * z * (one - z)
-            dr = dn * hn * r * (one - r)
-            dgx[b, j] = dr
-            dgx[b, H + j] = dz
-            dgx[b, 2 * H + j] = dn
-            dgh[b, j] = dr
-            dgh[b, H + j] = dz
-            dgh[b, 2 * H + j] = dn * r
-            dh_direct[b, j] = d * z
+            z = r[H + j]
+            nn = r[2 * H + j]
+            ox[2 * H + j] = d[j] * (one - z) * (one - nn * nn)
+        for j in range(H):
+            z = r[H + j]
+            ox[H + j] = d[j] * (hp[j] - r[2 * H + j]) * z * (one - z)
+        for j in range(H):
+            rr = r[j]
+            ox[j] = ox[2 * H + j] * r[3 * H + j] * rr * (one - rr)
+        for j in range(2 * H):
+            oh[j] = ox[j]
+        for j in range(H):
+            oh[2 * H + j] = ox[2 * H + j] * r[j]
+        dd = dh_direct[b]
+        for j in range(H):
+            dd[j] = d[j] * r[H + j]
 
 
 # ---- tanh / relu RNN -------------------------------------------------------------------------------
@@ -250,92 +293,19 @@ def rnn_cell_bwd(dh, h_new, dpre, relu):
                 dpre[b, j] = dh[b, j] * (one - y * y)
 
 
-# ---- BLAS threads in the time loops ----------------------------------------------------------------
-class _OneBlasThread:
-    """Run the per-step GEMMs on one OpenBLAS thread. They are small (batch x H x gates*H) and each is
-    followed by a single-threaded cell pass: a second BLAS thread gains little on them and, spinning
-    between calls, takes the core the cell (or another process) needs; on a busy 2-core machine a
-    64x128x512 GEMM measured 0.09 ms on one thread and 0.1-8 ms on two. The sequence's big GEMMs (the
-    input projection, the weight gradient) run outside, on every thread. No-op when numpy's BLAS is
-    not an OpenBLAS with openblas_set_num_threads."""
-
-    _fns = None
-
-    @classmethod
-    def _find(cls):
-        import ctypes
-
-        cls._fns = ()
-        try:
-            with open("/proc/self/maps") as f:
-                libs = sorted({ln.split()[-1] for ln in f if "openblas" in ln.lower() and ".so" in ln})
-        except OSError:
-            return
-        for path in libs:
-            try:
-                lib = ctypes.CDLL(path)
-            except OSError:
-                continue
-            for prefix, suffix in (("scipy_", "64_"), ("scipy_", ""), ("", "64_"), ("", "")):
-                get = getattr(lib, f"{prefix}openblas_get_num_threads{suffix}", None)
-                put = getattr(lib, f"{prefix}openblas_set_num_threads{suffix}", None)
-                if get is not None and put is not None:
-                    cls._fns = (get, put)
-                    return
-
-    def __enter__(self):
-        if _OneBlasThread._fns is None:
-            _OneBlasThread._find()
-        self.prev = None
-        if self._fns:
-            get, put = self._fns
-            self.prev = int(get())
-            if self.prev != 1:
-                put(1)
-        return self
-
-    def __exit__(self, *exc):
-        if self.prev not in (None, 1):
-            self._fns[1](self.prev)
-
-
-class _HiddenGemm:
-    """out[:n] = h[:n] @ W.T for the forward loops. OpenBLAS's kernels favour a tall left operand: for a
-    small block of rows against a wide hidden size (4 * rows <= H) W @ h.T plus a transposing copy beats
-    the direct product on one thread (32 rows, H 256: 0.22 ms against 0.27 ms a step; 8 rows, H 512:
-    0.37 against 0.57), while for 64 rows, H 128 the direct product wins. The choice follows the
-    shapes alone, so the bits never depend on the machine's thread count."""
-
-    def __init__(self, w_hh, rows, dtype):
-        G, H = w_hh.shape
-        self.transposed = 4 * rows <= H
-        self.w = w_hh if self.transposed else w_hh.T  # both C-contiguous (see _Weights)
-        self.buf = np.empty((G, rows), dtype) if self.transposed else None
-
-    def __call__(self, h, out, n):
-        if self.transposed:
-            tb = self.buf[:, :n] if n < self.buf.shape[1] else self.buf
-            np.matmul(self.w, h[:n].T, out=tb)
-            out[:n] = tb.T
-        else:
-            np.matmul(h[:n], self.w, out=out[:n])
-
-
-class _Weights:
-    """w_hh and its transpose, each C-contiguous, made once per call and shared by the row blocks."""
-
-    def __init__(self, w_hh):
-        self.w = np.ascontiguousarray(w_hh)
-        self.T = np.ascontiguousarray(w_hh.T)
-
-    def gemm(self, rows, dtype):
-        return _HiddenGemm(self.w if 4 * rows <= self.w.shape[1] else self.T.T, rows, dtype)
+# ---- the per-step hidden GEMM ------------------------------------------------------------------------
+def _transposed(rows, H):
+    """OpenBLAS's kernels favour a tall left operand: for a small block of rows against a wide hidden size
+    (4 * rows <= H) W @ h.T plus a transposing copy beats h @ W.T on one thread, while for 64 rows, H 128
+    the direct product wins (figures in bench/README.md). The choice follows the shapes alone, so the
+    bits never depend on the machine's thread count."""
+    return 4 * rows <= H
 
 
 # ---- the time loops, over independent blocks of rows -------------------------------------------------
 # Each sequence's recurrence involves its own row only, so a batch splits into blocks of rows that run
 # the WHOLE time loop independently: no synchronisation per step, one thread per block (the per-step
-# GEMMs on one OpenBLAS thread each, _OneBlasThread). The blocks follow the batch size alone
+# GEMMs on one OpenBLAS thread each, rnn_blas.OneBlasThread). The blocks follow the batch size alone
 # (_ROW_BLOCK rows), never the thread count, so every row is computed the same way on any machine.
 _ROW_BLOCK = 16
 
@@ -345,7 +315,7 @@ def _row_blocks(fn, B):
     from .threads import run_blocks
 
     block = B if B < 2 * _ROW_BLOCK else _ROW_BLOCK
-    with _OneBlasThread():
+    with OneBlasThread():
         run_blocks(fn, B, max(block, 1))
 
 
@@ -355,13 +325,6 @@ def _order(T, reverse):
 
 def _active(batch_sizes, t, B):
     return B if batch_sizes is None else batch_sizes[t]
-
-
-def _local(batch_sizes, t, lo, hi):
-    """Active rows of the block [lo, hi) at step t (the active rows are a prefix of the batch)."""
-    if batch_sizes is None:
-        return hi - lo
-    return max(0, min(batch_sizes[t], hi) - lo)
 
 
 def _prev_state(out, init, reverse, batch_sizes, T):
@@ -390,32 +353,145 @@ def _state(a, B, H, dtype):
     return np.zeros((B, H), dtype) if a is None else np.array(a, dtype=dtype, order="C", copy=True)
 
 
+def lstm_rows(fn, xw, w, transposed, h, c, y, ws, reverse, bs, lo, hi, gh, buf, cn, sf, si):
+    """The forward time loop of rows [lo, hi): numba-compiled (_lstm_rows_jit, one nogil call, the GEMMs
+    through rnn_blas.mm) or, without numpy's OpenBLAS, run as this Python source. bs: the batch sizes
+    per step, empty when every row is active."""
+    T = xw.shape[0]
+    H = h.shape[1]
+    for s in range(T):
+        t = T - 1 - s if reverse else s
+        n = block_rows(bs, t, lo, hi)
+        if n == 0:
+            continue
+        hl = h[lo:lo + n]
+        cl = c[lo:lo + n]
+        hidden_gemm(fn, hl, w, gh[:n], buf, transposed)
+        lstm_cell_fwd(xw[t, lo:lo + n], gh[:n], cl, hl, cn[:n], ws[t, lo:lo + n], sf, si)
+        put(cl, cn[:n])
+        put(ws[t, lo:lo + n, 5 * H:], cn[:n])
+        put(y[t, lo:lo + n], hl)
+
+
+def lstm_bwd_rows(fn, gy, has_gy, w, dh, dc, ws, c_prev, dG, reverse, bs, lo, hi, dcp):
+    """The backward time loop of rows [lo, hi), like lstm_rows: dG of every step, dh / dc carried to h0."""
+    T = ws.shape[0]
+    for s in range(T):
+        t = s if reverse else T - 1 - s
+        n = block_rows(bs, t, lo, hi)
+        if n == 0:
+            continue
+        dhl = dh[lo:lo + n]
+        dcl = dc[lo:lo + n]
+        if has_gy:
+            add(dhl, gy[t, lo:lo + n])
+        lstm_cell_bwd(dhl, dcl, ws[t, lo:lo + n], c_prev[t, lo:lo + n], dG[t, lo:lo + n], dcp[:n])
+        put(dcl, dcp[:n])
+        mm(fn, dG[t, lo:lo + n], w, dhl, False)
+
+
+def gru_rows(fn, xw, w, transposed, b_hh, has_b, h, y, ws, reverse, bs, lo, hi, gh, buf, sf, si):
+    """The GRU forward time loop of rows [lo, hi) (see lstm_rows)."""
+    T = xw.shape[0]
+    for s in range(T):
+        t = T - 1 - s if reverse else s
+        n = block_rows(bs, t, lo, hi)
+        if n == 0:
+            continue
+        hl = h[lo:lo + n]
+        hidden_gemm(fn, hl, w, gh[:n], buf, transposed)
+        if has_b:
+            add(gh[:n], b_hh)
+        gru_cell_fwd(xw[t, lo:lo + n], gh[:n], hl, y[t, lo:lo + n], ws[t, lo:lo + n], sf, si)
+        put(hl, y[t, lo:lo + n])
+
+
+def gru_bwd_rows(fn, gy, has_gy, w, dh, ws, h_prev, dGx, dGh, reverse, bs, lo, hi, direct):
+    T = ws.shape[0]
+    for s in range(T):
+        t = s if reverse else T - 1 - s
+        n = block_rows(bs, t, lo, hi)
+        if n == 0:
+            continue
+        dhl = dh[lo:lo + n]
+        if has_gy:
+            add(dhl, gy[t, lo:lo + n])
+        gru_cell_bwd(dhl, ws[t, lo:lo + n], h_prev[t, lo:lo + n], dGx[t, lo:lo + n], dGh[t, lo:lo + n], direct[:n])
+        mm(fn, dGh[t, lo:lo + n], w, dhl, False)
+        add(dhl, direct[:n])
+
+
+def rnn_rows(fn, xw, w, transposed, relu, h, y, reverse, bs, lo, hi, gh, buf, sf, si):
+    T = xw.shape[0]
+    for s in range(T):
+        t = T - 1 - s if reverse else s
+        n = block_rows(bs, t, lo, hi)
+        if n == 0:
+            continue
+        hl = h[lo:lo + n]
+        hidden_gemm(fn, hl, w, gh[:n], buf, transposed)
+        rnn_cell_fwd(xw[t, lo:lo + n], gh[:n], y[t, lo:lo + n], relu, sf, si)
+        put(hl, y[t, lo:lo + n])
+
+
+def rnn_bwd_rows(fn, gy, has_gy, w, dh, y, dP, relu, reverse, bs, lo, hi):
+    T = y.shape[0]
+    for s in range(T):
+        t = s if reverse else T - 1 - s
+        n = block_rows(bs, t, lo, hi)
+        if n == 0:
+            continue
+        dhl = dh[lo:lo + n]
+        if has_gy:
+            add(dhl, gy[t, lo:lo + n])
+        rnn_cell_bwd(dhl, y[t, lo:lo + n], dP[t, lo:lo + n], relu)
+        mm(fn, dP[t, lo:lo + n], w, dhl, False)
+
+
+# each loop compiled (one nogil call per row block) for numpy's OpenBLAS; as Python for any other BLAS
+_JIT = {f.__name__: njit(**_J)(f) for f in (lstm_rows, lstm_bwd_rows, gru_rows, gru_bwd_rows, rnn_rows, rnn_bwd_rows)}
+
+
+def _loop(f, fn):
+    return _JIT[f.__name__] if fn else f
+
+
+def _steps_out(shape, dtype, batch_sizes):
+    """A (T, B, ...) result of the loops: every element is written when every row is active at every
+    step (no zero-filling pass over the buffer); a packed batch leaves its inactive rows zero."""
+    return np.empty(shape, dtype) if batch_sizes is None else np.zeros(shape, dtype)
+
+
+def _grad_in(gy, dtype):
+    """gy C-contiguous (the grad of a sum arrives as a broadcast view), or a stand-in when there is none:
+    one array type per dtype, so each loop compiles once."""
+    return np.zeros((1, 1, 1), dtype) if gy is None else np.ascontiguousarray(gy, dtype=dtype)
+
+
+def _bs(batch_sizes):
+    return np.zeros(0, np.int64) if batch_sizes is None else np.asarray(batch_sizes, np.int64)
+
+
 def lstm_sequence(xw, w_hh, h0, c0, reverse, batch_sizes):
     """-> y (T, B, H), h_T, c_T (B, H), ws (T, B, 6H): i, f, g, o, tanh(c_t) and c_t of every step."""
     T, B, G = xw.shape
     H = G // 4
     dt_ = xw.dtype
     xw = np.ascontiguousarray(xw)
-    wts = _Weights(w_hh)
+    w = np.ascontiguousarray(w_hh)
+    wT = np.ascontiguousarray(w_hh.T)
     h, c = _state(h0, B, H, dt_), _state(c0, B, H, dt_)
-    y = np.zeros((T, B, H), dt_)
-    ws = np.zeros((T, B, 6 * H), dt_)
+    y = _steps_out((T, B, H), dt_, batch_sizes)
+    ws = _steps_out((T, B, 6 * H), dt_, batch_sizes)
+    fn, bs = gemm_fn(dt_), _bs(batch_sizes)
+    loop = _loop(lstm_rows, fn)
 
     def rows(lo, hi):
         m = hi - lo
-        hidden = wts.gemm(m, dt_)
-        hl, cl = h[lo:hi], c[lo:hi]
-        gh, cn = np.empty((m, G), dt_), np.empty((m, H), dt_)
+        tr = _transposed(m, H)
         sf, si = _scratch(m, 9 * H, dt_)
-        for t in _order(T, reverse):
-            n = _local(batch_sizes, t, lo, hi)
-            if n == 0:
-                continue
-            hidden(hl, gh, n)
-            lstm_cell_fwd(xw[t, lo:lo + n], gh[:n], cl[:n], hl[:n], cn[:n], ws[t, lo:lo + n], sf, si)
-            cl[:n] = cn[:n]
-            ws[t, lo:lo + n, 5 * H:] = cn[:n]
-            y[t, lo:lo + n] = hl[:n]
+        loop(fn, xw, w if tr else wT, tr, h, c, y, ws, bool(reverse), bs, lo, hi, np.empty((m, G), dt_),
+             np.empty(G * m, dt_), np.empty((m, H), dt_), sf, si)
 
     _row_blocks(rows, B)
     return y, h, c, ws
@@ -426,23 +502,18 @@ def lstm_sequence_backward(gy, ghT, gcT, w_hh, h0, c0, y, ws, reverse, batch_siz
     T, B, H = y.shape
     dt_ = y.dtype
     dh, dc = _state(ghT, B, H, dt_), _state(gcT, B, H, dt_)
-    dG = np.zeros((T, B, 4 * H), dt_)
+    dG = _steps_out((T, B, 4 * H), dt_, batch_sizes)
     ws = np.ascontiguousarray(ws)
     w = np.ascontiguousarray(w_hh)
     c_prev = _prev_state(ws[:, :, 5 * H:], c0, reverse, batch_sizes, T)
 
+    fn, bs = gemm_fn(dt_), _bs(batch_sizes)
+    loop = _loop(lstm_bwd_rows, fn)
+    gy_ = _grad_in(gy, dt_)
+
     def rows(lo, hi):
-        dhl, dcl = dh[lo:hi], dc[lo:hi]
-        dcp = np.empty((hi - lo, H), dt_)
-        for t in reversed(_order(T, reverse)):
-            n = _local(batch_sizes, t, lo, hi)
-            if n == 0:
-                continue
-            if gy is not None:
-                dhl[:n] += gy[t, lo:lo + n]
-            lstm_cell_bwd(dhl[:n], dcl[:n], ws[t, lo:lo + n], c_prev[t, lo:lo + n], dG[t, lo:lo + n], dcp[:n])
-            dcl[:n] = dcp[:n]
-            np.matmul(dG[t, lo:lo + n], w, out=dhl[:n])
+        loop(fn, gy_, gy is not None, w, dh, dc, ws, c_prev, dG, bool(reverse), bs, lo, hi,
+             np.empty((hi - lo, H), dt_))
 
     _row_blocks(rows, B)
     h_prev = _prev_state(y, h0, reverse, batch_sizes, T)
@@ -456,26 +527,21 @@ def gru_sequence(xw, w_hh, b_hh, h0, reverse, batch_sizes):
     H = G // 3
     dt_ = xw.dtype
     xw = np.ascontiguousarray(xw)
-    wts = _Weights(w_hh)
+    w, wT = np.ascontiguousarray(w_hh), np.ascontiguousarray(w_hh.T)
     h = _state(h0, B, H, dt_)
-    y = np.zeros((T, B, H), dt_)
-    ws = np.zeros((T, B, 4 * H), dt_)
+    y = _steps_out((T, B, H), dt_, batch_sizes)
+    ws = _steps_out((T, B, 4 * H), dt_, batch_sizes)
+
+    fn, bs = gemm_fn(dt_), _bs(batch_sizes)
+    loop = _loop(gru_rows, fn)
+    b_ = w[0] if b_hh is None else np.ascontiguousarray(b_hh)  # any vector of the dtype when there is no b_hh
 
     def rows(lo, hi):
         m = hi - lo
-        hidden = wts.gemm(m, dt_)
-        hl = h[lo:hi]
-        gh = np.empty((m, G), dt_)
+        tr = _transposed(m, H)
         sf, si = _scratch(m, 4 * H, dt_)
-        for t in _order(T, reverse):
-            n = _local(batch_sizes, t, lo, hi)
-            if n == 0:
-                continue
-            hidden(hl, gh, n)
-            if b_hh is not None:
-                gh[:n] += b_hh
-            gru_cell_fwd(xw[t, lo:lo + n], gh[:n], hl[:n], y[t, lo:lo + n], ws[t, lo:lo + n], sf, si)
-            hl[:n] = y[t, lo:lo + n]
+        loop(fn, xw, w if tr else wT, tr, b_, b_hh is not None, h, y, ws, bool(reverse), bs, lo, hi,
+             np.empty((m, G), dt_), np.empty(G * m, dt_), sf, si)
 
     _row_blocks(rows, B)
     return y, h, ws
@@ -486,25 +552,19 @@ def gru_sequence_backward(gy, ghT, w_hh, h0, y, ws, reverse, batch_sizes):
     T, B, H = y.shape
     dt_ = y.dtype
     dh = _state(ghT, B, H, dt_)
-    dGx = np.zeros((T, B, 3 * H), dt_)
-    dGh = np.zeros((T, B, 3 * H), dt_)
+    dGx = _steps_out((T, B, 3 * H), dt_, batch_sizes)
+    dGh = _steps_out((T, B, 3 * H), dt_, batch_sizes)
     ws = np.ascontiguousarray(ws)
     w = np.ascontiguousarray(w_hh)
     h_prev = _prev_state(y, h0, reverse, batch_sizes, T)
 
+    fn, bs = gemm_fn(dt_), _bs(batch_sizes)
+    loop = _loop(gru_bwd_rows, fn)
+    gy_ = _grad_in(gy, dt_)
+
     def rows(lo, hi):
-        dhl = dh[lo:hi]
-        direct = np.empty((hi - lo, H), dt_)
-        for t in reversed(_order(T, reverse)):
-            n = _local(batch_sizes, t, lo, hi)
-            if n == 0:
-                continue
-            if gy is not None:
-                dhl[:n] += gy[t, lo:lo + n]
-            gru_cell_bwd(dhl[:n], ws[t, lo:lo + n], h_prev[t, lo:lo + n], dGx[t, lo:lo + n], dGh[t, lo:lo + n],
-                         direct[:n])
-            np.matmul(dGh[t, lo:lo + n], w, out=dhl[:n])
-            dhl[:n] += direct[:n]
+        loop(fn, gy_, gy is not None, w, dh, ws, h_prev, dGx, dGh, bool(reverse), bs, lo, hi,
+             np.empty((hi - lo, H), dt_))
 
     _row_blocks(rows, B)
     flat = dGh.reshape(T * B, 3 * H)
@@ -516,23 +576,19 @@ def rnn_sequence(xw, w_hh, h0, reverse, batch_sizes, relu):
     T, B, H = xw.shape
     dt_ = xw.dtype
     xw = np.ascontiguousarray(xw)
-    wts = _Weights(w_hh)
+    w, wT = np.ascontiguousarray(w_hh), np.ascontiguousarray(w_hh.T)
     h = _state(h0, B, H, dt_)
-    y = np.zeros((T, B, H), dt_)
+    y = _steps_out((T, B, H), dt_, batch_sizes)
+
+    fn, bs = gemm_fn(dt_), _bs(batch_sizes)
+    loop = _loop(rnn_rows, fn)
 
     def rows(lo, hi):
         m = hi - lo
-        hidden = wts.gemm(m, dt_)
-        hl = h[lo:hi]
-        gh = np.empty((m, H), dt_)
+        tr = _transposed(m, H)
         sf, si = _scratch(m, 2 * H, dt_)
-        for t in _order(T, reverse):
-            n = _local(batch_sizes, t, lo, hi)
-            if n == 0:
-                continue
-            hidden(hl, gh, n)
-            rnn_cell_fwd(xw[t, lo:lo + n], gh[:n], y[t, lo:lo + n], relu, sf, si)
-            hl[:n] = y[t, lo:lo + n]
+        loop(fn, xw, w if tr else wT, tr, bool(relu), h, y, bool(reverse), bs, lo, hi, np.empty((m, H), dt_),
+             np.empty(H * m, dt_), sf, si)
 
     _row_blocks(rows, B)
     return y, h
@@ -543,20 +599,16 @@ def rnn_sequence_backward(gy, ghT, w_hh, h0, y, reverse, batch_sizes, relu):
     T, B, H = y.shape
     dt_ = y.dtype
     dh = _state(ghT, B, H, dt_)
-    dP = np.zeros((T, B, H), dt_)
+    dP = _steps_out((T, B, H), dt_, batch_sizes)
     y = np.ascontiguousarray(y)
     w = np.ascontiguousarray(w_hh)
 
+    fn, bs = gemm_fn(dt_), _bs(batch_sizes)
+    loop = _loop(rnn_bwd_rows, fn)
+    gy_ = _grad_in(gy, dt_)
+
     def rows(lo, hi):
-        dhl = dh[lo:hi]
-        for t in reversed(_order(T, reverse)):
-            n = _local(batch_sizes, t, lo, hi)
-            if n == 0:
-                continue
-            if gy is not None:
-                dhl[:n] += gy[t, lo:lo + n]
-            rnn_cell_bwd(dhl[:n], y[t, lo:lo + n], dP[t, lo:lo + n], relu)
-            np.matmul(dP[t, lo:lo + n], w, out=dhl[:n])
+        loop(fn, gy_, gy is not None, w, dh, y, dP, bool(relu), bool(reverse), bs, lo, hi)
 
     _row_blocks(rows, B)
     h_prev = _prev_state(y, h0, reverse, batch_sizes, T)

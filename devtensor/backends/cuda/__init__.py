@@ -1,5 +1,5 @@
 """The cuda backend: CuPy arrays, CuPy for elementwise math, our CUDA C kernels (kernels/*.cu)
-for matmul, conv2d, reductions, softmax/cross-entropy, pooling and optimizer steps.
+for matmul, conv2d, reductions, softmax/cross-entropy, pooling, optimizer steps and recurrent cells.
 
 Kernel tiers (backends/__init__.py): the CuPy code is the "portable" tier (array_api_kernels plus
 the `*_xp` functions of ops.py), our CUDA C adapters the "specialised" tier, registered for the
@@ -19,4 +19,4 @@ from __future__ import annotations
 
 from .backend import CudaBackend, cuda, cupy_lazy, matmul  # noqa: F401  (the backend, its lazy cupy, flags)
 from . import ops as _ops  # noqa: E402,F401  (registers our CUDA C kernels and the CuPy paths)
-from . import rnn as _rnn  # noqa: E402,F401  (the recurrent ops: CuPy array-API code)
+from . import rnn as _rnn  # noqa: E402,F401  (the recurrent ops: cuBLAS GEMMs + the rnn.cu cells)

@@ -129,6 +129,19 @@ def optim_step_kernel_name(op: str) -> str:
     return f"dt_optim_step<{OPTIM_STEP_FUNCTORS[op]}>"
 
 
+# ------------------------------------------------------------------------------------------------
+# rnn.cu: the LSTM / GRU cells' pointwise passes, one instantiation per float type
+RNN_KERNELS = ("lstm_cell_fwd", "lstm_cell_bwd", "gru_cell_fwd", "gru_cell_bwd")
+RNN_TYPES = {"float32": "float", "float64": "double"}
+
+
+def rnn_kernel_name(kernel: str, dtype: str) -> str:
+    if kernel not in RNN_KERNELS or dtype not in RNN_TYPES:
+        raise ValueError(f"unknown recurrent cell kernel {kernel!r} / dtype {dtype!r}; known: {RNN_KERNELS} "
+                         f"x {sorted(RNN_TYPES)}")
+    return f"dt_{kernel}<{RNN_TYPES[dtype]}>"
+
+
 KERNEL_FILES: dict = {
     "matmul.cu": KernelFile(extern_c=(), name_expressions=_sgemm_names()),
     "conv.cu": KernelFile(
@@ -152,6 +165,8 @@ KERNEL_FILES: dict = {
         extern_c=(),
         name_expressions=tuple(check_index_kernel_name(t) for t in CHECK_INDEX_TYPES),
     ),
+    "rnn.cu": KernelFile(extern_c=(), name_expressions=tuple(rnn_kernel_name(k, t) for k in RNN_KERNELS
+                                                             for t in RNN_TYPES)),
 }
 
 # Kernel families whose kernels must never spill (ci/check_kernels.py fails on a spill there).
@@ -362,6 +377,12 @@ _FLAT_FAMILIES = {
 }
 
 
+def _rnn(kernel, rows, hidden, dtype="float32", num_sms=DEFAULT_NUM_SMS):
+    """One thread per (row, hidden unit) of a recurrent step."""
+    _check_nonneg(rows=rows, hidden=hidden)
+    return _flat(rnn_kernel_name(kernel, dtype), rows * hidden, num_sms)
+
+
 def launch_config(kernel_family: str, **shape) -> LaunchConfig:
     """Grid, block, shared memory and kernel name for one launch of `kernel_family`.
 
@@ -378,6 +399,8 @@ def launch_config(kernel_family: str, **shape) -> LaunchConfig:
       adam / sgd           n (elements)
       optim_step           op (a key of OPTIM_STEP_FUNCTORS), n (elements)
       check_index          n (elements), index_dtype ("int64" or "int32")
+      lstm_cell_fwd / lstm_cell_bwd / gru_cell_fwd / gru_cell_bwd
+                           rows, hidden, dtype ("float32" or "float64")
     A grid dimension is 0 only when there is no work; callers skip such launches.
     """
     if kernel_family == "sgemm":
@@ -395,6 +418,8 @@ def launch_config(kernel_family: str, **shape) -> LaunchConfig:
     if kernel_family == "optim_step":
         op = shape.pop("op")
         return _flat(optim_step_kernel_name(op), per_thread=4, **shape)
+    if kernel_family in RNN_KERNELS:
+        return _rnn(kernel_family, **shape)
     if kernel_family in _FLAT_FAMILIES:
         name, per = _FLAT_FAMILIES[kernel_family]
         return _flat(name, per_thread=per, **shape)
@@ -412,5 +437,6 @@ def kernel_file_of(name: str) -> str:
 __all__ = [
     "NVRTC_OPTIONS", "CI_ARCHS", "KERNEL_FILES", "NO_SPILL_FILES", "KernelFile", "LaunchConfig",
     "launch_config", "load_module", "get_kernel", "read_source", "kernel_dir", "kernel_file_of",
-    "sgemm_kernel_name", "reduce_kernel_name", "check_index_kernel_name", "optim_step_kernel_name", "cdiv",
+    "sgemm_kernel_name", "reduce_kernel_name", "check_index_kernel_name", "optim_step_kernel_name",
+    "rnn_kernel_name", "cdiv",
 ]

@@ -8,8 +8,8 @@ Scalars go to the kernels as numpy.int32 / numpy.int64 / numpy.float32, never as
 (CuPy would pass those as long long / double; see GPU-NOTES.md).  cupy is imported lazily.
 
 Its size: one thin wrapper per kernel entry point of kernels/*.cu (matmul, conv, pooling,
-reductions, optimizer steps, index checks), all sharing the launch and contiguity helpers at the
-top.
+reductions, optimizer steps, index checks, recurrent cells), all sharing the launch and contiguity
+helpers at the top.
 """
 from __future__ import annotations
 
@@ -684,7 +684,95 @@ def optim_step(op, param, grad, state, scalars, flags):
     return param
 
 
+# ------------------------------------------------------------------------------------------------
+# recurrent cells (rnn.cu): one pointwise pass per LSTM / GRU step, float32 or float64.  Every matrix
+# argument is an (n, k*H) view with unit column stride read or written in place (a row slice of the
+# sequence buffers), its row stride passed as the kernel's ld.
+_RNN_DTYPES = {np.dtype(np.float32): "float32", np.dtype(np.float64): "float64"}
+
+
+def _rnn_mat(kernel, name, a, dtype, n, cols):
+    """(a, row stride) of an (n, >= cols) matrix of `dtype` with unit column stride (no copy: outputs
+    are written through these views)."""
+    if a.dtype != dtype:
+        raise TypeError(f"{kernel}: {name} must be {dtype}, got {a.dtype}")
+    if a.ndim != 2 or a.shape[0] != n or a.shape[1] < cols:
+        raise ValueError(f"{kernel}: {name} must have shape ({n}, >= {cols}), got {tuple(a.shape)}")
+    es = a.itemsize
+    sr, sc = a.strides
+    if n > 0 and (sc != es or sr % es or sr < 0 or (n > 1 and sr < cols * es)):
+        raise ValueError(f"{kernel}: {name} must be rows with unit column stride, got strides {a.strides}")
+    return a, _i64(sr // es if n > 1 else cols)
+
+
+def _rnn_launch(kernel, n, H, dtype, args):
+    cfg = kb.launch_config(kernel, rows=n, hidden=H, dtype=_RNN_DTYPES[dtype], num_sms=_device_info()[1])
+    _launch("rnn.cu", cfg, (*args, _i64(n), _i32(H, "hidden size")))
+
+
+def _rnn_dims(kernel, state, what):
+    if state.dtype not in _RNN_DTYPES or state.ndim != 2:
+        raise TypeError(f"{kernel}: {what} must be a 2-D float32 / float64 array, got {state.dtype} "
+                        f"{tuple(state.shape)}")
+    return state.shape[0], state.shape[1], state.dtype
+
+
+def lstm_cell_forward(gx, gh, c, c_new, h, acts, y=None, save_c=False):
+    """One LSTM step's pointwise pass, gates = gx + gh (n, 4H; order i, f, g, o): writes c_new and h (n, H)
+    and acts (n, >= 5H): i, f, g, o, tanh(c_new), plus c_new at column 5H when save_c; h also to y when
+    given.  c and c_new may be the same array (in-place state update)."""
+    k = "lstm_cell_forward"
+    n, H, dt = _rnn_dims(k, c, "c")
+    m = [_rnn_mat(k, nm, a, dt, n, w) for nm, a, w in (("gx", gx, 4 * H), ("gh", gh, 4 * H), ("c", c, H),
+                                                        ("c_new", c_new, H), ("h", h, H),
+                                                        ("y", h if y is None else y, H),
+                                                        ("acts", acts, (6 if save_c else 5) * H))]
+    _rnn_launch("lstm_cell_fwd", n, H, dt, (*m[0], *m[1], *m[2], *m[3], *m[4], *m[5], _i32(y is not None),
+                                            *m[6], _i32(bool(save_c))))
+
+
+def lstm_cell_backward(dh, gy, dc, acts, c_prev, dgates, dc_prev):
+    """One LSTM step backward: dh (+ gy) and dc at the outputs (each may be None: zero) -> dgates (n, 4H)
+    and dc_prev (n, H), from the forward's acts and c_prev.  dc and dc_prev may be the same array."""
+    k = "lstm_cell_backward"
+    n, H, dt = _rnn_dims(k, c_prev, "c_prev")
+    m = [_rnn_mat(k, nm, c_prev if a is None else a, dt, n, w)
+         for nm, a, w in (("dh", dh, H), ("gy", gy, H), ("dc", dc, H), ("acts", acts, 5 * H),
+                          ("c_prev", c_prev, H), ("dgates", dgates, 4 * H), ("dc_prev", dc_prev, H))]
+    _rnn_launch("lstm_cell_bwd", n, H, dt, (*m[0], _i32(dh is not None), *m[1], _i32(gy is not None), *m[2],
+                                            _i32(dc is not None), *m[3], *m[4], *m[5], *m[6]))
+
+
+def gru_cell_forward(gx, gh, b_hh, h, h_new, acts, y=None):
+    """One GRU step's pointwise pass: gx, gh (n, 3H; order r, z, n; gh without b_hh, added here when given)
+    and h -> h_new (n, H; may be h itself) and acts (n, >= 4H): r, z, n and the n gate's hidden part; h_new
+    also to y when given."""
+    k = "gru_cell_forward"
+    n, H, dt = _rnn_dims(k, h, "h")
+    if b_hh is not None and (b_hh.dtype != dt or b_hh.shape != (3 * H,) or not b_hh.flags.c_contiguous):
+        raise ValueError(f"{k}: b_hh must be a contiguous {dt} array of shape ({3 * H},), got {b_hh.dtype} "
+                         f"{tuple(b_hh.shape)}")
+    m = [_rnn_mat(k, nm, a, dt, n, w) for nm, a, w in (("gx", gx, 3 * H), ("gh", gh, 3 * H), ("h", h, H),
+                                                        ("h_new", h_new, H), ("y", h if y is None else y, H),
+                                                        ("acts", acts, 4 * H))]
+    _rnn_launch("gru_cell_fwd", n, H, dt, (*m[0], *m[1], gh if b_hh is None else b_hh, _i32(b_hh is not None),
+                                           *m[2], *m[3], *m[4], _i32(y is not None), *m[5]))
+
+
+def gru_cell_backward(dh, gy, acts, h_prev, dgx, dgh, dh_direct):
+    """One GRU step backward: dh (+ gy when given) at the output -> dgx, dgh (n, 3H) and dh_direct = z * dh
+    (n, H; may be dh itself)."""
+    k = "gru_cell_backward"
+    n, H, dt = _rnn_dims(k, h_prev, "h_prev")
+    m = [_rnn_mat(k, nm, dh if a is None else a, dt, n, w)
+         for nm, a, w in (("dh", dh, H), ("gy", gy, H), ("acts", acts, 4 * H), ("h_prev", h_prev, H),
+                          ("dgx", dgx, 3 * H), ("dgh", dgh, 3 * H), ("dh_direct", dh_direct, H))]
+    _rnn_launch("gru_cell_bwd", n, H, dt, (*m[0], *m[1], _i32(gy is not None), *m[2], *m[3], *m[4], *m[5],
+                                           *m[6]))
+
+
 __all__ = [
+    "lstm_cell_forward", "lstm_cell_backward", "gru_cell_forward", "gru_cell_backward",
     "sgemm", "conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight", "conv2d_output_size",
     "reduce", "reduce_all", "softmax", "softmax_backward", "logsumexp", "cross_entropy_forward",
     "cross_entropy_backward", "pool2d_output_size", "max_pool2d_forward", "max_pool2d_backward",
