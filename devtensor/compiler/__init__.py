@@ -30,12 +30,14 @@ from ..graph import capture as _capture
 from ..tensor import Tensor, _wrap
 from .replay import Plan
 
-_STATS = {"captures": 0, "recaptures": 0, "replays": 0, "eager_fallbacks": 0, "ops_captured": 0, "ops_replayed": 0}
+_STATS = {"captures": 0, "recaptures": 0, "replays": 0, "eager_fallbacks": 0, "ops_captured": 0, "ops_replayed": 0,
+          "fused_kernels": 0, "calls_per_replay": 0}
 
 
 def stats():
-    """Counters since import (or reset_stats()): captures, recaptures, replays, eager fallbacks, and
-    the ops of the last capture before and after dead-value removal."""
+    """Counters since import (or reset_stats()): captures, recaptures, replays, eager fallbacks, fused
+    kernels generated; of the last capture: its ops before and after dead-value removal, and the calls
+    one replay makes after fusion (kernels, fused kernels, host calls, gradient deliveries)."""
     return dict(_STATS)
 
 
@@ -141,6 +143,8 @@ class CompiledFunction:
         self._variants[key] = self._last = var
         _STATS["ops_captured"] = len(cap.graph.nodes)
         _STATS["ops_replayed"] = len(plan.nodes)
+        _STATS["fused_kernels"] += len(plan.groups)
+        _STATS["calls_per_replay"] = plan.calls
         return out
 
     # ---- replay ---------------------------------------------------------------------------------

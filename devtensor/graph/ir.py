@@ -42,6 +42,7 @@ class Graph:
     nodes: list = field(default_factory=list)
     inputs: list = field(default_factory=list)     # value ids, in argument order
     outputs: list = field(default_factory=list)    # value ids
+    fused: dict = field(default_factory=dict)      # id(node) -> fused group number (set by compiled replay)
 
     def externals(self):
         return [v for v in self.values.values() if v.kind == "external"]
@@ -73,6 +74,8 @@ class Graph:
             args = ", ".join(_fmt_arg(a) for a in n.args)
             attrs = "".join(f", {k}={_fmt_arg(v)}" for k, v in n.attrs.items())
             where = f"  # {n.module}" if n.module else ""
+            group = self.fused.get(id(n))
+            where += "" if group is None else f"  [fused kernel {group}]"
             lines.append(f"  {outs} = {n.op}({args}{attrs}){where}")
         lines.append("  return " + ", ".join(f"%{o}" for o in self.outputs))
         return "\n".join(lines)
