@@ -76,15 +76,15 @@ def _broadcasts(shape, to):
 
 
 def find_groups(nodes, graph):
-    """Groups of two or more fusible nodes. A group grows while the next fusible node of its shape and
-    dtype reads one of its values; nodes in between that read none of its values and write nothing
-    do not interrupt it (the group runs where its last node was, every input is ready by then)."""
+    """Groups of two or more fusible nodes. A group grows while the next fusible node has its shape and
+    dtype (a chain, or a branch beside it); nodes in between that read none of its values and write
+    nothing do not interrupt it (the group runs where its last node was, every input is ready by then)."""
     values = graph.values
     groups, cur = [], None
     for i, n in enumerate(nodes):
         spec = _fusible(n, values)
         reads = {r.id for r in node_refs(n)}
-        if spec is not None and cur is not None and spec == (cur.shape, cur.dtype) and reads & cur.produced:
+        if spec is not None and cur is not None and spec == (cur.shape, cur.dtype):
             cur.nodes.append(i)
             cur.produced.update(n.outputs)
             continue
