@@ -183,7 +183,7 @@ def _guard_key(args, kwargs):
 
 def _leaf_key(v):
     if isinstance(v, Tensor):
-        return ("T", tuple(v._data.shape), str(v._data.dtype), str(v._device), bool(v._rg))
+        return ("T", v._data.shape, v._data.dtype, v._device, bool(v._rg))  # dtype, device: hashable as they are
     if isinstance(v, (tuple, list)):
         return (type(v).__name__, tuple(_leaf_key(x) for x in v))
     if isinstance(v, dict):

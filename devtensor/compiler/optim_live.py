@@ -5,7 +5,8 @@ Optimizer.step is an opaque host call in the captured graph (graph/capture.py). 
 on every replay costs the op table's dispatch per parameter (meta rule, checks, wrapping), which
 is most of a small model's replay. A live step does what the optimizer's _step_group does for the
 common case: the same kernel, the same scalars (lr, betas, eps, weight decay, the step count the
-host bumps exactly as eager), in the same order. Anything unusual in a replay (a parameter
+host bumps exactly as eager), in the same order; on cpu one call updates a whole parameter group
+(adam_steps_ / sgd_steps_: each parameter's elements computed as adam_step_ computes them). Anything unusual in a replay (a parameter
 without state yet, fused=False, a dtype, layout or device the kernel does not take, a closure)
 runs the optimizer's own step instead, for that replay, so the fast path never changes a result.
 """
@@ -45,6 +46,17 @@ def _grad_array(p, d):
     if ga.dtype is not d.dtype or ga.shape != d.shape or not ga.flags.c_contiguous:
         return False
     return ga
+
+
+def _one_cpu_dtype(ps):
+    """Whether a group's parameters can be updated by one call of the cpu's many-parameter step."""
+    return all(j[0]._device.type == "cpu" and j[2].dtype is ps[0][2].dtype for j in ps)
+
+
+def _cpu():
+    from ..backends.cpu import optim_steps  # numba: loaded on the first replay, not at import
+
+    return optim_steps
 
 
 class _Live:
@@ -117,12 +129,22 @@ class _Adam(_Live):
 
     def run(self, jobs):
         for ps, (lr, beta1, beta2, eps, wd, decoupled), amsgrad, maximize in jobs:
+            steps = []
             for p, k, d, ga, st in ps:
                 st["step"] = step = st["step"] + 1
-                mx = st["max_exp_avg_sq"]._data if amsgrad else None
-                k(d, ga, st["exp_avg"]._data, st["exp_avg_sq"]._data, mx, lr, beta1, beta2, eps, wd, decoupled, step,
-                  amsgrad, maximize)
-                p._bump("adam_step_")
+                steps.append(step)
+            if _one_cpu_dtype(ps):
+                _cpu().adam_steps_([j[2] for j in ps], [j[3] for j in ps], [j[4]["exp_avg"]._data for j in ps],
+                                   [j[4]["exp_avg_sq"]._data for j in ps],
+                                   [j[4]["max_exp_avg_sq"]._data for j in ps] if amsgrad else None,
+                                   lr, beta1, beta2, eps, wd, decoupled, steps, amsgrad, maximize)
+            else:
+                for (p, k, d, ga, st), step in zip(ps, steps):
+                    mx = st["max_exp_avg_sq"]._data if amsgrad else None
+                    k(d, ga, st["exp_avg"]._data, st["exp_avg_sq"]._data, mx, lr, beta1, beta2, eps, wd, decoupled,
+                      step, amsgrad, maximize)
+            for j in ps:
+                j[0]._bump("adam_step_")
 
 
 class _SGD(_Live):
@@ -145,7 +167,13 @@ class _SGD(_Live):
 
     def run(self, jobs):
         for ps, lr, momentum, dampening, wd, nesterov, maximize in jobs:
-            for p, k, d, ga, st in ps:
-                buf = st["momentum_buffer"]._data if momentum else None
-                k(d, ga, buf, lr, momentum, dampening, wd, nesterov, maximize, False)
-                p._bump("sgd_step_")
+            if _one_cpu_dtype(ps):
+                bufs = [j[4]["momentum_buffer"]._data for j in ps] if momentum else None
+                _cpu().sgd_steps_([j[2] for j in ps], [j[3] for j in ps], bufs, lr, momentum, dampening, wd,
+                                  nesterov, maximize)
+            else:
+                for p, k, d, ga, st in ps:
+                    buf = st["momentum_buffer"]._data if momentum else None
+                    k(d, ga, buf, lr, momentum, dampening, wd, nesterov, maximize, False)
+            for j in ps:
+                j[0]._bump("sgd_step_")
