@@ -8,7 +8,9 @@ dialect).
 What is captured: every op the function runs through the op table (forward, the backward engine's
 ops, gradient delivery to .grad), with the optimizer's step/zero_grad and a scheduler's step kept
 as host calls that run again on every replay (so learning rates, Adam's step count and
-param_group edits are read fresh, never baked in). Random ops draw fresh numbers on every replay.
+param_group edits are read fresh, never baked in; an optimizer's step runs as its fused kernels,
+see optim_live.py). Random ops draw fresh numbers on every replay. How a replay runs (generated
+code, fused elementwise kernels, planned buffers): replay.py.
 
 Guards (a miss captures again, up to `cache_size` variants per function): every tensor argument's
 shape, dtype, device and requires_grad; the Python scalars and other arguments (by value); grad

@@ -31,7 +31,7 @@ ELEMENTWISE = {
     "tanh": (1, "TANH({0})", True),
 }
 _FLOAT = ("float32", "float64")
-_EFFECTS = ("copy_", "adam_step_", "sgd_step_", "rmsprop_step_")
+EFFECTS = ("copy_", "adam_step_", "sgd_step_", "rmsprop_step_")  # the ops that write into an argument
 
 
 class Group:
@@ -88,7 +88,7 @@ def find_groups(nodes, graph):
             cur.nodes.append(i)
             cur.produced.update(n.outputs)
             continue
-        effect = n.op.startswith("@") or n.op in _EFFECTS
+        effect = n.op.startswith("@") or n.op in EFFECTS
         if cur is not None and (spec is not None or effect or reads & cur.produced):
             groups.append(cur)
             cur = None

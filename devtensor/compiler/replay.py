@@ -23,7 +23,6 @@ from ..tensor import _wrap
 from . import fusion
 from .optim_live import live_step
 
-_EFFECTS = ("copy_", "adam_step_", "sgd_step_", "rmsprop_step_")
 # ops whose kernels always return a new array (never an input or a view of one): a buffer only
 # they read cannot be seen outside the replay that wrote it
 _FRESH = frozenset(fusion.ELEMENTWISE) | {"matmul", "linear", "sum", "mean", "conv2d", "max_pool2d",
@@ -37,7 +36,7 @@ def live_nodes(graph):
     needed = set(graph.outputs)
     keep = []
     for n in reversed(graph.nodes):
-        effect = n.op.startswith("@") or n.op in _EFFECTS
+        effect = n.op.startswith("@") or n.op in fusion.EFFECTS
         if effect or any(o in needed for o in n.outputs):
             keep.append(n)
             for r in node_refs(n):
