@@ -186,6 +186,24 @@ def test_chains_without_transcendentals_give_the_eager_bits():
     assert plan.buffers, "a group output only a matmul reads is a planned buffer"
 
 
+@pytest.mark.parametrize("shapes", [((3, 4, 5), (5,)), ((2, 1, 3), (1, 3)), ((4, 6), (4, 1)), ((2, 3, 4), (2, 3, 4))])
+def test_broadcasts_and_non_contiguous_inputs(shapes):
+    """Merged loop dimensions, broadcast inputs, a transposed (non-contiguous) input and a 0-d one."""
+    def f(xt, b, s):
+        x = xt.transpose(0, -1)
+        return ((x * 2.0 + b).relu() - s) * x, (x - b) / 4.0
+
+    r = np.random.default_rng(0)
+    xs, bs = shapes
+    xt_shape = (xs[-1], *xs[1:-1], xs[0])  # x = xt.transpose(0, -1) has shape xs and is not contiguous
+    args = [dt.tensor(r.standard_normal(sh).astype(np.float32)) for sh in (xt_shape, bs)] + [dt.tensor(np.float32(.3))]
+    g = dt.compile(f)
+    for _ in range(3):
+        for a, b in zip(g(*args), f(*args)):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert len(g._last.plan.groups) == 1
+
+
 def test_planned_buffers_are_reused_but_never_returned():
     def f(x, w):
         h = (x * 2.0 - 1.0).relu()      # only the matmul reads it: a planned buffer
@@ -343,7 +361,8 @@ def run(compiled):
     f = dt.compile(step, fullgraph=True) if compiled else step
     r = np.random.default_rng(0)
     for _ in range(20):
-        f(dt.tensor(r.standard_normal((8, 12)).astype(np.float32)).to("cuda"), dt.tensor(r.integers(0, 4, 8)).to("cuda"))
+        x = dt.tensor(r.standard_normal((8, 12)).astype(np.float32)).to("cuda")
+        f(x, dt.tensor(r.integers(0, 4, 8)).to("cuda"))
     return [p.detach().cpu().numpy() for p in model.parameters()], f
 eager, _ = run(False)
 comp, f = run(True)

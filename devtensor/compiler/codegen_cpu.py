@@ -6,8 +6,9 @@ from there, so numba's own on-disk cache (cache=True, keyed by that file) makes 
 instead of a compile in every later process. A file is written once (atomically); an unwritable
 cache directory falls back to a temporary one.
 
-The loop nest runs over the group's shape; an input of a broadcast shape is indexed with 0 on its
-size-1 dimensions, so inputs need not be contiguous and nothing is materialised. Each element is
+The loop nest runs over the group's shape with neighbouring dimensions merged where no input
+broadcasts differently on them (a same-shape chain is one flat loop); an input of a broadcast
+shape is indexed with 0 on its size-1 dimensions, so nothing is materialised. Each element is
 computed on its own, with the arithmetic of the eager kernels (numbers converted to the dtype
 first, no fastmath, no contraction to FMA), so groups without exp/log/tanh give the eager bits.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import math
 import os
 import sys
 import tempfile
@@ -49,35 +51,66 @@ def cache_dir():
     return os.path.join(root, "compile")
 
 
+def collapsed(group):
+    """(loop shape, input shapes): the group's dimensions with size-1 ones dropped and neighbours
+    merged where every input is indexed alike on both (all of it, or broadcast), so a same-shape
+    chain is one flat loop whatever its rank; every input shape has the loop's rank, 1 where it
+    broadcasts."""
+    nd = len(group.shape)
+    full = [[s == t for s, t in zip((1,) * (nd - len(sh)) + tuple(sh), group.shape)] for sh in group.in_shapes]
+    dims: list = []
+    for j in range(nd):
+        if group.shape[j] == 1:
+            continue
+        if dims and all(f[j] == f[dims[-1][-1]] for f in full):
+            dims[-1].append(j)
+        else:
+            dims.append([j])
+    size = [math.prod(group.shape[j] for j in d) for d in dims]
+    return tuple(size) or (1,), [tuple(n if f[d[0]] else 1 for n, d in zip(size, dims)) or (1,) for f in full]
+
+
 def source(group, nodes):
-    """The numba source of one group: `kernel(i0, i1, ..., o0, o1, ...)` writing every output."""
+    """The numba source of one group: `kernel(i0, i1, ..., o0, o1, ...)` over the collapsed shapes,
+    writing every output."""
     consts: dict = {}
 
     def literal(v):
         name = consts.setdefault(float(v), f"C{len(consts)}")
         return name
 
-    nd = len(group.shape)
-    idx = [f"a{d}" for d in range(nd)]
-    body, outs = expressions(group, nodes, literal, lambda k: _element(group, k, idx))
+    shape, in_shapes = collapsed(group)
+    idx = [f"a{d}" for d in range(len(shape))]
+
+    def element(k):  # input k at the loop position: index 0 where it broadcasts
+        return f"i{k}[{', '.join('0' if n == 1 and m != 1 else a for n, m, a in zip(in_shapes[k], shape, idx))}]"
+
+    body, outs = expressions(group, nodes, literal, element)
     lines = [_HELPERS.format(dtype=group.dtype)]
     lines += [f"{name} = np.{group.dtype}({value!r})" for value, name in consts.items()]
     args = [f"i{k}" for k in range(len(group.inputs))] + [f"o{k}" for k in range(len(outs))]
     lines += ["", "", '@njit(cache=True, nogil=True, error_model="numpy")', f"def kernel({', '.join(args)}):"]
     pad = "    "
-    for d in range(nd):
+    for d in range(len(shape)):
         lines.append(f"{pad}for a{d} in range(o0.shape[{d}]):")
         pad += "    "
     return "\n".join(lines + [f"{pad}{t} = {e}" for t, e in body]
                      + [f"{pad}o{k}[{', '.join(idx)}] = {t}" for k, t in enumerate(outs)]) + "\n"
 
 
-def _element(group, k, idx):
-    """Input k's element at the loop position: index 0 on its broadcast (size-1) dimensions."""
-    shape, nd = group.in_shapes[k], len(group.shape)
-    sub = ["0" if s == 1 and group.shape[nd - len(shape) + j] != 1 else idx[nd - len(shape) + j]
-           for j, s in enumerate(shape)]
-    return f"i{k}[{', '.join(sub)}]" if sub else f"i{k}[()]"
+def launcher(group, nodes):
+    """kernel(inputs..., outputs...) on the group's own shapes: arrays are reshaped to the collapsed
+    shapes (views; a copy only for an input that is not contiguous where merged)."""
+    kernel = load(source(group, nodes))
+    shape, in_shapes = collapsed(group)
+    if shape == tuple(group.shape) and all(tuple(s) == c for s, c in zip(group.in_shapes, in_shapes)):
+        return kernel
+    n_in = len(in_shapes)
+
+    def launch(*arrays):
+        kernel(*[a.reshape(s) for a, s in zip(arrays[:n_in], in_shapes)], *[o.reshape(shape) for o in arrays[n_in:]])
+
+    return launch
 
 
 _LOADED: dict = {}

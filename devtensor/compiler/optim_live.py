@@ -6,9 +6,10 @@ on every replay costs the op table's dispatch per parameter (meta rule, checks, 
 is most of a small model's replay. A live step does what the optimizer's _step_group does for the
 common case: the same kernel, the same scalars (lr, betas, eps, weight decay, the step count the
 host bumps exactly as eager), in the same order; on cpu one call updates a whole parameter group
-(adam_steps_ / sgd_steps_: each parameter's elements computed as adam_step_ computes them). Anything unusual in a replay (a parameter
-without state yet, fused=False, a dtype, layout or device the kernel does not take, a closure)
-runs the optimizer's own step instead, for that replay, so the fast path never changes a result.
+(adam_steps_ / sgd_steps_: each parameter's elements computed as adam_step_ computes them).
+Anything unusual in a replay (a parameter without state yet, fused=False, a dtype, layout or
+device the kernel does not take, a closure) runs the optimizer's own step instead, for that
+replay, so the fast path never changes a result.
 """
 from __future__ import annotations
 
@@ -68,7 +69,8 @@ class _Live:
         self.kernels = {}
 
     def __repr__(self):
-        return f"{type(self.opt).__name__}.step()  # live: {self.op_name} per parameter, hyper-parameters read each replay"
+        return (f"{type(self.opt).__name__}.step()  # live: {self.op_name} per parameter, hyper-parameters read "
+                "each replay")
 
     def kernel(self, dev):
         k = self.kernels.get(dev.type)
