@@ -74,8 +74,8 @@ def launch_config(group):
     return (max(1, min(_MAX_GRID, -(-n // _BLOCK))),), (_BLOCK,)
 
 
-def launcher(group, nodes):
-    """kernel(inputs..., outputs...) for a group on the current CuPy device."""
+def launcher(group, nodes, index=None):
+    """kernel(inputs..., outputs...) for a group on cuda device `index` (compiled there on first use)."""
     import cupy
 
     from ..backends.cuda.kernel_build import NVRTC_OPTIONS
@@ -86,13 +86,24 @@ def launcher(group, nodes):
     n_in = len(group.inputs)
 
     def launch(*arrays):
-        args = tuple(cupy.ascontiguousarray(a) for a in arrays[:n_in]) + arrays[n_in:]
-        fn(grid, block, args)
+        fn(grid, block, tuple(cupy.ascontiguousarray(a) for a in arrays[:n_in]) + arrays[n_in:])
 
-    return launch
+    if not index:
+        return launch
+
+    def launch_on(*arrays):
+        with cupy.cuda.Device(index):
+            launch(*arrays)
+
+    return launch_on
 
 
-def empty(shape, dtype):
+def empty(index=None):
+    """empty(shape, dtype) on cuda device `index`."""
     import cupy
 
-    return cupy.empty(shape, dtype=dtype)
+    def make(shape, dtype):
+        with cupy.cuda.Device(index or 0):
+            return cupy.empty(shape, dtype=dtype)
+
+    return make

@@ -177,7 +177,7 @@ def _group_kernel(g, nodes, device):
     if device.type == "cuda":
         from . import codegen_cuda
 
-        return codegen_cuda.launcher(g, nodes), codegen_cuda.empty
+        return codegen_cuda.launcher(g, nodes, device.index), codegen_cuda.empty(device.index)
     from . import codegen_cpu
 
     return codegen_cpu.launcher(g, nodes), np.empty
