@@ -8,7 +8,9 @@ dialect).
 What is captured: every op the function runs through the op table (forward, the backward engine's
 ops, gradient delivery to .grad), with the optimizer's step/zero_grad and a scheduler's step kept
 as host calls that run again on every replay (so learning rates, Adam's step count and
-param_group edits are read fresh, never baked in). Random ops draw fresh numbers on every replay.
+param_group edits are read fresh, never baked in; an optimizer's step runs as its fused kernels,
+see optim_live.py). Random ops draw fresh numbers on every replay. How a replay runs (generated
+code, fused elementwise kernels, planned buffers): replay.py.
 
 Guards (a miss captures again, up to `cache_size` variants per function): every tensor argument's
 shape, dtype, device and requires_grad; the Python scalars and other arguments (by value); grad
@@ -36,13 +38,15 @@ from .symbolic import flat_tensors as _flat_tensors
 from .replay import Plan
 
 _STATS = {"captures": 0, "recaptures": 0, "replays": 0, "eager_fallbacks": 0, "ops_captured": 0, "ops_replayed": 0,
-          "instantiations": 0, "graph_replays": 0}
+          "instantiations": 0, "graph_replays": 0, "fused_kernels": 0, "calls_per_replay": 0}
 
 
 def stats():
-    """Counters since import (or reset_stats()): captures, recaptures, replays, eager fallbacks, the ops
-    of the last capture before and after dead-value removal, plans instantiated for new sizes of a
-    dynamic capture, and replays run as CUDA graphs (mode="reduce-overhead" on cuda)."""
+    """Counters since import (or reset_stats()): captures, recaptures, replays, eager fallbacks, fused
+    kernels generated, plans instantiated for new sizes of a dynamic capture, replays run as CUDA
+    graphs (mode="reduce-overhead" on cuda); of the last capture: its ops before and after dead-value
+    removal, and the calls one replay makes after fusion (kernels, fused kernels, host calls,
+    gradient deliveries)."""
     return dict(_STATS)
 
 
@@ -212,6 +216,8 @@ class CompiledFunction:
         self._variants[key] = self._last = var
         _STATS["ops_captured"] = len(cap.graph.nodes)
         _STATS["ops_replayed"] = len(plan.nodes)
+        _STATS["fused_kernels"] += len(plan.groups)
+        _STATS["calls_per_replay"] = plan.calls
         return out
 
     def _dynamic_candidates(self, var):
@@ -288,7 +294,7 @@ def _guard_key(args, kwargs, shapes=True):
 def _leaf_key(v, shapes=True):
     if isinstance(v, Tensor):
         shape = tuple(v._data.shape) if shapes else v._data.ndim
-        return ("T", shape, str(v._data.dtype), str(v._device), bool(v._rg))
+        return ("T", shape, v._data.dtype, v._device, bool(v._rg))  # dtype, device: hashable as they are
     if isinstance(v, (tuple, list)):
         return (type(v).__name__, tuple(_leaf_key(x, shapes) for x in v))
     if isinstance(v, dict):

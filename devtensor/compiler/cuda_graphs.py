@@ -27,14 +27,14 @@ import warnings
 
 from .. import dtypes as _dt
 from ..graph.ir import node_refs
-from .replay import _GRAD, _HOST, Plan
+from .step_plan import _GRAD, _HOST, StepPlan
 
 _DRAWS = ("rand", "randn", "randint", "randperm")
 
 
 class GraphRunner:
     def __init__(self, graph, device, cupy):
-        self.plan = Plan(graph, device)
+        self.plan = StepPlan(graph, device)
         # every gradient is copied on delivery: the array it comes from is the graph's, reused next launch
         self.plan.shared = set(range(self.plan.n_values))
         self.cp = cupy

@@ -129,10 +129,11 @@ class Capture:
     def _module_path(self):
         return self._names.get(id(self._modules[-1]), "") if self._modules else ""
 
-    def host_call(self, name, fn):
+    def host_call(self, name, fn, **call):
         """Run fn (an optimizer's step, zero_grad) unrecorded and record it as one opaque node that a
-        replay calls again, so the Python state it reads (learning rates, step counts) is fresh."""
-        self.graph.nodes.append(Node("@host", (), {"name": name, "fn": fn}, (), self._module_path(), name))
+        replay calls again, so the Python state it reads (learning rates, step counts) is fresh.
+        `call` (owner, method, args, kwargs) lets a replay recognise the call and run it its own way."""
+        self.graph.nodes.append(Node("@host", (), {"name": name, "fn": fn, **call}, (), self._module_path(), name))
         if self.dry:
             return None
         self._suspended += 1
@@ -183,7 +184,8 @@ def opaque(method):
         cap = active()
         if cap is None:
             return method(self, *args, **kwargs)
-        return cap.host_call(f"{type(self).__name__}.{method.__name__}", lambda: method(self, *args, **kwargs))
+        return cap.host_call(f"{type(self).__name__}.{method.__name__}", lambda: method(self, *args, **kwargs),
+                             owner=self, method=method.__name__, args=args, kwargs=kwargs)
 
     return wrapper
 

@@ -43,7 +43,8 @@ class Graph:
     inputs: list = field(default_factory=list)     # value ids, in argument order
     outputs: list = field(default_factory=list)    # value ids
     symbols: dict = field(default_factory=dict)    # symbolic dim name -> its size at capture (dynamic graphs)
-    notes: dict = field(default_factory=dict)      # node index -> [annotations] the printer shows (fused groups)
+    notes: dict = field(default_factory=dict)      # node index -> [annotations] the printer shows
+    fused: dict = field(default_factory=dict)      # id(node) -> fused group number (set by compiled replay)
 
     def annotate(self, index, text):
         """Attach `text` to node `index` (a pass's finding, e.g. "fused group 2"); str(graph) shows it."""
@@ -92,6 +93,9 @@ class Graph:
                 attrs = "".join(f", {k}={_fmt_arg(v)}" for k, v in n.attrs.items())
                 where = f"  # {n.module}" if n.module else ""
                 line = f"  {outs} = {n.op}({args}{attrs}){where}"
+                group = self.fused.get(id(n))
+                if group is not None:
+                    notes.insert(0, f"[fused kernel {group}]")
             if notes:
                 line += ("; " if "  # " in line else "  # ") + "; ".join(notes)
             lines.append(line)

@@ -71,6 +71,12 @@ def _adam_par(p, g, m, v, vmax, omb1, beta2, omb2, eps, wd, decay, neg_step, bc2
                     maximize)
 
 
+def _adam_scalars(f, lr, beta1, beta2, eps, wd, step):
+    """_adam's scalar arguments, in the arrays' dtype `f` (one place for adam_step_ and adam_steps_)."""
+    return (f(1.0 - beta1), f(beta2), f(1.0 - beta2), f(eps), f(wd), f(1.0 - lr * wd),
+            f(-lr / (1.0 - beta1 ** step)), f(math.sqrt(1.0 - beta2 ** step)))
+
+
 def adam_step_(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta2, eps,
                weight_decay, decoupled, step, amsgrad, maximize):
     """One Adam (decoupled=False) / AdamW (decoupled=True) step, in place.  `step` counts
@@ -79,15 +85,46 @@ def adam_step_(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta
     p = param.reshape(-1)
     if p.size == 0:
         return None
-    f = p.dtype.type
-    step = int(step)
-    lr, beta1, beta2, wd = float(lr), float(beta1), float(beta2), float(weight_decay)
     amsgrad = bool(amsgrad) and max_exp_avg_sq is not None
     vmax = max_exp_avg_sq.reshape(-1) if amsgrad else p
     fn = _adam_par if p.size >= _PAR_MIN_OPTIM else _adam
-    fn(p, grad.reshape(-1), exp_avg.reshape(-1), exp_avg_sq.reshape(-1), vmax, f(1.0 - beta1),
-       f(beta2), f(1.0 - beta2), f(eps), f(wd), f(1.0 - lr * wd), f(-lr / (1.0 - beta1 ** step)),
-       f(math.sqrt(1.0 - beta2 ** step)), bool(decoupled), amsgrad, bool(maximize))
+    fn(p, grad.reshape(-1), exp_avg.reshape(-1), exp_avg_sq.reshape(-1), vmax,
+       *_adam_scalars(p.dtype.type, float(lr), float(beta1), float(beta2), float(eps), float(weight_decay), int(step)),
+       bool(decoupled), amsgrad, bool(maximize))
+    return None
+
+
+@njit(cache=True, error_model="numpy")
+def _adam_many(ps, gs, ms, vs, xs, sc, decoupled, amsgrad, maximize):
+    for k in range(len(ps)):
+        s = sc[k]
+        _adam_range(0, ps[k].size, ps[k], gs[k], ms[k], vs[k], xs[k], s[0], s[1], s[2], s[3], s[4],
+                    s[5], s[6], s[7], decoupled, amsgrad, maximize)
+
+
+def adam_steps_(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, lr, beta1, beta2, eps,
+                weight_decay, decoupled, steps, amsgrad, maximize):
+    """adam_step_ for a list of parameters of one float dtype (one group's hyper-parameters, each
+    its own step count) in one call: the same arithmetic, element by element, as one adam_step_
+    per parameter (the compiled replay's optimizer step; a call per parameter costs more than the
+    update of a small one).  Lists of C-contiguous arrays; max_exp_avg_sqs is None unless amsgrad."""
+    big = [k for k, p in enumerate(params) if p.size >= _PAR_MIN_OPTIM]
+    for k in big:
+        adam_step_(params[k], grads[k], exp_avgs[k], exp_avg_sqs[k],
+                   max_exp_avg_sqs[k] if amsgrad else None, lr, beta1, beta2, eps, weight_decay,
+                   decoupled, steps[k], amsgrad, maximize)
+    ks = [k for k in range(len(params)) if k not in big] if big else range(len(params))
+    if not ks:
+        return None
+    f = params[ks[0]].dtype.type
+    first = _adam_scalars(f, lr, beta1, beta2, eps, weight_decay, steps[ks[0]])
+    sc = np.array([first if steps[k] == steps[ks[0]] else
+                   _adam_scalars(f, lr, beta1, beta2, eps, weight_decay, steps[k]) for k in ks], dtype=f)
+    ps = tuple(params[k].reshape(-1) for k in ks)
+    xs = tuple(max_exp_avg_sqs[k].reshape(-1) for k in ks) if amsgrad else ps
+    _adam_many(ps, tuple(grads[k].reshape(-1) for k in ks), tuple(exp_avgs[k].reshape(-1) for k in ks),
+               tuple(exp_avg_sqs[k].reshape(-1) for k in ks), xs, sc, bool(decoupled), bool(amsgrad),
+               bool(maximize))
     return None
 
 
@@ -122,6 +159,11 @@ def _sgd_par(p, g, buf, neg_lr, momentum, omd, wd, nesterov, maximize, first):
                    omd, wd, nesterov, maximize, first)
 
 
+def _sgd_scalars(f, lr, momentum, dampening, wd):
+    """_sgd's scalar arguments, in the arrays' dtype `f` (one place for sgd_step_ and sgd_steps_)."""
+    return f(-float(lr)), f(momentum), f(1.0 - float(dampening)), f(wd)
+
+
 def sgd_step_(param, grad, momentum_buf, lr, momentum, dampening, weight_decay, nesterov,
               maximize, first_step):
     """One SGD step, in place.  momentum_buf (needed iff momentum != 0) is overwritten with
@@ -130,12 +172,38 @@ def sgd_step_(param, grad, momentum_buf, lr, momentum, dampening, weight_decay, 
     p = param.reshape(-1)
     if p.size == 0:
         return None
-    f = p.dtype.type
     momentum = float(momentum) if momentum_buf is not None else 0.0
     buf = momentum_buf.reshape(-1) if momentum != 0.0 else p
     fn = _sgd_par if p.size >= _PAR_MIN_OPTIM else _sgd
-    fn(p, grad.reshape(-1), buf, f(-float(lr)), f(momentum), f(1.0 - float(dampening)),
-       f(weight_decay), bool(nesterov), bool(maximize), bool(first_step))
+    fn(p, grad.reshape(-1), buf, *_sgd_scalars(p.dtype.type, lr, momentum, dampening, weight_decay),
+       bool(nesterov), bool(maximize), bool(first_step))
+    return None
+
+
+@njit(cache=True, error_model="numpy")
+def _sgd_many(ps, gs, bufs, neg_lr, momentum, omd, wd, nesterov, maximize):
+    for k in range(len(ps)):
+        _sgd_range(0, ps[k].size, ps[k], gs[k], bufs[k], neg_lr, momentum, omd, wd, nesterov,
+                   maximize, False)
+
+
+def sgd_steps_(params, grads, momentum_bufs, lr, momentum, dampening, weight_decay, nesterov,
+               maximize):
+    """sgd_step_ (not a first momentum step) for a list of parameters of one float dtype in one
+    call, as adam_steps_; momentum_bufs is None iff momentum == 0."""
+    momentum = float(momentum) if momentum_bufs is not None else 0.0
+    big = [k for k, p in enumerate(params) if p.size >= _PAR_MIN_OPTIM]
+    for k in big:
+        sgd_step_(params[k], grads[k], momentum_bufs[k] if momentum else None, lr, momentum, dampening,
+                  weight_decay, nesterov, maximize, False)
+    ks = [k for k in range(len(params)) if k not in big] if big else range(len(params))
+    if not ks:
+        return None
+    ps = tuple(params[k].reshape(-1) for k in ks)
+    bufs = tuple(momentum_bufs[k].reshape(-1) for k in ks) if momentum != 0.0 else ps
+    _sgd_many(ps, tuple(grads[k].reshape(-1) for k in ks), bufs,
+              *_sgd_scalars(ps[0].dtype.type, lr, momentum, dampening, weight_decay), bool(nesterov),
+              bool(maximize))
     return None
 
 
