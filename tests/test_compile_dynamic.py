@@ -340,10 +340,10 @@ class _FakeGraphs:
         self.log, self.capturing, self.fail = [], None, fail
 
     def install(self, cp):
-        from devtensor.compiler import replay
+        from devtensor.compiler import step_plan as replay
 
         fg = self
-        orig = replay.Plan.execute
+        orig = replay.StepPlan.execute
 
         class Graph:
             def __init__(self, work):
@@ -403,7 +403,7 @@ class _FakeGraphs:
         cp.cuda.MemoryPool = Pool
         cp.cuda.using_allocator = lambda alloc=None: contextlib.nullcontext()
         cp.cuda.get_current_stream = lambda: None
-        replay.Plan.execute = execute
+        replay.StepPlan.execute = execute
 
 
 def _fake_cuda_main(scenario):
