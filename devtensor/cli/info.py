@@ -191,27 +191,15 @@ def _openblas_threads_ctypes():
     """Ask the OpenBLAS that numpy loaded for its thread count, as threadpoolctl would (Linux)."""
     import ctypes
 
-    try:
-        with open("/proc/self/maps") as f:
-            libs = sorted({ln.split()[-1] for ln in f if "openblas" in ln.lower() and ".so" in ln})
-    except OSError:
-        return None, None
-    for path in libs:
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        # the scipy-openblas wheels that numpy ships prefix and suffix every symbol
-        for prefix, suffix in (("scipy_", "64_"), ("scipy_", ""), ("", "64_"), ("", "")):
-            get = getattr(lib, f"{prefix}openblas_get_num_threads{suffix}", None)
-            if get is None:
-                continue
-            runtime = None
-            conf = getattr(lib, f"{prefix}openblas_get_config{suffix}", None)
-            if conf is not None:
-                conf.restype = ctypes.c_char_p
-                runtime = conf().decode(errors="replace")
-            return int(get()), runtime
+    from ..backends.cpu import openblas
+
+    for lib, prefix, suffix in openblas.loaded():
+        runtime = None
+        conf = getattr(lib, f"{prefix}openblas_get_config{suffix}", None)
+        if conf is not None:
+            conf.restype = ctypes.c_char_p
+            runtime = conf().decode(errors="replace")
+        return int(getattr(lib, f"{prefix}openblas_get_num_threads{suffix}")()), runtime
     return None, None
 
 

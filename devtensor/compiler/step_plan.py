@@ -15,9 +15,9 @@ import operator
 import numpy as np
 
 from ..dispatch import COMPARE, OPS, _backend
-from ..graph.ir import Ref, node_refs
+from ..graph.ir import Ref
 from ..tensor import _wrap
-from .replay import _CREATION, _mover, live_nodes
+from .replay import _CREATION, _mover, _shared_values, live_nodes
 
 _KERNEL, _HOST, _GRAD = 0, 1, 2
 
@@ -36,7 +36,7 @@ class StepPlan:
         self._array_type = be.array_type
         self._ensure = be.ensure_array
         self.steps = [self._step(n, device) for n in self.nodes]
-        self.shared = self._shared_values()
+        self.shared = _shared_values(self)
 
     def _step(self, n, device):
         if n.op == "@host":
@@ -57,21 +57,6 @@ class StepPlan:
             fn = functools.partial(fn, **attrs) if attrs else fn  # constant attributes: bound once
             attrs = None
         return (_KERNEL, fn, _getter(n.args), attrs, n.outputs, op.rule is COMPARE)
-
-    def _shared_values(self):
-        """Values read by more than one consumer, or returned: a gradient delivered from one of these
-        must be copied (as the engine copies a gradient it does not own)."""
-        count = {}
-        for n in self.nodes:
-            for r in node_refs(n):
-                count[r.id] = count.get(r.id, 0) + 1
-        for o in self.graph.outputs:
-            count[o] = count.get(o, 0) + 2
-        for i in self.inputs:
-            count[i] = count.get(i, 0) + 2
-        for vid, _ in self.externals:
-            count[vid] = count.get(vid, 0) + 2
-        return {k for k, c in count.items() if c > 1}
 
     def run(self, input_arrays, device):
         return self.execute(self.start(input_arrays), self.steps)

@@ -22,6 +22,8 @@ from llvmlite import ir
 from numba.core import types
 from numba.extending import intrinsic, overload
 
+from . import openblas
+
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 
 
@@ -36,26 +38,17 @@ class _Lib:
         if cls.threads is not None:
             return
         cls.threads = ()
-        try:
-            with open("/proc/self/maps") as f:
-                libs = sorted({ln.split()[-1] for ln in f if "openblas" in ln.lower() and ".so" in ln})
-        except OSError:
-            return
-        for path in libs:
-            try:
-                lib = ctypes.CDLL(path)
-            except OSError:
+        for lib, prefix, suffix in openblas.loaded():
+            get = getattr(lib, f"{prefix}openblas_get_num_threads{suffix}")
+            put = getattr(lib, f"{prefix}openblas_set_num_threads{suffix}", None)
+            if put is None:
                 continue
-            for prefix, suffix in (("scipy_", "64_"), ("scipy_", ""), ("", "64_"), ("", "")):
-                get = getattr(lib, f"{prefix}openblas_get_num_threads{suffix}", None)
-                put = getattr(lib, f"{prefix}openblas_set_num_threads{suffix}", None)
-                if get is not None and put is not None:
-                    cls.threads = (get, put)
-                    for ch in "sd":  # only the ILP64 interface (64-bit M, N, K, ld*): mm's calling convention
-                        fn = getattr(lib, f"{prefix}cblas_{ch}gemm64_", None)
-                        if fn is not None and suffix == "64_":
-                            cls.gemm[ch] = ctypes.cast(fn, ctypes.c_void_p).value or 0
-                    return
+            cls.threads = (get, put)
+            for ch in "sd":  # only the ILP64 interface (64-bit M, N, K, ld*): mm's calling convention
+                fn = getattr(lib, f"{prefix}cblas_{ch}gemm64_", None)
+                if fn is not None and suffix == "64_":
+                    cls.gemm[ch] = ctypes.cast(fn, ctypes.c_void_p).value or 0
+            return
 
 
 def gemm_fn(dtype):
