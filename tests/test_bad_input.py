@@ -283,3 +283,15 @@ def test_dataloader_option_conflicts():
 def test_tensor_dataset_size_mismatch_names_the_shapes():
     with pytest.raises(ValueError, match=r"tensor 0 has 6 rows, tensor 1 has shape \[5\]"):
         TensorDataset(dt.zeros(6, 2), dt.zeros(5))
+
+
+@pytest.mark.parametrize("index_dtype", ["bool", "uint8", "float32"])
+def test_gather_and_scatter_add_take_int32_or_int64_indices_only(index_dtype):
+    # PyTorch: "Expected dtype int32/int64 for index"; a bool index used to be taken as 0/1 positions
+    x = dt.arange(5.0)
+    idx = dt.tensor([1, 0], dtype=getattr(dt, index_dtype))
+    with pytest.raises(RuntimeError, match="int32/int64"):
+        dt.gather(x, 0, idx)
+    with pytest.raises(RuntimeError, match="int32/int64"):
+        dt.scatter_add(x, 0, idx, dt.ones(2))
+    np.testing.assert_array_equal(dt.gather(x, 0, dt.tensor([1, 0], dtype=dt.int32)).numpy(), [1.0, 0.0])

@@ -115,9 +115,11 @@ def _wrap_raw(arr, like):
 
 
 def _check_int(op, idx, cls=IndexError):
-    if idx.dtype.is_floating_point:
-        if cls is RuntimeError:  # gather / scatter_add: PyTorch's "Expected dtype int32/int64 for index"
+    if cls is RuntimeError:  # gather / scatter_add take int32/int64 only (PyTorch's "Expected dtype int32/int64")
+        if idx.dtype not in (_dt.int32, _dt.int64):
             raise RuntimeError(f"{op}: expected dtype int32/int64 for index, got {idx.dtype}")
+        return
+    if idx.dtype.is_floating_point or idx.dtype.is_complex:
         raise IndexError(f"{op}: tensors used as indices must be long, int, byte or bool tensors, "
                          f"got {idx.dtype}")
 
