@@ -133,6 +133,36 @@ def test_host_reads_fall_back_to_eager_with_a_warning_naming_the_line():
         dt.compile(f, fullgraph=True)(dt.ones(3))
 
 
+def test_grad_set_to_none_inside_a_compiled_step_is_replayed():
+    # a replay once skipped `w.grad = None` and added each step's gradient onto the last one
+    w = dt.tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
+
+    def step(x):
+        w.grad = None
+        (w * w * x).sum().backward()
+
+    g = dt.compile(step)
+    before = dt.compiler.stats()["replays"]
+    for k in (1.0, 2.0, 3.0):
+        g(dt.full((3,), k))
+        np.testing.assert_array_equal(w.grad.numpy(), 2 * k * np.array([1.0, 2.0, 3.0]))
+    assert dt.compiler.stats()["replays"] == before + 2 and "tensor.grad = None()" in str(g.graph)
+
+
+def test_a_tensor_assigned_to_grad_inside_a_compiled_function_runs_eagerly():
+    w = dt.tensor(np.array([1.0, 2.0]), requires_grad=True)
+
+    def f(x):
+        w.grad = x * 2
+        return x + 1
+
+    g = dt.compile(f)
+    with pytest.warns(RuntimeWarning, match=r"a tensor is assigned to .grad \(.*test_compile.py:\d+\)"):
+        g(dt.ones(2))
+    g(dt.full((2,), 5.0))  # eager: the assignment happens with this call's value
+    np.testing.assert_array_equal(w.grad.numpy(), [10.0, 10.0])
+
+
 def test_outputs_that_still_need_autograd_run_eagerly():
     lin = nn.Linear(3, 2)
     g = dt.compile(lin)
