@@ -29,7 +29,8 @@ NO_GRAD_CHECK = {
 # largest entry), every other replay bitwise.
 TRANSCENDENTAL = {"exp", "expm1", "log", "log1p", "log2", "log10", "tanh", "sigmoid", "erf", "erfc", "erfinv",
                   "pow", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh"}
-FUSED_RTOL = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-13}
+FUSED_RTOL = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-13,
+              np.dtype(np.complex64): 1e-5, np.dtype(np.complex128): 1e-13}
 
 SAMPLED = sorted(n for n, op in OPS.items() if op.samples is not None and not n.endswith("_"))  # not in-place ops
 
@@ -39,8 +40,12 @@ def _as_tuple(y):
 
 
 def _fresh(a):
-    """New values of the same shape and dtype (floats only: integer arguments are indices or counts)."""
-    return np.asarray(a) * 0.5 + 0.25 if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a
+    """New values of the same shape and dtype (float and complex only: integer arguments are indices or counts)."""
+    return (np.asarray(a) * 0.5 + 0.25).astype(a.dtype) if _inexact(a) else a
+
+
+def _inexact(a):
+    return isinstance(a, np.ndarray) and a.dtype.kind in "fc"
 
 
 def _check_replayed(before, name):
@@ -93,9 +98,14 @@ def test_compiled_values_equal_eager(name, dtype):
 
 
 def _grad_positions(op, args):
-    """The argument positions that get gradients: float arrays among the op's grad_inputs."""
+    """The argument positions that get gradients: float and complex arrays among the op's grad_inputs."""
     allowed = range(len(args)) if op.grad_inputs is None else op.grad_inputs
-    return [i for i in allowed if i < len(args) and isinstance(args[i], np.ndarray) and args[i].dtype.kind == "f"]
+    return [i for i in allowed if i < len(args) and _inexact(args[i])]
+
+
+def _cotangent(rng, y):
+    c = rng.standard_normal(y.shape)
+    return (c + 1j * rng.standard_normal(y.shape) if y.dtype.kind == "c" else c).astype(y.dtype)
 
 
 def _step(op, args, kwargs, leaves, cots, outs):
@@ -108,8 +118,9 @@ def _step(op, args, kwargs, leaves, cots, outs):
         full = [pos[i] if i in pos else (dt.tensor(a) if isinstance(a, np.ndarray) else a) for i, a in enumerate(args)]
         ys = _as_tuple(op(*full, **kwargs))
         loss = None
-        for k in outs:
-            term = (ys[k] * cots[k]).sum()
+        for k in outs:  # a complex output enters the loss through Re(y * cotangent)
+            term = ys[k] * cots[k]
+            term = (dt.real(term) if term.dtype.is_complex else term).sum()
             loss = term if loss is None else loss + term
         loss.backward()
         return tuple(y.detach() for y in ys)
@@ -133,11 +144,11 @@ def test_compiled_gradients_equal_eager(name, dtype):
             continue
         with dt.no_grad():
             probe = _as_tuple(op(*[dt.tensor(a) if isinstance(a, np.ndarray) else a for a in args], **kwargs))
-        outs = [k for k in op.diff_outputs if probe[k].dtype.is_floating_point]
+        outs = [k for k in op.diff_outputs if probe[k].dtype.is_floating_point or probe[k].dtype.is_complex]
         if not outs:
             continue
         rng = np.random.default_rng(n)
-        cots = {k: dt.tensor(rng.standard_normal(probe[k].shape).astype(probe[k].numpy().dtype)) for k in outs}
+        cots = {k: dt.tensor(_cotangent(rng, probe[k].numpy())) for k in outs}
         leaves = [(i, dt.tensor(args[i], requires_grad=True)) for i in positions]
         g = dt.compile(_step(op, args, kwargs, leaves, cots, outs))
         with warnings.catch_warnings():
@@ -159,5 +170,5 @@ def test_compiled_gradients_equal_eager(name, dtype):
         for (i, leaf), have in zip(ref_leaves, got_grads):
             _assert_same(have, leaf.grad.numpy(), fused, f"{msg}: grad of argument {i}")
         checked += 1
-    if not checked:  # e.g. complex outputs (view_as_complex, fft_r2c): the check covers floating point ones
-        pytest.skip(f"{name}: no sample with a floating point input and output to differentiate")
+    if not checked:
+        pytest.skip(f"{name}: no sample with a float or complex input and output to differentiate")
