@@ -17,6 +17,8 @@ from .device import get_default_device, resolve
 # fn(tensor, what) before a tensor's value is read on the host (item, numpy, tolist): graph capture
 # uses it to notice data-dependent Python, which a replay could not reproduce
 _HOST_READ = [None]
+# graph capture's hook for `t.grad = ...` (None outside a capture): a replay must make the assignment again
+_GRAD_SET = [None]
 
 
 class Size(tuple):
@@ -118,6 +120,8 @@ class Tensor:
             if g._device is not self._device or g._data.shape != self._data.shape:
                 raise RuntimeError(f"assigned grad has shape {tuple(g.shape)} on {g.device}, but the tensor "
                                    f"has shape {tuple(self.shape)} on {self.device}")
+        if _GRAD_SET[0] is not None:
+            _GRAD_SET[0](self, g)
         self._grad = g
 
     def _grad_or_none(self):

@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import dispatch as _dispatch
 from .. import dtypes as _dt
-from ..tensor import _HOST_READ, Tensor
+from ..tensor import _GRAD_SET, _HOST_READ, Tensor
 from .ir import Graph, Node, Ref, Value
 
 _PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -149,6 +149,19 @@ class Capture:
         self.graph.nodes.append(Node("@accumulate_grad", (self.ref(leaf), self.ref(g)), {"leaf": leaf}, (),
                                      self._module_path(), "backward"))
 
+    def grad_set(self, t, g):
+        """`t.grad = g` ran: `None` (a training step's zero_grad by hand) becomes a host node a replay
+        runs again, else gradients would pile up across replays; a tensor is a value a replay cannot assign."""
+        if self._suspended:
+            return
+        if g is not None:
+            self.unsupported.append(f"a tensor is assigned to .grad ({_user_frame()})")
+            return
+        name = self._names.get(id(t)) or "tensor"
+        what = f"{name}.grad = None"
+        self.graph.nodes.append(Node("@host", (), {"name": what, "fn": functools.partial(t._set_grad, None)}, (),
+                                     self._module_path(), what))
+
     def host_read(self, t, what):
         if self._suspended:
             return
@@ -222,6 +235,12 @@ def _on_call(op, args, attrs, outs, arrays=None):
         cap.record(op.name, args, attrs, outs, dev, op.shown_as, arrays)
 
 
+def _on_grad_set(t, g):
+    cap = active()
+    if cap is not None:
+        cap.grad_set(t, g)
+
+
 def _on_host_read(t, what):
     cap = active()
     if cap is not None:
@@ -240,10 +259,12 @@ class capture:
         _local.cap = self._cap
         _dispatch.set_trace(_on_call)
         _HOST_READ[0] = _on_host_read
+        _GRAD_SET[0] = _on_grad_set
         return self._cap
 
     def __exit__(self, *exc):
         _local.cap = None
         _dispatch.set_trace(None)
         _HOST_READ[0] = None
+        _GRAD_SET[0] = None
         return False
