@@ -145,7 +145,7 @@ def test_grad_set_to_none_inside_a_compiled_step_is_replayed():
     for k in (1.0, 2.0, 3.0):
         g(dt.full((3,), k))
         np.testing.assert_array_equal(w.grad.numpy(), 2 * k * np.array([1.0, 2.0, 3.0]))
-    assert dt.compiler.stats()["replays"] == before + 2 and "tensor.grad = None()" in str(g.graph)
+    assert dt.compiler.stats()["replays"] == before + 2 and "tensor.grad = None  #" in str(g.graph)
 
 
 def test_a_tensor_assigned_to_grad_inside_a_compiled_function_runs_eagerly():

@@ -83,7 +83,8 @@ class Graph:
             if extra:
                 notes.append(str(extra))
             if n.op == "@host":
-                line = f"  {n.attrs['name']}()  # host call, run again on every replay"
+                name = n.attrs["name"]  # a call (Adam.step) or a statement (w.grad = None)
+                line = f"  {name if '=' in name else name + '()'}  # host call, run again on every replay"
             elif n.op == "@accumulate_grad":
                 leaf, g = n.args
                 line = f"  %{leaf.id}.grad += %{g.id}  # backward's delivery to a leaf"
