@@ -1104,13 +1104,13 @@ for _name, _a in (("index_add", (U(3, 4), 0, np.array([0, 2]), U(2, 4))), ("inde
 # disagreements found here in code other sessions own and are still writing (reported to them): each still
 # runs and must still differ (test_reported_still_differ), so a fix shows up as a failure to update this table
 REPORTED = {
-    ("F-more", "elu", "F", "*"): "nn/functional_extra.py: elu / celu / selu gradient at +inf is NaN (PyTorch: 1, "
+    ("F-more", "elu", "F", "*"): "nn/functional_activation.py: elu / celu / selu gradient at +inf is NaN (PyTorch: 1, "
                                  "the x > 0 branch's; the unselected exp branch gives inf * 0)",
-    ("F-more", "celu", "F", "*"): "nn/functional_extra.py: as elu", ("F-more", "selu", "F", "*"): "as elu",
+    ("F-more", "celu", "F", "*"): "nn/functional_activation.py: as elu", ("F-more", "selu", "F", "*"): "as elu",
     ("F-more", "elu_", "F", "*"): "as elu", ("F-more", "celu_", "F", "*"): "as elu", ("F-more", "selu_", "F", "*"): "as elu",
-    ("F-more", "hardshrink", "F", "*"): "nn/functional_extra.py: hardshrink(NaN) is 0 (PyTorch: NaN)",
-    ("F-more", "softshrink", "F", "*"): "nn/functional_extra.py: softshrink(NaN) is 0 (PyTorch: NaN)",
-    ("F-more", "threshold", "F", "*"): "nn/functional_extra.py: threshold(NaN) gives the value (PyTorch: NaN)",
+    ("F-more", "hardshrink", "F", "*"): "nn/functional_activation.py: hardshrink(NaN) is 0 (PyTorch: NaN)",
+    ("F-more", "softshrink", "F", "*"): "nn/functional_activation.py: softshrink(NaN) is 0 (PyTorch: NaN)",
+    ("F-more", "threshold", "F", "*"): "nn/functional_activation.py: threshold(NaN) gives the value (PyTorch: NaN)",
     ("F-more", "threshold_", "F", "*"): "as threshold",
     ("more", "slogdet", "*", "*"): "slogdet's gradient also flows through the sign output (PyTorch: the sign has "
                                    "no gradient)",

@@ -19,17 +19,17 @@ KNOWN_PEAKS = [
     # H100 NVL and other variants whose figures we have not checked: known-unknown, no % of peak
     # rather than a wrong one.
     (r"H100.*NVL", None),
-    # NVIDIA H100 datasheet (nvidia.com/en-us/data-center/h100), mirrored in
-    # /work/shared/GPU-NOTES.md section 3 (Glenn Lockwood's H100 page, hpctech's datasheet table):
+    # NVIDIA H100 datasheet (nvidia.com/en-us/data-center/h100; also Glenn Lockwood's H100 page and
+    # hpctech's datasheet table):
     # PCIe 80 GB: FP32 51 TFLOP/s, TF32 378 dense (756 sparse), HBM2e 2.0 TB/s; PCIe Gen5 x16.
     (r"H100.*PCI", {"model": "H100 PCIe 80GB", "fp32_tflops": 51.2, "tf32_tflops": 378.0,
                     "mem_gbps": 2000.0, "host_link_gbps": 64.0,
-                    "source": "NVIDIA H100 datasheet; GPU-NOTES.md sec. 3"}),
+                    "source": "NVIDIA H100 datasheet"}),
     # SXM5 80 GB ("NVIDIA H100 80GB HBM3"): FP32 66.9 (=132 SMs x 128 x 2 x 1.98 GHz),
     # TF32 494.7 dense (989 sparse), HBM3 3.35 TB/s; host link PCIe Gen5 x16 (64 GB/s each way).
     (r"H100", {"model": "H100 SXM5 80GB", "fp32_tflops": 66.9, "tf32_tflops": 494.7,
                "mem_gbps": 3350.0, "host_link_gbps": 64.0,
-               "source": "NVIDIA H100 datasheet; GPU-NOTES.md sec. 3"}),
+               "source": "NVIDIA H100 datasheet"}),
     # NVIDIA H200 datasheet (nvidia.com/en-us/data-center/h200): H200 SXM 141 GB: FP32 67 TFLOP/s,
     # TF32 989 sparse (494.7 dense, same SMs and clocks as H100 SXM), HBM3e 4.8 TB/s. The NVL
     # variant has lower clocks; unchecked here, so unknown.

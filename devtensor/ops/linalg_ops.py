@@ -55,7 +55,7 @@ def _parse_einsum(equation, shapes):
         lhs, out, explicit = eq, None, False
     terms = lhs.split(",")
     if len(terms) != len(shapes):
-        raise RuntimeError(f"einsum(): more operands were provided than specified in the equation"
+        raise RuntimeError("einsum(): more operands were provided than specified in the equation"
                            if len(shapes) > len(terms) else
                            "einsum(): fewer operands were provided than specified in the equation")
     used = set(c for c in eq if c.isalpha())

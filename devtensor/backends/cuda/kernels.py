@@ -5,7 +5,7 @@ Python values; none of them synchronizes with the host.  Shapes are validated by
 above the dispatch table; these wrappers only check what would make a kernel read or write out of
 bounds.  Inputs that are not C-contiguous are copied (sgemm also reads transposed views in place).
 Scalars go to the kernels as numpy.int32 / numpy.int64 / numpy.float32, never as Python numbers
-(CuPy would pass those as long long / double; see GPU-NOTES.md).  cupy is imported lazily.
+(CuPy would pass those as long long / double, which the kernels would read as garbage).  cupy is imported lazily.
 
 Its size: one thin wrapper per kernel entry point of kernels/*.cu (matmul, conv, pooling,
 reductions, optimizer steps, index checks, recurrent cells), all sharing the launch and contiguity
