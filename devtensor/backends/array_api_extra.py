@@ -139,17 +139,8 @@ def register(be, xp):
         return xp.bincount(b, minlength=bins)[:bins].astype(x.dtype)
 
     # ---- elementwise special -------------------------------------------------------------------
-    @k("hypot")
-    def hypot(a, b):
-        return xp.hypot(a, b)
-
-    @k("logaddexp")
-    def logaddexp(a, b):
-        return xp.logaddexp(a, b)
-
-    @k("logaddexp2")
-    def logaddexp2(a, b):
-        return xp.logaddexp2(a, b)
+    for name in _PLAIN:  # the namespace's function of the same name, quiet on numpy
+        k(name)(_namespace_fn(xp, name))
 
     @k("fmod")
     def fmod(a, b):
@@ -157,10 +148,6 @@ def register(be, xp):
             if bool(xp.any(xp.asarray(b) == 0)):
                 raise ZeroDivisionError("ZeroDivisionError")
         return xp.fmod(a, b)
-
-    @k("copysign")
-    def copysign(a, b):
-        return xp.copysign(a, b)
 
     @k("nan_to_num")
     def nan_to_num(x, nan, posinf, neginf):
@@ -288,6 +275,19 @@ def register(be, xp):
 
 
 # ---- helpers ------------------------------------------------------------------------------------
+
+# elementwise ops that are the array namespace's function of the same name
+_PLAIN = ("hypot", "logaddexp", "logaddexp2", "copysign")
+
+
+def _namespace_fn(xp, name):
+    """xp.name, looked up at call time (xp may be the lazy CuPy stand-in)."""
+    def kernel(*args):
+        return getattr(xp, name)(*args)
+
+    kernel.__name__ = name
+    return kernel
+
 
 def _quiet(fn):
     """numpy warns on log(0), 0/0, inf - inf; PyTorch returns inf/nan silently, and so do these kernels."""
@@ -449,21 +449,15 @@ def _register_special(be, xp):
 
         return getattr(sp, name)
 
-    @be.kernel("erfc", tier="portable")
-    def erfc(x):
-        return special("erfc")(x)
+    def cupyx_fn(fname):
+        def kernel(x):
+            return special(fname)(x)
 
-    @be.kernel("erfinv", tier="portable")
-    def erfinv(x):
-        return special("erfinv")(x)
+        kernel.__name__ = fname
+        return kernel
 
-    @be.kernel("lgamma", tier="portable")
-    def lgamma(x):
-        return special("gammaln")(x)
-
-    @be.kernel("digamma", tier="portable")
-    def digamma(x):
-        return special("digamma")(x)
+    for name, fname in (("erfc", "erfc"), ("erfinv", "erfinv"), ("lgamma", "gammaln"), ("digamma", "digamma")):
+        be.kernel(name, tier="portable")(cupyx_fn(fname))
 
     @be.kernel("polygamma", tier="portable")
     def polygamma(x, n):

@@ -22,6 +22,9 @@ def _active(batch_sizes, t, B):
 
 
 def _prev_state(xp, out, init, reverse, batch_sizes, T):
+    """(T, B, H): the state each step started from (h_{t-1} in processing order), built from the
+    outputs and the initial state: for packed batches a row starts from init where the previous
+    step in processing order did not cover it (cpu/rnn_kernels.py uses it too)."""
     prev = xp.empty(out.shape, out.dtype)
     B = out.shape[1]
     for s, t in enumerate(_order(T, reverse)):

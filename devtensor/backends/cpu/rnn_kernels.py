@@ -27,6 +27,7 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
+from ..rnn_portable import _prev_state
 from .gemm import fma
 from .rnn_blas import OneBlasThread, add, block_rows, gemm_fn, hidden_gemm, mm, put
 
@@ -319,32 +320,6 @@ def _row_blocks(fn, B):
         run_blocks(fn, B, max(block, 1))
 
 
-def _order(T, reverse):
-    return range(T - 1, -1, -1) if reverse else range(T)  # reversed() of it runs the backward
-
-
-def _active(batch_sizes, t, B):
-    return B if batch_sizes is None else batch_sizes[t]
-
-
-def _prev_state(out, init, reverse, batch_sizes, T):
-    """(T, B, H): the state each step started from (h_{t-1} in processing order), built from the
-    outputs and the initial state: for packed batches a row starts from init where the previous
-    step in processing order did not cover it."""
-    prev = np.empty(out.shape, out.dtype)
-    B = out.shape[1]
-    for s, t in enumerate(_order(T, reverse)):
-        if s == 0:
-            prev[t] = init
-            continue
-        tp = t + 1 if reverse else t - 1
-        m = _active(batch_sizes, tp, B)
-        prev[t, :m] = out[tp, :m]
-        if m < B:
-            prev[t, m:] = init[m:]
-    return prev
-
-
 def _scratch(B, width, dtype):
     return np.empty(B * width, dtype), np.empty(B * width, np.int32)
 
@@ -505,7 +480,7 @@ def lstm_sequence_backward(gy, ghT, gcT, w_hh, h0, c0, y, ws, reverse, batch_siz
     dG = _steps_out((T, B, 4 * H), dt_, batch_sizes)
     ws = np.ascontiguousarray(ws)
     w = np.ascontiguousarray(w_hh)
-    c_prev = _prev_state(ws[:, :, 5 * H:], c0, reverse, batch_sizes, T)
+    c_prev = _prev_state(np, ws[:, :, 5 * H:], c0, reverse, batch_sizes, T)
 
     fn, bs = gemm_fn(dt_), _bs(batch_sizes)
     loop = _loop(lstm_bwd_rows, fn)
@@ -516,7 +491,7 @@ def lstm_sequence_backward(gy, ghT, gcT, w_hh, h0, c0, y, ws, reverse, batch_siz
              np.empty((hi - lo, H), dt_))
 
     _row_blocks(rows, B)
-    h_prev = _prev_state(y, h0, reverse, batch_sizes, T)
+    h_prev = _prev_state(np, y, h0, reverse, batch_sizes, T)
     dw = dG.reshape(T * B, 4 * H).T @ h_prev.reshape(T * B, H)  # ONE GEMM for the whole sequence, every thread
     return dG, dw, dh, dc
 
@@ -556,7 +531,7 @@ def gru_sequence_backward(gy, ghT, w_hh, h0, y, ws, reverse, batch_sizes):
     dGh = _steps_out((T, B, 3 * H), dt_, batch_sizes)
     ws = np.ascontiguousarray(ws)
     w = np.ascontiguousarray(w_hh)
-    h_prev = _prev_state(y, h0, reverse, batch_sizes, T)
+    h_prev = _prev_state(np, y, h0, reverse, batch_sizes, T)
 
     fn, bs = gemm_fn(dt_), _bs(batch_sizes)
     loop = _loop(gru_bwd_rows, fn)
@@ -611,6 +586,6 @@ def rnn_sequence_backward(gy, ghT, w_hh, h0, y, reverse, batch_sizes, relu):
         loop(fn, gy_, gy is not None, w, dh, y, dP, bool(relu), bool(reverse), bs, lo, hi)
 
     _row_blocks(rows, B)
-    h_prev = _prev_state(y, h0, reverse, batch_sizes, T)
+    h_prev = _prev_state(np, y, h0, reverse, batch_sizes, T)
     dw = dP.reshape(T * B, H).T @ h_prev.reshape(T * B, H)
     return dP, dw, dh

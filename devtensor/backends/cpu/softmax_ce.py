@@ -109,26 +109,24 @@ def _softmax_rows_np(x, log):
     return y
 
 
-def softmax_rows(x2d):
-    """Softmax over the last axis of a 2-D array (numerically stable)."""
+def _rows(x2d, log):
+    """(Log-)softmax over the last axis of a 2-D array (numerically stable): the numba loop for
+    small arrays, numpy split over the cores for large ones."""
     x = np.ascontiguousarray(x2d)
     if _rows_numpy(x):
-        return _softmax_rows_np(x, False)
+        return _softmax_rows_np(x, log)
     y = np.empty_like(x)
     if x.size:
-        _softmax_small(x, y, False)
+        _softmax_small(x, y, log)
     return y
+
+
+def softmax_rows(x2d):
+    return _rows(x2d, False)
 
 
 def log_softmax_rows(x2d):
-    """Log-softmax over the last axis of a 2-D array (numerically stable)."""
-    x = np.ascontiguousarray(x2d)
-    if _rows_numpy(x):
-        return _softmax_rows_np(x, True)
-    y = np.empty_like(x)
-    if x.size:
-        _softmax_small(x, y, True)
-    return y
+    return _rows(x2d, True)
 
 
 @njit(cache=True, error_model="numpy")
