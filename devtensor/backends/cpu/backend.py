@@ -27,3 +27,22 @@ class CpuBackend(Backend):
 
 
 cpu = register(CpuBackend())
+
+
+class LazyKernels:
+    """The kernel modules named (relative to this package) are imported on the first attribute
+    access, not at devtensor import: they import numba, whose start-up a script that never runs
+    those kernels should not pay. Each function found is cached on the instance."""
+
+    def __init__(self, *modules):
+        self._modules = modules
+
+    def __getattr__(self, name):
+        import importlib
+
+        for m in self._modules:
+            fn = getattr(importlib.import_module(m, __package__), name, None)
+            if fn is not None:
+                setattr(self, name, fn)  # later calls find it without this lookup
+                return fn
+        raise AttributeError(name)

@@ -4,25 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backend import cpu
+from .backend import LazyKernels, cpu
 
 
-class _Lazy:
-    """The kernel modules import numba: load them on the first nn kernel call, not at devtensor
-    import."""
-
-    def __getattr__(self, name):
-        from . import conv, pooling, softmax_ce
-
-        for module in (conv, pooling, softmax_ce):
-            fn = getattr(module, name, None)
-            if fn is not None:
-                setattr(self, name, fn)  # later calls find it without this lookup
-                return fn
-        raise AttributeError(name)
-
-
-K = _Lazy()
+K = LazyKernels(".conv", ".pooling", ".softmax_ce")
 
 
 def _f(x):

@@ -8,21 +8,10 @@ from __future__ import annotations
 import numpy as np
 
 from .. import optim_portable
-from .backend import cpu
+from .backend import LazyKernels, cpu
 
 
-class _Lazy:
-    """optim_steps imports numba; load it on the first step, not at devtensor import (then K is the module)."""
-
-    def __getattr__(self, name):
-        global K
-        from . import optim_steps
-
-        K = optim_steps
-        return getattr(optim_steps, name)
-
-
-K = _Lazy()
+K = LazyKernels(".optim_steps")
 
 
 def _out(a, name):

@@ -6,23 +6,13 @@ from __future__ import annotations
 import numpy as np
 
 from .. import get_backend, rnn_portable
+from .backend import LazyKernels
 
 cpu = get_backend("cpu")  # registered by the package before it imports this module (no import cycle)
 rnn_portable.register(cpu, np)
 
 _F = ("float32", "float64")
-
-
-class _Lazy:
-    def __getattr__(self, name):
-        global K
-        from . import rnn_kernels
-
-        K = rnn_kernels
-        return getattr(rnn_kernels, name)
-
-
-K = _Lazy()
+K = LazyKernels(".rnn_kernels")
 
 
 def _c(a):
