@@ -40,21 +40,9 @@ class Adam(Optimizer):
         eps, wd = float(group["eps"]), float(group["weight_decay"])
         amsgrad, maximize = bool(group["amsgrad"]), bool(group["maximize"])
         decoupled = bool(group.get("decoupled_weight_decay", False))
-        for p in group["params"]:
-            grad = p._grad_or_none()
-            if grad is None:
-                continue
-            state = self.state[p]
-            if not state:
-                state["step"] = 0
-                state["exp_avg"] = zeros_like(p)
-                state["exp_avg_sq"] = zeros_like(p)
-                if amsgrad:
-                    state["max_exp_avg_sq"] = zeros_like(p)
-            else:
-                self._check_state(p, state)
-                if amsgrad and "max_exp_avg_sq" not in state:  # amsgrad switched on after some steps
-                    state["max_exp_avg_sq"] = zeros_like(p)
+        for p, grad, state in self._with_state(group, _new_state):
+            if amsgrad and "max_exp_avg_sq" not in state:  # first step, or amsgrad switched on after some
+                state["max_exp_avg_sq"] = zeros_like(p)
             state["step"] = step = state["step"] + 1
             mx = state["max_exp_avg_sq"] if amsgrad else None
             if self._fused(adam_step_, group, p):
@@ -64,6 +52,10 @@ class Adam(Optimizer):
             else:
                 _adam_tensor_ops(p, grad, state["exp_avg"], state["exp_avg_sq"], mx, lr, beta1, beta2, eps, wd,
                                  decoupled, step, maximize)
+
+
+def _new_state(p):
+    return {"step": 0, "exp_avg": zeros_like(p), "exp_avg_sq": zeros_like(p)}
 
 
 def _adam_tensor_ops(p, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta2, eps, wd, decoupled, step,

@@ -74,15 +74,7 @@ class _Simple(Optimizer):
     def _step_group(self, group):
         maximize = bool(group.get("maximize", False))
         names = self._param_shaped_state
-        for p in group["params"]:
-            grad = p._grad_or_none()
-            if grad is None:
-                continue
-            state = self.state[p]
-            if not state:
-                state.update(self._new_state(group, p))
-            else:
-                self._check_state(p, state)
+        for p, grad, state in self._with_state(group, lambda p: self._new_state(group, p)):
             state["step"] = state["step"] + 1
             hyper = self._hyper(group, state)
             tensors = [state[n] for n in names]

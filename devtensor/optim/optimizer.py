@@ -203,6 +203,20 @@ class Optimizer:
                                f"{list(p.shape)} on {p.device}: {why}; pass fused=None to fall back to Tensor ops")
         return False
 
+    def _with_state(self, group, new_state):
+        """(p, grad, state) for each parameter of `group` that has a gradient: its state filled from
+        new_state(p) (a dict) on first use, otherwise checked against p (_check_state)."""
+        for p in group["params"]:
+            grad = p._grad_or_none()
+            if grad is None:
+                continue
+            state = self.state[p]
+            if not state:
+                state.update(new_state(p))
+            else:
+                self._check_state(p, state)
+            yield p, grad, state
+
     # the state tensors that have their parameter's shape (each optimizer lists its own); a
     # subclass that keeps other state (a scalar, a factored matrix) is not checked for those
     _param_shaped_state = ()

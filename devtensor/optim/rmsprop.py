@@ -32,16 +32,7 @@ class RMSprop(Optimizer):
         lr = _float(group["lr"], "lr")
         alpha, eps, wd = float(group["alpha"]), float(group["eps"]), float(group["weight_decay"])
         momentum, centered, maximize = float(group["momentum"]), bool(group["centered"]), bool(group["maximize"])
-        for p in group["params"]:
-            grad = p._grad_or_none()
-            if grad is None:
-                continue
-            state = self.state[p]
-            if not state:
-                state["step"] = 0
-                state["square_avg"] = zeros_like(p)
-            else:
-                self._check_state(p, state)
+        for p, grad, state in self._with_state(group, lambda p: {"step": 0, "square_avg": zeros_like(p)}):
             if momentum > 0 and "momentum_buffer" not in state:
                 state["momentum_buffer"] = zeros_like(p)
             if centered and "grad_avg" not in state:
