@@ -425,10 +425,6 @@ def _parse_to_args(t, args, kwargs):
     return dev, dt, copy
 
 
-def _default_device_for(device):
-    return resolve(device) if device is not None else get_default_device()
-
-
 def is_tensor(x) -> bool:
     return isinstance(x, Tensor)
 
