@@ -11,7 +11,7 @@ import numpy as np
 
 from . import dtypes as _dt
 from .device import device as _device_cls
-from .device import get_default_device, resolve
+from .device import resolve
 
 
 # fn(tensor, what) before a tensor's value is read on the host (item, numpy, tolist): graph capture
