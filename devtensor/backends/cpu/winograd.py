@@ -54,36 +54,18 @@ def _zero(a):
 
 
 @njit(**_J)
-def _pad_rows(x, n0, nimg, ph, xp):
-    """xp[n, c, ph + h] = x[n0 + n, c, h]; the other rows of xp stay zero (columns are padded
-    in the u rows instead)."""
-    C = x.shape[1]
-    H = x.shape[2]
-    W = x.shape[3]
+def _copy_rows(src, s0, sh, dst, d0, dh, nimg, H):
+    """dst[d0 + n, c, dh + h] = src[s0 + n, c, sh + h] for n < nimg, h < H: the rows of x into
+    the row-padded xp (dh = ph), or of the padded gradient back out (sh = ph).  The other rows
+    of xp stay as they are (columns are padded in the u rows instead)."""
     for n in range(nimg):
-        for c in range(C):
-            src = x[n0 + n, c]
-            dst = xp[n, c]
+        for c in range(dst.shape[1]):
+            a = src[s0 + n, c]
+            b = dst[d0 + n, c]
             for h in range(H):
-                sv = src[h]
-                dv = dst[ph + h]
-                for w in range(W):
-                    dv[w] = sv[w]
-
-
-@njit(**_J)
-def _crop_rows(gp, n0, nimg, ph, gx):
-    C = gx.shape[1]
-    H = gx.shape[2]
-    W = gx.shape[3]
-    for n in range(nimg):
-        for c in range(C):
-            src = gp[n, c]
-            dst = gx[n0 + n, c]
-            for h in range(H):
-                sv = src[ph + h]
-                dv = dst[h]
-                for w in range(W):
+                sv = a[sh + h]
+                dv = b[dh + h]
+                for w in range(sv.size):
                     dv[w] = sv[w]
 
 
@@ -93,7 +75,7 @@ def _load_x(x, n0, nimg, ph, pw, TH, WQ, rows_direct, mt, xp, ub):
     if rows_direct:
         in_rows(x, n0, nimg, TH, WQ, pw, mt, ub)
     else:
-        _pad_rows(x, n0, nimg, ph, xp)
+        _copy_rows(x, n0, 0, xp, 0, ph, nimg, x.shape[2])
         in_rows(xp, 0, nimg, TH, WQ, pw, mt, ub)
 
 
@@ -105,11 +87,8 @@ def _groups(N, nb, cpg):
 @njit(**_J)
 def _fwd(x, U, bias, ph, pw, TH, TQ, nb, cpg, counter, rows_direct, mt, xp, ub, vb, mb, ob, y):
     m = len(mt)
-    a = m + 2
-    N = x.shape[0]
-    C = x.shape[1]
-    K = U.shape[1]
-    WQ = m * TQ
+    a, WQ = m + 2, m * TQ
+    N, C, K = x.shape[0], x.shape[1], U.shape[1]
     _zero(xp)
     prev = -1
     g = fetch_add(counter, 1)
@@ -133,11 +112,8 @@ def _fwd(x, U, bias, ph, pw, TH, TQ, nb, cpg, counter, rows_direct, mt, xp, ub, 
 @njit(**_J)
 def _bwd_input(gy, UT, ph, pw, TH, TQ, nb, cpg, counter, rows_direct, mt, xp, ub, vb, mb, ob, gx):
     m = len(mt)
-    a = m + 2
-    N = gy.shape[0]
-    C = UT.shape[1]
-    K = gy.shape[1]
-    WQ = m * TQ
+    a, WQ = m + 2, m * TQ
+    N, C, K = gy.shape[0], UT.shape[1], gy.shape[1]
     zo = ub.shape[1] - WQ
     for i in range(a):  # the zero row of in_rows_t
         _zero(ub[i, zo:])
@@ -160,7 +136,7 @@ def _bwd_input(gy, UT, ph, pw, TH, TQ, nb, cpg, counter, rows_direct, mt, xp, ub
                 in_rows_t(ub, n0, nimg, TH, WQ, pw, zo, mt, gx)
             else:
                 in_rows_t(ub, 0, nimg, TH, WQ, pw, zo, mt, xp)
-                _crop_rows(xp, n0, nimg, ph, gx)
+                _copy_rows(xp, 0, ph, gx, n0, 0, nimg, gx.shape[2])
         g = fetch_add(counter, 1)
 
 
