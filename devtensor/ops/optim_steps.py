@@ -124,18 +124,25 @@ def _state_meta(names):
     """Every state array the kernel writes must have the parameter's shape and dtype: the kernels
     walk them as flat buffers of the parameter's length."""
 
-    def meta(param, *state, **hyper):
-        for name, a in zip(names[1:], state):
-            if a is None:
-                continue
-            if tuple(a.shape) != tuple(param.shape):
-                raise RuntimeError(f"'{name}' has shape {list(a.shape)} but the parameter has shape "
-                                   f"{list(param.shape)}")
-            if a.dtype != param.dtype and name != "grad":
-                raise TypeError(f"'{name}' has dtype {a.dtype} but the parameter has dtype {param.dtype}")
-        return tuple(param.shape), param.dtype
+    def meta(param, grad, *state, **hyper):
+        shape, dtype = param.shape, param.dtype
+        if grad is not None and grad.shape != shape:
+            _state_error(names[1], grad, shape, dtype)
+        for i, a in enumerate(state):  # a quick test on the usual arrays; _state_error looks closer
+            if a is not None and (a.shape != shape or a.dtype is not dtype):
+                _state_error(names[2 + i], a, shape, dtype)
+        return tuple(shape), dtype
 
     return meta
+
+
+def _state_error(name, a, shape, dtype):
+    """Raise for the state array `a` that failed meta's quick test, unless its shape is only
+    another sequence type of the same sizes."""
+    if tuple(a.shape) != tuple(shape):
+        raise RuntimeError(f"'{name}' has shape {list(a.shape)} but the parameter has shape {list(shape)}")
+    if a.dtype != dtype and name != "grad":
+        raise TypeError(f"'{name}' has dtype {a.dtype} but the parameter has dtype {dtype}")
 
 
 _ADAM = ("param", "grad", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")

@@ -14,9 +14,12 @@ from .backend import LazyKernels, cpu
 K = LazyKernels(".optim_steps")
 
 
+_written = optim_portable.written
+
+
 def _out(a, name):
     """A flat VIEW of an array the kernel writes: a copy would silently drop the update."""
-    return None if a is None else optim_portable.written(a, name).reshape(-1)
+    return None if a is None else _written(a, name).reshape(-1)
 
 
 def _in(a, like):
@@ -26,9 +29,10 @@ def _in(a, like):
 @cpu.kernel("adam_step_")
 def adam_step_(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta2, eps, weight_decay, decoupled,
                step, amsgrad, maximize):
-    K.adam_step_(_out(param, "param"), _in(grad, param), _out(exp_avg, "exp_avg"), _out(exp_avg_sq, "exp_avg_sq"),
-                 _out(max_exp_avg_sq, "max_exp_avg_sq"), float(lr), float(beta1), float(beta2), float(eps),
-                 float(weight_decay), bool(decoupled), int(step), bool(amsgrad), bool(maximize))
+    # optim_steps flattens (views of these checked C-contiguous arrays) and converts the scalars
+    K.adam_step_(_written(param, "param"), np.ascontiguousarray(grad, dtype=param.dtype), _written(exp_avg, "exp_avg"),
+                 _written(exp_avg_sq, "exp_avg_sq"), _written(max_exp_avg_sq, "max_exp_avg_sq"), lr, beta1, beta2, eps,
+                 weight_decay, decoupled, step, amsgrad, maximize)
     return param
 
 

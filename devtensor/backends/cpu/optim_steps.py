@@ -25,8 +25,10 @@ _OPT_CHUNKS = 16  # work items of the parallel twins (a few per thread, for bala
 
 
 @njit(cache=True, error_model="numpy")
-def _adam_range(lo, hi, p_, g_, m_, v_, vmax_, omb1, beta2, omb2, eps, wd, decay, neg_step,
-                bc2_sqrt, decoupled, amsgrad, maximize):
+def _adam_range(lo, hi, p_, g_, m_, v_, vmax_, sc, decoupled, amsgrad, maximize):
+    """Elements lo..hi; sc: _adam_scalars (1 - beta1, beta2, 1 - beta2, eps, wd, 1 - lr*wd,
+    -lr / bias_correction1, sqrt(bias_correction2)) in the arrays' dtype."""
+    omb1, beta2, omb2, eps, wd, decay, neg_step, bc2_sqrt = sc[0], sc[1], sc[2], sc[3], sc[4], sc[5], sc[6], sc[7]
     p = p_[lo:hi]
     g = g_[lo:hi]
     m = m_[lo:hi]
@@ -55,26 +57,23 @@ def _adam_range(lo, hi, p_, g_, m_, v_, vmax_, omb1, beta2, omb2, eps, wd, decay
 
 
 @njit(cache=True, error_model="numpy")
-def _adam(p, g, m, v, vmax, omb1, beta2, omb2, eps, wd, decay, neg_step, bc2_sqrt, decoupled,
-          amsgrad, maximize):
-    _adam_range(0, p.size, p, g, m, v, vmax, omb1, beta2, omb2, eps, wd, decay, neg_step,
-                bc2_sqrt, decoupled, amsgrad, maximize)
+def _adam(p, g, m, v, vmax, sc, decoupled, amsgrad, maximize):
+    _adam_range(0, p.size, p, g, m, v, vmax, sc, decoupled, amsgrad, maximize)
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def _adam_par(p, g, m, v, vmax, omb1, beta2, omb2, eps, wd, decay, neg_step, bc2_sqrt,
-              decoupled, amsgrad, maximize):
+def _adam_par(p, g, m, v, vmax, sc, decoupled, amsgrad, maximize):
     n = p.size
     for c in prange(_OPT_CHUNKS):
-        _adam_range(c * n // _OPT_CHUNKS, (c + 1) * n // _OPT_CHUNKS, p, g, m, v, vmax, omb1,
-                    beta2, omb2, eps, wd, decay, neg_step, bc2_sqrt, decoupled, amsgrad,
+        _adam_range(c * n // _OPT_CHUNKS, (c + 1) * n // _OPT_CHUNKS, p, g, m, v, vmax, sc, decoupled, amsgrad,
                     maximize)
 
 
-def _adam_scalars(f, lr, beta1, beta2, eps, wd, step):
-    """_adam's scalar arguments, in the arrays' dtype `f` (one place for adam_step_ and adam_steps_)."""
-    return (f(1.0 - beta1), f(beta2), f(1.0 - beta2), f(eps), f(wd), f(1.0 - lr * wd),
-            f(-lr / (1.0 - beta1 ** step)), f(math.sqrt(1.0 - beta2 ** step)))
+def _adam_scalars(lr, beta1, beta2, eps, wd, step):
+    """_adam's scalar arguments as Python floats (one place for adam_step_ and adam_steps_); the
+    callers make an array of the parameters' dtype of them."""
+    return (1.0 - beta1, beta2, 1.0 - beta2, eps, wd, 1.0 - lr * wd, -lr / (1.0 - beta1 ** step),
+            math.sqrt(1.0 - beta2 ** step))
 
 
 def adam_step_(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta2, eps,
@@ -88,18 +87,17 @@ def adam_step_(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta
     amsgrad = bool(amsgrad) and max_exp_avg_sq is not None
     vmax = max_exp_avg_sq.reshape(-1) if amsgrad else p
     fn = _adam_par if p.size >= _PAR_MIN_OPTIM else _adam
-    fn(p, grad.reshape(-1), exp_avg.reshape(-1), exp_avg_sq.reshape(-1), vmax,
-       *_adam_scalars(p.dtype.type, float(lr), float(beta1), float(beta2), float(eps), float(weight_decay), int(step)),
-       bool(decoupled), amsgrad, bool(maximize))
+    sc = np.array(_adam_scalars(float(lr), float(beta1), float(beta2), float(eps), float(weight_decay), int(step)),
+                  dtype=p.dtype)
+    fn(p, grad.reshape(-1), exp_avg.reshape(-1), exp_avg_sq.reshape(-1), vmax, sc, bool(decoupled), amsgrad,
+       bool(maximize))
     return None
 
 
 @njit(cache=True, error_model="numpy")
 def _adam_many(ps, gs, ms, vs, xs, sc, decoupled, amsgrad, maximize):
     for k in range(len(ps)):
-        s = sc[k]
-        _adam_range(0, ps[k].size, ps[k], gs[k], ms[k], vs[k], xs[k], s[0], s[1], s[2], s[3], s[4],
-                    s[5], s[6], s[7], decoupled, amsgrad, maximize)
+        _adam_range(0, ps[k].size, ps[k], gs[k], ms[k], vs[k], xs[k], sc[k], decoupled, amsgrad, maximize)
 
 
 def adam_steps_(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, lr, beta1, beta2, eps,
@@ -116,6 +114,16 @@ def adam_steps_(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, lr, beta1
     ks = [k for k in range(len(params)) if k not in big] if big else range(len(params))
     if not ks:
         return None
+    first = _adam_scalars(lr, beta1, beta2, eps, weight_decay, steps[ks[0]])
+    sc = np.array([first if steps[k] == steps[ks[0]] else
+                   _adam_scalars(lr, beta1, beta2, eps, weight_decay, steps[k]) for k in ks],
+                  dtype=params[ks[0]].dtype)
+    ps = tuple(params[k].reshape(-1) for k in ks)
+    xs = tuple(max_exp_avg_sqs[k].reshape(-1) for k in ks) if amsgrad else ps
+    _adam_many(ps, tuple(grads[k].reshape(-1) for k in ks), tuple(exp_avgs[k].reshape(-1) for k in ks),
+               tuple(exp_avg_sqs[k].reshape(-1) for k in ks), xs, sc, bool(decoupled), bool(amsgrad),
+               bool(maximize))
+    return None
     f = params[ks[0]].dtype.type
     first = _adam_scalars(f, lr, beta1, beta2, eps, weight_decay, steps[ks[0]])
     sc = np.array([first if steps[k] == steps[ks[0]] else
