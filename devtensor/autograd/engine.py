@@ -10,6 +10,7 @@ import sys
 import weakref
 from collections import deque
 
+from ..graph.capture import RUNNING as _CAPTURING
 from ..graph.capture import active as _graph_capture
 from ..ops.creation import ones_like
 from ..tensor import Tensor
@@ -79,7 +80,10 @@ def run_backward(tensors, grad_tensors=None, retain_graph=None, create_graph=Fal
     for t, g in roots:
         e = t._edge
         if e is None:
-            _deliver_leaf(t, g, capture, leaf_results, create_graph)
+            if _CAPTURING[0]:
+                _deliver_leaf(t, g, capture, leaf_results, create_graph)
+            else:
+                _deliver(t, g, capture, leaf_results, create_graph)
             if post is not None and id(t) in _post_hooks:
                 post[id(t)] = [1, True]
                 _count_down(t, post)
@@ -125,8 +129,12 @@ def run_backward(tensors, grad_tensors=None, retain_graph=None, create_graph=Fal
                     if deps[nxt] == 0:
                         ready.append(nxt)
                 else:
-                    if g is not None:
+                    if g is None:
+                        pass
+                    elif _CAPTURING[0]:  # graph capture records the delivery (one more frame: see _unshared)
                         _deliver_leaf(e, g, capture, leaf_results, create_graph)
+                    else:
+                        _deliver(e, g, capture, leaf_results, create_graph)
                     if post is not None and id(e) in post:
                         if g is not None:
                             post[id(e)][1] = True
@@ -234,9 +242,10 @@ def _unshared(g):
     (base set) or a tensor that appears twice (add's (g, g)) counts as shared."""
     d = g._data
     # d's references: g's slot, the local `d`, getrefcount's argument. g's: in_grads, the loop's
-    # `g`, the parameters of _deliver_leaf, _deliver and this function, getrefcount's argument.
+    # `g`, the parameters of _deliver and this function, getrefcount's argument (under graph
+    # capture _deliver_leaf's parameter adds one: the gradient is copied, never wrongly taken).
     # (tests/test_autograd.py checks both ways: a shared gradient is copied, a private one taken.)
-    return getattr(d, "base", 0) is None and sys.getrefcount(d) <= 3 and sys.getrefcount(g) <= 6
+    return getattr(d, "base", 0) is None and sys.getrefcount(d) <= 3 and sys.getrefcount(g) <= 5
 
 
 def _deliver_leaf(t, g, capture, results, create_graph):

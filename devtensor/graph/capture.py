@@ -29,10 +29,17 @@ from .ir import Graph, Node, Ref, Value
 _PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 _local = threading.local()
+# How many captures run now, on all threads: the hooks in the eager hot path (Module.__call__,
+# @opaque, the engine's leaf delivery) test this plain list item and read the thread-local only
+# while some capture runs.
+RUNNING = [0]
+_running_lock = threading.Lock()
 
 
 def active():
     """The capture running on this thread, or None."""
+    if not RUNNING[0]:
+        return None
     return getattr(_local, "cap", None)
 
 
@@ -194,7 +201,7 @@ def opaque(method):
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
-        cap = active()
+        cap = active() if RUNNING[0] else None
         if cap is None:
             return method(self, *args, **kwargs)
         return cap.host_call(f"{type(self).__name__}.{method.__name__}", lambda: method(self, *args, **kwargs),
@@ -257,6 +264,8 @@ class capture:
         if active() is not None:
             raise RuntimeError("capture: a capture is already running on this thread (captures do not nest)")
         _local.cap = self._cap
+        with _running_lock:
+            RUNNING[0] += 1
         _dispatch.set_trace(_on_call)
         _HOST_READ[0] = _on_host_read
         _GRAD_SET[0] = _on_grad_set
@@ -264,6 +273,8 @@ class capture:
 
     def __exit__(self, *exc):
         _local.cap = None
+        with _running_lock:
+            RUNNING[0] -= 1
         _dispatch.set_trace(None)
         _HOST_READ[0] = None
         _GRAD_SET[0] = None

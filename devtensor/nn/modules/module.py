@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import OrderedDict, namedtuple
 
 from ...autograd.grad_mode import no_grad
+from ...graph.capture import RUNNING as _CAPTURING
 from ...graph.capture import active as _capture_active
 from ...graph.capture import opaque as _opaque
 from ...tensor import Tensor, _parse_to_args
@@ -78,13 +79,16 @@ class Module:
 
     # ---- calling ---------------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
-        cap = _capture_active()
-        if cap is not None:  # graph capture records which module each op ran in
-            cap.push_module(self)
-            try:
-                return self._call(args, kwargs)
-            finally:
-                cap.pop_module()
+        if _CAPTURING[0]:
+            cap = _capture_active()
+            if cap is not None:  # graph capture records which module each op ran in
+                cap.push_module(self)
+                try:
+                    return self._call(args, kwargs)
+                finally:
+                    cap.pop_module()
+        if not (self._forward_pre_hooks or self._forward_hooks):
+            return self.forward(*args, **kwargs)
         return self._call(args, kwargs)
 
     def _call(self, args, kwargs):
