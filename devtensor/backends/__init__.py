@@ -107,10 +107,11 @@ def _chained(op_name, backend_name, entries):
         raise NoKernel(op_name, backend_name, d, have)
 
     def kernel(*args, **kwargs):
-        d = _call_dtype(args, kwargs)
-        fn = by_dtype.get(d)
-        if fn is None:
-            fn = pick(d)
+        try:  # the usual call: the first argument an array whose dtype was seen before
+            fn = by_dtype[args[0].dtype]
+        except (IndexError, AttributeError, KeyError, TypeError):
+            d = _call_dtype(args, kwargs)
+            fn = by_dtype.get(d) or pick(d)
         return fn(*args, **kwargs)
 
     kernel.__name__ = f"{op_name}[{backend_name} by dtype]"

@@ -21,23 +21,9 @@ from ..ops.functional import (avg_pool2d, batch_norm, conv2d, dropout, embedding
 from ..ops.functional import check_float as _check_float
 from ..ops.functional import expect_tensor as _expect_tensor
 from ..ops.inplace import apply_inplace as _apply_inplace
-from ..ops.linalg import linear as _linear
+from ..ops.linalg import linear  # noqa: F401 - re-exported: one fused op (matmul + bias)
 from ..ops.shape import pad  # noqa: F401 - re-exported
 from ..tensor import Tensor
-
-
-def linear(input, weight, bias=None):
-    """F.linear: input (..., in) @ weight.T + bias, one fused op (matmul + bias)."""
-    if input.__class__ is not Tensor and not isinstance(input, Tensor):
-        _expect_tensor("linear", "input", 1, input)
-    if weight.ndim == 1 and (input.ndim == 0 or input.shape[-1] != weight.shape[0]):
-        raise op_error("linear", f"input's last dimension ({input.shape[-1] if input.ndim else '0-d'}) must equal "
-                       f"the 1-D weight's size ({weight.shape[0]})", (input, weight))
-    if input._data.dtype is not weight._data.dtype or (bias is not None and bias._data.dtype is not input._data.dtype):
-        dts = sorted({t.dtype.name for t in (input, weight, bias) if t is not None})
-        raise op_error("linear", f"expected input, weight and bias of one dtype, got {', '.join(dts)}",
-                       (input, weight, bias), RuntimeError)
-    return _linear(input, weight, bias)
 
 
 def sigmoid(input):
@@ -52,7 +38,8 @@ def tanh(input):
 
 # ---- activations (PyTorch's inplace= flags modify the input and return it) -------------------------
 def relu(input, inplace=False):
-    _expect_tensor("relu", "input", 1, input)
+    if input.__class__ is not Tensor:
+        _expect_tensor("relu", "input", 1, input)
     if input._data.dtype.kind == "b":
         raise RuntimeError("relu: boolean inputs are not supported (as in PyTorch)")
     return input.relu_() if inplace else call(_E.relu, (input,), {})

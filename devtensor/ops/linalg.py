@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..dispatch import KEEP, call, defop, op_error
+from ..dispatch import KEEP, TENSOR_CLASSES, call, defop, op_error
 from ..tensor import Tensor
-from ._api import public
+from ._api import not_a_tensor, public
 from ..geometry import broadcast_shapes
 
 
@@ -62,7 +62,7 @@ _matmul = defop("matmul", ("a", "b"), rule=KEEP, meta=_matmul_meta, save=("a", "
 def matmul(input, other):
     # the common case first (Tensors of one dtype, >= 2-D, inner dims matching, equal batch dims):
     # the full checks below cost more than the rest of the call on a small product
-    if input.__class__ is other.__class__ is Tensor:
+    if input.__class__ in TENSOR_CLASSES and other.__class__ in TENSOR_CLASSES:
         sa, sb = input._data.shape, other._data.shape
         if (len(sa) >= 2 and len(sb) >= 2 and sa[-1] == sb[-2] and sa[:-2] == sb[:-2]
                 and input._data.dtype is other._data.dtype and input._data.dtype.kind != "b"):
@@ -146,7 +146,25 @@ _linear = defop("linear", ("x", "w", "b"), rule=KEEP, meta=_linear_meta, save=("
 
 def linear(input, weight, bias=None):
     """F.linear: input (..., in) @ weight.T (weight (out, in)) + bias (out,)."""
+    # the common case first (nn.Linear's: Tensors of one dtype, shapes that fit), as matmul
+    if input.__class__ in TENSOR_CLASSES and weight.__class__ in TENSOR_CLASSES:  # Parameter is one
+        xd, wd = input._data, weight._data
+        sx, sw = xd.shape, wd.shape
+        if (len(sw) == 2 and sx and sx[-1] == sw[1] and xd.dtype is wd.dtype and xd.dtype.kind != "b"
+                and (bias is None or (bias.__class__ in TENSOR_CLASSES and bias._data.dtype is xd.dtype
+                                      and bias._data.shape == sw[:1]))):
+            return call(_linear, (input, weight, bias), {})
+    return _linear_checked(input, weight, bias)
+
+
+def _linear_checked(input, weight, bias):
+    for pos, (name, t) in enumerate((("input", input), ("weight", weight))):
+        if not isinstance(t, Tensor):
+            raise not_a_tensor("linear", name, pos + 1, t)
     if weight.ndim == 1:  # PyTorch's 1-D weight: a dot product over the last dim
+        if input.ndim == 0 or input.shape[-1] != weight.shape[0]:
+            raise op_error("linear", f"input's last dimension ({input.shape[-1] if input.ndim else '0-d'}) must "
+                           f"equal the 1-D weight's size ({weight.shape[0]})", (input, weight))
         return matmul(input, weight) + bias if bias is not None else matmul(input, weight)
     if weight.ndim != 2:
         raise op_error("linear", f"weight must be 1-D or 2-D (out_features, in_features), got shape "
@@ -155,9 +173,9 @@ def linear(input, weight, bias=None):
         raise op_error("linear", f"input's last dimension ({input.shape[-1] if input.ndim else '0-d'}) must equal "
                        f"weight's in_features ({weight.shape[1]})", (input, weight))
     dts = {input.dtype, weight.dtype} | ({bias.dtype} if bias is not None else set())
-    if len(dts) != 1:
+    if len(dts) != 1:  # PyTorch: RuntimeError "mat1 and mat2 must have the same dtype"
         raise op_error("linear", "expected input, weight and bias of one dtype, got "
-                       + ", ".join(sorted(d.name for d in dts)), (input, weight, bias), TypeError)
+                       + ", ".join(sorted(d.name for d in dts)), (input, weight, bias), RuntimeError)
     if bias is not None and tuple(bias.shape) != (weight.shape[0],):
         raise op_error("linear", f"bias must have shape ({weight.shape[0]},), got {list(bias.shape)}",
                        (weight, bias))
