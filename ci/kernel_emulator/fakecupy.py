@@ -2,8 +2,8 @@
 (`ndarray`), and RawModule kernels run in the CPU emulator (emu.h, compiled by build.py).
 
 What it checks that real CuPy does not: every kernel argument against the kernel's C signature
-(a Python int / float where the C side takes int / float is rejected: CuPy would pass long long /
-double, see GPU-NOTES.md), array dtypes against pointer types, and that kernel array arguments are
+(a Python int / float where the C side takes int / float is rejected: CuPy passes a Python int as
+long long and a float as double, so the kernel would read the wrong bytes), array dtypes against pointer types, and that kernel array arguments are
 "device" arrays (a host numpy array would be a bug).  Everything else falls back to numpy, with
 results turned into device arrays, so devtensor's cuda backend runs on it end to end.
 
