@@ -17,6 +17,7 @@ from .device import resolve
 # fn(tensor, what) before a tensor's value is read on the host (item, numpy, tolist): graph capture
 # uses it to notice data-dependent Python, which a replay could not reproduce
 _HOST_READ = [None]
+_F32, _I64 = np.dtype(np.float32), np.dtype(np.int64)
 # graph capture's hook for `t.grad = ...` (None outside a capture): a replay must make the assignment again
 _GRAD_SET = [None]
 
@@ -325,8 +326,10 @@ class Tensor:
     def _cast_np(self, np_dtype):
         return self._cast(_dt._FROM_NP[np.dtype(np_dtype)])
 
+    # float() and long() run in most training steps (inputs, class labels): when the dtype is
+    # already right they return self, as .to() would, without parsing .to()'s arguments
     def float(self):
-        return self.to(_dt.float32)
+        return self if self._data.dtype is _F32 else self.to(_dt.float32)
 
     def double(self):
         return self.to(_dt.float64)
@@ -338,7 +341,7 @@ class Tensor:
         return self.to(_dt.bfloat16)
 
     def long(self):
-        return self.to(_dt.int64)
+        return self if self._data.dtype is _I64 else self.to(_dt.int64)
 
     def int(self):
         return self.to(_dt.int32)

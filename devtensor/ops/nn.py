@@ -152,10 +152,11 @@ def _softmax_meta(x, dim):
 
 
 def _ce_rows_shapes(logits, target):
-    if len(logits.shape) != 2:
+    ls, ts = logits.shape, target.shape
+    if len(ls) != 2:
         raise RuntimeError(f"expected logits of shape (N, C), got {list(logits.shape)}")
-    n = logits.shape[0]
-    if tuple(target.shape) != (n,):
+    n = ls[0]
+    if len(ts) != 1 or ts[0] != n:
         raise RuntimeError(f"expected target of shape ({n},) for logits {list(logits.shape)}, got {list(target.shape)}")
     if target.dtype.kind not in "iu":
         raise TypeError(f"expected an integer target (class indices), got {target.dtype}")
