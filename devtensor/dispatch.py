@@ -52,13 +52,18 @@ class OpDef:
 
     __slots__ = ("name", "inputs", "rule", "backward", "save", "save_idx", "ref", "samples",
                  "kernels", "nout", "diff_outputs", "view", "composite", "differentiable",
-                 "grad_inputs", "doc", "shown_as", "meta", "check", "complex", "fast_dtypes", "__weakref__")
+                 "grad_inputs", "doc", "shown_as", "meta", "check", "complex", "fast_dtypes", "mutates",
+                 "__weakref__")
 
     def __init__(self, name, inputs, rule, backward, save, ref, samples, nout, diff_outputs,
-                 view, differentiable, grad_inputs, doc, shown_as=None, meta=None, check=False, complex=False):
+                 view, differentiable, grad_inputs, doc, shown_as=None, meta=None, check=False, complex=False,
+                 mutates=()):
         self.name = name
         self.rule = rule
         self.set_complex(complex)
+        # the inputs the kernel writes in place, by position (an optimizer step's param and state,
+        # copy_'s dst): graph replay keeps such nodes, callers bump those tensors' versions
+        self.mutates = _mutated_positions(name, inputs, mutates)
         # meta(*arrays, **attrs) -> (shape, numpy dtype), or a tuple of them for nout > 1: the op's
         # checks and output spec from shapes, dtypes and attributes alone (arrays are anything with
         # .shape and .dtype, already cast by the dtype rule). It is the meta device's kernel, graph
@@ -112,18 +117,34 @@ class OpDef:
 
 def defop(name, inputs=("x",), *, rule=KEEP, meta=None, check=False, backward=None, save=(), ref=None,
           samples=None, nout=1, diff_outputs=None, view=False, differentiable=True, grad_inputs=None, doc="",
-          shown_as=None, complex=False):
+          shown_as=None, complex=False, mutates=()):
     if name in OPS:
         raise ValueError(f"op {name!r} is declared twice")
     op = OpDef(name, inputs, rule, backward, save, ref, samples, nout,
                diff_outputs if diff_outputs is not None else tuple(range(nout)), view,
-               differentiable, grad_inputs, doc, shown_as, meta, check, complex)
+               differentiable, grad_inputs, doc, shown_as, meta, check, complex, mutates)
     for be in _backends.registered().values():
         fn = be.resolve(name)
         if fn is not None:
             op.kernels[be.name] = fn
     OPS[name] = op
     return op
+
+
+def _mutated_positions(name, inputs, mutates):
+    """mutates (input names) as positions. An op that writes an input is named with a trailing '_'
+    (PyTorch's in-place convention) and only such an op may: the name tells a reader, the field
+    tells the code (graph replay, version counters)."""
+    if isinstance(mutates, str):
+        mutates = (mutates,)
+    unknown = [m for m in mutates if m not in inputs]
+    if unknown:
+        raise ValueError(f"op {name!r}: mutates={tuple(mutates)} names {unknown}, which are not among its "
+                         f"inputs {tuple(inputs)}")
+    if bool(mutates) != name.endswith("_"):
+        raise ValueError(f"op {name!r}: an op that writes its inputs is named with a trailing '_' and declares "
+                         "them with mutates=(...); " + ("it declares none" if not mutates else "its name lacks the '_'"))
+    return tuple(tuple(inputs).index(m) for m in mutates)
 
 
 _FINALISED = [False]

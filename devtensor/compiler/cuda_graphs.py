@@ -27,6 +27,7 @@ import warnings
 
 from .. import dtypes as _dt
 from ..graph.ir import node_refs
+from .fusion import writes_input
 from .step_plan import _GRAD, _HOST, StepPlan
 
 _DRAWS = ("rand", "randn", "randint", "randperm")
@@ -127,7 +128,7 @@ def _segments(plan):
     def close():
         if not region:
             return
-        inplace = any(plan.nodes[i].op.endswith("_") for i in region if plan.steps[i][0] not in (_HOST, _GRAD))
+        inplace = any(writes_input(plan.nodes[i].op) for i in region if plan.steps[i][0] not in (_HOST, _GRAD))
         draws = [i for i in region if plan.nodes[i].op in _DRAWS]
         grads = [] if inplace else [i for i in region if plan.steps[i][0] == _GRAD]
         rest = [i for i in region if i not in draws and i not in grads]

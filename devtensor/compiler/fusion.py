@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 
+from ..dispatch import OPS
 from ..graph.ir import Ref, node_refs
 
 # op -> (number of operands, template, changes the bits against the eager kernel)
@@ -35,9 +36,15 @@ _FLOAT = ("float32", "float64")
 
 def has_effect(op_name):
     """Whether a node must run even when nobody reads its outputs: host calls and gradient deliveries
-    (`@...`), and the ops that write into an argument, which the op table names with a trailing
-    underscore as PyTorch names its in-place ops (copy_, adam_step_, ..., asgd_step_)."""
-    return op_name.startswith("@") or op_name.endswith("_")
+    (`@...`), and the ops that write into an argument (their `mutates` in the op table: copy_,
+    adam_step_, ..., asgd_step_)."""
+    return op_name.startswith("@") or writes_input(op_name)
+
+
+def writes_input(op_name):
+    """Whether the op's kernel writes one of its arguments (an op the table does not know: assume so)."""
+    op = OPS.get(op_name)
+    return op is None or bool(op.mutates)
 
 
 class Group:

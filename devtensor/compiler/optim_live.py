@@ -54,6 +54,17 @@ def _one_cpu_dtype(ps):
     return all(j[0]._device.type == "cpu" and j[2].dtype is ps[0][2].dtype for j in ps)
 
 
+def _bump_written(ps, state_names, op_name):
+    """The version counters of what the step wrote (each parameter and its state tensors), as the
+    optimizer's own step bumps those its op declares in `mutates`."""
+    for p, _, _, _, st in ps:
+        p._bump(op_name)
+        for name in state_names:
+            t = st.get(name)
+            if t is not None:
+                t._bump(op_name)
+
+
 def _cpu():
     from ..backends.cpu import optim_steps  # numba: loaded on the first replay, not at import
 
@@ -145,8 +156,7 @@ class _Adam(_Live):
                     mx = st["max_exp_avg_sq"]._data if amsgrad else None
                     k(d, ga, st["exp_avg"]._data, st["exp_avg_sq"]._data, mx, lr, beta1, beta2, eps, wd, decoupled,
                       step, amsgrad, maximize)
-            for j in ps:
-                j[0]._bump("adam_step_")
+            _bump_written(ps, ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"), "adam_step_")
 
 
 class _SGD(_Live):
@@ -177,5 +187,4 @@ class _SGD(_Live):
                 for p, k, d, ga, st in ps:
                     buf = st["momentum_buffer"]._data if momentum else None
                     k(d, ga, buf, lr, momentum, dampening, wd, nesterov, maximize, False)
-            for j in ps:
-                j[0]._bump("sgd_step_")
+            _bump_written(ps, ("momentum_buffer",), "sgd_step_")

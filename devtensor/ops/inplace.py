@@ -231,7 +231,15 @@ def _copy_meta(dst, src):
     return tuple(dst.shape), dst.dtype
 
 
-defop("copy_", ("dst", "src"), rule=KEEP, meta=_copy_meta, differentiable=False)  # writes src into dst's storage
+def _copy_samples(dtype=np.float64):
+    r = np.random.default_rng(31)
+    return [((r.standard_normal((3, 4)).astype(dtype), r.standard_normal((3, 4)).astype(dtype)), {}),
+            ((r.standard_normal((2, 5)).astype(dtype), r.standard_normal((5,)).astype(dtype)), {})]  # broadcast
+
+
+# src into dst's storage (what every in-place method ends with)
+defop("copy_", ("dst", "src"), rule=KEEP, meta=_copy_meta, differentiable=False, mutates="dst",
+      ref=lambda dst, src: np.broadcast_to(src, dst.shape).astype(dst.dtype), samples=_copy_samples)
 
 
 def _inplace_method(op_name, fn_name):

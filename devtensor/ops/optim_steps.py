@@ -89,7 +89,8 @@ def _adam_samples(dtype=np.float64):
                                        ((5,), dict(amsgrad=True, maximize=True, step=3))]):
         p, g, m = _arrays(dtype, 3, shape, i)
         v = np.abs(_arrays(dtype, 1, shape, 10 + i)[0])
-        mx = v + 0.1 if opts.get("amsgrad") else None
+        # amsgrad's running max: below the new exp_avg_sq in even places (taken), above it in odd ones (kept)
+        mx = (v * np.where(np.arange(v.size).reshape(shape) % 2, 1.5, 0.5)).astype(dtype) if opts.get("amsgrad") else None
         out.append(((p, g, m, v, mx), {**base, **opts}))
     return out
 
@@ -149,13 +150,15 @@ _ADAM = ("param", "grad", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
 _SGD = ("param", "grad", "momentum_buffer")
 _RMSPROP = ("param", "grad", "square_avg", "momentum_buffer", "grad_avg")
 
-adam_step_ = defop("adam_step_", _ADAM, rule=KEEP, meta=_state_meta(_ADAM), check=True,
-                   differentiable=False, ref=ref_adam_step, samples=_adam_samples,
+adam_step_ = defop("adam_step_", _ADAM, rule=KEEP, mutates=_ADAM[:1] + _ADAM[2:], meta=_state_meta(_ADAM),
+                   check=True, differentiable=False, ref=ref_adam_step, samples=_adam_samples,
                    doc="Adam/AdamW update of param, exp_avg, exp_avg_sq (and max_exp_avg_sq) in place")
-sgd_step_ = defop("sgd_step_", _SGD, rule=KEEP, meta=_state_meta(_SGD), check=True, differentiable=False,
-                  ref=ref_sgd_step, samples=_sgd_samples,
+sgd_step_ = defop("sgd_step_", _SGD, rule=KEEP, mutates=_SGD[:1] + _SGD[2:], meta=_state_meta(_SGD), check=True,
+                  differentiable=False, ref=ref_sgd_step, samples=_sgd_samples,
                   doc="SGD update of param (and its momentum buffer) in place")
-rmsprop_step_ = defop("rmsprop_step_", _RMSPROP, rule=KEEP, meta=_state_meta(_RMSPROP), check=True, differentiable=False, ref=ref_rmsprop_step, samples=_rmsprop_samples,
+rmsprop_step_ = defop("rmsprop_step_", _RMSPROP, rule=KEEP, mutates=_RMSPROP[:1] + _RMSPROP[2:],
+                      meta=_state_meta(_RMSPROP), check=True, differentiable=False, ref=ref_rmsprop_step,
+                      samples=_rmsprop_samples,
                       doc="RMSprop update of param, square_avg (and momentum buffer, grad_avg) in place")
 
 
@@ -229,7 +232,7 @@ _DOCS = {
 
 def _declare(name):
     names = ("param", "grad", *STEPS[name].state)
-    return defop(name, names, rule=KEEP, meta=_state_meta(names), check=True, differentiable=False,
+    return defop(name, names, rule=KEEP, mutates=names[:1] + names[2:], meta=_state_meta(names), check=True, differentiable=False,
                  ref=_portable_ref(name), samples=_extra_samples(name), doc=_DOCS[name])
 
 

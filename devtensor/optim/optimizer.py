@@ -274,7 +274,10 @@ class Optimizer:
     @staticmethod
     def _run_fused(op, args, attrs):
         call(op, args, attrs)
-        args[0]._bump(op.name)  # the kernel wrote the parameter: saved copies in a graph are now stale
+        for i in op.mutates:  # the kernel wrote these (the parameter, its state): saved copies are now stale
+            t = args[i]
+            if t is not None:
+                t._bump(op.name)
 
     # ---- state dict ------------------------------------------------------------------------------
     def state_dict(self):
