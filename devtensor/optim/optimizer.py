@@ -36,6 +36,7 @@ from ..tensor import Tensor
 __all__ = ["Optimizer", "required"]
 
 _FUSED_DTYPES = (_dt.float32, _dt.float64)
+_FUSED_NP = frozenset(d.np for d in _FUSED_DTYPES)
 
 
 class _RequiredParameter:
@@ -190,6 +191,10 @@ class Optimizer:
         fused = group.get("fused")
         if fused is False:
             return False
+        d = p._data
+        if d.dtype in _FUSED_NP and op.kernels.get(p._device.type) is not None and (
+                not hasattr(d, "flags") or d.flags.c_contiguous):  # the usual case, without Tensor properties
+            return True
         if p.dtype not in _FUSED_DTYPES:
             why = f"its dtype is {p.dtype.name} (fused steps take float32 or float64)"
         elif op.kernels.get(p.device.type) is None:
