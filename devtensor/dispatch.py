@@ -324,8 +324,6 @@ def call(op, args, attrs):
         if op.meta is not None and not op.check:
             run_rule(op, arrays, attrs, args)  # the rule's error, the same on every device, if it has one
         raise _kernel_failed(op, e, args) from None
-    if _SYNC[0]:
-        _sync_check(op, dev, args)
     if op.nout == 1:
         if raw.__class__ is not _ARRAY_TYPES.get(dev.type):
             raw = _ensure(raw, dev)
@@ -347,8 +345,8 @@ def call(op, args, attrs):
     # some thread has it off (grad_mode._off_count)
     if rg and op.differentiable and (not _off_count[0] or _grad_state.enabled):
         _record(op, args, attrs, outs)
-    if _TRACE[0] is not None:
-        _TRACE[0](op, args, attrs, outs, arrays)
+    if _after is not None:  # DEVTENSOR_SYNC's check, graph capture's trace: one test while neither runs
+        _after(op, dev, args, attrs, outs, arrays)
     return out
 
 
@@ -465,8 +463,28 @@ def _sync_check(op, dev, args):
 def set_trace(fn) -> None:
     """Install (or, with None, remove) the function graph capture hears every op call through."""
     _TRACE[0] = fn
+    _set_after()
 
 
 def set_sync_debug(flag: bool) -> None:
     """Synchronize after every kernel and name the op that failed (DEVTENSOR_SYNC=1)."""
     _SYNC[0] = bool(flag)
+    _set_after()
+
+
+def _run_after(op, dev, args, attrs, outs, arrays):
+    if _SYNC[0]:
+        _sync_check(op, dev, args)
+    trace = _TRACE[0]
+    if trace is not None:
+        trace(op, args, attrs, outs, arrays)
+
+
+def _set_after():
+    """call()'s one hook after each kernel: _run_after while a sync check or a trace is on, else None."""
+    global _after
+    _after = _run_after if _SYNC[0] or _TRACE[0] is not None else None
+
+
+_after = None
+_set_after()

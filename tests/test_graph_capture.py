@@ -148,3 +148,22 @@ def test_host_reads_and_writes_through_views_are_noted():
     assert cap.view_writes and "test_graph_capture.py" in cap.view_writes[0][1]
     assert cap.host_reads and cap.host_reads[0][0] == "item()"
     np.testing.assert_array_equal(x.numpy()[:, 0], [1.0, 1.0])
+
+
+def test_capture_and_the_sync_check_share_one_hook():
+    """dispatch runs one hook after each kernel while DEVTENSOR_SYNC's check or a capture is on: with
+    both on, both run (ops recorded, values unchanged); with both off, the hook is gone."""
+    from devtensor import dispatch
+
+    old = dispatch._SYNC[0]
+    x = dt.tensor([1.0, 2.0])
+    try:
+        dispatch.set_sync_debug(True)
+        with capture() as cap:
+            y = x * 2 + 1
+        assert [n.op for n in cap.graph.nodes] == ["mul", "add"]
+        np.testing.assert_array_equal(y.numpy(), [3.0, 5.0])
+        assert dispatch._after is not None  # the sync check stays on after the capture ends
+    finally:
+        dispatch.set_sync_debug(old)
+    assert _TRACE[0] is None and (dispatch._after is None) == (not old)
