@@ -124,16 +124,6 @@ def adam_steps_(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, lr, beta1
                tuple(exp_avg_sqs[k].reshape(-1) for k in ks), xs, sc, bool(decoupled), bool(amsgrad),
                bool(maximize))
     return None
-    f = params[ks[0]].dtype.type
-    first = _adam_scalars(f, lr, beta1, beta2, eps, weight_decay, steps[ks[0]])
-    sc = np.array([first if steps[k] == steps[ks[0]] else
-                   _adam_scalars(f, lr, beta1, beta2, eps, weight_decay, steps[k]) for k in ks], dtype=f)
-    ps = tuple(params[k].reshape(-1) for k in ks)
-    xs = tuple(max_exp_avg_sqs[k].reshape(-1) for k in ks) if amsgrad else ps
-    _adam_many(ps, tuple(grads[k].reshape(-1) for k in ks), tuple(exp_avgs[k].reshape(-1) for k in ks),
-               tuple(exp_avg_sqs[k].reshape(-1) for k in ks), xs, sc, bool(decoupled), bool(amsgrad),
-               bool(maximize))
-    return None
 
 
 @njit(cache=True, error_model="numpy")
