@@ -34,11 +34,10 @@ def _capture_forward(m, x):
 def _run(graph, inputs):
     """Replay a graph op by op through the table (a reference interpreter for the tests)."""
     from devtensor.graph import Ref
-    from devtensor.tensor import _wrap
 
     env = {i: t for i, t in zip(graph.inputs, inputs)}
     for v in graph.externals():
-        env[v.id] = v.tensor if isinstance(v.tensor, dt.Tensor) else v.tensor
+        env[v.id] = v.tensor
 
     def arg(a):
         if isinstance(a, Ref):
