@@ -577,7 +577,7 @@ def _dt_model(kind, tg):
     """(forward, params, note) of the MLP or the CNN in devtensor."""
     F = _dt().nn.functional
     if kind == "mlp":
-        (fc1, p1, m1), (fc2, p2, m2) = _dt_linear(tg, 784, 128), _dt_linear(tg, 128, 10)
+        (fc1, p1, m1), (fc2, p2, _) = _dt_linear(tg, 784, 128), _dt_linear(tg, 128, 10)
         note = "nn.Linear" if m1 else "F.linear with manual parameters (nn.Linear not available)"
         return (lambda x: fc2(F.relu(fc1(x)))), p1 + p2, note
     (c1, q1, mc), (c2, q2, _) = _dt_conv(tg, 1, 32), _dt_conv(tg, 32, 64)
