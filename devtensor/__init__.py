@@ -41,6 +41,7 @@ from . import fft, linalg, special  # noqa: E402  (torch.fft, torch.linalg and t
 from . import nn  # noqa: E402
 from . import optim  # noqa: E402
 from . import datasets, utils  # noqa: E402
+from . import testing  # noqa: E402  (torch.testing.assert_close)
 from .serialization import load, save  # noqa: E402
 from . import fit  # noqa: E402
 from . import compiler  # noqa: E402
