@@ -16,6 +16,7 @@ from .dtypes import (bfloat16, complex64, complex128, float16, float32, float64,
                     int32, int64, promote_types, result_type, set_default_dtype, uint8)
 from .dtypes import bool_ as bool  # noqa: A001 - devtensor.bool, as torch.bool
 from .dtypes import dtype
+from .printing import get_printoptions, printoptions, set_printoptions  # noqa: F401
 from .tensor import Size, Tensor, is_tensor
 
 _register_builtin()
