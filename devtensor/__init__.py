@@ -50,6 +50,7 @@ from . import onnx  # noqa: E402  (dt.onnx.export; the onnx package itself loads
 from .compiler import compile  # noqa: E402,A004 - torch.compile's name
 from .determinism import (are_deterministic_algorithms_enabled,  # noqa: E402
                           is_deterministic_algorithms_warn_only_enabled, use_deterministic_algorithms)
+from .backends.cuda import get_float32_matmul_precision, set_float32_matmul_precision  # noqa: E402,F401
 
 half, double, long, short = float16, float64, int64, int16
 cfloat, cdouble = complex64, complex128
