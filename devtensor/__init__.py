@@ -43,6 +43,7 @@ from . import nn  # noqa: E402
 from . import optim  # noqa: E402
 from . import datasets, utils  # noqa: E402
 from . import testing  # noqa: E402  (torch.testing.assert_close)
+from . import distributions  # noqa: E402
 from .serialization import load, save  # noqa: E402
 from . import fit  # noqa: E402
 from . import compiler  # noqa: E402
