@@ -83,7 +83,8 @@ def _is_sequence(x):
 
 def _mismatch(kind, extra, abs_diff, abs_idx, atol, rel_diff, rel_idx, rtol, path):
     def line(what, diff, idx, tol):
-        s = f"{what.title()} difference: {diff}" if idx is None else f"Greatest {what} difference: {diff} at index {idx}"
+        s = (f"{what.title()} difference: {diff}" if idx is None
+             else f"Greatest {what} difference: {diff} at index {idx}")
         return s + (f" (up to {tol} allowed)" if tol > 0 else "")
 
     msg = f"{kind} are not {'equal' if rtol == 0 and atol == 0 else 'close'}!\n\n{extra}\n"

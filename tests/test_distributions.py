@@ -160,7 +160,8 @@ def test_kl_divergence_matches_torch():
     _close(D.kl_divergence(D.Categorical(dt.tensor(pc)), D.Categorical(dt.tensor(qc))),
            TD.kl_divergence(TD.Categorical(torch.tensor(pc)), TD.Categorical(torch.tensor(qc))))
     lo, hi = np.array([0.0, 0.0]), np.array([1.0, 2.0])
-    _close(D.kl_divergence(D.Uniform(dt.tensor(lo), dt.tensor(hi)), D.Uniform(dt.tensor(lo - 1), dt.tensor(hi * 0 + 1.5))),
+    _close(D.kl_divergence(D.Uniform(dt.tensor(lo), dt.tensor(hi)),
+                           D.Uniform(dt.tensor(lo - 1), dt.tensor(hi * 0 + 1.5))),
            TD.kl_divergence(TD.Uniform(torch.tensor(lo), torch.tensor(hi)),
                             TD.Uniform(torch.tensor(lo - 1), torch.tensor(hi * 0 + 1.5))))
     with pytest.raises(NotImplementedError, match="No KL.*Normal.*Bernoulli"):
@@ -181,8 +182,10 @@ def test_validation_errors_match_torch():
     _same_error(lambda: D.Bernoulli(dt.tensor([0.5, 1.5])), lambda: TD.Bernoulli(torch.tensor([0.5, 1.5])))
     _same_error(lambda: D.Bernoulli(), lambda: TD.Bernoulli())
     _same_error(lambda: D.Categorical(probs=dt.tensor(0.5)), lambda: TD.Categorical(probs=torch.tensor(0.5)))
-    _same_error(lambda: D.Categorical(probs=dt.tensor([0.5, -0.25])), lambda: TD.Categorical(probs=torch.tensor([0.5, -0.25])))
-    _same_error(lambda: D.Uniform(dt.tensor([1.0]), dt.tensor([0.0])), lambda: TD.Uniform(torch.tensor([1.0]), torch.tensor([0.0])))
+    _same_error(lambda: D.Categorical(probs=dt.tensor([0.5, -0.25])),
+                lambda: TD.Categorical(probs=torch.tensor([0.5, -0.25])))
+    _same_error(lambda: D.Uniform(dt.tensor([1.0]), dt.tensor([0.0])),
+                lambda: TD.Uniform(torch.tensor([1.0]), torch.tensor([0.0])))
     _same_error(lambda: D.Bernoulli(dt.tensor([0.5])).log_prob(dt.tensor([0.5])),
                 lambda: TD.Bernoulli(torch.tensor([0.5])).log_prob(torch.tensor([0.5])))
     _same_error(lambda: D.Categorical(dt.tensor([0.5, 0.5])).log_prob(dt.tensor([2])),
@@ -190,7 +193,8 @@ def test_validation_errors_match_torch():
     _same_error(lambda: D.Normal(dt.zeros(3), dt.ones(3)).log_prob(dt.zeros(2)),
                 lambda: TD.Normal(torch.zeros(3), torch.ones(3)).log_prob(torch.zeros(2)))
     _same_error(lambda: D.Normal(0.0, 1.0).log_prob(0.5), lambda: TD.Normal(0.0, 1.0).log_prob(0.5))
-    _same_error(lambda: D.Uniform(0.0, 1.0).log_prob(dt.tensor(1.5)), lambda: TD.Uniform(0.0, 1.0).log_prob(torch.tensor(1.5)))
+    _same_error(lambda: D.Uniform(0.0, 1.0).log_prob(dt.tensor(1.5)),
+                lambda: TD.Uniform(0.0, 1.0).log_prob(torch.tensor(1.5)))
     # validate_args=False skips the checks, as in torch
     D.Normal(dt.tensor([0.0]), dt.tensor([-1.0]), validate_args=False)
     with pytest.raises(NotImplementedError, match="Bernoulli does not implement rsample"):

@@ -38,7 +38,8 @@ def test_averaged_model_matches_torch(kind):
     if kind == "ema_avg_fn":
         kw_t, kw_d = dict(avg_fn=TS.get_ema_avg_fn(0.9)), dict(avg_fn=swa_utils.get_ema_avg_fn(0.9))
     elif kind == "ema_multi":
-        kw_t, kw_d = dict(multi_avg_fn=TS.get_ema_multi_avg_fn(0.9)), dict(multi_avg_fn=swa_utils.get_ema_multi_avg_fn(0.9))
+        kw_t = dict(multi_avg_fn=TS.get_ema_multi_avg_fn(0.9))
+        kw_d = dict(multi_avg_fn=swa_utils.get_ema_multi_avg_fn(0.9))
     elif kind == "swa_buffers":
         kw_t = kw_d = dict(use_buffers=True)
     _load(dm, tm)
