@@ -14,8 +14,8 @@ def broadcast_all(*values):
     """Tensors of one broadcast shape from tensors and numbers (numbers become tensors of the
     tensors' dtype and device, or of the default dtype)."""
     if not all(isinstance(v, (Tensor, numbers.Number)) for v in values):
-        raise ValueError("Input arguments must all be instances of numbers.Number, torch.Tensor or objects "
-                         "implementing __torch_function__.")
+        raise ValueError("Input arguments must all be instances of numbers.Number or devtensor.Tensor, got "
+                         + ", ".join(type(v).__name__ for v in values))
     like = next((v for v in values if isinstance(v, Tensor)), None)
     dtype = like.dtype if like is not None else _dt.get_default_dtype()
     device = like.device if like is not None else None
