@@ -199,3 +199,20 @@ def test_validation_errors_match_torch():
     D.Normal(dt.tensor([0.0]), dt.tensor([-1.0]), validate_args=False)
     with pytest.raises(NotImplementedError, match="Bernoulli does not implement rsample"):
         D.Bernoulli(0.5).rsample()
+
+
+def test_on_each_device(device):
+    """The same values on every device under test (DEVTENSOR_TEST_DEVICES=cpu,cuda on a GPU machine)."""
+    loc, scale = np.array([0.5, -1.0]), np.array([2.0, 0.5])
+    d = D.Normal(dt.tensor(loc, device=device), dt.tensor(scale, device=device))
+    x = dt.tensor([0.1, 0.2], dtype=dt.float64, device=device)
+    want = TD.Normal(torch.tensor(loc), torch.tensor(scale)).log_prob(torch.tensor([0.1, 0.2], dtype=torch.float64))
+    _close(d.log_prob(x).cpu(), want)
+    assert d.rsample((3,)).device == x.device
+    kl = D.kl_divergence(d, D.Normal(dt.zeros(2, dtype=dt.float64, device=device), 1.0))
+    _close(kl.cpu(), TD.kl_divergence(TD.Normal(torch.tensor(loc), torch.tensor(scale)), TD.Normal(0.0, 1.0)))
+    c = D.Categorical(probs=dt.tensor([[0.0, 1.0, 0.0]], device=device))
+    s = c.sample((50,))
+    assert s.device == c.probs.device and (s.cpu().numpy() == 1).all()
+    b = D.Bernoulli(probs=dt.tensor([0.0, 1.0], device=device))
+    assert b.sample((20,)).cpu().numpy().tolist() == [[0.0, 1.0]] * 20

@@ -198,3 +198,20 @@ def test_spectral_norm_errors_match_torch():
                  lambda: torch.nn.utils.spectral_norm(torch.nn.utils.spectral_norm(torch.nn.Linear(3, 4))))
     _raises_like(lambda: nn.utils.remove_spectral_norm(nn.Linear(3, 4)),
                  lambda: torch.nn.utils.remove_spectral_norm(torch.nn.Linear(3, 4)))
+
+
+def test_norms_and_containers_on_each_device(device):
+    """weight_norm / spectral_norm and a ParameterList follow Module.to(device) (DEVTENSOR_TEST_DEVICES)."""
+    rng = np.random.default_rng(3)
+    tm = torch.nn.utils.spectral_norm(torch.nn.Linear(4, 3))
+    dm = nn.utils.spectral_norm(nn.Linear(4, 3))
+    _pair(tm, dm)
+    dm.to(device)
+    x = rng.standard_normal((2, 4)).astype(np.float32)
+    np.testing.assert_allclose(dm(dt.tensor(x, device=device)).detach().cpu().numpy(), _tn(tm(torch.tensor(x))),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(dm.weight_u.cpu().numpy(), _tn(tm.weight_u), rtol=1e-5, atol=1e-6)
+    wm = nn.utils.weight_norm(nn.Linear(4, 3)).to(device)
+    assert wm(dt.tensor(x, device=device)).device == wm.weight_v.device
+    pl = nn.ParameterList([dt.ones(2)]).to(device)
+    assert pl[0].device == wm.weight_v.device and isinstance(pl[0], nn.Parameter)
