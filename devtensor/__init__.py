@@ -16,6 +16,7 @@ from .dtypes import (bfloat16, complex64, complex128, float16, float32, float64,
                     int32, int64, promote_types, result_type, set_default_dtype, uint8)
 from .dtypes import bool_ as bool  # noqa: A001 - devtensor.bool, as torch.bool
 from .dtypes import dtype
+from .printing import get_printoptions, printoptions, set_printoptions  # noqa: F401
 from .tensor import Size, Tensor, is_tensor
 
 _register_builtin()
@@ -41,6 +42,8 @@ from . import fft, linalg, special  # noqa: E402  (torch.fft, torch.linalg and t
 from . import nn  # noqa: E402
 from . import optim  # noqa: E402
 from . import datasets, utils  # noqa: E402
+from . import testing  # noqa: E402  (torch.testing.assert_close)
+from . import distributions  # noqa: E402
 from .serialization import load, save  # noqa: E402
 from . import fit  # noqa: E402
 from . import compiler  # noqa: E402
@@ -48,6 +51,7 @@ from . import onnx  # noqa: E402  (dt.onnx.export; the onnx package itself loads
 from .compiler import compile  # noqa: E402,A004 - torch.compile's name
 from .determinism import (are_deterministic_algorithms_enabled,  # noqa: E402
                           is_deterministic_algorithms_warn_only_enabled, use_deterministic_algorithms)
+from .backends.cuda import get_float32_matmul_precision, set_float32_matmul_precision  # noqa: E402,F401
 
 half, double, long, short = float16, float64, int64, int16
 cfloat, cdouble = complex64, complex128

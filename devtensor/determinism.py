@@ -32,4 +32,5 @@ def are_deterministic_algorithms_enabled() -> bool:
 
 
 def is_deterministic_algorithms_warn_only_enabled() -> bool:
-    return _enabled and _warn_only
+    # PyTorch keeps warn_only as given, whatever mode is
+    return _warn_only

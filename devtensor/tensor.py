@@ -364,7 +364,9 @@ class Tensor:
     __str__ = __repr__
 
     def __format__(self, spec):
-        if self._data.ndim == 0 and spec:
+        # as PyTorch: a 0-d Tensor (not a subclass such as Parameter) formats as its value, so that
+        # f"{loss}" prints 0.25 and f"{loss:.3f}" works
+        if self._data.ndim == 0 and (spec or type(self) is Tensor) and self._device.type != "meta":
             return format(self.item(), spec)
         return repr(self)
 

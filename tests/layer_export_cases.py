@@ -189,6 +189,8 @@ NOT_LAYERS_EXTRA = {
     "RNNBase": "the base class of RNN / LSTM / GRU",
     "RNNCellBase": "the base class of the cells",
     "EmbeddingBag": "its bags (offsets) are read on the host: the exported graph would freeze them",
+    "ParameterList": "a container of parameters: calling it is an error, as in PyTorch",
+    "ParameterDict": "a container of parameters: calling it is an error, as in PyTorch",
 }
 
 # ops without samples in the table: (fn, inputs, batch inputs, opset)

@@ -87,7 +87,8 @@ def test_numpy_round_trip_to_and_printing():
     np.testing.assert_array_equal(r.numpy(), a.real)
     np.testing.assert_array_equal(dt.ones(2).to(dt.complex64).numpy(), np.ones(2, np.complex64))
     assert repr(dt.tensor([1 + 2j, 3 - 1j])) == "tensor([1.+2.j, 3.-1.j])"
-    assert repr(dt.tensor([1.5 + 2j], dtype=dt.complex128)) == "tensor([1.5000+2.0000j], dtype=devtensor.complex128)"
+    # as torch: the real and imaginary parts are formatted apart
+    assert repr(dt.tensor([1.5 + 2j], dtype=dt.complex128)) == "tensor([1.5000+2.j], dtype=devtensor.complex128)"
     assert dt.tensor([1j]).item() == 1j
     assert (dt.tensor([1j, 2]) == 1j).tolist() == [True, False] and (dt.tensor([1j]) != 1j).tolist() == [False]
     for fill in (1 + 1j, 2.0, 3, True):

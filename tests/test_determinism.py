@@ -90,3 +90,49 @@ def test_deterministic_switch():
     assert dt.is_deterministic_algorithms_warn_only_enabled() is False
     with pytest.raises(TypeError):
         dt.use_deterministic_algorithms("yes")
+
+
+def test_warn_only_is_kept_as_given_as_in_torch():
+    torch = pytest.importorskip("torch")
+    try:
+        for mode, warn_only in ((False, True), (True, True), (False, False)):
+            dt.use_deterministic_algorithms(mode, warn_only=warn_only)
+            assert dt.is_deterministic_algorithms_warn_only_enabled() is warn_only
+            old = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+            torch.use_deterministic_algorithms(mode, warn_only=warn_only)
+            assert torch.is_deterministic_algorithms_warn_only_enabled() is warn_only
+            torch.use_deterministic_algorithms(old[0], warn_only=old[1])
+    finally:
+        dt.use_deterministic_algorithms(True)
+
+
+def test_script_top_flags_settable_with_torch_defaults():
+    torch = pytest.importorskip("torch")
+    c, tc = dt.backends.cudnn, torch.backends.cudnn
+    for name in ("benchmark", "deterministic", "enabled", "allow_tf32"):  # benchmark_limit: None in a CPU build
+        assert getattr(c, name) == getattr(tc, name), name
+    assert dt.backends.cuda.matmul.allow_tf32 is torch.backends.cuda.matmul.allow_tf32 is False
+    assert c.is_available() is False and c.version() is None
+    try:
+        c.benchmark, c.deterministic = True, True
+        assert c.benchmark is True and c.deterministic is True
+        with c.flags(enabled=False, benchmark=False):
+            assert c.enabled is False and c.benchmark is False and c.deterministic is False
+        assert c.enabled is True and c.benchmark is True and c.deterministic is True
+    finally:
+        c.benchmark, c.deterministic = False, False
+    try:
+        assert dt.get_float32_matmul_precision() == "highest"
+        dt.set_float32_matmul_precision("medium")
+        assert dt.backends.cuda.matmul.allow_tf32 is True and dt.get_float32_matmul_precision() == "medium"
+        dt.backends.cuda.matmul.allow_tf32 = False
+        assert dt.get_float32_matmul_precision() == "highest"
+        with pytest.warns(UserWarning, match="is not one of 'highest', 'high', or 'medium'"):
+            dt.set_float32_matmul_precision("fast")
+        assert dt.backends.cuda.matmul.allow_tf32 is False
+        dt.set_float32_matmul_precision("high")
+        assert dt.backends.cuda.matmul.allow_tf32 is True
+    finally:
+        dt.set_float32_matmul_precision("highest")
+    assert dt.backends.cuda.matmul.allow_tf32 is False
+    assert "cudnn" not in dt.backends.available()  # flags, not a registered backend

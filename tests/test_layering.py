@@ -29,6 +29,7 @@ LAYERS = {
     "devtensor.autograd": 7,
     "devtensor.nn": 8, "devtensor.optim": 8, "devtensor.utils": 8, "devtensor.datasets": 8,
     "devtensor.serialization": 8, "devtensor.compiler": 8, "devtensor.distributed": 8,
+    "devtensor.testing": 8, "devtensor.distributions": 8,
     "devtensor.fit": 9, "devtensor": 9,
     "devtensor.cli": 10, "devtensor.__main__": 10,
 }

@@ -1303,6 +1303,7 @@ NOT_COMPARED_HERE = {
     "manual_seed": "random streams differ by design (tests/test_determinism.py)", "initial_seed": "tests/test_determinism.py",
     "multi_head_attention_forward": "its 20-odd arguments are nn.MultiheadAttention's: tests/test_layers_attention.py "
                                     "compares that module with PyTorch's",
+    "gumbel_softmax": "random noise: tests/test_gumbel_softmax.py compares it with torch's formula on the same noise",
 }
 
 

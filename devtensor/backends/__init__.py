@@ -339,3 +339,6 @@ def available() -> dict:
 def _register_builtin():
     for mod in ("cpu", "meta", "cuda"):
         importlib.import_module(f"{__name__}.{mod}")
+
+
+from . import cudnn  # noqa: E402,F401  (not a backend: torch.backends.cudnn's flags, for scripts that set them)

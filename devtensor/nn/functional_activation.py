@@ -1,5 +1,5 @@
 """nn.functional's remaining activations (elu, selu, celu, hardtanh, relu6, hardswish, mish, prelu,
-rrelu, softmin, threshold, glu, the shrinks, ...) in elementwise ops."""
+rrelu, softmin, threshold, glu, the shrinks, gumbel_softmax, ...) in elementwise ops."""
 from __future__ import annotations
 
 import warnings
@@ -180,6 +180,29 @@ def hardshrink(input, lambd=0.5):
     _float_input("hardshrink", input)
     return _E.where((input > lambd) | (input < -lambd), input, 0.0)
 
+
+
+def gumbel_softmax(logits, tau=1, hard=False, eps=1e-10, dim=-1):
+    """softmax((logits + g) / tau) with g ~ Gumbel(0, 1) drawn per element; hard=True returns the
+    one-hot of its argmax in the forward pass and the soft sample's gradient (straight-through)."""
+    _float_input("gumbel_softmax", logits)
+    if eps != 1e-10:
+        warnings.warn("`eps` parameter is deprecated and has no effect.", stacklevel=2)
+    from ..ops.creation import rand, zeros_like
+
+    u = rand(tuple(logits.shape), dtype=logits.dtype, device=logits.device)
+    # g = -log(E), E = -log(1 - u) ~ Exponential(1); E is kept above 0 so g stays finite
+    e = (-(-u).log1p()).clamp(min=_E_TINY[logits.dtype.name])
+    y_soft = _softmax((logits - e.log()) / tau, dim)
+    if not hard:
+        return y_soft
+    y_hard = zeros_like(logits).scatter_(dim, y_soft.argmax(dim, keepdim=True), 1.0)
+    return y_hard - y_soft.detach() + y_soft
+
+
+# the smallest normal number of each float dtype
+_E_TINY = {"float16": 6.103515625e-05, "bfloat16": 1.1754943508222875e-38, "float32": 1.1754943508222875e-38,
+           "float64": 2.2250738585072014e-308}
 
 __all__ = sorted(n for n, v in list(globals().items())
                  if not n.startswith("_") and callable(v) and getattr(v, "__module__", None) == __name__)

@@ -1,4 +1,5 @@
-"""nn.utils: gradient clipping and flattening parameters to one vector (Tensor ops: any device)."""
+"""nn.utils: gradient clipping, flattening parameters to one vector (Tensor ops: any device), and
+weight_norm / spectral_norm (utils_norm.py)."""
 from __future__ import annotations
 
 import math
@@ -6,7 +7,8 @@ import math
 from ..autograd.grad_mode import no_grad
 from ..tensor import Tensor
 
-__all__ = ["clip_grad_norm_", "clip_grad_value_", "parameters_to_vector", "vector_to_parameters"]
+__all__ = ["clip_grad_norm_", "clip_grad_value_", "parameters_to_vector", "vector_to_parameters", "weight_norm",
+           "remove_weight_norm", "spectral_norm", "remove_spectral_norm"]
 
 
 def _params(parameters):
@@ -68,3 +70,4 @@ def vector_to_parameters(vec, parameters):
 
 
 from . import utils_rnn as rnn  # noqa: E402,F401  (nn.utils.rnn: PackedSequence and its helpers)
+from .utils_norm import remove_spectral_norm, remove_weight_norm, spectral_norm, weight_norm  # noqa: E402,F401

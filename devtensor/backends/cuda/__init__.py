@@ -18,5 +18,6 @@ as a RuntimeError, as PyTorch's device-side asserts surface at the next synchron
 from __future__ import annotations
 
 from .backend import CudaBackend, cuda, cupy_lazy, matmul  # noqa: F401  (the backend, its lazy cupy, flags)
+from .backend import get_float32_matmul_precision, set_float32_matmul_precision  # noqa: F401
 from . import ops as _ops  # noqa: E402,F401  (registers our CUDA C kernels and the CuPy paths)
 from . import rnn as _rnn  # noqa: E402,F401  (the recurrent ops: cuBLAS GEMMs + the rnn.cu cells)

@@ -5,6 +5,7 @@ CUDA C kernels and the CuPy paths to the same table; the package __init__ ties t
 from __future__ import annotations
 
 import importlib
+import warnings
 
 import numpy as np
 
@@ -177,3 +178,20 @@ class _MatmulFlags:
 
 
 matmul = _MatmulFlags()
+_PRECISION = ["high"]  # what "TF32 on" reads back as: the last of "high" / "medium" set
+
+
+def set_float32_matmul_precision(precision):
+    """PyTorch's switch: "highest" keeps float32 matmul exact (matmul.allow_tf32 = False); "high" and
+    "medium" allow TF32 (devtensor has no bfloat16 path, so "medium" means TF32 too)."""
+    if precision not in ("highest", "high", "medium"):
+        warnings.warn(f"{precision} is not one of 'highest', 'high', or 'medium'; the current "
+                      "set_float32_matmul_precision call has no effect.", stacklevel=2)
+        return
+    matmul.allow_tf32 = precision != "highest"
+    if precision != "highest":
+        _PRECISION[0] = precision
+
+
+def get_float32_matmul_precision():
+    return _PRECISION[0] if matmul.allow_tf32 else "highest"

@@ -1,7 +1,7 @@
 """The nn layers, one file per family, re-exported as devtensor.nn.<Name>."""
 from .activation import GELU, LeakyReLU, LogSoftmax, ReLU, SiLU, Sigmoid, Softmax, Tanh
 from .batchnorm import BatchNorm1d, BatchNorm2d
-from .container import ModuleDict, ModuleList, Sequential
+from .container import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
 from .conv import Conv2d
 from .dropout import Dropout
 from .flatten import Flatten, Unflatten
@@ -30,7 +30,7 @@ from .transformer import (MultiheadAttention, Transformer, TransformerDecoder, T
 __all__ = ["Module", "Linear", "Identity", "Conv2d", "MaxPool2d", "AvgPool2d", "Dropout", "ReLU", "GELU",
            "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "LeakyReLU", "SiLU", "Flatten", "Unflatten", "Sequential",
            "ModuleList", "ModuleDict", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Embedding", "MSELoss", "L1Loss",
-           "CrossEntropyLoss", "NLLLoss", "BCELoss", "BCEWithLogitsLoss"]
+           "CrossEntropyLoss", "NLLLoss", "BCELoss", "BCEWithLogitsLoss", "ParameterList", "ParameterDict"]
 __all__ += ["RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell"]
 __all__ += ["MultiheadAttention", "TransformerEncoderLayer", "TransformerDecoderLayer", "TransformerEncoder",
             "TransformerDecoder", "Transformer"]
