@@ -62,9 +62,12 @@ def register(be, xp, rng):
             # lands on a zero-probability category after the last positive one
             cdf = cum / total
             u = r.random((rows, num_samples), dtype=np.float64)
-            out = xp.empty((rows, num_samples), dtype=np.int64)
-            for i in range(rows):  # one sorted search per row (rows are few: a batch of distributions)
-                out[i] = xp.searchsorted(cdf[i], u[i], side="right")
+            if rows * num_samples * n <= 1 << 20:  # a batch of few draws (text generation): one comparison pass
+                out = (cdf[:, None, :] <= u[:, :, None]).sum(axis=2, dtype=np.int64)
+            else:  # many draws: a sorted search per row (the same index: the count of cdf entries <= u)
+                out = xp.empty((rows, num_samples), dtype=np.int64)
+                for i in range(rows):
+                    out[i] = xp.searchsorted(cdf[i], u[i], side="right")
             out = xp.minimum(out, n - 1)
         else:
             # exponential races: the k smallest E_i / p_i are k draws without replacement, each in turn
@@ -72,7 +75,10 @@ def register(be, xp, rng):
             # after every positive one, in index order (PyTorch's cpu kernel returns them too, without an error)
             with np.errstate(divide="ignore"):
                 keys = r.standard_exponential((rows, n), dtype=np.float64) / p2
-            out = xp.argsort(keys, axis=1, kind="stable")[:, :num_samples].astype(np.int64)
+            if num_samples == 1:  # the first minimum: what the stable sort's head would be, without the sort
+                out = xp.argmin(keys, axis=1)[:, None].astype(np.int64)
+            else:
+                out = xp.argsort(keys, axis=1, kind="stable")[:, :num_samples].astype(np.int64)
         return out[0] if squeeze else out
 
     @k("bernoulli")
