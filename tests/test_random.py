@@ -53,6 +53,7 @@ def test_generator_api_as_pytorch():
 def test_same_seed_same_bits_for_every_draw():
     def draws(g):
         return [dt.rand(4, generator=g), dt.rand(3, dtype=dt.float64, generator=g), dt.randn(2, 3, generator=g),
+                dt.rand_like(dt.empty(2), generator=g), dt.randn_like(dt.empty(2), generator=g),
                 dt.randint(0, 100, (5,), generator=g), dt.randperm(9, generator=g),
                 dt.multinomial(dt.tensor([0.2, 0.5, 0.3]), 4, True, generator=g),
                 dt.bernoulli(dt.full((6,), 0.5), generator=g), dt.normal(dt.zeros(3), 1.0, generator=g),
@@ -121,6 +122,7 @@ def test_state_errors_are_pytorchs_classes():
 
 @pytest.mark.parametrize("call", [
     lambda g: dt.rand(2, generator=g), lambda g: dt.randn(2, generator=g), lambda g: dt.randint(3, (2,), generator=g),
+    lambda g: dt.rand_like(dt.ones(2), generator=g), lambda g: dt.randn_like(dt.ones(2), generator=g),
     lambda g: dt.randperm(3, generator=g), lambda g: dt.multinomial(dt.ones(2), 1, generator=g),
     lambda g: dt.bernoulli(dt.ones(2), generator=g), lambda g: dt.normal(dt.ones(2), 1.0, generator=g),
     lambda g: dt.poisson(dt.ones(2), generator=g), lambda g: dt.ones(2).uniform_(generator=g),

@@ -441,13 +441,15 @@ def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False,
 
 
 @public(method=False)
-def rand_like(input, *, dtype=None, device=None):
-    return rand(tuple(input.shape), dtype=dtype or input.dtype, device=device or input.device)
+def rand_like(input, *, generator=None, dtype=None, device=None, requires_grad=False):
+    return rand(tuple(input.shape), generator=generator, dtype=dtype or input.dtype, device=device or input.device,
+                requires_grad=requires_grad)
 
 
 @public(method=False)
-def randn_like(input, *, dtype=None, device=None):
-    return randn(tuple(input.shape), dtype=dtype or input.dtype, device=device or input.device)
+def randn_like(input, *, generator=None, dtype=None, device=None, requires_grad=False):
+    return randn(tuple(input.shape), generator=generator, dtype=dtype or input.dtype, device=device or input.device,
+                 requires_grad=requires_grad)
 
 
 @public(method=False)
