@@ -262,6 +262,8 @@ def test_poisson_means():
     lambda m: m.zeros(3).bernoulli_(1.5), lambda m: m.zeros(3).bernoulli_(m.tensor([0.5, 1.5, 0.0])),
     lambda m: m.zeros(3, dtype=m.int64).uniform_(), lambda m: m.zeros(3, dtype=m.int64).normal_(),
     lambda m: m.zeros(3, requires_grad=True).uniform_(), lambda m: m.zeros(3, dtype=m.int32).random_(2, 5),
+    lambda m: m.zeros(3, dtype=m.int64).bernoulli_(0.5), lambda m: m.zeros(3, dtype=m.bool).bernoulli_(m.full((3,), 0.5)),
+    lambda m: m.zeros(3, dtype=m.int32).exponential_(),
     lambda m: m.zeros(2, 2).random_(), lambda m: m.logspace(0, 2, -1), lambda m: m.logspace(0, 2, 3, dtype=m.int64)])
 def test_shapes_dtypes_and_error_classes_match_pytorch(case):
     try:

@@ -150,8 +150,9 @@ def poisson(input, generator=None):
 
 # ---- in-place fills: a draw, then copy_ (autograd and version counters as every in-place op) -------
 def _fill(self, name, draw):
-    if self._data.dtype.kind not in "fiub" or (name != "random_" and self._data.dtype.kind != "f"):
-        raise NotImplementedError(f"{name}: not implemented for {self.dtype} tensors (a floating dtype is needed)")
+    if self._data.dtype.kind not in "fiub" or (name not in ("random_", "bernoulli_") and self._data.dtype.kind != "f"):
+        cls = RuntimeError if name == "exponential_" else NotImplementedError  # PyTorch's classes
+        raise cls(f"{name}: not implemented for {self.dtype} tensors (a floating dtype is needed)")
     return apply_inplace(self, name, lambda _: draw(), overwrite=True)
 
 
