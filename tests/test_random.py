@@ -452,3 +452,15 @@ def test_cuda_rng_state_functions_say_why_they_cannot():
     for f in (dt.cuda.get_rng_state, lambda: dt.cuda.set_rng_state(dt.get_rng_state())):
         with pytest.raises(RuntimeError, match="cannot export or restore its state; reseed"):
             f()
+
+
+def test_a_generator_passed_to_a_compiled_function_is_guarded_by_identity():
+    def f(x, g):
+        return x + dt.rand(3, generator=g)
+
+    cf, x = dt.compile(f), dt.zeros(3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = [cf(x, g) for g in [G(1)] for _ in range(3)] + [cf(x, g) for g in [G(2)] for _ in range(2)]
+    want = [f(x, g) for g in [G(1)] for _ in range(3)] + [f(x, g) for g in [G(2)] for _ in range(2)]
+    assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(got, want))  # another generator: captured again
