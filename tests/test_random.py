@@ -184,7 +184,8 @@ def test_multinomial_without_replacement_is_sequential_sampling():
     ([-1.0, 2.0], 1, False), ([math.inf, 2.0], 1, False), ([math.nan, 2.0], 1, False), ([0.0, 0.0], 1, False),
     ([[1.0, 1.0], [0.0, 0.0]], 1, True), ([0.0, 1.0, 0.0], 2, False), ([0.0, 1.0, 0.0], 0, True),
     ([0.0, 1.0, 0.0], -1, True), ([0.0, 1.0, 0.0], 4, False), ([[[1.0]]], 1, True), (1.0, 1, True),
-    ([1, 2], 1, True), ([0.2, 0.8], 5, True), ([[0.2, 0.8], [1.0, 0.0]], 2, False)])
+    ([1, 2], 1, True), ([0.2, 0.8], 5, True), ([[0.2, 0.8], [1.0, 0.0]], 2, False), (np.ones(0), 1, True),
+    (np.ones((2, 0)), 1, True), (np.ones((0, 0)), 1, True), (np.ones((0, 3)), 2, False)])
 def test_multinomial_shapes_dtypes_and_errors_match_pytorch(args):
     data, k, repl = args
     try:

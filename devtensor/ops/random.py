@@ -43,6 +43,8 @@ def _multinomial_meta(p, num_samples, replacement, generator):
         raise RuntimeError(f"multinomial: prob_dist must be 1 or 2 dim, got shape {list(p.shape)}")
     if num_samples <= 0:
         raise RuntimeError(f"multinomial: cannot sample n_sample <= 0 samples (num_samples={num_samples})")
+    if p.shape[-1] == 0 and (len(p.shape) == 1 or p.shape[0] > 0):
+        raise RuntimeError("multinomial: invalid multinomial distribution (no categories: the last dim is empty)")
     if not replacement and num_samples > p.shape[-1]:
         raise RuntimeError(f"multinomial: cannot sample n_sample > prob_dist.size(-1) samples without replacement "
                            f"(num_samples={num_samples}, {p.shape[-1]} categories)")
