@@ -24,6 +24,7 @@ _register_builtin()
 from .ops import FUNCTIONS as _FUNCTIONS  # noqa: E402  (declares every op; attaches Tensor methods)
 
 globals().update(_FUNCTIONS)
+from .ops.generator import Generator, default_generator  # noqa: E402,F401  (torch.Generator, torch.default_generator)
 
 from . import autograd, backends  # noqa: E402
 from .autograd import engine as _engine  # noqa: E402,F401  (attaches Tensor.backward)

@@ -104,3 +104,18 @@ def manual_seed(seed) -> None:
 
 
 manual_seed_all = manual_seed
+
+
+def _no_state(fn):
+    def f(*args, **kwargs):
+        raise RuntimeError(f"devtensor.cuda.{fn}: CuPy's generator cannot export or restore its state; reseed it "
+                           f"with devtensor.cuda.manual_seed(seed) (or use a devtensor.Generator('cuda')) to repeat "
+                           f"a stream")
+
+    f.__name__ = fn
+    return f
+
+
+# torch.cuda's names, so a ported checkpoint routine fails with the reason rather than an AttributeError
+get_rng_state, set_rng_state = _no_state("get_rng_state"), _no_state("set_rng_state")
+get_rng_state_all, set_rng_state_all = _no_state("get_rng_state_all"), _no_state("set_rng_state_all")

@@ -969,3 +969,35 @@ def test_sync_debug_names_the_op_of_a_device_index_error(cuda_ok):
             x[dt.tensor(np.array([7]), device="cuda")]
     finally:
         set_sync_debug(old)
+
+
+@pytest.mark.cuda
+def test_cuda_generators_and_sampling_ops(cuda_ok):
+    """A cuda Generator's stream (a CuPy RandomState on its device) is reproducible and independent of the
+    global one; the sampling ops run there with the cpu's checks; its state cannot be exported (clear error)."""
+    def draws(g):
+        p = dt.tensor([[0.1, 0.0, 0.9], [0.5, 0.5, 0.0]], device="cuda")
+        return [dt.rand(5, device="cuda", generator=g), dt.randn(4, device="cuda", generator=g),
+                dt.randint(0, 9, (6,), device="cuda", generator=g), dt.randperm(7, device="cuda", generator=g),
+                dt.multinomial(p, 2, generator=g), dt.multinomial(p, 50, True, generator=g),
+                dt.bernoulli(p, generator=g), dt.normal(p, 1.0, generator=g), dt.poisson(p * 4, generator=g),
+                dt.empty(3, device="cuda").uniform_(generator=g)]
+
+    a = draws(dt.Generator("cuda").manual_seed(3))
+    b = draws(dt.Generator("cuda").manual_seed(3))
+    for x, y in zip(a, b):
+        assert x.device.type == "cuda" and np.array_equal(_host(x), _host(y))
+    assert sorted(_host(a[3]).tolist()) == list(range(7))
+    m = _host(a[5])
+    assert (m[0] != 1).all() and (m[1] != 2).all()  # zero weights are never drawn with replacement
+    dt.manual_seed(0)
+    first = _host(dt.rand(4, device="cuda"))
+    dt.manual_seed(0)
+    draws(dt.Generator("cuda").manual_seed(1))
+    assert np.array_equal(_host(dt.rand(4, device="cuda")), first)  # the global stream did not move
+    with pytest.raises(RuntimeError, match="probability tensor"):
+        dt.multinomial(dt.tensor([0.5, -1.0], device="cuda"), 1)
+    with pytest.raises(RuntimeError, match="expected a generator on cuda"):
+        dt.rand(2, device="cuda", generator=dt.Generator())
+    with pytest.raises(RuntimeError, match="cannot export"):
+        dt.Generator("cuda").get_state()

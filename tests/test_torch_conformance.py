@@ -805,6 +805,41 @@ for _name, _tag, _f in (
         ("from_numpy", "list", lambda L: L.m.from_numpy([1.0]))):
     case("creation", _name, "fn", _f, tag=_tag, grad=False)
 
+# ---- random draws: shapes, dtypes and error classes (RANDOM); tests/test_random.py checks the statistics -----
+_P = np.array([[0.2, 0.8, 0.0], [1.0, 1.0, 1.0]])
+forms("random", "multinomial", (_P, 2), grad=False, tag="2d")
+forms("random", "multinomial", (_P[0], 5, True), grad=False, tag="1d-replacement")
+forms("random", "multinomial", (np.array([0.5, -0.5]), 1), grad=False, tag="negative")
+forms("random", "multinomial", (np.array([0.0, 0.0]), 1), grad=False, tag="zero-sum")
+forms("random", "multinomial", (_P, 4), grad=False, tag="too-many")
+forms("random", "multinomial", (np.array([1, 2]), 1), grad=False, tag="int")
+forms("random", "bernoulli", (_P / 2,), grad=False, tag="tensor")
+forms("random", "bernoulli", (_P / 2, 0.3), grad=False, tag="scalar-p")
+forms("random", "bernoulli", (_P * 2,), grad=False, tag="out-of-range")
+for _tag, _f in (("tensor-float", lambda L: L.m.normal(L.tensor(_P), 2.0)),
+                 ("tensor-tensor", lambda L: L.m.normal(L.tensor(_P), L.tensor(_P[0]))),
+                 ("float-tensor", lambda L: L.m.normal(1.0, L.tensor(_P))),
+                 ("size", lambda L: L.m.normal(0.0, 1.0, (2, 3))),
+                 ("size-dtype", lambda L: L.m.normal(0.0, 1.0, size=(2,), dtype=L.m.float64)),
+                 ("negative-std", lambda L: L.m.normal(L.tensor(_P), -1.0)),
+                 ("no-broadcast", lambda L: L.m.normal(L.tensor(_P), L.tensor(np.ones(2)))),
+                 ("poisson", lambda L: L.m.poisson(L.tensor(_P))),
+                 ("poisson-negative", lambda L: L.m.poisson(L.tensor(-_P)))):
+    case("random", "poisson" if _tag.startswith("poisson") else "normal", "fn", _f, tag=_tag, grad=False)
+for _name, _tag, _f in (
+        ("uniform_", "range", lambda L: L.tensor(_P).uniform_(-1, 2)), ("uniform_", "bad", lambda L: L.tensor(_P).uniform_(2, 1)),
+        ("normal_", "basic", lambda L: L.tensor(_P).normal_(1, 2)), ("normal_", "bad", lambda L: L.tensor(_P).normal_(0, -1)),
+        ("bernoulli_", "float", lambda L: L.tensor(_P).bernoulli_(0.25)),
+        ("bernoulli_", "tensor", lambda L: L.tensor(_P).bernoulli_(L.tensor(_P[1] / 2))),
+        ("bernoulli_", "bad", lambda L: L.tensor(_P).bernoulli_(1.5)),
+        ("random_", "to", lambda L: L.tensor(_P).random_(5)), ("random_", "from-to", lambda L: L.tensor(_P).random_(2, 5)),
+        ("random_", "int32", lambda L: L.tensor(np.zeros(3, np.int32)).random_()), ("random_", "bad", lambda L: L.tensor(_P).random_(5, 2)),
+        ("exponential_", "basic", lambda L: L.tensor(_P).exponential_(3.0)),
+        ("exponential_", "bad", lambda L: L.tensor(_P).exponential_(0.0)),
+        ("logspace", "basic", lambda L: L.m.logspace(-1, 2, 4)), ("logspace", "base", lambda L: L.m.logspace(0, 3, 4, base=2.0)),
+        ("logspace", "int", lambda L: L.m.logspace(0, 2, 3, dtype=L.m.int64)), ("logspace", "bad", lambda L: L.m.logspace(0, 1, -1))):
+    case("random", _name, "fn", _f, tag=_tag, grad=False)
+
 # ---- nn.functional --------------------------------------------------------------------------------------
 
 _z = np.array([-2.0, -1.0, -1e-3, 0.0, -0.0, 1e-3, 1.0, 20.0, 20.5, -30.0, 40.0, INF, -INF, NAN])
@@ -1218,7 +1253,8 @@ DIFFERENCES = {
     ("shape", "concatenate", "fn", "legacy-empty"): _CAT_LEGACY,
 }
 # random functions: only shapes and dtypes are compared (the generators differ)
-RANDOM = {"rand", "randn", "randint", "randperm", "rand_like", "randn_like", "empty", "empty_like", "new_empty"}
+RANDOM = {"rand", "randn", "randint", "randperm", "rand_like", "randn_like", "empty", "empty_like", "new_empty",
+          "multinomial", "bernoulli", "normal", "poisson", "uniform_", "normal_", "bernoulli_", "random_", "exponential_"}
 
 
 def _is_difference(c, only=None, table=None):
@@ -1301,6 +1337,8 @@ NOT_COMPARED_HERE = {
     "__dlpack_device__": "tests/test_dtypes_devices.py", "from_dlpack": "tests/test_dtypes_devices.py",
     "__deepcopy__": "tests/test_serialization.py", "__array_priority__": "an attribute",
     "manual_seed": "random streams differ by design (tests/test_determinism.py)", "initial_seed": "tests/test_determinism.py",
+    "get_rng_state": "the state's bytes are devtensor's own stream (PCG64): tests/test_random.py",
+    "set_rng_state": "tests/test_random.py",
     "multi_head_attention_forward": "its 20-odd arguments are nn.MultiheadAttention's: tests/test_layers_attention.py "
                                     "compares that module with PyTorch's",
     "gumbel_softmax": "random noise: tests/test_gumbel_softmax.py compares it with torch's formula on the same noise",

@@ -249,6 +249,21 @@ class _Random:
     def permutation(self, n):
         return asarray(self._g.permutation(n))
 
+    def standard_exponential(self, size=None, dtype=np.float64):
+        return asarray(self._g.standard_exponential(size, dtype=np.dtype(dtype).type))
+
+    def poisson(self, lam=1.0, size=None, dtype=np.int64):
+        return asarray(self._g.poisson(np.asarray(lam), size).astype(dtype))
+
+    # cupy.random.RandomState(seed) and cupy.random.get_random_state(): this object is the module too
+    def RandomState(self, seed=None):  # noqa: N802 - CuPy's class name
+        r = _Random()
+        r.seed(seed)
+        return r
+
+    def get_random_state(self):
+        return self
+
 
 random = _Random()
 

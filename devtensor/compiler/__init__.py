@@ -32,6 +32,7 @@ import warnings
 
 from ..autograd.grad_mode import _grad_state
 from ..graph import capture as _capture
+from ..ops.generator import Generator
 from ..tensor import Tensor, _wrap
 from . import symbolic as _symbolic
 from .symbolic import flat_tensors as _flat_tensors
@@ -301,6 +302,10 @@ def _leaf_key(v, shapes=True):
         return ("dict", tuple(sorted((k, _leaf_key(x, shapes)) for k, x in v.items())))
     if isinstance(v, (int, float, bool, str, type(None))):
         return (type(v).__name__, v)
+    if isinstance(v, Generator):
+        # the object itself (compared by identity): the key keeps it alive, so a new Generator never reuses a
+        # dead one's id and replays the capture that draws from the dead one's stream
+        return ("generator", v)
     return ("id", id(v))
 
 

@@ -31,6 +31,9 @@ from .fusion import writes_input
 from .step_plan import _GRAD, _HOST, StepPlan
 
 _DRAWS = ("rand", "randn", "randint", "randperm")
+# draws from tensors of parameters: they read values computed before them and check them on the host, so
+# they run outside the graphs, in their place, as host calls do (a graph would replay the same numbers)
+_SAMPLES = ("multinomial", "bernoulli", "normal", "poisson")
 
 
 class GraphRunner:
@@ -141,7 +144,7 @@ def _segments(plan):
         region.clear()
 
     for i, (step, node) in enumerate(zip(plan.steps, plan.nodes)):
-        if step[0] == _HOST or node.op == "copy_to":
+        if step[0] == _HOST or node.op == "copy_to" or node.op in _SAMPLES:
             close()
             out.append(([i], False))
         else:

@@ -216,8 +216,9 @@ def _shared_values(plan):
     return {k for k, c in count.items() if c > 1}
 
 
-_CREATION = {"full": ("shape", "value", "dtype"), "empty": ("shape", "dtype"), "rand": ("shape", "dtype"),
-             "randn": ("shape", "dtype"), "randint": ("low", "high", "shape", "dtype"), "randperm": ("n", "dtype"),
+_CREATION = {"full": ("shape", "value", "dtype"), "empty": ("shape", "dtype"), "rand": ("shape", "dtype", "generator"),
+             "randn": ("shape", "dtype", "generator"), "randint": ("low", "high", "shape", "dtype", "generator"),
+             "randperm": ("n", "dtype", "generator"),
              "arange": ("start", "end", "step", "dtype"), "linspace": ("start", "end", "steps", "dtype"),
              "eye": ("n", "m", "dtype")}
 

@@ -34,7 +34,7 @@ from ..graph import symbolic as S
 from ..graph.ir import Graph, Node, Value, node_refs
 from ..tensor import Tensor
 
-_RANDOM = ("rand", "randn", "randint", "randperm")
+_RANDOM = ("rand", "randn", "randint", "randperm", "multinomial", "bernoulli", "normal", "poisson")
 
 
 class Dynamic:
@@ -87,7 +87,7 @@ def trace(fn, root, args, kwargs, tensors, graph, candidates):
         return None
     names = {n: f"s{k}" for k, n in enumerate(groups)}
     static = {}
-    if any(n.op in _RANDOM and str(n.attrs.get("device", "cpu")).split(":")[0] != "cpu" for n in graph.nodes):
+    if any(n.op in _RANDOM and graph.values[n.outputs[0]].device.split(":")[0] != "cpu" for n in graph.nodes):
         static = {names[n]: "the function draws random numbers off the cpu, which an extra trace cannot rewind"
                   for n in groups}
     variants, checks = {}, {}
@@ -219,7 +219,7 @@ def _host(t):
 
 def _snapshot(graph, inputs):
     """What a trace could change: the externals the real capture read, the arguments (written in place by
-    some functions), the .grad of every leaf backward delivered to, the cpu generator."""
+    some functions), the .grad of every leaf backward delivered to, the cpu generators the draws read."""
     from ..backends import get_backend
 
     seen = {id(t): t for t in inputs}
@@ -231,13 +231,15 @@ def _snapshot(graph, inputs):
             leaf = n.attrs["leaf"]
             g = leaf._grad_or_none()
             grads.append((leaf, g, None if g is None else g._data, None if g is None else g._data.copy()))
-    gen = get_backend("cpu").generator.bit_generator.state
+    # the cpu streams the draws read: the default one and each devtensor.Generator's a node recorded
+    streams = {id(g): g for g in [get_backend("cpu").generator] + [n.attrs.get("generator") for n in graph.nodes
+                                                                  if n.op in _RANDOM]
+               if hasattr(g, "bit_generator")}
+    gen = [(g, g.bit_generator.state) for g in streams.values()]
     return tensors, grads, gen
 
 
 def _restore(saved):
-    from ..backends import get_backend
-
     tensors, grads, gen = saved
     for t, arr, copy in tensors:
         t._data = arr
@@ -247,7 +249,8 @@ def _restore(saved):
         if g is not None:
             g._data = arr
             arr[...] = copy
-    get_backend("cpu").generator.bit_generator.state = gen
+    for g, state in gen:
+        g.bit_generator.state = state
 
 
 def flat_tensors(obj):

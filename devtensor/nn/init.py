@@ -55,7 +55,7 @@ def uniform_(tensor, a=0.0, b=1.0, generator=None):
     _check(tensor, "uniform_")
     if tensor.numel() == 0:
         return tensor
-    u = rand(tuple(tensor.shape), dtype=_float_dtype(tensor, "uniform_"), device=tensor.device)
+    u = rand(tuple(tensor.shape), dtype=_float_dtype(tensor, "uniform_"), device=tensor.device, generator=generator)
     return _fill_from(tensor, u * (b - a) + a)
 
 
@@ -63,7 +63,7 @@ def normal_(tensor, mean=0.0, std=1.0, generator=None):
     _check(tensor, "normal_")
     if tensor.numel() == 0:
         return tensor
-    z = randn(tuple(tensor.shape), dtype=_float_dtype(tensor, "normal_"), device=tensor.device)
+    z = randn(tuple(tensor.shape), dtype=_float_dtype(tensor, "normal_"), device=tensor.device, generator=generator)
     return _fill_from(tensor, z * std + mean)
 
 
@@ -77,7 +77,8 @@ def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None):
         return (1.0 + math.erf(x / math.sqrt(2.0))) / 2.0
 
     lo, hi = norm_cdf((a - mean) / std), norm_cdf((b - mean) / std)
-    u = rand(tuple(tensor.shape), dtype=_float_dtype(tensor, "trunc_normal_"), device=tensor.device)
+    u = rand(tuple(tensor.shape), dtype=_float_dtype(tensor, "trunc_normal_"), device=tensor.device,
+             generator=generator)
     u = u * (2 * hi - 2 * lo) + (2 * lo - 1)
     # erfinv is not an op: invert erf with a few Newton steps from a good start (|u| < 1)
     x = _erfinv(u)
@@ -155,13 +156,13 @@ def xavier_uniform_(tensor, gain=1.0, generator=None):
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
     std = gain * math.sqrt(2.0 / float(fan_in + fan_out))
     a = math.sqrt(3.0) * std  # uniform(-a, a) has standard deviation std
-    return uniform_(tensor, -a, a)
+    return uniform_(tensor, -a, a, generator)
 
 
 def xavier_normal_(tensor, gain=1.0, generator=None):
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
     std = gain * math.sqrt(2.0 / float(fan_in + fan_out))
-    return normal_(tensor, 0.0, std)
+    return normal_(tensor, 0.0, std, generator)
 
 
 def _zero_element(tensor):
@@ -179,7 +180,7 @@ def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", gene
     gain = calculate_gain(nonlinearity, a)
     std = gain / math.sqrt(fan)
     bound = math.sqrt(3.0) * std  # uniform(-bound, bound) has standard deviation std
-    return uniform_(tensor, -bound, bound)
+    return uniform_(tensor, -bound, bound, generator)
 
 
 def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
@@ -189,7 +190,7 @@ def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", gener
     fan = _calculate_correct_fan(tensor, mode)
     gain = calculate_gain(nonlinearity, a)
     std = gain / math.sqrt(fan)
-    return normal_(tensor, 0.0, std)
+    return normal_(tensor, 0.0, std, generator)
 
 
 def _float_dtype(tensor, fn):

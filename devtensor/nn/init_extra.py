@@ -22,7 +22,8 @@ def orthogonal_(tensor_, gain=1, generator=None):
         return tensor_
     rows = tensor_.shape[0]
     cols = tensor_.numel() // rows
-    flat = np.asarray(randn(rows, cols, dtype=tensor_.dtype, device=tensor_.device).cpu()._data, dtype=np.float64)
+    flat = np.asarray(randn(rows, cols, dtype=tensor_.dtype, device=tensor_.device, generator=generator).cpu()._data,
+                      dtype=np.float64)
     if rows < cols:
         flat = flat.T
     q, r = np.linalg.qr(flat)
@@ -41,9 +42,9 @@ def sparse_(tensor_, sparsity, std=0.01, generator=None):
     rows, cols = tensor_.shape
     num_zeros = int(math.ceil(sparsity * rows))
     with no_grad():
-        tensor_.copy_(randn(rows, cols, dtype=tensor_.dtype, device=tensor_.device) * std)
+        tensor_.copy_(randn(rows, cols, dtype=tensor_.dtype, device=tensor_.device, generator=generator) * std)
         for c in range(cols):
-            zero_rows = randperm(rows)[:num_zeros]
+            zero_rows = randperm(rows, generator=generator)[:num_zeros]
             if num_zeros:
                 tensor_[zero_rows, c] = 0
     return tensor_

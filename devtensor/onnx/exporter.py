@@ -365,7 +365,8 @@ def _dead_code(nodes, outputs):
 
 
 # ---- 5. constants -----------------------------------------------------------------------------------
-_NO_FOLD = {"rand", "randn", "randint", "randperm"}  # a fresh draw on every run, as in eager
+# a fresh draw on every run, as in eager
+_NO_FOLD = {"rand", "randn", "randint", "randperm", "multinomial", "bernoulli", "normal", "poisson"}
 _CREATION = {"full", "empty", "arange", "linspace", "eye"}
 
 

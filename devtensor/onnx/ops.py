@@ -41,6 +41,10 @@ UNSUPPORTED: dict = {
     **{n: _STEP for n in ("adagrad_step_", "adadelta_step_", "adamax_step_", "nadam_step_", "radam_step_",
                           "rprop_step_", "asgd_step_")},
     "lstm_cell_backward": _BACKWARD, "lstm_sequence_backward": _BACKWARD, "rnn_sequence_backward": _BACKWARD,
+    # sampling from computed parameters (ONNX's Bernoulli / Multinomial draw differently and take no generator)
+    **{n: ("a draw from a distribution the model computes: not exported",
+           "export the probabilities (logits, rates, mean and std) and sample in the application")
+       for n in ("multinomial", "bernoulli", "normal", "poisson")},
     **UNSUPPORTED_EXTRA,  # issue 18's ops (scans, sorting, special functions, linalg): onnx/unsupported_extra.py
 }
 

@@ -6,6 +6,7 @@ from . import rnn  # noqa: F401  (recurrent cell and sequence ops; nn.LSTM / GRU
 from . import functional  # noqa: F401  (the nn primitives' torch.f / Tensor.f / F.f forms)
 from . import cumulative, index_extra, linalg_decomp, linalg_ops, sorting, special  # noqa: F401  (issue 18's ops)
 from . import complex_ops, fft_ops  # noqa: F401  (complex parts and FFTs; complex_ops marks the ops above that take complex)
+from . import random  # noqa: F401  (Generator, sampling ops, in-place random fills)
 from ._api import FUNCTIONS
 
 __all__ = ["FUNCTIONS"]

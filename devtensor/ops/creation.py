@@ -15,6 +15,7 @@ from ..autograd.grad_mode import _grad_state, no_grad
 from ..autograd.node import Node
 from ..tensor import Tensor, _parse_to_args, _wrap
 from ._api import public
+from .generator import default_generator, raw_generator
 
 
 def _copy_to_backward(c, g):
@@ -32,10 +33,11 @@ def _arange_meta(start, end, step, dtype, device):
 _CREATION_META = {
     "full": lambda shape, value, dtype, device: (tuple(shape), dtype.np),
     "empty": lambda shape, dtype, device: (tuple(shape), dtype.np),
-    "rand": lambda shape, dtype, device: (tuple(shape), dtype.np),
-    "randn": lambda shape, dtype, device: (tuple(shape), dtype.np),
-    "randint": lambda low, high, shape, dtype, device: (tuple(shape), dtype.np),
-    "randperm": lambda n, dtype, device: ((n,), dtype.np),
+    # the random draws take the stream to draw from (generator.raw_generator: None for the default one)
+    "rand": lambda shape, dtype, generator, device: (tuple(shape), dtype.np),
+    "randn": lambda shape, dtype, generator, device: (tuple(shape), dtype.np),
+    "randint": lambda low, high, shape, dtype, generator, device: (tuple(shape), dtype.np),
+    "randperm": lambda n, dtype, generator, device: ((n,), dtype.np),
     "arange": _arange_meta,
     "linspace": lambda start, end, steps, dtype, device: ((steps,), dtype.np),
     "eye": lambda n, m, dtype, device: ((n, m), dtype.np),
@@ -389,7 +391,9 @@ def rand(*size, generator=None, dtype=None, layout=None, device=None, requires_g
         raise TypeError(f"rand() got an unexpected keyword argument {next(iter(kw))!r}")
     dt = _dtype_or(dtype, _dt.get_default_dtype())
     _float_only("rand", dt)
-    return _finish(_create("rand", _dev(device), _shape(size, "rand"), dt), requires_grad)
+    dev = _dev(device)
+    return _finish(_create("rand", dev, _shape(size, "rand"), dt, raw_generator(generator, dev, "rand")),
+                   requires_grad)
 
 
 @public(method=False)
@@ -399,7 +403,9 @@ def randn(*size, generator=None, dtype=None, layout=None, device=None, requires_
         raise TypeError(f"randn() got an unexpected keyword argument {next(iter(kw))!r}")
     dt = _dtype_or(dtype, _dt.get_default_dtype())
     _float_only("randn", dt)
-    return _finish(_create("randn", _dev(device), _shape(size, "randn"), dt), requires_grad)
+    dev = _dev(device)
+    return _finish(_create("randn", dev, _shape(size, "randn"), dt, raw_generator(generator, dev, "randn")),
+                   requires_grad)
 
 
 def _float_only(name, dt):
@@ -418,43 +424,51 @@ def randint(low=0, high=None, size=None, *, generator=None, dtype=None, layout=N
         raise TypeError("randint: size is required, e.g. randint(0, 10, (3,))")
     if high <= low:
         raise RuntimeError(f"randint: expected low < high, got low={low}, high={high}")
-    return _create("randint", _dev(device), int(low), int(high), _shape((size,) if isinstance(size, int) else
-                                                                            (tuple(size),), "randint"),
-                   _dtype_or(dtype, _dt.int64))
+    dev = _dev(device)
+    return _finish(_create("randint", dev, int(low), int(high), _shape((size,) if isinstance(size, int) else
+                                                                       (tuple(size),), "randint"),
+                           _dtype_or(dtype, _dt.int64), raw_generator(generator, dev, "randint")), requires_grad)
 
 
 @public(method=False)
-def randperm(n, *, generator=None, dtype=None, device=None):
-    return _create("randperm", _dev(device), int(n), _dtype_or(dtype, _dt.int64))
+def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False, pin_memory=False):
+    dev = _dev(device)
+    n = int(n)
+    if n < 0:
+        raise RuntimeError(f"randperm: n must be non-negative, got {n}")
+    return _finish(_create("randperm", dev, n, _dtype_or(dtype, _dt.int64), raw_generator(generator, dev, "randperm")),
+                   requires_grad)
 
 
 @public(method=False)
-def rand_like(input, *, dtype=None, device=None):
-    return rand(tuple(input.shape), dtype=dtype or input.dtype, device=device or input.device)
+def rand_like(input, *, generator=None, dtype=None, device=None, requires_grad=False):
+    return rand(tuple(input.shape), generator=generator, dtype=dtype or input.dtype, device=device or input.device,
+                requires_grad=requires_grad)
 
 
 @public(method=False)
-def randn_like(input, *, dtype=None, device=None):
-    return randn(tuple(input.shape), dtype=dtype or input.dtype, device=device or input.device)
+def randn_like(input, *, generator=None, dtype=None, device=None, requires_grad=False):
+    return randn(tuple(input.shape), generator=generator, dtype=dtype or input.dtype, device=device or input.device,
+                 requires_grad=requires_grad)
 
 
 @public(method=False)
 def manual_seed(seed):
-    """Seed every backend's generator: the same seed gives the same numbers on a device, run after run."""
+    """Seed every backend's default generator (the same seed gives the same numbers on a device, run after
+    run) and return devtensor.default_generator, as torch.manual_seed does."""
     from ..backends import _REGISTRY
 
-    seed = int(seed)
+    default_generator.manual_seed(seed)
+    seed = default_generator.initial_seed()
     for be in _REGISTRY.values():
-        if be.is_available()[0]:
+        if be.name != "cpu" and be.is_available()[0]:
             be.manual_seed(seed)
-    return seed
+    return default_generator
 
 
 @public(method=False)
 def initial_seed():
-    from ..backends import get_backend
-
-    return get_backend("cpu").seed
+    return default_generator.initial_seed()
 
 
 _ = (call, op_error)

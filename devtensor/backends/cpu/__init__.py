@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import array_api_extra, array_api_fft, array_api_kernels
+from .. import array_api_extra, array_api_fft, array_api_kernels, array_api_random
 from . import allocator
 from .backend import DEFAULT_SEED, CpuBackend, cpu  # noqa: F401 - the backend object lives in backend.py
 array_api_kernels.register(cpu, np)
 array_api_extra.register(cpu, np)  # sort, cumsum, linalg, special functions, ... (one numpy/CuPy code)
 array_api_fft.register(cpu, np)  # complex parts and FFTs (numpy.fft)
+# random draws: a devtensor.Generator's own numpy Generator, or the backend's default one (manual_seed's)
+array_api_random.register(cpu, np, lambda generator, device: cpu.generator if generator is None else generator)
 allocator.tune()  # reuse freed activation buffers instead of page-faulting them in every step
 
 
@@ -35,29 +37,6 @@ for _name in ("log", "log1p", "div", "sqrt", "rsqrt", "reciprocal", "pow", "rema
 def _sum(x, dim, keepdim):
     # what np.sum runs, without its Python wrapper (a third of a small bias-gradient sum)
     return np.add.reduce(x, axis=dim, dtype=x.dtype, keepdims=keepdim)
-
-
-@cpu.kernel("rand")
-def _rand(shape, dtype, device):
-    return cpu.generator.random(shape, dtype=np.float64).astype(dtype.np, copy=False) \
-        if dtype.np not in (np.float32, np.float64) else cpu.generator.random(shape, dtype=dtype.np)
-
-
-@cpu.kernel("randn")
-def _randn(shape, dtype, device):
-    if dtype.np in (np.float32, np.float64):
-        return cpu.generator.standard_normal(shape, dtype=dtype.np)
-    return cpu.generator.standard_normal(shape).astype(dtype.np)
-
-
-@cpu.kernel("randint")
-def _randint(low, high, shape, dtype, device):
-    return cpu.generator.integers(low, high, size=shape, dtype=np.int64).astype(dtype.np, copy=False)
-
-
-@cpu.kernel("randperm")
-def _randperm(n, dtype, device):
-    return cpu.generator.permutation(n).astype(dtype.np, copy=False)
 
 
 @cpu.kernel("relu_backward")

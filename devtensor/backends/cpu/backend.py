@@ -22,8 +22,9 @@ class CpuBackend(Backend):
         return array
 
     def manual_seed(self, seed):
+        # in place: devtensor.default_generator and compiled steps hold this stream object
         self.seed = int(seed)
-        self.generator = np.random.Generator(np.random.PCG64(self.seed))
+        self.generator.bit_generator.state = np.random.PCG64(self.seed).state
 
 
 cpu = register(CpuBackend())

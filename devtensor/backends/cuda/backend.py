@@ -9,7 +9,7 @@ import warnings
 
 import numpy as np
 
-from .. import Backend, array_api_extra, array_api_fft, array_api_kernels, register
+from .. import Backend, array_api_extra, array_api_fft, array_api_kernels, array_api_random, register
 from . import kernels as _kernels  # the launch wrappers: numpy and the standard library only until called
 
 
@@ -122,39 +122,56 @@ array_api_extra.register(cuda, cupy_lazy)  # sort, cumsum, linalg, special funct
 array_api_fft.register(cuda, cupy_lazy)  # complex parts and FFTs (cupy.fft: cuFFT)
 
 
-# CuPy code for every dtype: the portable tier
-@cuda.kernel("rand", tier="portable")
-def _rand(shape, dtype, device):
-    import cupy
+class CupyRandom:
+    """A CuPy RandomState behind numpy.random.Generator's method names (array_api_random's kernels call
+    those), drawing on `device` when one is given (the creation ops) and on the current device otherwise."""
 
-    with cupy.cuda.Device(device.index or 0):
-        return cupy.random.random_sample(shape, dtype=np.float64 if dtype.np == np.float64 else np.float32
-                                         ).astype(dtype.np, copy=False)
+    __slots__ = ("state", "device")
+
+    def __init__(self, state, device):
+        self.state, self.device = state, device
+
+    def _on(self, fn, *args, **kwargs):
+        import cupy
+
+        if self.device is None:
+            return fn(*args, **kwargs)
+        with cupy.cuda.Device(self.device.index or 0):
+            return fn(*args, **kwargs)
+
+    def random(self, shape, dtype=np.float64):
+        return self._on(self.state.random_sample, shape, dtype=dtype)
+
+    def standard_normal(self, shape, dtype=np.float64):
+        return self._on(self.state.standard_normal, shape, dtype=dtype)
+
+    def standard_exponential(self, shape, dtype=np.float64):
+        return self._on(self.state.standard_exponential, shape, dtype=dtype)
+
+    def integers(self, low, high, size, dtype=np.int64):
+        return self._on(self.state.randint, low, high, size=size, dtype=dtype)
+
+    def permutation(self, n):
+        return self._on(self.state.permutation, n)
+
+    def poisson(self, lam):
+        return self._on(self.state.poisson, lam, size=lam.shape, dtype=np.int64)
 
 
-@cuda.kernel("randn", tier="portable")
-def _randn(shape, dtype, device):
-    import cupy
+def _cuda_rng(generator, device):
+    """generator: a cupy RandomState (a devtensor.Generator's), or None for CuPy's per-device default
+    (the one dt.manual_seed / dt.cuda.manual_seed seed)."""
+    if generator is None:
+        import cupy
 
-    with cupy.cuda.Device(device.index or 0):
-        return cupy.random.standard_normal(shape, dtype=np.float64 if dtype.np == np.float64 else np.float32
-                                           ).astype(dtype.np, copy=False)
-
-
-@cuda.kernel("randint", tier="portable")
-def _randint(low, high, shape, dtype, device):
-    import cupy
-
-    with cupy.cuda.Device(device.index or 0):
-        return cupy.random.randint(low, high, size=shape, dtype=np.int64).astype(dtype.np, copy=False)
+        if device is None:
+            return CupyRandom(cupy.random.get_random_state(), None)
+        with cupy.cuda.Device(device.index or 0):
+            return CupyRandom(cupy.random.get_random_state(), device)
+    return CupyRandom(generator, device)
 
 
-@cuda.kernel("randperm", tier="portable")
-def _randperm(n, dtype, device):
-    import cupy
-
-    with cupy.cuda.Device(device.index or 0):
-        return cupy.random.permutation(n).astype(dtype.np, copy=False)
+array_api_random.register(cuda, cupy_lazy, _cuda_rng)  # CuPy code for every dtype: the portable tier
 
 
 @cuda.kernel("erf", tier="portable")

@@ -12,7 +12,7 @@ import numbers
 import numpy as np
 
 from ...tensor import Tensor
-from .dataset import IterableDataset, TensorDataset, _rng
+from .dataset import IterableDataset, TensorDataset, as_generator, permutation
 
 
 def default_collate(batch, dtype=None):
@@ -72,7 +72,8 @@ class DataLoader:
         self.drop_last = drop_last
         self.generator = generator
         self.dtype = dtype
-        self._seeded = np.random.default_rng(generator) if isinstance(generator, numbers.Integral) else None
+        # an int seed becomes one Generator per loader: its epochs differ from each other, and repeat run after run
+        self._stream = as_generator(generator, "DataLoader")
 
     def __len__(self):
         if isinstance(self.dataset, IterableDataset):
@@ -89,9 +90,7 @@ class DataLoader:
             return np.asarray(list(iter(self.sampler)), dtype=np.int64)
         n = len(self.dataset)
         if self.shuffle:
-            # an int seed gives the same sequence of epochs run after run (one stream per loader)
-            rng = self._seeded if self._seeded is not None else _rng(self.generator)
-            return rng.permutation(n)
+            return permutation(self._stream, n)
         return np.arange(n)
 
     def _batches(self):

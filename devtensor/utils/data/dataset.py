@@ -89,7 +89,8 @@ class ConcatDataset(Dataset):
 
 
 def random_split(dataset, lengths, generator=None):
-    """Split into non-overlapping Subsets of the given lengths (or fractions summing to 1)."""
+    """Split into non-overlapping Subsets of the given lengths (or fractions summing to 1). The permutation
+    comes from `generator` (see as_generator): two splits with one Generator differ, as in PyTorch."""
     n = len(dataset)
     lengths = list(lengths)
     if all(isinstance(x, float) and 0 <= x <= 1 for x in lengths) and abs(sum(lengths) - 1) < 1e-6:
@@ -100,7 +101,7 @@ def random_split(dataset, lengths, generator=None):
     if sum(lengths) != n:
         raise ValueError(f"random_split: sum of input lengths ({sum(lengths)}) does not equal the length of the "
                          f"input dataset ({n})")
-    perm = _rng(generator).permutation(n)
+    perm = permutation(as_generator(generator, "random_split"), n)
     out, start = [], 0
     for length in lengths:
         out.append(Subset(dataset, perm[start:start + length].tolist()))
@@ -108,18 +109,24 @@ def random_split(dataset, lengths, generator=None):
     return out
 
 
-def _rng(generator):
-    """A numpy Generator: from `generator` (an int seed, a numpy Generator, or a devtensor Generator-
-    like with initial_seed()), else drawn from devtensor's cpu generator so manual_seed applies."""
-    if generator is None:
-        from ...backends import get_backend
+def as_generator(generator, fn):
+    """The stream a data utility draws from: a devtensor.Generator (drawing advances it, as in PyTorch),
+    None (the default generator, so dt.manual_seed applies), an int seed (a new Generator seeded with it)
+    or a numpy Generator (used as it is)."""
+    from ...ops.generator import Generator
 
-        seed = int(get_backend("cpu").generator.integers(0, 2 ** 63 - 1))
-        return np.random.default_rng(seed)
-    if isinstance(generator, np.random.Generator):
+    if generator is None or isinstance(generator, (Generator, np.random.Generator)):
         return generator
-    if isinstance(generator, numbers.Integral):
-        return np.random.default_rng(int(generator))
-    if hasattr(generator, "initial_seed"):
-        return np.random.default_rng(int(generator.initial_seed()))
-    raise TypeError(f"DataLoader: generator must be an int seed or a numpy Generator, got {type(generator).__name__}")
+    if isinstance(generator, numbers.Integral) and not isinstance(generator, bool):
+        return Generator().manual_seed(int(generator))
+    raise TypeError(f"{fn}: generator must be a devtensor.Generator, an int seed or a numpy Generator, got "
+                    f"{type(generator).__name__}")
+
+
+def permutation(generator, n):
+    """A permutation of range(n) (numpy int64) drawn from an as_generator() stream."""
+    if isinstance(generator, np.random.Generator):
+        return generator.permutation(n)
+    from ...ops.creation import randperm
+
+    return randperm(n, generator=generator).numpy()
