@@ -30,49 +30,49 @@ def _zero_grads(c, g):
     return zeros_like(g), zeros_like(g)  # the engine sums each to its input's shape
 
 
-def _floating(op, x, what="input"):
+def _floating(x, what="input"):
     if x.dtype.kind != "f":
-        raise NotImplementedError(f"{op}: not implemented for {np.dtype(x.dtype).name} {what} "
+        raise NotImplementedError(f"not implemented for {np.dtype(x.dtype).name} {what} "
                                   f"(probabilities and rates are floating point)")
 
 
 def _multinomial_meta(p, num_samples, replacement, generator):
     if p.dtype.kind != "f":
-        raise RuntimeError(f"multinomial: only supports floating-point dtypes for input, got {np.dtype(p.dtype).name}")
+        raise RuntimeError(f"only supports floating-point dtypes for input, got {np.dtype(p.dtype).name}")
     if len(p.shape) not in (1, 2):
-        raise RuntimeError(f"multinomial: prob_dist must be 1 or 2 dim, got shape {list(p.shape)}")
+        raise RuntimeError(f"prob_dist must be 1 or 2 dim, got shape {list(p.shape)}")
     if num_samples <= 0:
-        raise RuntimeError(f"multinomial: cannot sample n_sample <= 0 samples (num_samples={num_samples})")
+        raise RuntimeError(f"cannot sample n_sample <= 0 samples (num_samples={num_samples})")
     if p.shape[-1] == 0 and (len(p.shape) == 1 or p.shape[0] > 0):
-        raise RuntimeError("multinomial: invalid multinomial distribution (no categories: the last dim is empty)")
+        raise RuntimeError("invalid multinomial distribution (no categories: the last dim is empty)")
     if not replacement and num_samples > p.shape[-1]:
-        raise RuntimeError(f"multinomial: cannot sample n_sample > prob_dist.size(-1) samples without replacement "
+        raise RuntimeError(f"cannot sample n_sample > prob_dist.size(-1) samples without replacement "
                            f"(num_samples={num_samples}, {p.shape[-1]} categories)")
     return tuple(p.shape[:-1]) + (num_samples,), np.dtype(np.int64)
 
 
 def _bernoulli_meta(x, p, generator):
     if p is None:
-        _floating("bernoulli", x)
+        _floating(x)
     elif not 0 <= p <= 1:
-        raise RuntimeError(f"bernoulli: expects p to be in [0, 1], but got p={p}")
+        raise RuntimeError(f"expects p to be in [0, 1], but got p={p}")
     return tuple(x.shape), x.dtype
 
 
 def _normal_meta(mean, std, size, generator):
-    _floating("normal", mean, "mean")
-    _floating("normal", std, "std")
+    _floating(mean, "mean")
+    _floating(std, "std")
     if size is not None:
         return tuple(size), mean.dtype
     try:
         return broadcast_shapes(tuple(mean.shape), tuple(std.shape)), mean.dtype
     except (RuntimeError, ValueError):
-        raise RuntimeError(f"normal: the shapes of mean {list(mean.shape)} and std {list(std.shape)} do not "
+        raise RuntimeError(f"the shapes of mean {list(mean.shape)} and std {list(std.shape)} do not "
                            f"broadcast") from None
 
 
 def _poisson_meta(rates, generator):
-    _floating("poisson", rates)
+    _floating(rates)
     return tuple(rates.shape), rates.dtype
 
 
