@@ -144,14 +144,16 @@ def register(be, xp):
     # ---- linear algebra ---------------------------------------------------------------------
     @k("matmul")
     def matmul(a, b):
-        return xp.matmul(a, b)
+        out = xp.matmul(a, b)
+        # ml_dtypes' bfloat16 product comes back float32: rounded to the inputs' dtype, as PyTorch's
+        return out if out.dtype is a.dtype else out.astype(a.dtype)
 
     @k("linear")
     def linear(x, w, b):
         out = xp.matmul(x, w.T)
         if b is not None:
             out += b
-        return out
+        return out if out.dtype is x.dtype else out.astype(x.dtype)
 
     # ---- shape (views where the array library gives views) ----------------------------------
     @k("reshape")
