@@ -1,0 +1,426 @@
+"""Automatic mixed precision (devtensor.autocast, devtensor.amp.GradScaler) against PyTorch CPU: the dtypes
+each op computes in inside a region, small models' losses and gradients under autocast, GradScaler's
+scale sequence for the same pattern of inf gradients, PyTorch's training idiom unchanged, and autocast
+inside dt.compile."""
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import devtensor as dt
+import devtensor.nn.functional as DF
+from devtensor import autocast_mode
+
+torch = pytest.importorskip("torch", reason="PyTorch CPU is the reference here")
+import torch.nn.functional as TF  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+from bench_training import cnn, copy_weights, mlp  # noqa: E402
+
+R = np.random.default_rng(0)
+A, W, B = R.standard_normal((4, 5)), R.standard_normal((3, 5)), R.standard_normal(3)
+X4, CW = R.standard_normal((2, 2, 6, 6)), R.standard_normal((3, 2, 3, 3))
+T = np.array([0, 2, 1, 2])
+P = R.uniform(0.1, 0.9, (4, 5))
+
+# name -> fn(lib, F, t) where t makes a float32 tensor of lib from a numpy array
+CASES = {
+    "matmul": lambda L, F, t: t(A) @ t(W).T,
+    "mm": lambda L, F, t: L.mm(t(A), t(W).T),
+    "bmm": lambda L, F, t: L.bmm(t(A)[None], t(W).T[None]),
+    "mv (cpu: not cast)": lambda L, F, t: L.mv(t(A), t(A[0])),
+    "dot (not cast)": lambda L, F, t: L.dot(t(A[0]), t(A[1])),
+    "addmm": lambda L, F, t: L.addmm(t(B), t(A), t(W).T),
+    "baddbmm": lambda L, F, t: L.baddbmm(t(B)[None, None], t(A)[None], t(W).T[None]),
+    "linear": lambda L, F, t: F.linear(t(A), t(W), t(B)),
+    "conv1d": lambda L, F, t: F.conv1d(t(X4[:, :, 0]), t(CW[..., 0])),
+    "conv2d": lambda L, F, t: F.conv2d(t(X4), t(CW), t(B)),
+    "conv_transpose1d": lambda L, F, t: F.conv_transpose1d(t(X4[:, :, 0]), t(CW.transpose(1, 0, 2, 3)[..., 0])),
+    "conv_transpose2d": lambda L, F, t: F.conv_transpose2d(t(X4), t(CW.transpose(1, 0, 2, 3))),
+    "prelu": lambda L, F, t: F.prelu(t(A), t(np.array([0.25]))),
+    "sdpa": lambda L, F, t: F.scaled_dot_product_attention(t(A)[None], t(A)[None], t(A)[None]),
+    "sdpa float mask": lambda L, F, t: F.scaled_dot_product_attention(t(A)[None], t(A)[None], t(A)[None],
+                                                                     attn_mask=t(np.zeros((4, 4)))),
+    "cross_entropy": lambda L, F, t: F.cross_entropy(t(A), L.tensor(T)),
+    "nll_loss": lambda L, F, t: F.nll_loss(t(A), L.tensor(T)),
+    "mse_loss": lambda L, F, t: F.mse_loss(t(A), t(P)),
+    "l1_loss": lambda L, F, t: F.l1_loss(t(A), t(P)),
+    "smooth_l1_loss": lambda L, F, t: F.smooth_l1_loss(t(A), t(P)),
+    "huber_loss": lambda L, F, t: F.huber_loss(t(A), t(P)),
+    "kl_div": lambda L, F, t: F.kl_div(t(A), t(P), reduction="batchmean"),
+    "bce_with_logits": lambda L, F, t: F.binary_cross_entropy_with_logits(t(A), t(P)),
+    "bce": lambda L, F, t: F.binary_cross_entropy(t(P), t(P[::-1].copy())),
+    "softmax (cpu: follows input)": lambda L, F, t: F.softmax(t(A), -1),
+    "layer_norm (cpu: follows input)": lambda L, F, t: F.layer_norm(t(A), (5,)),
+    "relu": lambda L, F, t: F.relu(t(A)),
+    "add": lambda L, F, t: t(A) + t(A),
+    "sum": lambda L, F, t: t(A).sum(),
+}
+
+
+def _t_torch(a):
+    return torch.tensor(np.ascontiguousarray(a), dtype=torch.float32)
+
+
+def _t_dt(a):
+    return dt.tensor(np.ascontiguousarray(a), dtype=dt.float32)
+
+
+def _name(d):
+    return str(d).rsplit(".", 1)[-1]
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_op_dtypes_inside_a_cpu_region_match_pytorch(case, dtype):
+    fn = CASES[case]
+    with torch.autocast("cpu", dtype=getattr(torch, dtype)):
+        want = fn(torch, TF, _t_torch)
+    with dt.autocast("cpu", dtype=getattr(dt, dtype)):
+        got = fn(dt, DF, _t_dt)
+    assert _name(got.dtype) == _name(want.dtype)
+    # the values are torch's within the autocast dtype's precision (a float32 result of a cast input
+    # differs from float32 math by the inputs' rounding)
+    tol = 3e-2 if dtype == "bfloat16" else 4e-3
+    np.testing.assert_allclose(got.float().numpy(), want.float().numpy(), rtol=tol, atol=tol * 4)
+    # outside the region nothing changes: float32 in, float32 out
+    assert fn(dt, DF, _t_dt).dtype is dt.float32
+
+
+def test_float64_and_integer_tensors_are_not_cast():
+    with dt.autocast("cpu"):
+        assert (dt.tensor(A) @ dt.tensor(W).T).dtype is dt.float64
+        assert (dt.tensor(T) @ dt.tensor(T)).dtype is dt.int64
+        # a bfloat16 input of a float32-list op computes in float32 (PyTorch's fp32 policy)
+        assert DF.mse_loss(_t_dt(A).bfloat16(), _t_dt(P).bfloat16()).dtype is dt.float32
+    with torch.autocast("cpu"):
+        assert (torch.tensor(A) @ torch.tensor(W).T).dtype is torch.float64
+
+
+def test_state_nesting_and_decorator_as_pytorch():
+    assert dt.get_autocast_dtype("cpu") is dt.bfloat16 and dt.get_autocast_dtype("cuda") is dt.float16
+    assert torch.get_autocast_dtype("cpu") is torch.bfloat16 and torch.get_autocast_dtype("cuda") is torch.float16
+    assert not dt.is_autocast_enabled("cpu") and autocast_mode.ACTIVE[0] == 0
+    a, w = _t_dt(A), _t_dt(W)
+    with dt.autocast("cpu"):
+        assert dt.is_autocast_enabled("cpu") and not dt.is_autocast_enabled()  # no argument: cuda's, as PyTorch
+        with dt.autocast("cpu", enabled=False):
+            assert not dt.is_autocast_enabled("cpu")
+            assert (a @ w.T).dtype is dt.float32
+        with dt.amp.autocast("cpu", dtype=dt.float16):
+            assert dt.get_autocast_dtype("cpu") is dt.float16 and (a @ w.T).dtype is dt.float16
+        assert dt.get_autocast_dtype("cpu") is dt.bfloat16 and (a @ w.T).dtype is dt.bfloat16
+    assert not dt.is_autocast_enabled("cpu") and autocast_mode.ACTIVE[0] == 0
+
+    @dt.autocast("cpu")
+    def f(x, y):
+        return x @ y.T
+
+    assert f(a, w).dtype is dt.bfloat16 and (a @ w.T).dtype is dt.float32
+    with pytest.raises(ZeroDivisionError):  # an exception leaves the state as it was
+        with dt.autocast("cpu"):
+            1 / 0
+    assert not dt.is_autocast_enabled("cpu") and autocast_mode.ACTIVE[0] == 0
+    with pytest.raises(RuntimeError, match="unsupported autocast device_type"):
+        dt.autocast("tpu")
+    with pytest.warns(UserWarning, match="not supported"):
+        with dt.autocast("cpu", dtype=dt.float64):
+            assert (a @ w.T).dtype is dt.float32
+
+
+def test_regions_are_per_thread():
+    import threading
+
+    seen = {}
+
+    def other():
+        seen["on"] = dt.is_autocast_enabled("cpu")
+        seen["dtype"] = (_t_dt(A) @ _t_dt(W).T).dtype
+
+    with dt.autocast("cpu"):
+        th = threading.Thread(target=other)
+        th.start()
+        th.join()
+    assert seen == {"on": False, "dtype": dt.float32}
+
+
+def test_deprecated_spellings_warn_and_work():
+    with pytest.warns(FutureWarning, match=r"torch.amp.autocast\('cpu'"):
+        ctx = dt.cpu.amp.autocast()
+    with ctx:
+        assert (_t_dt(A) @ _t_dt(W).T).dtype is dt.bfloat16
+    from devtensor.cuda.amp import GradScaler, autocast  # noqa: F401 - the import form works too
+
+    assert dt.cuda.amp.autocast is autocast
+    if not dt.cuda.is_available():
+        with pytest.warns(FutureWarning, match="torch.amp.GradScaler"), pytest.warns(UserWarning, match="Disabling"):
+            s = dt.cuda.amp.GradScaler()
+        assert not s.is_enabled()
+
+
+def test_weight_casts_are_cached_within_a_region():
+    w = dt.tensor(W, dtype=dt.float32, requires_grad=True)
+    x = _t_dt(A)
+    with dt.autocast("cpu"):
+        y = DF.linear(x, w) + DF.linear(x * 2, w)
+        assert len(autocast_mode.state.cache) == 1
+    assert not autocast_mode.state.cache  # dropped when the outermost region ends, as PyTorch
+    y.float().sum().backward()
+    # d/dw sum(x w^T + 2x w^T) = 3 * column sums of x, through the shared bf16 cast
+    want = 3 * np.tile(dt.tensor(A).bfloat16().float().numpy().sum(0), (3, 1))
+    np.testing.assert_allclose(w.grad.numpy(), want, rtol=1e-2)
+    assert w.grad.dtype is dt.float32
+
+
+def _forward_loss(lib, model, x, y, loss):
+    with lib.autocast("cpu", dtype=lib.bfloat16):
+        out = model(x)
+        lv = getattr(lib.nn.functional, loss)(out, y)
+    return out, lv
+
+
+@pytest.mark.parametrize("which", ["mlp", "cnn"])
+def test_model_under_autocast_matches_pytorch(which):
+    torch.manual_seed(0)
+    tm = mlp(torch, 32) if which == "mlp" else cnn(torch)
+    dm = mlp(dt, 32) if which == "mlp" else cnn(dt)
+    copy_weights(tm, dm)
+    tm.eval()
+    dm.eval()
+    x = np.random.default_rng(3).standard_normal((8, 1, 28, 28)).astype(np.float32)
+    y = np.random.default_rng(4).integers(0, 10, 8)
+    loss = "cross_entropy" if which == "mlp" else "nll_loss"
+    to, tl = _forward_loss(torch, tm, torch.from_numpy(x), torch.from_numpy(y), loss)
+    do, dl = _forward_loss(dt, dm, dt.tensor(x), dt.tensor(y), loss)
+    assert _name(do.dtype) == _name(to.dtype) and dl.dtype is dt.float32 and tl.dtype is torch.float32
+    np.testing.assert_allclose(dl.item(), tl.item(), rtol=2e-2)
+    tl.backward()
+    dl.backward()
+    for (k, tp), dp in zip(tm.named_parameters(), dm.parameters()):
+        assert dp.grad.dtype is dt.float32, k  # master weights keep float32 gradients
+        g, tg = dp.grad.numpy(), tp.grad.numpy()
+        assert np.abs(tg).max() > 0, k
+        np.testing.assert_allclose(g, tg, rtol=0.1, atol=0.05 * np.abs(tg).max(), err_msg=k)
+    # and close to the float32 model's gradients (bf16's ~3 digits): autocast changed precision, not the math
+    dm.zero_grad()
+    getattr(dt.nn.functional, loss)(dm(dt.tensor(x)), dt.tensor(y)).backward()
+    assert dm.parameters().__next__().grad.dtype is dt.float32
+
+
+# ---- GradScaler --------------------------------------------------------------------------------------
+def _toy(lib, w0):
+    p = lib.nn.Parameter(lib.tensor(w0, dtype=lib.float32))
+    return p, lib.optim.SGD([p], lr=0.1)
+
+
+def test_scale_and_unscale_values():
+    s = dt.amp.GradScaler("cpu", init_scale=8.0)
+    assert s.get_scale() == 8.0 and s.is_enabled()
+    out = s.scale(dt.tensor([1.5, -2.0]))
+    np.testing.assert_array_equal(out.numpy(), [12.0, -16.0])
+    nested = s.scale([dt.tensor(1.0), (dt.tensor(2.0), dt.tensor(3.0))])
+    assert isinstance(nested, list) and isinstance(nested[1], tuple)
+    assert [nested[0].item(), nested[1][0].item(), nested[1][1].item()] == [8.0, 16.0, 24.0]
+    p, opt = _toy(dt, [1.0, 2.0])
+    s.scale((p * dt.tensor([3.0, 5.0])).sum()).backward()
+    np.testing.assert_array_equal(p.grad.numpy(), [24.0, 40.0])
+    s.unscale_(opt)
+    np.testing.assert_array_equal(p.grad.numpy(), [3.0, 5.0])
+    with pytest.raises(RuntimeError, match="unscale_\\(\\) has already been called"):
+        s.unscale_(opt)
+    s.step(opt)  # uses the already unscaled gradients
+    np.testing.assert_allclose(p.detach().numpy(), [0.7, 1.5], rtol=1e-6)
+    with pytest.raises(RuntimeError, match="step\\(\\) has already been called"):
+        s.step(opt)
+    with pytest.raises(RuntimeError, match="after step"):
+        s.unscale_(opt)
+    s.update()
+    assert s.get_scale() == 8.0
+
+
+def _scale_sequence(lib, pattern, **kw):
+    s = lib.amp.GradScaler("cpu", **kw)
+    p, opt = _toy(lib, [1.0, -1.0])
+    scales, stepped, weights = [], [], []
+    for bad in pattern:
+        opt.zero_grad()
+        x = lib.tensor([float("inf") if bad == "inf" else float("nan") if bad == "nan" else 1.0, 2.0])
+        s.scale((p * x).sum()).backward()
+        stepped.append(s.step(opt) is None)
+        s.update()
+        scales.append(s.get_scale())
+        weights.append(p.detach().numpy().copy())
+    return scales, s.state_dict(), np.array(weights)
+
+
+def test_scale_sequence_is_pytorchs():
+    pattern = ["", "inf", "", "", "", "nan", "", "", "", "", "inf", "inf", "", ""]
+    kw = {"init_scale": 2.0 ** 10, "growth_interval": 3, "growth_factor": 4.0, "backoff_factor": 0.25}
+    ds, dsd, dw = _scale_sequence(dt, pattern, **kw)
+    ts, tsd, tw = _scale_sequence(torch, pattern, **kw)
+    assert ds == ts
+    assert dsd == tsd
+    np.testing.assert_allclose(dw, tw, rtol=1e-6)  # the skipped steps left the weights alone in both
+    assert ds[1] == 2.0 ** 8 and ds[4] == 2.0 ** 10  # backed off, then grew after 3 clean steps
+    assert np.array_equal(dw[1], dw[0])
+
+
+def test_growth_stops_short_of_float32_overflow():
+    s = dt.amp.GradScaler("cpu", init_scale=2.0 ** 127, growth_interval=1)
+    p, opt = _toy(dt, [1.0])
+    s.scale(p.sum()).backward()
+    s.step(opt)
+    s.update()
+    assert s.get_scale() == 2.0 ** 127  # 2**128 is inf in float32: PyTorch keeps the old scale
+
+
+def test_state_dict_round_trip():
+    s = dt.amp.GradScaler("cpu", init_scale=64.0, growth_interval=5)
+    p, opt = _toy(dt, [1.0])
+    for _ in range(3):
+        s.scale(p.sum()).backward()
+        s.step(opt)
+        s.update()
+    sd = s.state_dict()
+    assert sd == {"scale": 64.0, "growth_factor": 2.0, "backoff_factor": 0.5, "growth_interval": 5,
+                  "_growth_tracker": 3}
+    t = dt.amp.GradScaler("cpu")
+    t.load_state_dict(sd)
+    assert t.state_dict() == sd
+    t2 = torch.amp.GradScaler("cpu")
+    t2.load_state_dict(sd)  # the dict is PyTorch's layout
+    assert t2.state_dict() == sd
+    with pytest.raises(RuntimeError, match="empty"):
+        t.load_state_dict(dt.amp.GradScaler("cpu", enabled=False).state_dict())
+
+
+def test_disabled_scaler_is_a_pass_through():
+    s = dt.amp.GradScaler("cpu", enabled=False)
+    x = dt.tensor([1.0, 2.0])
+    assert s.scale(x) is x and s.get_scale() == 1.0 and s.state_dict() == {} and not s.is_enabled()
+    p, opt = _toy(dt, [1.0])
+    p.sum().backward()
+    assert s.step(opt) is None
+    s.unscale_(opt)
+    s.update()
+    np.testing.assert_allclose(p.detach().numpy(), [0.9])
+
+
+def test_scaler_errors():
+    s = dt.amp.GradScaler("cpu")
+    p, opt = _toy(dt, [1.0])
+    with pytest.raises(RuntimeError, match="scale"):
+        s.step(opt)  # no scale() yet
+    s.scale(p.sum())
+    with pytest.raises(RuntimeError, match="Closure"):
+        s.step(opt, closure=lambda: 0)
+    with pytest.raises(AssertionError, match="No inf checks"):
+        s.step(opt)  # no gradients at all
+    with pytest.raises(ValueError, match="growth factor"):
+        dt.amp.GradScaler("cpu", growth_factor=1.0)
+
+
+# ---- the PyTorch idiom, unchanged --------------------------------------------------------------------
+def _idiom(lib, use_amp, device_type, steps=6):
+    torch.manual_seed(1)
+    tm = mlp(torch, 16)
+    model = tm if lib is torch else mlp(dt, 16)
+    if lib is not torch:
+        copy_weights(tm, model)
+    x = np.random.default_rng(5).standard_normal((steps, 16, 784)).astype(np.float32)
+    y = np.random.default_rng(6).integers(0, 10, (steps, 16))
+    opt = lib.optim.SGD(model.parameters(), lr=0.1)
+    loss_fn = lib.nn.CrossEntropyLoss()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the cuda spelling on a cpu-only machine warns and disables itself
+        scaler = (lib.cuda.amp.GradScaler(enabled=use_amp) if device_type == "cuda"
+                  else lib.amp.GradScaler("cpu", enabled=use_amp))
+    losses = []
+    for i in range(steps):
+        opt.zero_grad()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with lib.autocast(device_type=device_type, dtype=lib.bfloat16 if device_type == "cpu" else lib.float16,
+                              enabled=use_amp):
+                loss = loss_fn(model(lib.tensor(x[i])), lib.tensor(y[i]))
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        losses.append(loss.item())
+    return np.array(losses), scaler.get_scale()
+
+
+@pytest.mark.parametrize("use_amp", [True, False])
+@pytest.mark.parametrize("device_type", ["cpu", "cuda"])
+def test_pytorch_training_idiom_runs_unchanged(use_amp, device_type):
+    if device_type == "cuda" and dt.cuda.is_available():
+        pytest.skip("this case checks the cuda spelling on a cpu-only machine")
+    dl, dscale = _idiom(dt, use_amp, device_type)
+    tl, tscale = _idiom(torch, use_amp, device_type)
+    assert dscale == tscale
+    assert dl[-1] < dl[0]
+    exact = not use_amp or device_type == "cuda"  # cuda's autocast disables itself here: float32 in both
+    np.testing.assert_allclose(dl, tl, rtol=1e-4 if exact else 3e-2)
+
+
+# ---- dt.compile ----------------------------------------------------------------------------------------
+def test_autocast_inside_compile_replays_its_casts():
+    def build():
+        dt.manual_seed(0)
+        m = dt.nn.Sequential(dt.nn.Linear(6, 8), dt.nn.ReLU(), dt.nn.Linear(8, 3))
+        return m, dt.optim.SGD(m.parameters(), lr=0.1)
+
+    def step_fn(m, opt):
+        def step(x, y):
+            opt.zero_grad()
+            with dt.autocast("cpu"):
+                loss = DF.cross_entropy(m(x), y)
+            loss.backward()
+            opt.step()
+            return loss.detach()
+
+        return step
+
+    xs = [dt.tensor(np.random.default_rng(i).standard_normal((5, 6)), dtype=dt.float32) for i in range(4)]
+    ys = [dt.tensor(np.random.default_rng(9 + i).integers(0, 3, 5)) for i in range(4)]
+    me, oe = build()
+    eager = [step_fn(me, oe)(x, y).item() for x, y in zip(xs, ys)]
+    mc, oc = build()
+    dt.compiler.reset_stats()
+    step = dt.compile(step_fn(mc, oc))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no fallback: the casts are ops, captured and replayed
+        compiled = [step(x, y).item() for x, y in zip(xs, ys)]
+    assert dt.compiler.stats()["replays"] == 3
+    assert compiled == eager
+    for a, b in zip(me.parameters(), mc.parameters()):
+        np.testing.assert_array_equal(a.detach().numpy(), b.detach().numpy())
+
+
+def test_a_compiled_forward_is_guarded_on_the_autocast_state():
+    dt.manual_seed(0)
+    m = dt.nn.Linear(4, 2)
+    f = dt.compile(m)
+    x = dt.randn(3, 4)
+    with dt.no_grad():
+        for _ in range(2):
+            assert f(x).dtype is dt.float32
+            with dt.autocast("cpu"):
+                assert f(x).dtype is dt.bfloat16
+            with dt.autocast("cpu", dtype=dt.float16):
+                assert f(x).dtype is dt.float16
+
+
+def test_bfloat16_matmul_keeps_its_dtype_and_differentiates():
+    a = dt.tensor(A, dtype=dt.bfloat16, requires_grad=True)
+    w = dt.tensor(W, dtype=dt.bfloat16)
+    y = a @ w.T
+    assert y.dtype is dt.bfloat16 and DF.linear(a, w).dtype is dt.bfloat16
+    want = torch.tensor(A, dtype=torch.bfloat16) @ torch.tensor(W, dtype=torch.bfloat16).T
+    np.testing.assert_allclose(y.detach().float().numpy(), want.float().numpy(), rtol=1e-2, atol=1e-2)
+    y.sum().backward()
+    assert a.grad.dtype is dt.bfloat16
