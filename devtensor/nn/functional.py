@@ -212,8 +212,8 @@ def _weighted_nll(logp, t, weight, ignore_index, reduction, label_smoothing, out
     return _reduce(loss.reshape(out_shape), reduction, "nll_loss")
 
 
-@_autocast_as("nll_loss")
 @composite(ref=_R.nll_loss, samples=_S.composite("nll_loss"), torch="torch.nn.functional.nll_loss")
+@_autocast_as("nll_loss")
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
     _expect_tensor("nll_loss", "input", 1, input)
     if size_average is not None or reduce is not None:
@@ -254,20 +254,20 @@ def _pointwise_loss(op, input, target, size_average, reduce, reduction, weight, 
     return _reduce(loss, reduction, op, weight.sum() if reduction == "mean" else None)
 
 
-@_autocast_as("mse_loss")
 @composite(ref=_R.mse_loss, samples=_S.composite("mse_loss"), torch="torch.nn.functional.mse_loss")
+@_autocast_as("mse_loss")
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
     return _pointwise_loss("mse_loss", input, target, size_average, reduce, reduction, weight, lambda d: d * d)
 
 
-@_autocast_as("l1_loss")
 @composite(ref=_R.l1_loss, samples=_S.composite("l1_loss"), torch="torch.nn.functional.l1_loss")
+@_autocast_as("l1_loss")
 def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
     return _pointwise_loss("l1_loss", input, target, size_average, reduce, reduction, weight, lambda d: d.abs())
 
 
-@_autocast_as("smooth_l1_loss")
 @composite(ref=_R.smooth_l1_loss, samples=_S.composite("smooth_l1_loss"), torch="torch.nn.functional.smooth_l1_loss")
+@_autocast_as("smooth_l1_loss")
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
     if beta < 0:
         raise RuntimeError(f"smooth_l1_loss: negative values for beta are not supported, got {beta}")
@@ -377,8 +377,8 @@ def one_hot(tensor, num_classes=-1):
     return (tensor.unsqueeze(-1) == classes).long()
 
 
-@_autocast_as("softplus")
 @composite(ref=_R.softplus, samples=_S.composite("softplus"), torch="torch.nn.functional.softplus")
+@_autocast_as("softplus")
 def softplus(input, beta=1.0, threshold=20.0):
     _expect_tensor("softplus", "input", 1, input)
     bx = input * beta

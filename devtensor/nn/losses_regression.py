@@ -33,8 +33,8 @@ def _huber_samples(dtype=np.float64):
             ((U(2, 3), U(2, 3), "mean", 1.5, U(2, 3, lo=0.5, hi=2)), {}), ((U(0, 3), U(0, 3)), {"reduction": "sum"})]
 
 
-@_autocast_as("huber_loss")
 @composite(ref=_ref_huber, samples=_huber_samples, torch="torch.nn.functional.huber_loss")
+@_autocast_as("huber_loss")
 def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     """0.5 (x - y)^2 where |x - y| < delta, else delta (|x - y| - delta / 2)."""
     _tensor("huber_loss", "input", input)
@@ -83,8 +83,8 @@ def _kl_grad(args, kwargs):
     return True
 
 
-@_autocast_as("kl_div")
 @composite(ref=_ref_kl_div, samples=_kl_samples, torch="torch.nn.functional.kl_div", differentiable=_kl_grad)
+@_autocast_as("kl_div")
 def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
     """KL(target || exp(input)) per element: target * (log(target) - input) (input holds log-probabilities;
     log_target=True: target does too). reduction='batchmean' divides the sum by the batch size, which is
@@ -135,8 +135,8 @@ def _poisson_samples(dtype=np.float64):
          {"log_input": False, "eps": 1e-3})]
 
 
-@_autocast_as("poisson_nll_loss")
 @composite(ref=_ref_poisson, samples=_poisson_samples, torch="torch.nn.functional.poisson_nll_loss")
+@_autocast_as("poisson_nll_loss")
 def poisson_nll_loss(input, target, log_input=True, full=False, size_average=None, eps=1e-8, reduce=None,
                      reduction="mean"):
     """Negative log-likelihood of target ~ Poisson(rate): exp(input) - target * input (log_input), else

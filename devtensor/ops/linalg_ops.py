@@ -525,8 +525,8 @@ def _ref_cdist(x1, x2, p=2.0, compute_mode=None):
     return (d ** p).sum(-1) ** (1 / p)
 
 
-@_autocast_as("cdist")
 @public(method=False)
+@_autocast_as("cdist")
 def cdist(x1, x2, p=2.0, compute_mode="use_mm_for_euclid_dist_if_necessary"):
     """The p-norm distance between each row of x1 and each row of x2 (batched); gradient 0 at distance 0.
     Computed directly (PyTorch's matmul shortcut for p=2 trades accuracy for speed on large inputs)."""
