@@ -423,11 +423,11 @@ def test_half_float_matmul_keeps_its_dtype_and_differentiates(dtype):
     a = dt.tensor(A, dtype=dd, requires_grad=True)
     w = dt.tensor(W, dtype=dd)
     y = a @ w.T
-    assert y.dtype is dd and DF.linear(a, w, w[0]).dtype is dd
+    assert y.dtype is dd and DF.linear(a, w, w[:, 0]).dtype is dd
     want = torch.tensor(A, dtype=td) @ torch.tensor(W, dtype=td).T
     np.testing.assert_allclose(y.detach().float().numpy(), want.float().numpy(), rtol=1e-2, atol=1e-2)
-    lin = DF.linear(a, w, w[0]).detach().float().numpy()
+    lin = DF.linear(a, w, w[:, 0]).detach().float().numpy()
     np.testing.assert_allclose(lin, TF.linear(torch.tensor(A, dtype=td), torch.tensor(W, dtype=td),
-                                              torch.tensor(W[0], dtype=td)).float().numpy(), rtol=1e-2, atol=1e-2)
+                                              torch.tensor(W[:, 0], dtype=td)).float().numpy(), rtol=1e-2, atol=1e-2)
     y.sum().backward()
     assert a.grad.dtype is dd
