@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from .amp import cpu_amp as amp  # noqa: F401 - devtensor.cpu.amp.autocast, PyTorch's deprecated spelling
 
+__all__ = ["amp", "is_available", "device_count", "current_device", "synchronize"]
+
 
 def is_available() -> bool:
     return True

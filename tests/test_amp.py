@@ -153,9 +153,9 @@ def test_deprecated_spellings_warn_and_work():
         ctx = dt.cpu.amp.autocast()
     with ctx:
         assert (_t_dt(A) @ _t_dt(W).T).dtype is dt.bfloat16
-    from devtensor.cuda.amp import GradScaler, autocast  # noqa: F401 - the import form works too
+    from devtensor.cuda.amp import GradScaler, autocast  # the import form works too
 
-    assert dt.cuda.amp.autocast is autocast
+    assert dt.cuda.amp.autocast is autocast and dt.cuda.amp.GradScaler is GradScaler
     if not dt.cuda.is_available():
         with pytest.warns(FutureWarning, match="torch.amp.GradScaler"), pytest.warns(UserWarning, match="Disabling"):
             s = dt.cuda.amp.GradScaler()
@@ -431,3 +431,46 @@ def test_half_float_matmul_keeps_its_dtype_and_differentiates(dtype):
                                               torch.tensor(W[:, 0], dtype=td)).float().numpy(), rtol=1e-2, atol=1e-2)
     y.sum().backward()
     assert a.grad.dtype is dd
+
+
+def test_a_compiled_step_with_a_grad_scaler_runs_eagerly_with_the_warning():
+    """step() branches on the inf flag read on the host: a replay could not skip a step, so dt.compile
+    falls back to eager (its usual warning names the read) and every step stays correct."""
+    def run(compiled):
+        dt.manual_seed(0)
+        m = dt.nn.Linear(6, 3)
+        opt = dt.optim.SGD(m.parameters(), lr=0.1)
+        s = dt.amp.GradScaler("cpu", init_scale=4.0, growth_interval=2)
+
+        def step(x, y):
+            opt.zero_grad()
+            with dt.autocast("cpu"):
+                loss = DF.cross_entropy(m(x), y)
+            s.scale(loss).backward()
+            s.step(opt)
+            s.update()
+            return loss.detach()
+
+        f = dt.compile(step) if compiled else step
+        x, y = dt.randn(5, 6), dt.randint(0, 3, (5,))
+        return [f(x, y).item() for _ in range(4)], s.get_scale()
+
+    eager = run(False)
+    with pytest.warns(RuntimeWarning, match="GradScaler.step's inf check"):
+        compiled = run(True)
+    assert compiled == eager and eager[1] == 16.0  # grew twice (growth_interval 2, four clean steps)
+
+
+def test_update_after_unscale_only_reads_the_flag():
+    s = dt.amp.GradScaler("cpu", init_scale=8.0)
+    p, opt = _toy(dt, [1.0])
+    s.scale(p * float("inf")).backward()
+    s.unscale_(opt)  # no step(): update() still backs off on the recorded inf
+    s.update()
+    assert s.get_scale() == 4.0
+    with pytest.raises(ValueError, match="new_scale"):
+        s.update(dt.tensor([1.0, 2.0]))
+    s.update(dt.tensor([32.0]))
+    assert s.get_scale() == 32.0 and s.state_dict()["scale"] == 32.0
+    s.update(3.0)
+    np.testing.assert_array_equal(s.scale(dt.tensor([2.0])).numpy(), [6.0])

@@ -10,4 +10,4 @@ from ..ops.autocast import autocast  # noqa: F401
 from . import cpu_amp, cuda_amp  # noqa: F401
 from .grad_scaler import GradScaler  # noqa: F401
 
-__all__ = ["autocast", "GradScaler", "is_autocast_enabled", "get_autocast_dtype"]
+__all__ = ["autocast", "GradScaler", "is_autocast_enabled", "get_autocast_dtype", "cpu_amp", "cuda_amp"]

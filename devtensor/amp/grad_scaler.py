@@ -3,8 +3,9 @@ backward so small float16 gradients do not flush to zero; unscale_ divides the g
 records whether any is inf/nan; step skips the optimizer step when one was; update lowers the scale
 after such a step (backoff_factor) and raises it after growth_interval clean ones (growth_factor).
 
-The scale and the growth tracker live on the device as tensors (PyTorch's layout, and no host sync
-until step reads the inf flag, once per step)."""
+The scale lives on the device, so scale() multiplies without a sync, with a host copy beside it (the
+growth tracker is a host int): the one host read per step is step()'s inf flag, which decides whether
+the optimizer runs. Under dt.compile that read makes the step run eagerly, with compile's warning."""
 from __future__ import annotations
 
 import math
@@ -15,6 +16,7 @@ import numpy as np
 from .. import dtypes as _dt
 from ..autograd.grad_mode import no_grad
 from ..backends import get_backend
+from ..graph.capture import host_value
 from ..ops.creation import full, zeros
 from ..tensor import Tensor
 
@@ -41,19 +43,21 @@ class GradScaler:
                 raise ValueError("GradScaler: the backoff factor must be < 1.0.")
             if not isinstance(growth_interval, int) or growth_interval <= 0:
                 raise ValueError("GradScaler: growth_interval must be a positive int.")
-        self._init_scale = float(init_scale)
         self._growth_factor = float(growth_factor)
         self._backoff_factor = float(backoff_factor)
         self._growth_interval = growth_interval
-        self._init_growth_tracker = 0
+        self._value = float(np.float32(init_scale))  # the scale on the host (float32's value)
+        self._tracker = 0            # clean steps since the scale last changed
         self._scale = None           # float32 tensor of shape (1,), made on the first scale()'s device
-        self._growth_tracker = None  # int32 tensor of shape (1,): clean steps since the last change
         self._per_optimizer = {}     # id(optimizer) -> its stage in this iteration and inf flag
 
     # ---- scaling -----------------------------------------------------------------------------------
     def _lazy_init(self, dev):
-        self._scale = full((1,), self._init_scale, dtype=_dt.float32, device=dev)
-        self._growth_tracker = full((1,), self._init_growth_tracker, dtype=_dt.int32, device=dev)
+        self._scale = full((1,), self._value, dtype=_dt.float32, device=dev)
+
+    def _set(self, value):
+        self._value = value
+        self._scale.fill_(value)
 
     def scale(self, outputs):
         """outputs times the current scale: a tensor, or tensors nested in lists and tuples (same structure)."""
@@ -117,7 +121,8 @@ class GradScaler:
         if st["found_inf"] is None:
             raise AssertionError("No inf checks were recorded for this optimizer.")
         ret = None
-        if not float(st["found_inf"].item()):  # the one host read per step
+        st["inf"] = host_value(st["found_inf"], "GradScaler.step's inf check")  # the one host read per step
+        if not st["inf"]:
             ret = optimizer.step(*args, **kwargs)
         st["stage"] = STEPPED
         return ret
@@ -134,36 +139,37 @@ class GradScaler:
                     if new_scale.numel() != 1 or new_scale.dtype is not _dt.float32 or new_scale.requires_grad:
                         raise ValueError("new_scale should be a float or a 1-element torch.FloatTensor with "
                                          "requires_grad=False.")
-                    self._scale.copy_(new_scale.reshape(1).to(self._scale.device))
+                    self._set(float(host_value(new_scale, "GradScaler.update's new_scale")))
                 else:
-                    self._scale.fill_(float(new_scale))
+                    self._set(float(np.float32(new_scale)))
             else:
-                infs = [s["found_inf"] for s in self._per_optimizer.values() if s["found_inf"] is not None]
-                if not infs:
+                checked = [s for s in self._per_optimizer.values() if s["found_inf"] is not None]
+                if not checked:
                     raise AssertionError("No inf checks were recorded prior to update.")
-                self._update_scale(float(sum(float(f.item()) for f in infs)) > 0)
+                # step() read its flag already; an optimizer only unscale_d (no step) is read here
+                self._update_scale(any(s["inf"] if "inf" in s else host_value(s["found_inf"], "GradScaler.update's "
+                                       "inf check") for s in checked))
         self._per_optimizer = {}
 
     def _update_scale(self, found_inf):
-        # torch._amp_update_scale_'s rule, on the host: the tracker is read once per step anyway
+        """torch._amp_update_scale_'s rule, on the host copy, in float32 arithmetic as PyTorch's kernel."""
         if found_inf:
-            self._scale.mul_(self._backoff_factor)
-            self._growth_tracker.fill_(0)
+            self._set(float(np.float32(self._value) * np.float32(self._backoff_factor)))
+            self._tracker = 0
             return
-        n = int(self._growth_tracker.item()) + 1
-        if n == self._growth_interval:
-            with np.errstate(over="ignore"):  # the float32 scale's product, inf past float32's range
-                grown = float(np.float32(self.get_scale() * self._growth_factor))
+        self._tracker += 1
+        if self._tracker == self._growth_interval:
+            with np.errstate(over="ignore"):  # past float32's range the product is inf: the scale stays
+                grown = float(np.float32(self._value) * np.float32(self._growth_factor))
             if math.isfinite(grown):
-                self._scale.fill_(grown)
-            n = 0
-        self._growth_tracker.fill_(n)
+                self._set(grown)
+            self._tracker = 0
 
     # ---- accessors and state -----------------------------------------------------------------------
     def get_scale(self):
         if not self._enabled:
             return 1.0
-        return self._init_scale if self._scale is None else float(self._scale.item())
+        return self._value
 
     def get_growth_factor(self):
         return self._growth_factor
@@ -186,7 +192,7 @@ class GradScaler:
     def _get_growth_tracker(self):
         if not self._enabled:
             return 0
-        return self._init_growth_tracker if self._growth_tracker is None else int(self._growth_tracker.item())
+        return self._tracker
 
     def is_enabled(self):
         return self._enabled
@@ -204,12 +210,10 @@ class GradScaler:
         if len(state_dict) == 0:
             raise RuntimeError("The source state dict is empty, possibly because it was saved from a disabled "
                                "instance of GradScaler.")
-        self._init_scale = float(state_dict["scale"])
         self._growth_factor = float(state_dict["growth_factor"])
         self._backoff_factor = float(state_dict["backoff_factor"])
         self._growth_interval = int(state_dict["growth_interval"])
-        self._init_growth_tracker = int(state_dict["_growth_tracker"])
+        self._tracker = int(state_dict["_growth_tracker"])
+        self._value = float(np.float32(state_dict["scale"]))
         if self._scale is not None:
-            self._scale.fill_(self._init_scale)
-        if self._growth_tracker is not None:
-            self._growth_tracker.fill_(self._init_growth_tracker)
+            self._scale.fill_(self._value)
