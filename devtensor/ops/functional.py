@@ -199,6 +199,15 @@ def _torch_dropout_(input, p, train):
 
 
 # ---- normalisation and embedding (composites) -----------------------------------------------------
+_HALF = (_dt.float16, _dt.bfloat16)
+
+
+def in_input_dtype(out, input):
+    """A half-float input normalised with float32 weights or statistics (autocast's float32 master weights
+    meeting bfloat16 activations) comes out in the input's dtype, as from PyTorch's mixed-dtype norm kernels."""
+    return out.to(input.dtype) if input.dtype in _HALF and out.dtype is not input.dtype else out
+
+
 @composite(ref=_R.layer_norm, samples=_S.composite("layer_norm"), torch="torch.nn.functional.layer_norm")
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     if _AMP[0]:
@@ -223,7 +232,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
         out = out * weight
     if bias is not None:
         out = out + bias
-    return out
+    return in_input_dtype(out, input)
 
 
 @public(method=False, name="layer_norm")
@@ -265,7 +274,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         out = out * weight.reshape(shape)
     if bias is not None:
         out = out + bias.reshape(shape)
-    return out
+    return in_input_dtype(out, input)
 
 
 @public(method=False, name="batch_norm")
