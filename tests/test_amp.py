@@ -474,3 +474,69 @@ def test_update_after_unscale_only_reads_the_flag():
     assert s.get_scale() == 32.0 and s.state_dict()["scale"] == 32.0
     s.update(3.0)
     np.testing.assert_array_equal(s.scale(dt.tensor([2.0])).numpy(), [6.0])
+
+
+def _modules(lib):
+    nn = lib.nn
+    lib.manual_seed(0)
+    return {
+        "conv-bn-relu": nn.Sequential(nn.Conv2d(2, 4, 3), nn.BatchNorm2d(4), nn.ReLU()),
+        "ln-gelu": nn.Sequential(nn.Linear(6, 8), nn.LayerNorm(8), nn.GELU()),
+        "conv-groupnorm": nn.Sequential(nn.Conv2d(2, 4, 3), nn.GroupNorm(2, 4)),
+        "mha": nn.MultiheadAttention(6, 2, batch_first=True),
+        "encoder": nn.TransformerEncoderLayer(6, 2, 12, dropout=0.0, batch_first=True),
+        "lstm": nn.LSTM(6, 5, num_layers=2, batch_first=True),
+        "gru": nn.GRU(6, 5, batch_first=True, bidirectional=True),
+        "rnn": nn.RNN(6, 5),
+    }
+
+
+_X4 = np.random.default_rng(0).standard_normal((2, 2, 6, 6)).astype(np.float32)
+_X3 = np.random.default_rng(1).standard_normal((2, 4, 6)).astype(np.float32)
+_MOD_INPUTS = {"conv-bn-relu": (_X4,), "ln-gelu": (_X3,), "conv-groupnorm": (_X4,), "mha": (_X3, _X3, _X3),
+               "encoder": (_X3,), "lstm": (_X3,), "gru": (_X3,), "rnn": (_X3,)}
+
+
+@pytest.mark.parametrize("name", list(_MOD_INPUTS))
+def test_layers_under_autocast_give_pytorchs_dtypes(name):
+    """Layers that mix cast and uncast ops: the recurrent layers are one op each (nn.LSTM lowered on cpu, as
+    PyTorch's oneDNN layer; GRU / RNN not, their inner projection not cast either), and the norms keep a
+    bfloat16 input's dtype with float32 weights, as PyTorch's mixed-dtype kernels."""
+    tm, dm = _modules(torch)[name], _modules(dt)[name]
+    copy_weights(tm, dm)
+    with torch.autocast("cpu"):
+        want = tm(*[torch.tensor(a) for a in _MOD_INPUTS[name]])
+    with dt.autocast("cpu"):
+        got = dm(*[dt.tensor(a) for a in _MOD_INPUTS[name]])
+    want, got = (want[0], got[0]) if isinstance(want, tuple) else (want, got)
+    assert _name(got.dtype) == _name(want.dtype)
+    np.testing.assert_allclose(got.detach().float().numpy(), want.detach().float().numpy(), rtol=0.05, atol=0.05)
+    got.float().sum().backward()
+    assert {p.grad.dtype for p in dm.parameters() if p.grad is not None} == {dt.float32}
+
+
+@pytest.mark.parametrize("norm", ["layer_norm", "batch_norm", "group_norm"])
+def test_norms_keep_a_half_inputs_dtype_with_float32_weights(norm):
+    x = np.random.default_rng(2).standard_normal((2, 4, 3)).astype(np.float32)
+    w = np.linspace(0.5, 1.5, 4 if norm != "layer_norm" else 3).astype(np.float32)
+    args = {"layer_norm": lambda F, X, W: F.layer_norm(X, (3,), W, W),
+            "batch_norm": lambda F, X, W: F.batch_norm(X, None, None, W, W, training=True),
+            "group_norm": lambda F, X, W: F.group_norm(X, 2, W, W)}[norm]
+    for dd, td in ((dt.bfloat16, torch.bfloat16), (dt.float16, torch.float16)):
+        got = args(DF, dt.tensor(x).to(dd), dt.tensor(w))
+        want = args(TF, torch.tensor(x).to(td), torch.tensor(w))
+        assert got.dtype is dd and want.dtype is td
+        np.testing.assert_allclose(got.float().numpy(), want.float().numpy(), atol=0.05)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_erf_and_gelu_take_half_floats(dtype):
+    """numba compiles neither half float: erf (and gelu through it) computes in float32 and rounds back."""
+    x = np.linspace(-3, 3, 13).astype(np.float32)
+    dd, td = getattr(dt, dtype), getattr(torch, dtype)
+    # erf: PyTorch's bits; gelu is a composite whose half-float intermediates round (PyTorch's kernel
+    # keeps float32 inside): within a few of the dtype's ulps of 1
+    for fd, ft, atol in ((dt.erf, torch.erf, 0), (DF.gelu, TF.gelu, 1e-2)):
+        got, want = fd(dt.tensor(x).to(dd)), ft(torch.tensor(x).to(td))
+        assert got.dtype is dd
+        np.testing.assert_allclose(got.float().numpy(), want.float().numpy(), rtol=0, atol=atol)

@@ -17,11 +17,14 @@ from ..backends import get_backend
 from ..autocast_mode import ACTIVE, state  # noqa: F401 - ACTIVE: the flag callers test
 from ..tensor import Tensor
 
-# PyTorch's "lower precision" lists, as far as devtensor has the ops (mv is on cuda's, not on cpu's)
+# PyTorch's "lower precision" lists, as far as devtensor has the ops (mv is on cuda's, not on cpu's); the
+# recurrent layers by their modes' lower-cased names (nn.LSTM: on cpu's through its oneDNN layer)
 _LOWER_CPU = frozenset({
     "matmul", "mm", "bmm", "addmm", "baddbmm", "addbmm", "linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d",
-    "conv_transpose2d", "conv_transpose3d", "prelu", "scaled_dot_product_attention"})
-_LOWER_CUDA = _LOWER_CPU | {"mv", "addmv", "addr", "einsum", "chain_matmul", "multi_dot"}
+    "conv_transpose2d", "conv_transpose3d", "prelu", "scaled_dot_product_attention", "lstm", "rnn_tanh",
+    "rnn_relu"})
+# cuda's also takes nn.GRU (cuDNN's fused layer; on cpu PyTorch runs GRU in float32, nn.RNN through cast matmuls)
+_LOWER_CUDA = _LOWER_CPU | {"mv", "addmv", "addr", "einsum", "chain_matmul", "multi_dot", "gru"}
 
 # the "float32" lists: the losses on both; cuda's also has softmax, the norms and the wide-range math
 _LOSSES = frozenset({
