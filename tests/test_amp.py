@@ -176,6 +176,17 @@ def test_weight_casts_are_cached_within_a_region():
     assert w.grad.dtype is dt.float32
 
 
+def test_a_weight_written_in_place_is_cast_again():
+    w = dt.tensor(W, dtype=dt.float32, requires_grad=True)
+    x = _t_dt(A)
+    with dt.autocast("cpu"):
+        y0 = DF.linear(x, w).detach()
+        with dt.no_grad():
+            w.mul_(2.0)  # its version moves: the cached cast is stale
+        y1 = DF.linear(x, w).detach()
+    np.testing.assert_allclose(y1.float().numpy(), 2 * y0.float().numpy(), rtol=1e-2)
+
+
 def _forward_loss(lib, model, x, y, loss):
     with lib.autocast("cpu", dtype=lib.bfloat16):
         out = model(x)
@@ -222,6 +233,13 @@ def test_scale_and_unscale_values():
     assert s.get_scale() == 8.0 and s.is_enabled()
     out = s.scale(dt.tensor([1.5, -2.0]))
     np.testing.assert_array_equal(out.numpy(), [12.0, -16.0])
+    # the scaled tensor keeps its shape and dtype (PyTorch's 0-d float32 scale)
+    for v in (2.0, [2.0, 3.0]):
+        t = torch.amp.GradScaler("cpu", init_scale=8.0).scale(torch.tensor(v, dtype=torch.bfloat16))
+        got = s.scale(dt.tensor(v, dtype=dt.bfloat16))
+        assert tuple(got.shape) == tuple(t.shape) and _name(got.dtype) == _name(t.dtype)
+        np.testing.assert_array_equal(got.float().numpy(), t.float().numpy())
+    assert s.scale(dt.tensor([2.0], dtype=dt.bfloat16)).dtype is dt.bfloat16
     nested = s.scale([dt.tensor(1.0), (dt.tensor(2.0), dt.tensor(3.0))])
     assert isinstance(nested, list) and isinstance(nested[1], tuple)
     assert [nested[0].item(), nested[1][0].item(), nested[1][1].item()] == [8.0, 16.0, 24.0]

@@ -48,12 +48,12 @@ class GradScaler:
         self._growth_interval = growth_interval
         self._value = float(np.float32(init_scale))  # the scale on the host (float32's value)
         self._tracker = 0            # clean steps since the scale last changed
-        self._scale = None           # float32 tensor of shape (1,), made on the first scale()'s device
+        self._scale = None           # 0-d float32 tensor (the scaled tensor keeps its dtype), made on first use
         self._per_optimizer = {}     # id(optimizer) -> its stage in this iteration and inf flag
 
     # ---- scaling -----------------------------------------------------------------------------------
     def _lazy_init(self, dev):
-        self._scale = full((1,), self._value, dtype=_dt.float32, device=dev)
+        self._scale = full((), self._value, dtype=_dt.float32, device=dev)
 
     def _set(self, value):
         self._value = value
@@ -89,7 +89,7 @@ class GradScaler:
         if st["stage"] is STEPPED:
             raise RuntimeError("unscale_() is being called after step().")
         with no_grad():
-            inv = self._scale.double().reciprocal().float().reshape(())
+            inv = self._scale.double().reciprocal().float()
             found = zeros((), dtype=_dt.float32, device=self._scale.device)
             seen = 0
             for group in optimizer.param_groups:
