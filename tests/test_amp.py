@@ -558,3 +558,45 @@ def test_erf_and_gelu_take_half_floats(dtype):
         got, want = fd(dt.tensor(x).to(dd)), ft(torch.tensor(x).to(td))
         assert got.dtype is dd
         np.testing.assert_allclose(got.float().numpy(), want.float().numpy(), rtol=0, atol=atol)
+
+
+def _square_matmul(lib):
+    """A custom Function whose forward wants float32 (cast_inputs) and whose backward runs as forward did."""
+    amp = lib.amp
+    seen = []
+
+    class MyMM(lib.autograd.Function):
+        @staticmethod
+        @amp.custom_fwd(device_type="cpu", cast_inputs=lib.float32)
+        def forward(ctx, a, b):
+            ctx.save_for_backward(a, b)
+            seen.append(tuple(_name(t.dtype) for t in (a, b, a @ b)))  # inside: float32 inputs, autocast off
+            return a @ b
+
+        @staticmethod
+        @amp.custom_bwd(device_type="cpu")
+        def backward(ctx, g):
+            a, b = ctx.saved_tensors
+            return g @ b.T, a.T @ g
+
+    return MyMM, seen
+
+
+def test_custom_fwd_and_bwd_as_pytorch():
+    out = {}
+    for lib in (dt, torch):
+        fn, seen = _square_matmul(lib)
+        a = lib.tensor(A[:, :3].copy(), dtype=lib.float32, requires_grad=True)
+        b = lib.tensor(W[:, :3].T.copy(), dtype=lib.float32)
+        with lib.autocast("cpu"):
+            x = a.bfloat16()  # a bfloat16 activation reaching a float32-only Function
+            y = fn.apply(x, b)
+            z = (y @ b.T).float().sum()  # after it, autocast applies again
+        z.backward()
+        out[lib] = (y.dtype, a.grad.dtype, a.grad.numpy().copy())
+        assert seen == [("float32",) * 3]
+    assert _name(out[dt][0]) == _name(out[torch][0]) == "float32"
+    assert out[dt][1] is dt.float32
+    np.testing.assert_allclose(out[dt][2], out[torch][2], rtol=2e-2, atol=2e-2)
+    with pytest.warns(FutureWarning, match="torch.amp.custom_fwd"):
+        dt.cuda.amp.custom_fwd(cast_inputs=dt.float32)

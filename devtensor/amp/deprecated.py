@@ -5,6 +5,8 @@ from __future__ import annotations
 import warnings
 
 from ..ops.autocast import autocast as _autocast
+from .custom import custom_bwd as _custom_bwd
+from .custom import custom_fwd as _custom_fwd
 from .grad_scaler import GradScaler as _GradScaler
 
 
@@ -31,3 +33,27 @@ def scaler_for(device_type):
             super().__init__(device_type, init_scale, growth_factor, backoff_factor, growth_interval, enabled)
 
     return GradScaler
+
+
+def custom_fwd_for(device_type):
+    """torch.<device>.amp.custom_fwd(fwd=None, *, cast_inputs=None)."""
+
+    def custom_fwd(fwd=None, *, cast_inputs=None):
+        warnings.warn(f"`torch.{device_type}.amp.custom_fwd(args...)` is deprecated. Please use "
+                      f"`torch.amp.custom_fwd(args..., device_type='{device_type}')` instead.", FutureWarning,
+                      stacklevel=2)
+        return _custom_fwd(fwd, device_type=device_type, cast_inputs=cast_inputs)
+
+    return custom_fwd
+
+
+def custom_bwd_for(device_type):
+    """torch.<device>.amp.custom_bwd(bwd)."""
+
+    def custom_bwd(bwd):
+        warnings.warn(f"`torch.{device_type}.amp.custom_bwd(args...)` is deprecated. Please use "
+                      f"`torch.amp.custom_bwd(args..., device_type='{device_type}')` instead.", FutureWarning,
+                      stacklevel=2)
+        return _custom_bwd(bwd, device_type=device_type)
+
+    return custom_bwd
