@@ -600,3 +600,26 @@ def test_custom_fwd_and_bwd_as_pytorch():
     np.testing.assert_allclose(out[dt][2], out[torch][2], rtol=2e-2, atol=2e-2)
     with pytest.warns(FutureWarning, match="torch.amp.custom_fwd"):
         dt.cuda.amp.custom_fwd(cast_inputs=dt.float32)
+
+
+def test_two_optimizers_step_on_their_own_flags_and_update_backs_off_on_either():
+    res = {}
+    for lib in (dt, torch):
+        s = lib.amp.GradScaler("cpu", init_scale=16.0)
+        p1, o1 = _toy(lib, [1.0])
+        p2, o2 = _toy(lib, [1.0])
+        s.scale((p1 * float("inf")).sum() + (p2 * 2.0).sum()).backward()
+        r1, r2 = s.step(o1), s.step(o2)
+        s.update()
+        res[lib] = (r1, r2, p1.detach().numpy().tolist(), p2.detach().numpy().tolist(), s.get_scale())
+    assert res[dt] == res[torch]
+    assert res[dt][2] == [1.0] and res[dt][3] != [1.0] and res[dt][4] == 8.0
+
+
+def test_unscaling_float16_gradients_is_refused():
+    s = dt.amp.GradScaler("cpu", init_scale=2.0)
+    p = dt.nn.Parameter(dt.tensor([1.0], dtype=dt.float16))
+    opt = dt.optim.SGD([p], lr=0.1)
+    s.scale(p.float().sum()).backward()
+    with pytest.raises(ValueError, match="FP16 gradients"):
+        s.unscale_(opt)
