@@ -6,6 +6,8 @@
 """
 from __future__ import annotations
 
+import sys as _sys
+
 from ._version import __version__  # noqa: F401
 
 from . import _blas_env  # noqa: F401  (first: OpenBLAS reads its settings when numpy loads it)
@@ -50,6 +52,12 @@ from . import fit  # noqa: E402
 from . import compiler  # noqa: E402
 from . import onnx  # noqa: E402  (dt.onnx.export; the onnx package itself loads only when export runs)
 from .compiler import compile  # noqa: E402,A004 - torch.compile's name
+from . import amp, cpu  # noqa: E402  (torch.amp: autocast, GradScaler; torch.cpu)
+from .amp import autocast, get_autocast_dtype, is_autocast_enabled  # noqa: E402
+
+cuda.amp = amp.cuda_amp  # torch.cuda.amp's deprecated autocast / GradScaler (cuda.py sits below amp's layer)
+_sys.modules[__name__ + ".cuda.amp"] = amp.cuda_amp  # so `from devtensor.cuda.amp import GradScaler` works too
+_sys.modules[__name__ + ".cpu.amp"] = amp.cpu_amp
 from .determinism import (are_deterministic_algorithms_enabled,  # noqa: E402
                           is_deterministic_algorithms_warn_only_enabled, use_deterministic_algorithms)
 from .backends.cuda import get_float32_matmul_precision, set_float32_matmul_precision  # noqa: E402,F401

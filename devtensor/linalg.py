@@ -15,6 +15,8 @@ from . import dtypes as _dt
 from .dispatch import call
 from .ops import linalg_decomp as _D
 from .ops import linalg_ops as _L
+from .ops.autocast import ACTIVE as _AMP
+from .ops.autocast import cast_args as _autocast
 from .ops.elementwise import where as _where
 from .tensor import Tensor, _norm_dim
 
@@ -297,6 +299,8 @@ def matrix_power(A, n):
 def multi_dot(tensors):
     """The product of a chain of matrices (the first may be 1-D, as may the last), left to right."""
     ts = list(tensors)
+    if _AMP[0]:
+        ts = list(_autocast("multi_dot", *ts))
     if len(ts) < 2:
         raise RuntimeError(f"multi_dot(): expected at least 2 tensors but got {len(ts)}")
     out = ts[0]

@@ -19,7 +19,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent / "devtensor"
 # module-name prefix -> layer (the longest matching prefix wins)
 LAYERS = {
     "devtensor._blas_env": 0, "devtensor._version": 0, "devtensor.dtypes": 0, "devtensor.geometry": 0, "devtensor.determinism": 0,
-    "devtensor.bench": 0, "devtensor.autograd.grad_mode": 0,
+    "devtensor.bench": 0, "devtensor.autograd.grad_mode": 0, "devtensor.autocast_mode": 0,
     "devtensor.backends": 1,
     "devtensor.device": 2,
     "devtensor.tensor": 3, "devtensor.printing": 3,
@@ -28,7 +28,7 @@ LAYERS = {
     "devtensor.ops": 6, "devtensor.cuda": 6, "devtensor.autograd.function": 6, "devtensor.graph": 6,
     "devtensor.autograd": 7,
     "devtensor.nn": 8, "devtensor.optim": 8, "devtensor.utils": 8, "devtensor.datasets": 8,
-    "devtensor.serialization": 8, "devtensor.compiler": 8, "devtensor.distributed": 8,
+    "devtensor.serialization": 8, "devtensor.compiler": 8, "devtensor.distributed": 8, "devtensor.amp": 8,
     "devtensor.testing": 8, "devtensor.distributions": 8,
     "devtensor.fit": 9, "devtensor": 9,
     "devtensor.cli": 10, "devtensor.__main__": 10,

@@ -30,6 +30,7 @@ from __future__ import annotations
 import functools
 import warnings
 
+from ..autocast_mode import guard_key as _autocast_key
 from ..autograd.grad_mode import _grad_state
 from ..graph import capture as _capture
 from ..ops.generator import Generator
@@ -285,7 +286,7 @@ def _guard_key(args, kwargs, shapes=True):
     number of dims (a dynamic variant checks the sizes against its symbols)."""
     try:
         key = (_leaf_key(args, shapes), tuple(sorted((k, _leaf_key(v, shapes)) for k, v in kwargs.items())),
-               bool(_grad_state.enabled))
+               bool(_grad_state.enabled), _autocast_key())  # a graph traced under autocast holds its casts
         hash(key)
         return key
     except TypeError:

@@ -169,11 +169,12 @@ class Capture:
         self.graph.nodes.append(Node("@host", (), {"name": what, "fn": functools.partial(t._set_grad, None)}, (),
                                      self._module_path(), what))
 
-    def host_read(self, t, what):
+    def host_read(self, t, what, decides=False):
+        """A tensor's value read on the host. decides: devtensor's own code branches on it (GradScaler's
+        inf check), which a replay cannot reproduce, as a user's .item() cannot."""
         if self._suspended:
             return
-        caller = _caller_of_tensor_method()
-        if caller.startswith(_PKG):
+        if not decides and _caller_of_tensor_method().startswith(_PKG):
             return  # devtensor's own checks read values to raise errors; they decide nothing a replay needs
         self.host_reads.append((what, _user_frame()))
 
@@ -246,6 +247,15 @@ def _on_grad_set(t, g):
     cap = active()
     if cap is not None:
         cap.grad_set(t, g)
+
+
+def host_value(t, what):
+    """t.item() for devtensor code whose next steps depend on the value: a capture running on this thread
+    records the read, so dt.compile falls back to eager with its warning instead of baking the value in."""
+    cap = active() if RUNNING[0] else None
+    if cap is not None:
+        cap.host_read(t, what, decides=True)
+    return t.item()
 
 
 def _on_host_read(t, what):

@@ -24,6 +24,7 @@ from ..ops.inplace import apply_inplace as _apply_inplace
 from ..ops.linalg import linear  # noqa: F401 - re-exported: one fused op (matmul + bias)
 from ..ops.shape import pad  # noqa: F401 - re-exported
 from ..tensor import Tensor
+from ..ops.autocast import autocast_as as _autocast_as
 
 
 def sigmoid(input):
@@ -150,6 +151,7 @@ def _to_rows(input, target):
 
 @composite(ref=_R.cross_entropy, samples=_S.composite("cross_entropy"), torch="torch.nn.functional.cross_entropy",
            gradgrad=_S.cross_entropy_gradgrad)
+@_autocast_as("cross_entropy")
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
                   reduction="mean", label_smoothing=0.0):
     _expect_tensor("cross_entropy", "input", 1, input)
@@ -211,6 +213,7 @@ def _weighted_nll(logp, t, weight, ignore_index, reduction, label_smoothing, out
 
 
 @composite(ref=_R.nll_loss, samples=_S.composite("nll_loss"), torch="torch.nn.functional.nll_loss")
+@_autocast_as("nll_loss")
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
     _expect_tensor("nll_loss", "input", 1, input)
     if size_average is not None or reduce is not None:
@@ -252,16 +255,19 @@ def _pointwise_loss(op, input, target, size_average, reduce, reduction, weight, 
 
 
 @composite(ref=_R.mse_loss, samples=_S.composite("mse_loss"), torch="torch.nn.functional.mse_loss")
+@_autocast_as("mse_loss")
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
     return _pointwise_loss("mse_loss", input, target, size_average, reduce, reduction, weight, lambda d: d * d)
 
 
 @composite(ref=_R.l1_loss, samples=_S.composite("l1_loss"), torch="torch.nn.functional.l1_loss")
+@_autocast_as("l1_loss")
 def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
     return _pointwise_loss("l1_loss", input, target, size_average, reduce, reduction, weight, lambda d: d.abs())
 
 
 @composite(ref=_R.smooth_l1_loss, samples=_S.composite("smooth_l1_loss"), torch="torch.nn.functional.smooth_l1_loss")
+@_autocast_as("smooth_l1_loss")
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
     if beta < 0:
         raise RuntimeError(f"smooth_l1_loss: negative values for beta are not supported, got {beta}")
@@ -311,6 +317,7 @@ class _BinaryCrossEntropy(Function):
 
 @composite(ref=_R.binary_cross_entropy, samples=_S.composite("binary_cross_entropy"),
            torch="torch.nn.functional.binary_cross_entropy")
+@_autocast_as("binary_cross_entropy")
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
     _expect_tensor("binary_cross_entropy", "input", 1, input)
     _expect_tensor("binary_cross_entropy", "target", 2, target)
@@ -329,6 +336,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
 
 @composite(ref=_R.binary_cross_entropy_with_logits, samples=_S.composite("binary_cross_entropy_with_logits"),
            torch="torch.nn.functional.binary_cross_entropy_with_logits")
+@_autocast_as("binary_cross_entropy_with_logits")
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
                                      reduction="mean", pos_weight=None):
     _expect_tensor("binary_cross_entropy_with_logits", "input", 1, input)
@@ -370,6 +378,7 @@ def one_hot(tensor, num_classes=-1):
 
 
 @composite(ref=_R.softplus, samples=_S.composite("softplus"), torch="torch.nn.functional.softplus")
+@_autocast_as("softplus")
 def softplus(input, beta=1.0, threshold=20.0):
     _expect_tensor("softplus", "input", 1, input)
     bx = input * beta

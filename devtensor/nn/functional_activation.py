@@ -5,6 +5,8 @@ from __future__ import annotations
 import warnings
 
 from ..ops import elementwise as _E
+from ..ops.autocast import ACTIVE as _AMP
+from ..ops.autocast import cast_args as _autocast
 from .functional_base import _expect, _softmax
 
 
@@ -99,6 +101,8 @@ def mish(input, inplace=False):
 
 def prelu(input, weight):
     """x where x > 0, weight * x elsewhere; weight has one value or one per channel (dim 1, or 0 for 1-D)."""
+    if _AMP[0]:
+        input, weight = _autocast("prelu", input, weight)
     _expect("prelu", "input", input)
     _expect("prelu", "weight", weight, 2)
     n = weight.numel()

@@ -11,6 +11,8 @@ from .. import dtypes as _dt
 from ..ops import elementwise as _E
 from ..ops.creation import tensor, zeros
 from ..ops.linalg import linear
+from ..ops.autocast import ACTIVE as _AMP
+from ..ops.autocast import cast_args as _autocast
 from ..ops.shape import cat, pad as _pad_constant
 from ..tensor import Tensor
 from .functional_base import _dropout, _expect, _softmax
@@ -43,6 +45,8 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     attn_mask says which positions may be attended (True = take part), a float one is added to the
     scores; is_causal masks the upper triangle; a row with no position left gives zeros."""
     op = "scaled_dot_product_attention"
+    if _AMP[0]:  # a float attn_mask too: the scores stay in autocast's dtype
+        query, key, value, attn_mask = _autocast(op, query, key, value, attn_mask)
     for i, (n, t) in enumerate((("query", query), ("key", key), ("value", value))):
         _expect(op, n, t, i + 1)
     if query.ndim < 2 or key.ndim < 2 or value.ndim < 2:

@@ -8,6 +8,8 @@ import numpy as np
 
 from ..dispatch import call
 from ..ops import nn as _nnops
+from ..ops.autocast import ACTIVE as _AMP
+from ..ops.autocast import cast_args as _autocast
 from ..ops.creation import tensor
 from ..ops.linalg import linear
 from ..ops.shape import pad as _pad_constant
@@ -53,6 +55,8 @@ def _conv1d_input(op, input, weight, layout):
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """F.conv1d: input (N, C_in, L) or (C_in, L), weight (C_out, C_in / groups, K)."""
     op = "conv1d"
+    if _AMP[0]:
+        input, weight, bias = _autocast(op, input, weight, bias)
     x, squeeze = _conv1d_input(op, input, weight, "out_channels, in_channels/groups")
     s, d = _ntuple(stride, 1, "stride", op), _ntuple(dilation, 1, "dilation", op)
     p, extra = _conv_padding(op, padding, (weight.shape[2],), d, s, 1)
@@ -71,6 +75,8 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     The adjoint of conv2d, computed by conv2d's input-gradient op (the same kernels, autograd through
     its backward rule)."""
     op = "conv_transpose2d"
+    if _AMP[0]:
+        input, weight, bias = _autocast(op, input, weight, bias)
     _expect(op, "input", input)
     _expect(op, "weight", weight, 2)
     if input.ndim not in (3, 4) or weight.ndim != 4:
@@ -121,6 +127,8 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
 def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
     """F.conv_transpose1d: input (N, C_in, L) or (C_in, L), weight (C_in, C_out / groups, K)."""
     op = "conv_transpose1d"
+    if _AMP[0]:
+        input, weight, bias = _autocast(op, input, weight, bias)
     x, squeeze = _conv1d_input(op, input, weight, "in_channels, out_channels/groups")
     s, p = _ntuple(stride, 1, "stride", op)[0], _ntuple(padding, 1, "padding", op)[0]
     o, d = _ntuple(output_padding, 1, "output_padding", op)[0], _ntuple(dilation, 1, "dilation", op)[0]

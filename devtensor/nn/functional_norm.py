@@ -6,7 +6,9 @@ import math
 import warnings
 
 from ..autograd.grad_mode import no_grad
-from ..ops.functional import batch_norm
+from ..ops.autocast import ACTIVE as _AMP
+from ..ops.autocast import cast_args as _autocast
+from ..ops.functional import batch_norm, in_input_dtype
 from ..ops.shape import pad as _pad_constant
 from .functional_base import _avg_pool2d, _expect
 
@@ -14,6 +16,8 @@ from .functional_base import _avg_pool2d, _expect
 def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     """F.group_norm: statistics over each group of channels and the spatial dims (biased variance)."""
     op = "group_norm"
+    if _AMP[0]:
+        input, weight, bias = _autocast(op, input, weight, bias)
     _expect(op, "input", input)
     if input.ndim < 2:
         raise RuntimeError(f"{op}: Expected at least 2 dimensions for input tensor but received {input.ndim}")
@@ -31,7 +35,7 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
         out = out * weight.reshape(shape)
     if bias is not None:
         out = out + bias.reshape(shape)
-    return out
+    return in_input_dtype(out, input)
 
 
 def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None, use_input_stats=True,

@@ -10,6 +10,7 @@ from ..ops._api import composite
 from ..ops.elementwise import where
 from ..tensor import Tensor
 from .losses_base import _np_reduce, _reduce, _rng, _tensor
+from ..ops.autocast import autocast_as as _autocast_as
 
 
 # ---- CTC ----------------------------------------------------------------------------------------------------
@@ -80,6 +81,7 @@ def _ctc_grad(args, kwargs):
 @composite(ref=_ref_ctc, samples=_ctc_samples, torch="torch.nn.functional.ctc_loss", differentiable=_ctc_grad,
            gradgrad="PyTorch has no double backward for ctc_loss either; here the lattice's unreachable states are "
                     "-inf, where logsumexp's second derivative is 0 * inf")
+@_autocast_as("ctc_loss")
 def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reduction="mean", zero_infinity=False):
     """Connectionist Temporal Classification: -log of the total probability of every alignment of each target
     with its input frames (blanks between and around labels, repeats merged). log_probs: (T, N, C) or (T, C)

@@ -10,6 +10,7 @@ from ..ops._api import composite
 from ..ops.elementwise import exp, log1p, where
 from .losses_base import (_legacy, _log_sigmoid, _np_legacy, _np_reduce, _reduce, _reductions, _rng, _tensor,
                           _with_grad_of)
+from ..ops.autocast import autocast_as as _autocast_as
 
 
 # ---- distances ------------------------------------------------------------------------------------------
@@ -38,6 +39,7 @@ def _cos_grad(args, kwargs):
 
 @composite(ref=_ref_cosine_similarity, samples=_cos_samples, torch="torch.nn.functional.cosine_similarity",
            differentiable=_cos_grad)
+@_autocast_as("cosine_similarity")
 def cosine_similarity(x1, x2, dim=1, eps=1e-8):
     """x1 . x2 / (max(|x1|, eps) max(|x2|, eps)) along dim (each normalised first, as PyTorch)."""
     from ..ops.shape import broadcast_to
@@ -104,6 +106,7 @@ def _cos_emb_samples(dtype=np.float64):
 
 
 @composite(ref=_ref_cosine_embedding, samples=_cos_emb_samples, torch="torch.nn.functional.cosine_embedding_loss")
+@_autocast_as("cosine_embedding_loss")
 def cosine_embedding_loss(input1, input2, target, margin=0, size_average=None, reduce=None, reduction="mean"):
     """1 - cos(x1, x2) where target is 1, max(0, cos(x1, x2) - margin) where it is -1."""
     for n, v in (("input1", input1), ("input2", input2), ("target", target)):
@@ -140,6 +143,7 @@ def _mr_samples(dtype=np.float64):
 
 
 @composite(ref=_ref_margin_ranking, samples=_mr_samples, torch="torch.nn.functional.margin_ranking_loss")
+@_autocast_as("margin_ranking_loss")
 def margin_ranking_loss(input1, input2, target, margin=0, size_average=None, reduce=None, reduction="mean"):
     """max(0, -target (x1 - x2) + margin): target 1 means x1 should rank higher."""
     for n, v in (("input1", input1), ("input2", input2), ("target", target)):
@@ -166,6 +170,7 @@ def _he_samples(dtype=np.float64):
 
 
 @composite(ref=_ref_hinge_embedding, samples=_he_samples, torch="torch.nn.functional.hinge_embedding_loss")
+@_autocast_as("hinge_embedding_loss")
 def hinge_embedding_loss(input, target, margin=1.0, size_average=None, reduce=None, reduction="mean"):
     """x where target is 1, max(0, margin - x) where it is -1 (x: a distance)."""
     _tensor("hinge_embedding_loss", "input", input)
@@ -187,6 +192,7 @@ def _sm_samples(dtype=np.float64):
 
 
 @composite(ref=_ref_soft_margin, samples=_sm_samples, torch="torch.nn.functional.soft_margin_loss")
+@_autocast_as("soft_margin_loss")
 def soft_margin_loss(input, target, size_average=None, reduce=None, reduction="mean"):
     """log(1 + exp(-target x)): the logistic loss for targets in {-1, 1}."""
     _tensor("soft_margin_loss", "input", input)
@@ -220,6 +226,7 @@ def _mlsm_samples(dtype=np.float64):
 
 @composite(ref=_ref_multilabel_soft_margin, samples=_mlsm_samples,
            torch="torch.nn.functional.multilabel_soft_margin_loss")
+@_autocast_as("multilabel_soft_margin_loss")
 def multilabel_soft_margin_loss(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
     """Binary cross-entropy with logits per class, averaged over the classes (last dim), then reduced."""
     _tensor("multilabel_soft_margin_loss", "input", input)
@@ -282,6 +289,7 @@ def _mm_samples(dtype=np.float64):
 
 
 @composite(ref=_ref_multi_margin, samples=_mm_samples, torch="torch.nn.functional.multi_margin_loss")
+@_autocast_as("multi_margin_loss")
 def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=None, reduce=None, reduction="mean"):
     """The multi-class hinge loss: sum over j != y of max(0, margin - x[y] + x[j]) ** p, over C classes."""
     _tensor("multi_margin_loss", "input", input)
@@ -330,6 +338,7 @@ def _mlm_samples(dtype=np.float64):
 
 
 @composite(ref=_ref_multilabel_margin, samples=_mlm_samples, torch="torch.nn.functional.multilabel_margin_loss")
+@_autocast_as("multilabel_margin_loss")
 def multilabel_margin_loss(input, target, size_average=None, reduce=None, reduction="mean"):
     """Multi-label hinge loss: target holds class indices, ended by the first -1; for each target class j and
     non-target class k, max(0, 1 - (x[j] - x[k])), summed and divided by C."""
@@ -381,6 +390,7 @@ def _triplet_samples(dtype=np.float64):
 
 
 @composite(ref=_ref_triplet, samples=_triplet_samples, torch="torch.nn.functional.triplet_margin_loss")
+@_autocast_as("triplet_margin_loss")
 def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-6, swap=False, size_average=None,
                         reduce=None, reduction="mean"):
     """max(d(a, p) - d(a, n) + margin, 0) with d = pairwise_distance(p, eps); swap: d(a, n) becomes

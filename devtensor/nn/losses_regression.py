@@ -11,6 +11,7 @@ from ..autograd.grad_mode import no_grad
 from ..ops._api import composite
 from ..ops.elementwise import exp, log, where
 from .losses_base import _legacy, _np_legacy, _np_reduce, _reduce, _reductions, _rng, _same_size, _tensor, _with_grad_of
+from ..ops.autocast import autocast_as as _autocast_as
 
 
 # ---- huber ----------------------------------------------------------------------------------------------
@@ -33,6 +34,7 @@ def _huber_samples(dtype=np.float64):
 
 
 @composite(ref=_ref_huber, samples=_huber_samples, torch="torch.nn.functional.huber_loss")
+@_autocast_as("huber_loss")
 def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     """0.5 (x - y)^2 where |x - y| < delta, else delta (|x - y| - delta / 2)."""
     _tensor("huber_loss", "input", input)
@@ -82,6 +84,7 @@ def _kl_grad(args, kwargs):
 
 
 @composite(ref=_ref_kl_div, samples=_kl_samples, torch="torch.nn.functional.kl_div", differentiable=_kl_grad)
+@_autocast_as("kl_div")
 def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
     """KL(target || exp(input)) per element: target * (log(target) - input) (input holds log-probabilities;
     log_target=True: target does too). reduction='batchmean' divides the sum by the batch size, which is
@@ -133,6 +136,7 @@ def _poisson_samples(dtype=np.float64):
 
 
 @composite(ref=_ref_poisson, samples=_poisson_samples, torch="torch.nn.functional.poisson_nll_loss")
+@_autocast_as("poisson_nll_loss")
 def poisson_nll_loss(input, target, log_input=True, full=False, size_average=None, eps=1e-8, reduce=None,
                      reduction="mean"):
     """Negative log-likelihood of target ~ Poisson(rate): exp(input) - target * input (log_input), else
@@ -182,6 +186,7 @@ def _gauss_grad(args, kwargs):
 
 @composite(ref=_ref_gaussian, samples=_gauss_samples, torch="torch.nn.functional.gaussian_nll_loss",
            differentiable=_gauss_grad)
+@_autocast_as("gaussian_nll_loss")
 def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"):
     """Negative log-likelihood of target ~ N(input, var): 0.5 (log(var) + (input - target)^2 / var), var clamped
     to eps (the gradient passes the clamp unchanged, as PyTorch's in-place clamp under no_grad). var may have

@@ -14,6 +14,8 @@ from . import nn as _nnops
 from . import reference as _R
 from . import samples as _S
 from ._api import composite, not_a_tensor, public
+from .autocast import ACTIVE as _AMP
+from .autocast import cast_args as _autocast
 
 
 def _pair(v, name, op):
@@ -40,6 +42,8 @@ def check_float(op, *ts, cls=TypeError):
 # ---- convolution and pooling -------------------------------------------------------------------
 @public(method=False)
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    if _AMP[0]:
+        input, weight, bias = _autocast("conv2d", input, weight, bias)
     expect_tensor("conv2d", "input", 1, input)
     expect_tensor("conv2d", "weight", 2, weight)
     check_float("conv2d", input, weight, bias)
@@ -123,6 +127,8 @@ def _softmax_dim(op, input, dim, stacklevel):
 
 
 def _softmax(op, name, input, dim, dtype, stacklevel):
+    if _AMP[0] and dtype is None:  # on cuda's float32 list; an explicit dtype wins (as PyTorch)
+        input, = _autocast(name, input)
     expect_tensor(name, "input", 1, input)
     if dtype is not None:
         input = input.to(dtype)
@@ -193,8 +199,19 @@ def _torch_dropout_(input, p, train):
 
 
 # ---- normalisation and embedding (composites) -----------------------------------------------------
+_HALF = (_dt.float16, _dt.bfloat16)
+
+
+def in_input_dtype(out, input):
+    """A half-float input normalised with float32 weights or statistics (autocast's float32 master weights
+    meeting bfloat16 activations) comes out in the input's dtype, as from PyTorch's mixed-dtype norm kernels."""
+    return out.to(input.dtype) if input.dtype in _HALF and out.dtype is not input.dtype else out
+
+
 @composite(ref=_R.layer_norm, samples=_S.composite("layer_norm"), torch="torch.nn.functional.layer_norm")
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    if _AMP[0]:
+        input, weight, bias = _autocast("layer_norm", input, weight, bias)
     expect_tensor("layer_norm", "input", 1, input)
     if not isinstance(normalized_shape, (tuple, list)) and not hasattr(normalized_shape, "__len__"):
         raise TypeError(f"layer_norm: argument 'normalized_shape' (position 2) must be tuple of ints, not "
@@ -215,7 +232,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
         out = out * weight
     if bias is not None:
         out = out + bias
-    return out
+    return in_input_dtype(out, input)
 
 
 @public(method=False, name="layer_norm")
@@ -257,7 +274,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         out = out * weight.reshape(shape)
     if bias is not None:
         out = out + bias.reshape(shape)
-    return out
+    return in_input_dtype(out, input)
 
 
 @public(method=False, name="batch_norm")

@@ -6,6 +6,8 @@ import numpy as np
 from ..dispatch import KEEP, TENSOR_CLASSES, call, defop, op_error
 from ..tensor import Tensor
 from ._api import not_a_tensor, public
+from .autocast import ACTIVE as _AMP
+from .autocast import cast_args as _autocast
 from ..geometry import broadcast_shapes
 
 
@@ -60,6 +62,8 @@ _matmul = defop("matmul", ("a", "b"), rule=KEEP, meta=_matmul_meta, save=("a", "
 
 @public
 def matmul(input, other):
+    if _AMP[0]:  # inside an autocast region (one list read otherwise)
+        input, other = _autocast("matmul", input, other)
     # the common case first (Tensors of one dtype, >= 2-D, inner dims matching, equal batch dims):
     # the full checks below cost more than the rest of the call on a small product
     if input.__class__ in TENSOR_CLASSES and other.__class__ in TENSOR_CLASSES:
@@ -146,6 +150,8 @@ _linear = defop("linear", ("x", "w", "b"), rule=KEEP, meta=_linear_meta, save=("
 
 def linear(input, weight, bias=None):
     """F.linear: input (..., in) @ weight.T (weight (out, in)) + bias (out,)."""
+    if _AMP[0]:
+        input, weight, bias = _autocast("linear", input, weight, bias)
     # the common case first (nn.Linear's: Tensors of one dtype, shapes that fit), as matmul
     if input.__class__ in TENSOR_CLASSES and weight.__class__ in TENSOR_CLASSES:  # Parameter is one
         xd, wd = input._data, weight._data
@@ -198,14 +204,16 @@ def bmm(input, mat2):
 
 @public
 def mv(input, vec):
-    return matmul(input, vec)
+    if _AMP[0]:  # on cuda's autocast list, not on cpu's: not matmul's cast
+        input, vec = _autocast("mv", input, vec)
+    return _matmul_checked(input, vec)
 
 
 @public
 def dot(input, other):
     if input.ndim != 1 or other.ndim != 1:
         raise op_error("dot", "expected 1-D tensors", (input, other))
-    return matmul(input, other)
+    return _matmul_checked(input, other)  # not matmul's autocast: dot is on neither list
 
 
 @public

@@ -19,6 +19,9 @@ from ..dispatch import KEEP, call, defop
 from ..geometry import broadcast_shapes
 from ..tensor import Tensor, _norm_dim
 from ._api import FUNCTIONS, composite, public
+from .autocast import ACTIVE as _AMP
+from .autocast import cast_args as _autocast
+from .autocast import autocast_as as _autocast_as
 
 __all__ = ["einsum", "tensordot", "addmm", "addbmm", "baddbmm", "kron", "cdist", "diag", "diagonal", "diag_embed",
            "trace"]
@@ -203,6 +206,8 @@ def einsum(equation, *operands):
     output lists the letters used once in alphabetical order."""
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
         operands = tuple(operands[0])
+    if _AMP[0]:
+        operands = _autocast("einsum", *operands)
     if not isinstance(equation, str):  # einsum(op0, sublist0, op1, sublist1, ..., [out]): PyTorch's sublist form
         return _einsum_sublist(equation, *operands)
     for t in operands:
@@ -443,6 +448,8 @@ def _ref_addmm(input, mat1, mat2, *, beta=1, alpha=1):
 @public
 def addmm(input, mat1, mat2, *, beta=1, alpha=1):
     """beta * input + alpha * (mat1 @ mat2)."""
+    if _AMP[0]:  # all three in autocast's dtype: the sum too (as PyTorch)
+        input, mat1, mat2 = _autocast("addmm", input, mat1, mat2)
     if mat1.ndim != 2 or mat2.ndim != 2:
         raise RuntimeError(f"addmm: expected 2D matrices, got {mat1.ndim}D and {mat2.ndim}D")
     return _add_scaled(input, mat1 @ mat2, beta, alpha)
@@ -459,6 +466,8 @@ def _baddbmm_samples(dtype=np.float64):
 @public
 def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):
     """beta * input + alpha * (batch1 @ batch2), batch by batch."""
+    if _AMP[0]:  # all three in autocast's dtype: the sum too (as PyTorch)
+        input, batch1, batch2 = _autocast("baddbmm", input, batch1, batch2)
     if batch1.ndim != 3 or batch2.ndim != 3:
         raise RuntimeError(f"baddbmm: batch1 and batch2 must be 3D tensors, got {batch1.ndim}D and {batch2.ndim}D")
     return _add_scaled(input, batch1 @ batch2, beta, alpha)
@@ -475,6 +484,8 @@ def _addbmm_samples(dtype=np.float64):
 @public
 def addbmm(input, batch1, batch2, *, beta=1, alpha=1):
     """beta * input + alpha * sum over the batch of batch1[i] @ batch2[i]."""
+    if _AMP[0]:  # all three in autocast's dtype: the sum too (as PyTorch)
+        input, batch1, batch2 = _autocast("addbmm", input, batch1, batch2)
     if batch1.ndim != 3 or batch2.ndim != 3:
         raise RuntimeError(f"addbmm: batch1 and batch2 must be 3D tensors, got {batch1.ndim}D and {batch2.ndim}D")
     return _add_scaled(input, (batch1 @ batch2).sum(0), beta, alpha)
@@ -515,6 +526,7 @@ def _ref_cdist(x1, x2, p=2.0, compute_mode=None):
 
 
 @public(method=False)
+@_autocast_as("cdist")
 def cdist(x1, x2, p=2.0, compute_mode="use_mm_for_euclid_dist_if_necessary"):
     """The p-norm distance between each row of x1 and each row of x2 (batched); gradient 0 at distance 0.
     Computed directly (PyTorch's matmul shortcut for p=2 trades accuracy for speed on large inputs)."""

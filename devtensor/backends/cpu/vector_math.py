@@ -16,6 +16,8 @@ _erf_ufunc = None
 
 def erf(x):
     global _erf_ufunc
+    if x.dtype.kind != "f" or x.dtype.itemsize < 4:  # float16 / bfloat16 (numba has neither): in float32, rounded
+        return erf(x.astype(np.float32)).astype(x.dtype)
     if _erf_ufunc is None:
         # vectorize without signatures: a lazy DUFunc compiles per dtype on first call, cached
         @numba.vectorize(cache=True)

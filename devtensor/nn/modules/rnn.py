@@ -20,6 +20,9 @@ import numpy as np
 
 from ...dispatch import call
 from ...ops import rnn as _R
+from ...ops.autocast import ACTIVE as _AMP
+from ...ops.autocast import autocast as _autocast_region
+from ...ops.autocast import cast_args as _autocast
 from ...ops.creation import empty, zeros
 from ...ops.shape import cat, stack
 from ...tensor import Tensor
@@ -196,6 +199,14 @@ class RNNBase(Module):
         return layer_in, hs, cs
 
     def _direction(self, x, w_ih, w_hh, b_ih, b_hh, w_hr, h0, c0, reverse, batch_sizes):
+        if _AMP[0]:  # inside autocast the layer is one op, as PyTorch's fused RNN: cast once, then no inner casts
+            name = self.mode.lower()
+            x, w_ih, w_hh, b_ih, b_hh, w_hr, h0, c0 = _autocast(name, x, w_ih, w_hh, b_ih, b_hh, w_hr, h0, c0)
+            with _autocast_region(x.device.type, enabled=False):
+                return self._direction_(x, w_ih, w_hh, b_ih, b_hh, w_hr, h0, c0, reverse, batch_sizes)
+        return self._direction_(x, w_ih, w_hh, b_ih, b_hh, w_hr, h0, c0, reverse, batch_sizes)
+
+    def _direction_(self, x, w_ih, w_hh, b_ih, b_hh, w_hr, h0, c0, reverse, batch_sizes):
         mode = self.mode
         attrs = {"reverse": reverse, "batch_sizes": batch_sizes}
         T, B = x.shape[0], x.shape[1]
