@@ -38,3 +38,12 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(params=devices_under_test())
 def device(request):
     return request.param
+
+
+def raises_like_torch(fn, tfn):
+    """fn (devtensor) raises the exception type and message tfn (PyTorch) raises, 'devtensor' read as 'torch'."""
+    with pytest.raises(Exception) as te:
+        tfn()
+    with pytest.raises(type(te.value)) as de:
+        fn()
+    assert str(de.value).replace("devtensor", "torch") == str(te.value)

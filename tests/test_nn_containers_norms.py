@@ -10,6 +10,7 @@ import pytest
 
 import devtensor as dt
 from devtensor import nn
+from conftest import raises_like_torch
 
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.filterwarnings("ignore:.*weight_norm.*is deprecated:FutureWarning")  # torch's, not ours
@@ -23,13 +24,6 @@ def _tn(t):
     return t.detach().numpy()
 
 
-def _raises_like(fn, tfn):
-    """Both raise the same exception type with the same message."""
-    with pytest.raises(Exception) as te:
-        tfn()
-    with pytest.raises(type(te.value)) as de:
-        fn()
-    assert str(de.value).replace("devtensor", "torch") == str(te.value)
 
 
 # ---- ParameterList / ParameterDict ----------------------------------------------------------
@@ -73,11 +67,11 @@ def test_parameter_containers_repr_and_errors_match_torch():
     assert list(dd.keys()) == list(td.keys()) == ["z", "a"]
     # torch writes the legacy type name (FloatTensor) in ParameterDict's repr; devtensor the dtype
     assert repr(dd) == repr(td).replace("torch.FloatTensor", "devtensor.float32")
-    _raises_like(lambda: dl[5], lambda: tl[5])
-    _raises_like(lambda: dl.extend(dt.ones(2)), lambda: tl.extend(torch.ones(2)))
-    _raises_like(lambda: dl(), lambda: tl())
-    _raises_like(lambda: dd[1], lambda: td[1])
-    _raises_like(lambda: dd.update([("a", 1, 2)]), lambda: td.update([("a", 1, 2)]))
+    raises_like_torch(lambda: dl[5], lambda: tl[5])
+    raises_like_torch(lambda: dl.extend(dt.ones(2)), lambda: tl.extend(torch.ones(2)))
+    raises_like_torch(lambda: dl(), lambda: tl())
+    raises_like_torch(lambda: dd[1], lambda: td[1])
+    raises_like_torch(lambda: dd.update([("a", 1, 2)]), lambda: td.update([("a", 1, 2)]))
     assert dd.get("nope") is None and "z" in dd and "nope" not in dd
 
 
@@ -136,11 +130,11 @@ def test_weight_norm_matches_torch(dim):
 
 
 def test_weight_norm_errors_match_torch():
-    _raises_like(lambda: nn.utils.remove_weight_norm(nn.Linear(3, 4), "bias"),
+    raises_like_torch(lambda: nn.utils.remove_weight_norm(nn.Linear(3, 4), "bias"),
                  lambda: torch.nn.utils.remove_weight_norm(torch.nn.Linear(3, 4), "bias"))
-    _raises_like(lambda: nn.utils.weight_norm(nn.utils.weight_norm(nn.Linear(3, 4))),
+    raises_like_torch(lambda: nn.utils.weight_norm(nn.utils.weight_norm(nn.Linear(3, 4))),
                  lambda: torch.nn.utils.weight_norm(torch.nn.utils.weight_norm(torch.nn.Linear(3, 4))))
-    _raises_like(lambda: nn.utils.weight_norm(nn.Linear(3, 4), dim=5),
+    raises_like_torch(lambda: nn.utils.weight_norm(nn.Linear(3, 4), dim=5),
                  lambda: torch.nn.utils.weight_norm(torch.nn.Linear(3, 4), dim=5))
 
 
@@ -200,11 +194,11 @@ def test_spectral_norm_sigma_is_the_largest_singular_value():
 
 
 def test_spectral_norm_errors_match_torch():
-    _raises_like(lambda: nn.utils.spectral_norm(nn.Linear(3, 4), n_power_iterations=0),
+    raises_like_torch(lambda: nn.utils.spectral_norm(nn.Linear(3, 4), n_power_iterations=0),
                  lambda: torch.nn.utils.spectral_norm(torch.nn.Linear(3, 4), n_power_iterations=0))
-    _raises_like(lambda: nn.utils.spectral_norm(nn.utils.spectral_norm(nn.Linear(3, 4))),
+    raises_like_torch(lambda: nn.utils.spectral_norm(nn.utils.spectral_norm(nn.Linear(3, 4))),
                  lambda: torch.nn.utils.spectral_norm(torch.nn.utils.spectral_norm(torch.nn.Linear(3, 4))))
-    _raises_like(lambda: nn.utils.remove_spectral_norm(nn.Linear(3, 4)),
+    raises_like_torch(lambda: nn.utils.remove_spectral_norm(nn.Linear(3, 4)),
                  lambda: torch.nn.utils.remove_spectral_norm(torch.nn.Linear(3, 4)))
 
 
