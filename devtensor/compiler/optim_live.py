@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..dispatch import OPS
 from ..optim.adam import Adam
 from ..optim.optimizer import _float
 from ..optim.sgd import SGD
@@ -54,9 +55,11 @@ def _one_cpu_dtype(ps):
     return all(j[0]._device.type == "cpu" and j[2].dtype is ps[0][2].dtype for j in ps)
 
 
-def _bump_written(ps, state_names, op_name):
-    """The version counters of what the step wrote (each parameter and its state tensors), as the
-    optimizer's own step bumps those its op declares in `mutates`."""
+def _bump_written(ps, op_name):
+    """The version counters of what the step wrote: what its op declares in `mutates` (the parameter
+    and the state tensors named as its inputs), as the optimizer's own step bumps them."""
+    op = OPS[op_name]
+    state_names = [op.inputs[i] for i in op.mutates if i != 0]  # input 0 is the parameter
     for p, _, _, _, st in ps:
         p._bump(op_name)
         for name in state_names:
@@ -156,7 +159,7 @@ class _Adam(_Live):
                     mx = st["max_exp_avg_sq"]._data if amsgrad else None
                     k(d, ga, st["exp_avg"]._data, st["exp_avg_sq"]._data, mx, lr, beta1, beta2, eps, wd, decoupled,
                       step, amsgrad, maximize)
-            _bump_written(ps, ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"), "adam_step_")
+            _bump_written(ps, "adam_step_")
 
 
 class _SGD(_Live):
@@ -187,4 +190,4 @@ class _SGD(_Live):
                 for p, k, d, ga, st in ps:
                     buf = st["momentum_buffer"]._data if momentum else None
                     k(d, ga, buf, lr, momentum, dampening, wd, nesterov, maximize, False)
-            _bump_written(ps, ("momentum_buffer",), "sgd_step_")
+            _bump_written(ps, "sgd_step_")
